@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages a make target needs, or say exactly what to install.
+# Usage: mk/deps.sh build|test|bench
+set -eu
+build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev"
+test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 iproute2 procps"
+bench_pkgs="$build_pkgs microsocks dante-server procps"
+case "${1:-build}" in
+build) want=$build_pkgs ;;
+test) want=$test_pkgs ;;
+bench) want=$bench_pkgs ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "missing Debian packages:$missing" >&2
+	echo "install them with: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! apt-get install -y -q --no-install-recommends $missing >&2; then
+	apt-get update -q >&2
+	apt-get install -y -q --no-install-recommends $missing >&2
+fi
