@@ -32,9 +32,10 @@ struct netaddr {
 };
 
 /* Split "host:port", "[v6]:port" or ":port" into host and port strings.
- * Brackets are removed from an IPv6 host. The host may be empty; the port
- * may be empty only when allow_empty_port. Returns 0, or -1 when malformed
- * or when a part does not fit its buffer (NUL included). */
+ * Brackets are removed from an IPv6 host. The ':' separator is required,
+ * but the host and the port may each be empty (callers decide); the port
+ * is not parsed (see addr_parse_port). Returns 0, or -1 when malformed or
+ * when a part does not fit its buffer (NUL included). */
 int addr_splithostport(const char *s, size_t len, char *host, size_t hostcap,
 		       char *port, size_t portcap);
 
