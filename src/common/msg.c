@@ -1,0 +1,94 @@
+#include "common/msg.h"
+
+#include <stddef.h>
+
+#include "common/config.h"
+
+#define EXACT(t) sizeof(t), sizeof(t)
+
+static const struct msg_desc msg_table[] = {
+	{ MSG_CONFIG, "CONFIG", CHAN_PARENT_FRONT, ROLE_PARENT, MSG_FD_NONE,
+	  EXACT(struct config) },
+	{ MSG_RESOLVCONF, "RESOLVCONF", CHAN_PARENT_FRONT, ROLE_PARENT,
+	  MSG_FD_NONE, 0, 64u << 10 },
+	{ MSG_HOSTS, "HOSTS", CHAN_PARENT_FRONT, ROLE_PARENT, MSG_FD_NONE, 0,
+	  1u << 20 },
+	{ MSG_LISTENER, "LISTENER", CHAN_PARENT_FRONT, ROLE_PARENT,
+	  MSG_FD_REQUIRED, EXACT(struct msg_listener) },
+	{ MSG_START, "START", CHAN_PARENT_FRONT, ROLE_PARENT, MSG_FD_NONE, 0,
+	  0 },
+	{ MSG_SHUTDOWN, "SHUTDOWN", CHAN_PARENT_FRONT, ROLE_PARENT,
+	  MSG_FD_NONE, EXACT(struct msg_shutdown) },
+	{ MSG_PING, "PING", CHAN_PARENT_FRONT, ROLE_PARENT, MSG_FD_NONE,
+	  EXACT(struct msg_ping) },
+	{ MSG_READY, "READY", CHAN_PARENT_FRONT, ROLE_FRONT, MSG_FD_NONE, 0,
+	  0 },
+	{ MSG_PONG, "PONG", CHAN_PARENT_FRONT, ROLE_FRONT, MSG_FD_NONE,
+	  EXACT(struct msg_ping) },
+	{ MSG_DRAINED, "DRAINED", CHAN_PARENT_FRONT, ROLE_FRONT, MSG_FD_NONE,
+	  0, 0 },
+};
+
+const struct msg_desc *msg_lookup(uint16_t type)
+{
+	for (size_t i = 0; i < sizeof(msg_table) / sizeof(msg_table[0]); i++)
+		if (msg_table[i].type == type)
+			return &msg_table[i];
+	return NULL;
+}
+
+const char *msg_name(uint16_t type)
+{
+	const struct msg_desc *d = msg_lookup(type);
+	return d != NULL ? d->name : "UNKNOWN";
+}
+
+const char *role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_PARENT:
+		return "main";
+	case ROLE_FRONT:
+		return "front";
+	case ROLE_RULESET:
+		return "ruleset";
+	default:
+		return "?";
+	}
+}
+
+int msg_check(enum chan_kind chan, enum role sender, const struct msg *m,
+	      const char **why)
+{
+	const struct msg_desc *d = msg_lookup(m->type);
+
+	if (d == NULL) {
+		*why = "unknown message type";
+		return -1;
+	}
+	if (d->chan != chan || d->sender != sender) {
+		*why = "message not permitted from this sender";
+		return -1;
+	}
+	if (m->len < d->minlen || m->len > d->maxlen) {
+		*why = "wrong payload size";
+		return -1;
+	}
+	switch (d->fd) {
+	case MSG_FD_NONE:
+		if (m->fd >= 0 || m->fd_lost) {
+			*why = "unexpected file descriptor";
+			return -1;
+		}
+		break;
+	case MSG_FD_REQUIRED:
+		if (m->fd < 0 && !m->fd_lost) {
+			*why = "file descriptor missing";
+			return -1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,100 @@
+/* msg: the one catalogue of messages between the processes.
+ *
+ * Every type has one channel, one sender, a payload size rule (exact, or
+ * a bounded range) and an fd rule. The receiver checks a message against
+ * the catalogue (msg_check) before looking at it; anything that does not
+ * match is a protocol violation by the sender. */
+#ifndef NEOSOCKSD_MSG_H
+#define NEOSOCKSD_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/msgchan.h"
+
+enum role {
+	ROLE_PARENT = 0,
+	ROLE_FRONT,
+	ROLE_RULESET,
+	ROLE_COUNT
+};
+
+enum chan_kind {
+	CHAN_PARENT_FRONT = 0,
+	CHAN_PARENT_RULESET,
+	CHAN_FRONT_RULESET,
+	CHAN_COUNT
+};
+
+/* Largest payload on any channel (Lua sources up to the API's 4 MiB body
+ * plus framing; resolv.conf/hosts). */
+#define MSG_MAXLEN (8u << 20)
+/* Most bytes a sender may queue on one channel. */
+#define MSG_WMAX (64u << 20)
+
+enum msg_type {
+	MSG_INVALID = 0,
+
+	/* parent -> front */
+	MSG_CONFIG = 1,   /* struct config, exact */
+	MSG_RESOLVCONF,   /* resolv.conf contents, 0..64 KiB */
+	MSG_HOSTS,        /* hosts file contents, 0..1 MiB */
+	MSG_LISTENER,     /* struct msg_listener + listening socket fd */
+	MSG_START,        /* empty: configuration complete, start serving */
+	MSG_SHUTDOWN,     /* struct msg_shutdown: stop accepting, drain */
+	MSG_PING,         /* struct msg_ping */
+
+	/* front -> parent */
+	MSG_READY = 32,   /* empty: sandboxed and serving */
+	MSG_PONG,         /* struct msg_ping, echoed */
+	MSG_DRAINED,      /* empty: no sessions left after MSG_SHUTDOWN */
+
+	MSG_TYPE_MAX = 255
+};
+
+enum msg_fd_rule {
+	MSG_FD_NONE = 0,
+	MSG_FD_REQUIRED,
+	MSG_FD_OPTIONAL,
+};
+
+struct msg_desc {
+	uint16_t type;
+	const char *name;
+	uint8_t chan;   /* enum chan_kind */
+	uint8_t sender; /* enum role */
+	uint8_t fd;     /* enum msg_fd_rule */
+	uint32_t minlen, maxlen; /* equal: exact size */
+};
+
+enum listener_kind {
+	LISTENER_SOCKS = 1, /* SOCKS4/4A/5 (or -f forward) on -l */
+	LISTENER_HTTP,      /* HTTP proxy */
+	LISTENER_FORWARD,   /* -f: plain TCP forward on -l */
+	LISTENER_API,       /* REST API */
+};
+
+struct msg_listener {
+	uint32_t kind; /* enum listener_kind */
+};
+
+struct msg_shutdown {
+	double drain_seconds;
+};
+
+struct msg_ping {
+	uint64_t seq;
+};
+
+/* The descriptor of a type, or NULL for an unknown type. */
+const struct msg_desc *msg_lookup(uint16_t type);
+const char *msg_name(uint16_t type);
+const char *role_name(enum role r);
+
+/* Check a received message: known type, sent on this channel by this
+ * sender, payload size within the rule, fd present exactly when required.
+ * Returns 0, or -1 with a static reason in *why. */
+int msg_check(enum chan_kind chan, enum role sender, const struct msg *m,
+	      const char **why);
+
+#endif
