@@ -9,7 +9,9 @@
  * answer: 400, 431, 501 or 505; p->why a static reason for logs), 0 need
  * more bytes, >0 the head is complete and that many bytes (request line,
  * fields and the empty line) belong to it. Bytes after the head (a body,
- * a pipelined request, tunnel payload) are left to the caller.
+ * a pipelined request, tunnel payload) are left to the caller. The head
+ * struct need not persist between calls: it is written by the call that
+ * returns > 0.
  *
  * Refused with 400: bare LF or bare CR, NUL or other control bytes (HTAB
  * allowed inside field values), obs-fold (a line starting with SP/HTAB),
