@@ -1,0 +1,198 @@
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+int log_level = LOGL_NOTICE;
+
+static int log_fd = 2;
+static bool log_nonblock;
+static bool log_is_socket;
+static char log_role[16] = "main";
+static bool log_syslog;
+static uint64_t log_ndropped;
+static uint64_t log_ndropped_reported;
+
+static const char log_letters[] = "-FEWIIDVV";
+
+void log_set_fd(int fd, bool nonblock)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	log_fd = fd;
+	log_nonblock = nonblock;
+	log_is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+	if (nonblock) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl != -1)
+			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	}
+}
+
+void log_init(const char *role, int fd, bool nonblock)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+	tzset();
+	log_set_fd(fd, nonblock);
+}
+
+int log_get_fd(void)
+{
+	return log_fd;
+}
+
+uint64_t log_dropped(void)
+{
+	return log_ndropped;
+}
+
+static size_t log_timestamp(char *buf, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, cap, "%FT%T%z", &tm);
+	/* +hhmm -> +hh:mm as RFC 3339 wants */
+	if (n >= 5 && n + 1 < cap) {
+		memmove(buf + n - 1, buf + n - 2, 3);
+		buf[n - 2] = ':';
+		n++;
+	}
+	return n;
+}
+
+void log_use_syslog(void)
+{
+	openlog("neosocksd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = true;
+}
+
+static int log_syslog_prio(char letter)
+{
+	switch (letter) {
+	case 'F':
+		return LOG_CRIT;
+	case 'E':
+		return LOG_ERR;
+	case 'W':
+		return LOG_WARNING;
+	case 'I':
+		return LOG_NOTICE;
+	default:
+		return LOG_DEBUG;
+	}
+}
+
+/* One write per line: lines up to PIPE_BUF never interleave. Sockets get
+ * MSG_DONTWAIT so a stalled journal never blocks the parent either. */
+static bool log_emit(const char *buf, size_t len)
+{
+	ssize_t n;
+
+	if (log_syslog) {
+		/* "<L> <time> " is syslog's own business */
+		const char *msg = memchr(buf, ' ', len);
+		if (msg != NULL)
+			msg = memchr(msg + 1, ' ', len - (size_t)(msg + 1 - buf));
+		if (msg == NULL || len == 0)
+			return true;
+		msg++;
+		syslog(log_syslog_prio(buf[0]), "%.*s",
+		       (int)(len - (size_t)(msg - buf) -
+			     (buf[len - 1] == '\n' ? 1 : 0)),
+		       msg);
+		return true;
+	}
+	if (log_fd < 0)
+		return true; /* --log discard */
+
+	do {
+		if (log_is_socket)
+			n = send(log_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			n = write(log_fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len;
+}
+
+void log_write(int level, const char *file, int line, const char *fmt, ...)
+{
+	char buf[2048];
+	size_t n;
+	int r;
+	va_list ap;
+	int saved = errno;
+
+	if (level < 0 || level > LOGL_VVERBOSE)
+		level = LOGL_VVERBOSE;
+	buf[0] = log_letters[level];
+	buf[1] = ' ';
+	n = 2 + log_timestamp(buf + 2, sizeof(buf) - 2);
+	if (log_ndropped != log_ndropped_reported) {
+		r = snprintf(buf + n, sizeof(buf) - n,
+			     " %s[%d] log.c:0 (%llu log lines dropped)\n",
+			     log_role, (int)getpid(),
+			     (unsigned long long)(log_ndropped -
+						  log_ndropped_reported));
+		if (r > 0 && (size_t)r < sizeof(buf) - n &&
+		    log_emit(buf, n + (size_t)r))
+			log_ndropped_reported = log_ndropped;
+	}
+	r = snprintf(buf + n, sizeof(buf) - n, " %s[%d] %s:%d ", log_role,
+		     (int)getpid(), file, line);
+	if (r < 0 || (size_t)r >= sizeof(buf) - n)
+		goto out;
+	n += (size_t)r;
+	va_start(ap, fmt);
+	r = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		goto out;
+	n += (size_t)r < sizeof(buf) - n - 1 ? (size_t)r : sizeof(buf) - n - 2;
+	/* no control characters from messages reach the log stream */
+	for (size_t i = 2; i < n; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c < 0x20 || c == 0x7f)
+			buf[i] = '?';
+	}
+	buf[n++] = '\n';
+	if (!log_emit(buf, n))
+		log_ndropped++;
+out:
+	errno = saved;
+}
+
+void log_forward(const char *buf, size_t len)
+{
+	if (len > 0 && !log_emit(buf, len))
+		log_ndropped++;
+}
+
+bool log_ratelimit_pass(struct log_ratelimit *rl, int interval_s,
+			uint32_t *suppressed)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (rl->last_ms != 0 && now - rl->last_ms < (int64_t)interval_s * 1000) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->last_ms = now;
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}

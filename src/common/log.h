@@ -1,0 +1,81 @@
+/* log: levelled log lines on a file descriptor, never blocking a child.
+ *
+ * Line format: "<L> <time> <role>[<pid>] <file>:<line> <message>\n", with
+ * L one of F E W I I D V V (levels 1..8). Children log into a pipe whose
+ * write end is non-blocking: when it is full the line is dropped and
+ * counted; the count is reported on the next line that gets through. */
+#ifndef NEOSOCKSD_LOG_H
+#define NEOSOCKSD_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level {
+	LOGL_SILENT = 0,
+	LOGL_FATAL = 1,
+	LOGL_ERROR = 2,
+	LOGL_WARN = 3,
+	LOGL_NOTICE = 4,
+	LOGL_INFO = 5,
+	LOGL_DEBUG = 6,
+	LOGL_VERBOSE = 7,
+	LOGL_VVERBOSE = 8,
+};
+
+extern int log_level;
+
+/* role: "main", "front", "ruleset"; fd: where lines go. nonblock: set
+ * O_NONBLOCK on fd (only for a pipe owned by this process). */
+void log_init(const char *role, int fd, bool nonblock);
+void log_set_fd(int fd, bool nonblock);
+int log_get_fd(void);
+void log_write(int level, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Write lines already formatted by a child (each ending in '\n'). */
+void log_forward(const char *buf, size_t len);
+/* Send this process's lines (and forwarded ones) to syslog instead. */
+void log_use_syslog(void);
+/* Lines dropped because the sink was full, since start. */
+uint64_t log_dropped(void);
+
+#define LOG_AT(lvl, ...)                                                 \
+	do {                                                             \
+		if (log_level >= (lvl))                                  \
+			log_write((lvl), __FILE_NAME__, __LINE__,         \
+				  __VA_ARGS__);                          \
+	} while (0)
+
+#define LOGF(...) LOG_AT(LOGL_FATAL, __VA_ARGS__)
+#define LOGE(...) LOG_AT(LOGL_ERROR, __VA_ARGS__)
+#define LOGW(...) LOG_AT(LOGL_WARN, __VA_ARGS__)
+#define LOGN(...) LOG_AT(LOGL_NOTICE, __VA_ARGS__)
+#define LOGI(...) LOG_AT(LOGL_INFO, __VA_ARGS__)
+#define LOGD(...) LOG_AT(LOGL_DEBUG, __VA_ARGS__)
+#define LOGV(...) LOG_AT(LOGL_VERBOSE, __VA_ARGS__)
+
+/* Rate-limited logging: at most one line per `interval` seconds per call
+ * site; the number suppressed meanwhile is appended to the next line. */
+struct log_ratelimit {
+	int64_t last_ms;
+	uint32_t suppressed;
+};
+bool log_ratelimit_pass(struct log_ratelimit *rl, int interval_s,
+			uint32_t *suppressed);
+
+#define LOG_RL(lvl, interval, ...)                                       \
+	do {                                                             \
+		static struct log_ratelimit rl_;                         \
+		uint32_t sup_;                                           \
+		if (log_level >= (lvl) &&                                \
+		    log_ratelimit_pass(&rl_, (interval), &sup_)) {       \
+			log_write((lvl), __FILE_NAME__, __LINE__,         \
+				  __VA_ARGS__);                          \
+			if (sup_)                                        \
+				log_write((lvl), __FILE_NAME__, __LINE__, \
+					  "(%u similar lines suppressed)", \
+					  sup_);                         \
+		}                                                        \
+	} while (0)
+
+#endif

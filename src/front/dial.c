@@ -1,0 +1,530 @@
+#include "front/dial.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event_struct.h>
+
+#include "common/http1.h"
+#include "common/log.h"
+#include "front/resolver.h"
+#include "front/socks_proto.h"
+
+enum dial_step {
+	STEP_RESOLVE,
+	STEP_CONNECT,
+	STEP_S4,         /* SOCKS4/4A request sent, waiting for the reply */
+	STEP_S5_GREET,
+	STEP_S5_AUTH,
+	STEP_S5_CONNECT,
+	STEP_HTTP,
+};
+
+#define DIAL_OUT_MAX 1200 /* longest request we send to a proxy */
+#define DIAL_PEEK_S5 (4 + 1 + 255 + 2)
+
+struct dialer {
+	dial_cb cb;
+	void *arg;
+	const struct proxy_hop *hops;
+	size_t nhops, hop; /* hop: the proxy being negotiated */
+	struct netaddr target;
+	int fd;
+	uint8_t step;
+	bool sending;
+	struct event ev;
+	struct resolver_query *rq;
+	uint16_t outlen, outoff;
+	uint8_t out[DIAL_OUT_MAX];
+	struct timespec t0;
+	struct dial_result res;
+};
+
+static struct event_base *dial_base;
+static struct dial_policy dial_pol;
+
+void dial_setup(struct event_base *base, const struct dial_policy *p)
+{
+	dial_base = base;
+	dial_pol = *p;
+}
+
+const char *dial_strerror(enum dial_err e)
+{
+	switch (e) {
+	case DIAL_OK:
+		return "success";
+	case DIAL_ERR_CANCELLED:
+		return "operation cancelled";
+	case DIAL_ERR_SYSTEM:
+		return "system error";
+	case DIAL_ERR_RESOLVE:
+		return "name resolution failed";
+	case DIAL_ERR_CONNECT:
+		return "connection failed";
+	case DIAL_ERR_PROXY_PROTO:
+		return "proxy protocol error";
+	case DIAL_ERR_PROXY_AUTH:
+		return "proxy authentication failed";
+	case DIAL_ERR_PROXY_REFUSED:
+		return "proxy refused connection";
+	case DIAL_ERR_PROXY_REJECTED:
+		return "request rejected by proxy";
+	case DIAL_ERR_EOF:
+		return "unexpected end of connection";
+	case DIAL_ERR_BLOCKED:
+		return "connection blocked by policy";
+	case DIAL_ERR_TIMEOUT:
+		return "timeout";
+	}
+	return "unknown error";
+}
+
+static void dial_release(struct dialer *d)
+{
+	if (event_initialized(&d->ev))
+		event_del(&d->ev);
+	if (d->rq != NULL)
+		resolver_cancel(d->rq);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d);
+}
+
+static void dial_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dialer *d = arg;
+	struct dial_result res = d->res;
+
+	(void)fd;
+	(void)what;
+	if (res.err == DIAL_OK) {
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		res.latency_us =
+			(uint64_t)(t1.tv_sec - d->t0.tv_sec) * 1000000u +
+			(uint64_t)((t1.tv_nsec - d->t0.tv_nsec) / 1000);
+		res.fd = d->fd;
+		d->fd = -1;
+	} else {
+		res.fd = -1;
+	}
+	event_del(&d->ev);
+	d->cb(&res, d->arg);
+	dial_release(d);
+}
+
+/* End the dial; the callback runs from the event loop. */
+static void dial_end(struct dialer *d, enum dial_err err, int sys_errno)
+{
+	if (event_initialized(&d->ev))
+		event_del(&d->ev);
+	d->res.err = err;
+	d->res.sys_errno = sys_errno;
+	event_assign(&d->ev, dial_base, -1, 0, dial_finish_cb, d);
+	event_active(&d->ev, EV_TIMEOUT, 1);
+}
+
+static void dial_io_cb(evutil_socket_t fd, short what, void *arg);
+
+static void dial_wait(struct dialer *d, short what)
+{
+	if (event_initialized(&d->ev))
+		event_del(&d->ev);
+	event_assign(&d->ev, dial_base, d->fd, what | EV_PERSIST, dial_io_cb,
+		     d);
+	event_add(&d->ev, NULL);
+}
+
+static bool dial_blocked(const struct sockaddr *sa)
+{
+	switch (addr_classify(sa)) {
+	case ADDR_CLASS_LOOPBACK:
+		return dial_pol.block_loopback;
+	case ADDR_CLASS_MULTICAST:
+		return dial_pol.block_multicast;
+	case ADDR_CLASS_LOCAL:
+		return dial_pol.block_local;
+	case ADDR_CLASS_GLOBAL:
+		return dial_pol.block_global;
+	default:
+		return true;
+	}
+}
+
+static void dial_sockopts(int fd)
+{
+	int one = 1;
+
+	if (dial_pol.tcp_nodelay)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
+	if (dial_pol.tcp_keepalive)
+		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one,
+				 sizeof(one));
+	if (dial_pol.fastopen_connect)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one,
+				 sizeof(one));
+	if (dial_pol.sndbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &dial_pol.sndbuf,
+				 sizeof(int));
+	if (dial_pol.rcvbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &dial_pol.rcvbuf,
+				 sizeof(int));
+}
+
+static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
+			 socklen_t len, uint16_t port)
+{
+	struct sockaddr *sa = (struct sockaddr *)ss;
+
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	if (dial_blocked(sa)) {
+		dial_end(d, DIAL_ERR_BLOCKED, 0);
+		return;
+	}
+	d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       IPPROTO_TCP);
+	if (d->fd < 0) {
+		dial_end(d, DIAL_ERR_SYSTEM, errno);
+		return;
+	}
+	dial_sockopts(d->fd);
+	d->step = STEP_CONNECT;
+	if (connect(d->fd, sa, len) < 0 && errno != EINPROGRESS) {
+		dial_end(d, DIAL_ERR_CONNECT, errno);
+		return;
+	}
+	dial_wait(d, EV_WRITE);
+}
+
+static void dial_resolved(int result, const struct sockaddr *sa,
+			  socklen_t salen, void *arg)
+{
+	struct dialer *d = arg;
+	struct sockaddr_storage ss;
+	const struct netaddr *first =
+		d->nhops > 0 ? &d->hops[0].addr : &d->target;
+
+	d->rq = NULL;
+	if (result < 0) {
+		dial_end(d, DIAL_ERR_RESOLVE, 0);
+		return;
+	}
+	memcpy(&ss, sa, salen);
+	dial_connect(d, &ss, salen, first->port);
+}
+
+/* Queue the request for the current hop and start sending it. */
+static void dial_send(struct dialer *d, size_t len, uint8_t step)
+{
+	if (len == 0) {
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+		return;
+	}
+	d->outlen = (uint16_t)len;
+	d->outoff = 0;
+	d->step = step;
+	d->sending = true;
+	dial_wait(d, EV_WRITE);
+}
+
+static const struct netaddr *dial_next_target(const struct dialer *d)
+{
+	return d->hop + 1 < d->nhops ? &d->hops[d->hop + 1].addr : &d->target;
+}
+
+static void dial_hop_start(struct dialer *d)
+{
+	const struct proxy_hop *h = &d->hops[d->hop];
+	const struct netaddr *next = dial_next_target(d);
+	char hostport[ADDR_STRLEN];
+	int n;
+
+	switch (h->scheme) {
+	case PROXY_SOCKS4A:
+		dial_send(d,
+			  socks_proto_c4_request(d->out, sizeof(d->out), next,
+						 h->has_user ? h->user : NULL),
+			  STEP_S4);
+		break;
+	case PROXY_SOCKS5:
+		dial_send(d,
+			  socks_proto_c5_greeting(d->out, sizeof(d->out),
+						  h->has_user),
+			  STEP_S5_GREET);
+		break;
+	case PROXY_HTTP:
+		if (addr_format(next, hostport, sizeof(hostport)) < 0) {
+			dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+			return;
+		}
+		n = http1_connect_request((char *)d->out, sizeof(d->out),
+					  hostport,
+					  h->has_user ? h->user : NULL,
+					  h->has_pass ? h->pass : "");
+		dial_send(d, n > 0 ? (size_t)n : 0, STEP_HTTP);
+		break;
+	default:
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+	}
+}
+
+static void dial_hop_done(struct dialer *d)
+{
+	d->hop++;
+	if (d->hop >= d->nhops)
+		dial_end(d, DIAL_OK, 0);
+	else
+		dial_hop_start(d);
+}
+
+static void dial_connected(struct dialer *d)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		dial_end(d, DIAL_ERR_CONNECT, err);
+		return;
+	}
+	if (d->nhops == 0) {
+		dial_end(d, DIAL_OK, 0);
+		return;
+	}
+	d->hop = 0;
+	dial_hop_start(d);
+}
+
+static void dial_write(struct dialer *d)
+{
+	ssize_t n = send(d->fd, d->out + d->outoff, d->outlen - d->outoff,
+			 MSG_NOSIGNAL);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			dial_end(d, DIAL_ERR_CONNECT, errno);
+		return;
+	}
+	d->res.tx += (uint64_t)n;
+	d->outoff += (uint16_t)n;
+	if (d->outoff == d->outlen) {
+		d->sending = false;
+		dial_wait(d, EV_READ);
+	}
+}
+
+/* Parse a proxy's reply from peeked bytes. -1 error (d ended), 0 need
+ * more, >0 bytes that form the reply. */
+static int dial_parse_reply(struct dialer *d, const uint8_t *buf, size_t len)
+{
+	const struct proxy_hop *h = &d->hops[d->hop];
+	uint8_t code = 0;
+	int r;
+
+	switch (d->step) {
+	case STEP_S4:
+		r = socks_proto_c4_reply(buf, len, &code);
+		if (r > 0 && code != SOCKS4_GRANTED) {
+			dial_end(d, DIAL_ERR_PROXY_REJECTED, 0);
+			return -1;
+		}
+		break;
+	case STEP_S5_GREET:
+		r = socks_proto_c5_method(buf, len, &code);
+		if (r > 0 && !(code == SOCKS5_METHOD_NOAUTH ||
+			       (code == SOCKS5_METHOD_USERPASS && h->has_user))) {
+			dial_end(d, code == SOCKS5_METHOD_NONE ||
+					    code == SOCKS5_METHOD_USERPASS
+				       ? DIAL_ERR_PROXY_AUTH
+				       : DIAL_ERR_PROXY_PROTO,
+				 0);
+			return -1;
+		}
+		break;
+	case STEP_S5_AUTH:
+		r = socks_proto_c5_auth_reply(buf, len, &code);
+		if (r > 0 && code != 0) {
+			dial_end(d, DIAL_ERR_PROXY_AUTH, 0);
+			return -1;
+		}
+		break;
+	case STEP_S5_CONNECT:
+		r = socks_proto_c5_reply(buf, len, &code, NULL);
+		if (r > 0 && code != SOCKS5_REP_SUCCEEDED) {
+			d->res.upstream_rep = code;
+			dial_end(d, code == SOCKS5_REP_NOT_ALLOWED
+					    ? DIAL_ERR_PROXY_REJECTED
+					    : DIAL_ERR_PROXY_REFUSED,
+				 0);
+			return -1;
+		}
+		break;
+	default:
+		r = -1;
+	}
+	if (r < 0)
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+	else
+		d->res.rx += 0; /* counted when consumed */
+	return r;
+}
+
+static int dial_parse_http(struct dialer *d, const uint8_t *buf, size_t len)
+{
+	static struct http1_head head; /* one parse at a time: not reentrant */
+	struct http1_parser p;
+	int r;
+
+	http1_parser_init(&p, HTTP1_RESPONSE);
+	r = http1_parse(&p, (const char *)buf, len, &head);
+	if (r < 0) {
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	if (head.status >= 200 && head.status < 300)
+		return r;
+	if (head.status == 407)
+		dial_end(d, DIAL_ERR_PROXY_AUTH, 0);
+	else if (head.status == 403)
+		dial_end(d, DIAL_ERR_PROXY_REJECTED, 0);
+	else if (head.status == 502 || head.status == 503 ||
+		 head.status == 504)
+		dial_end(d, DIAL_ERR_PROXY_REFUSED, 0);
+	else
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+	return -1;
+}
+
+/* The reply has been consumed: move on. */
+static void dial_advance(struct dialer *d, uint8_t code)
+{
+	const struct proxy_hop *h = &d->hops[d->hop];
+
+	switch (d->step) {
+	case STEP_S5_GREET:
+		if (code == SOCKS5_METHOD_USERPASS) {
+			dial_send(d,
+				  socks_proto_c5_auth(d->out, sizeof(d->out),
+						      h->user,
+						      h->has_pass ? h->pass
+								  : ""),
+				  STEP_S5_AUTH);
+			return;
+		}
+		/* fall through: no authentication, send the request */
+		/* FALLTHROUGH */
+	case STEP_S5_AUTH:
+		dial_send(d,
+			  socks_proto_c5_connect(d->out, sizeof(d->out),
+						 dial_next_target(d)),
+			  STEP_S5_CONNECT);
+		return;
+	default:
+		dial_hop_done(d);
+	}
+}
+
+static void dial_read(struct dialer *d)
+{
+	uint8_t buf[HTTP1_MAX_HEAD];
+	size_t cap = d->step == STEP_HTTP ? sizeof(buf) : DIAL_PEEK_S5;
+	ssize_t n;
+	int r;
+
+	n = recv(d->fd, buf, cap, MSG_PEEK);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			dial_end(d, DIAL_ERR_CONNECT, errno);
+		return;
+	}
+	if (n == 0) {
+		dial_end(d, DIAL_ERR_EOF, 0);
+		return;
+	}
+	if (d->step == STEP_HTTP)
+		r = dial_parse_http(d, buf, (size_t)n);
+	else
+		r = dial_parse_reply(d, buf, (size_t)n);
+	if (r < 0)
+		return;
+	if (r == 0) {
+		if ((size_t)n == cap) /* a complete reply never needs more */
+			dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+		return;
+	}
+	/* consume exactly the reply; the tunnel's bytes stay queued */
+	if (recv(d->fd, buf, (size_t)r, 0) != r) {
+		dial_end(d, DIAL_ERR_SYSTEM, errno);
+		return;
+	}
+	d->res.rx += (uint64_t)r;
+	dial_advance(d, d->step == STEP_S5_GREET ? buf[1] : 0);
+}
+
+static void dial_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dialer *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->step == STEP_CONNECT)
+		dial_connected(d);
+	else if (d->sending)
+		dial_write(d);
+	else
+		dial_read(d);
+}
+
+struct dialer *dial_start(const struct netaddr *target,
+			  const struct proxy_hop *hops, size_t nhops,
+			  dial_cb cb, void *arg)
+{
+	struct dialer *d = calloc(1, sizeof(*d));
+	const struct netaddr *first = nhops > 0 ? &hops[0].addr : target;
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	int r;
+
+	if (d == NULL)
+		return NULL;
+	d->cb = cb;
+	d->arg = arg;
+	d->hops = hops;
+	d->nhops = nhops;
+	d->target = *target;
+	d->fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &d->t0);
+	if (first->type != ADDR_DOMAIN) {
+		len = (socklen_t)addr_to_sockaddr(first, &ss);
+		dial_connect(d, &ss, len, first->port);
+		return d;
+	}
+	d->step = STEP_RESOLVE;
+	r = resolver_lookup(first->u.name, &ss, &len, dial_resolved, d, &d->rq);
+	if (r > 0)
+		dial_connect(d, &ss, len, first->port);
+	else if (r < 0)
+		dial_end(d, DIAL_ERR_RESOLVE, 0);
+	return d;
+}
+
+void dial_cancel(struct dialer *d)
+{
+	if (d != NULL)
+		dial_release(d);
+}

@@ -1,0 +1,65 @@
+/* dial: open an outbound TCP connection to a target, directly or through a
+ * chain of proxies (first hop first). Resolves the first hop, applies the
+ * --block-outbound policy to it, connects, then asks each proxy for the
+ * next hop and the last for the target. Asynchronous; the result arrives
+ * through a callback, never inside dial_start(). */
+#ifndef NEOSOCKSD_DIAL_H
+#define NEOSOCKSD_DIAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/addr.h"
+#include "common/proxyuri.h"
+
+enum dial_err {
+	DIAL_OK = 0,
+	DIAL_ERR_CANCELLED,
+	DIAL_ERR_SYSTEM,
+	DIAL_ERR_RESOLVE,
+	DIAL_ERR_CONNECT,        /* sys_errno tells which */
+	DIAL_ERR_PROXY_PROTO,
+	DIAL_ERR_PROXY_AUTH,
+	DIAL_ERR_PROXY_REFUSED,
+	DIAL_ERR_PROXY_REJECTED,
+	DIAL_ERR_EOF,
+	DIAL_ERR_BLOCKED,
+	DIAL_ERR_TIMEOUT,
+};
+
+/* The reference's dialer error strings. */
+const char *dial_strerror(enum dial_err e);
+
+struct dial_result {
+	enum dial_err err;
+	int sys_errno;        /* DIAL_ERR_CONNECT / SYSTEM */
+	int fd;               /* DIAL_OK: connected socket, owned by the callee */
+	uint8_t upstream_rep; /* SOCKS5 REP from the last proxy, 0 if none */
+	uint64_t latency_us;  /* DIAL_OK: start to ready, proxies included */
+	uint64_t rx, tx;      /* bytes exchanged with proxies */
+};
+
+typedef void (*dial_cb)(const struct dial_result *r, void *arg);
+
+/* Settings shared by every dial. */
+struct dial_policy {
+	bool block_loopback, block_multicast, block_local, block_global;
+	bool tcp_nodelay, tcp_keepalive, fastopen_connect;
+	int sndbuf, rcvbuf;
+};
+
+void dial_setup(struct event_base *base, const struct dial_policy *p);
+
+struct dialer;
+
+/* Start. hops[0..nhops) must stay valid until the callback. Returns the
+ * dialer, or NULL when out of memory. */
+struct dialer *dial_start(const struct netaddr *target,
+			  const struct proxy_hop *hops, size_t nhops,
+			  dial_cb cb, void *arg);
+/* Abort; the callback will not run. */
+void dial_cancel(struct dialer *d);
+
+#endif

@@ -1,0 +1,287 @@
+/* front: the data-plane process. It receives its configuration and its
+ * listening sockets from the parent over the channel on fd 3, then serves
+ * until the parent tells it to stop or goes away. It never binds or
+ * listens itself. */
+#include "front/front.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "common/chanev.h"
+#include "common/log.h"
+#include "common/msg.h"
+#include "front/dial.h"
+#include "front/listener.h"
+#include "front/relay.h"
+#include "front/resolver.h"
+#include "front/session.h"
+
+#define FRONT_CHAN_FD 3
+
+void socks_set_auth_required(bool on);
+void http_set_auth_required(bool on);
+
+static struct {
+	struct event_base *base;
+	struct chanev parent;
+	struct front_conf fc;
+	bool have_conf, started, draining;
+	char *resolvconf, *hosts;
+	size_t resolvconf_len, hosts_len;
+	struct event *drain_timer, *drain_check;
+} F;
+
+static void front_exit(int code)
+{
+	chanev_drain(&F.parent, 1000);
+	exit(code);
+}
+
+static int front_compile(struct front_conf *fc)
+{
+	const struct config *c = &fc->c;
+	const char *why = "";
+
+	fc->timeout.tv_sec = (time_t)c->timeout;
+	fc->timeout.tv_usec =
+		(suseconds_t)((c->timeout - (double)fc->timeout.tv_sec) * 1e6);
+	if (c->proxy[0] &&
+	    proxyuri_parse_chain(fc->hops, PROXYCHAIN_MAX, &fc->nhops,
+				 c->proxy, strlen(c->proxy), &why) < 0) {
+		LOGE("-x: %s", why);
+		return -1;
+	}
+	fc->chain_text[0] = '\0';
+	for (size_t i = 0, off = 0; i < fc->nhops; i++) {
+		int n;
+
+		if (i > 0 && off + 2 < sizeof(fc->chain_text)) {
+			memcpy(fc->chain_text + off, "->", 3);
+			off += 2;
+		}
+		n = proxyuri_format(&fc->hops[i], fc->chain_text + off,
+				    sizeof(fc->chain_text) - off);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	if (c->forward[0]) {
+		if (addr_parse(&fc->forward, c->forward, strlen(c->forward),
+			       -1) < 0) {
+			LOGE("-f: bad address");
+			return -1;
+		}
+		fc->has_forward = true;
+	}
+	return 0;
+}
+
+static void front_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int front_start(void)
+{
+	const struct config *c = &F.fc.c;
+	struct dial_policy pol = {
+		.block_loopback = c->block_loopback,
+		.block_multicast = c->block_multicast,
+		.block_local = c->block_local,
+		.block_global = c->block_global,
+		.tcp_nodelay = c->tcp_nodelay,
+		.tcp_keepalive = c->tcp_keepalive,
+		.fastopen_connect = c->tcp_fastopen_connect,
+		.sndbuf = c->tcp_sndbuf,
+		.rcvbuf = c->tcp_rcvbuf,
+	};
+
+	if (!F.have_conf || front_compile(&F.fc) < 0)
+		return -1;
+	front_raise_nofile();
+	evutil_secure_rng_init();
+	if (resolver_init(F.base, c->resolve_pf, F.resolvconf ? F.resolvconf : "",
+			  F.resolvconf_len, F.hosts ? F.hosts : "", F.hosts_len,
+			  c->nameserver) < 0) {
+		LOGE("resolver setup failed");
+		return -1;
+	}
+	free(F.resolvconf);
+	free(F.hosts);
+	F.resolvconf = F.hosts = NULL;
+	dial_setup(F.base, &pol);
+	relay_setup(c->pipe);
+	session_setup(F.base, &F.fc);
+	socks_set_auth_required(c->auth_required);
+	http_set_auth_required(c->auth_required);
+	if (listener_start(F.base, &F.fc) < 0) {
+		LOGE("cannot watch listeners: %s", strerror(errno));
+		return -1;
+	}
+	F.started = true;
+	return chanev_send(&F.parent, MSG_READY, 0, NULL, 0, -1);
+}
+
+static void front_drained(void)
+{
+	LOGD("drained");
+	chanev_send(&F.parent, MSG_DRAINED, 0, NULL, 0, -1);
+	front_exit(0);
+}
+
+static void front_drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval tick = { 0, 100000 };
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (session_count() == 0)
+		front_drained();
+	else
+		evtimer_add(F.drain_check, &tick);
+}
+
+static void front_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	LOGN("drain deadline: closing %u sessions", session_count());
+	session_close_all("shutdown");
+	front_drained();
+}
+
+static void front_shutdown(const struct msg_shutdown *m)
+{
+	struct timeval tv;
+
+	if (F.draining)
+		return;
+	F.draining = true;
+	listener_stop();
+	LOGN("stopped accepting; draining %u sessions for up to %.1fs",
+	     session_count(), m->drain_seconds);
+	tv.tv_sec = (time_t)m->drain_seconds;
+	tv.tv_usec = (suseconds_t)((m->drain_seconds - (double)tv.tv_sec) * 1e6);
+	F.drain_timer = evtimer_new(F.base, front_drain_timeout_cb, NULL);
+	F.drain_check = evtimer_new(F.base, front_drain_check_cb, NULL);
+	evtimer_add(F.drain_timer, &tv);
+	front_drain_check_cb(-1, 0, NULL);
+}
+
+static int front_copy_blob(char **dst, size_t *dlen, const struct msg *m)
+{
+	free(*dst);
+	*dst = malloc(m->len + 1);
+	if (*dst == NULL)
+		return -1;
+	memcpy(*dst, m->data, m->len);
+	(*dst)[m->len] = '\0';
+	*dlen = m->len;
+	return 0;
+}
+
+static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	switch (m->type) {
+	case MSG_CONFIG:
+		if (F.started || config_validate_wire((const void *)m->data,
+						      m->len) < 0)
+			goto bad;
+		memcpy(&F.fc.c, m->data, sizeof(F.fc.c));
+		log_level = F.fc.c.loglevel;
+		F.have_conf = true;
+		return;
+	case MSG_RESOLVCONF:
+		if (F.started ||
+		    front_copy_blob(&F.resolvconf, &F.resolvconf_len, m) < 0)
+			goto bad;
+		return;
+	case MSG_HOSTS:
+		if (F.started || front_copy_blob(&F.hosts, &F.hosts_len, m) < 0)
+			goto bad;
+		return;
+	case MSG_LISTENER: {
+		struct msg_listener ml;
+
+		memcpy(&ml, m->data, sizeof(ml));
+		if (m->fd < 0) {
+			LOGE("listener fd lost in transit (fd limit?)");
+			front_exit(1);
+		}
+		if (F.started || listener_add(m->fd, (int)ml.kind) < 0) {
+			close(m->fd);
+			goto bad;
+		}
+		return;
+	}
+	case MSG_START:
+		if (F.started || front_start() < 0) {
+			LOGE("cannot start serving");
+			front_exit(1);
+		}
+		return;
+	case MSG_SHUTDOWN: {
+		struct msg_shutdown sd;
+
+		memcpy(&sd, m->data, sizeof(sd));
+		front_shutdown(&sd);
+		return;
+	}
+	case MSG_PING:
+		chanev_send(&F.parent, MSG_PONG, m->id, m->data, m->len, -1);
+		return;
+	default:
+		break;
+	}
+bad:
+	LOGE("unexpected %s from the parent", msg_name(m->type));
+	front_exit(1);
+}
+
+static void front_on_err(struct chanev *ce, int err, const char *why,
+			 void *arg)
+{
+	(void)ce;
+	(void)arg;
+	if (err == 0) {
+		/* the parent is gone: so are we */
+		exit(0);
+	}
+	LOGE("parent channel: %s", why);
+	exit(1);
+}
+
+int front_main(void)
+{
+	log_init("front", 2, true);
+	signal(SIGPIPE, SIG_IGN);
+	/* the parent coordinates stopping; a terminal's ^C reaches us too */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	F.base = event_base_new();
+	if (F.base == NULL ||
+	    chanev_init(&F.parent, F.base, FRONT_CHAN_FD, CHAN_PARENT_FRONT,
+			ROLE_PARENT, front_on_msg, front_on_err, NULL) < 0) {
+		LOGE("cannot set up the parent channel");
+		return 1;
+	}
+	event_base_dispatch(F.base);
+	return 0;
+}

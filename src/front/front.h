@@ -1,0 +1,31 @@
+/* front: the unprivileged data-plane process (listeners, handshakes, DNS,
+ * dialing, relaying). */
+#ifndef NEOSOCKSD_FRONT_H
+#define NEOSOCKSD_FRONT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/time.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/proxyuri.h"
+
+/* The configuration compiled for fast use by sessions. */
+struct front_conf {
+	struct config c;
+	struct proxy_hop hops[PROXYCHAIN_MAX]; /* -x, first hop first */
+	size_t nhops;
+	char chain_text[CONF_PROXY_MAX]; /* "socks5://a->http://b" for logs */
+	struct netaddr forward;          /* -f */
+	bool has_forward;
+	struct timeval timeout;
+};
+
+int front_main(void);
+
+/* Listener control used by sessions: accepting paused on EMFILE resumes
+ * when a session closes. */
+void listener_session_closed(void);
+
+#endif

@@ -1,0 +1,66 @@
+/* relay: move bytes one way between two sockets, with splice(2) through a
+ * pipe by default and a bounded buffer as the fallback.
+ *
+ * A direction holds a pipe or a buffer only while bytes are in flight:
+ * both come from small pools and go back as soon as the direction is
+ * drained, so an idle tunnel holds nothing but its two sockets. At most one
+ * pipe (RELAY_PIPE_SIZE) or one buffer (RELAY_BUF_SIZE) is in flight per
+ * direction: a slow reader stops the other side from being read
+ * (backpressure) instead of growing memory. */
+#ifndef NEOSOCKSD_RELAY_H
+#define NEOSOCKSD_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RELAY_BUF_SIZE 16384
+#define RELAY_PIPE_SIZE (256u << 10)
+
+struct relay_dir {
+	void *chunk;      /* struct relay_pipe or struct relay_buf */
+	uint32_t pending; /* bytes held in the chunk, not yet written */
+	uint8_t kind;     /* 0 none, 1 pipe, 2 buffer */
+	bool eof;         /* the source reached EOF */
+	bool shut;        /* SHUT_WR sent to the destination */
+};
+
+/* use_splice: try pipes first (they fall back to buffers per chunk when a
+ * pipe cannot be had). */
+void relay_setup(bool use_splice);
+void relay_cleanup(void);
+
+/* Move what can be moved from src to dst. Returns 0 (wait: see
+ * relay_wants_*), or -1 with errno on a socket error (the tunnel is over).
+ * *moved gets the bytes written to dst. */
+int relay_pump(struct relay_dir *d, int src, int dst, uint64_t *moved);
+
+static inline bool relay_wants_read(const struct relay_dir *d)
+{
+	return !d->eof && d->pending == 0;
+}
+
+static inline bool relay_wants_write(const struct relay_dir *d)
+{
+	return d->pending > 0;
+}
+
+static inline bool relay_done(const struct relay_dir *d)
+{
+	return d->shut;
+}
+
+/* Put bytes the handshake read past its end in front of the stream.
+ * len <= RELAY_BUF_SIZE. 0 or -1. */
+int relay_preload(struct relay_dir *d, const void *data, size_t len);
+
+/* Give the chunk back (or close it if it still holds data). */
+void relay_release(struct relay_dir *d);
+
+struct relay_stats {
+	unsigned pipes_idle, bufs_idle;
+	unsigned long long pipes_created, pipe_failures;
+};
+const struct relay_stats *relay_stats(void);
+
+#endif

@@ -1,0 +1,388 @@
+#include "front/resolver.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/dns.h>
+#include <event2/util.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+
+struct resolver_query {
+	resolver_cb cb;
+	void *arg;
+	struct evdns_getaddrinfo_request *req;
+	bool in_call, cancelled, done_now;
+	int result;
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct hosts_entry {
+	char *name; /* lower case */
+	bool has4, has6;
+	struct in_addr a4;
+	struct in6_addr a6;
+};
+
+static struct {
+	struct evdns_base *dns;
+	int family;
+	bool skip_ns; /* --nameserver replaces resolv.conf's servers */
+	struct hosts_entry *hosts; /* open addressing, power of two */
+	size_t hcap, hcount;
+	struct resolver_stats stats;
+} R;
+
+static uint32_t resolver_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (uint8_t)tolower((unsigned char)s[i]);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static struct hosts_entry *hosts_find(const char *name, size_t n, bool add)
+{
+	size_t i;
+
+	if (R.hcap == 0)
+		return NULL;
+	i = resolver_hash(name, n) & (R.hcap - 1);
+	for (;; i = (i + 1) & (R.hcap - 1)) {
+		struct hosts_entry *e = &R.hosts[i];
+		if (e->name == NULL) {
+			if (!add || R.hcount * 2 >= R.hcap)
+				return NULL;
+			e->name = strndup(name, n);
+			if (e->name == NULL)
+				return NULL;
+			for (char *p = e->name; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+			R.hcount++;
+			return e;
+		}
+		if (strncasecmp(e->name, name, n) == 0 && e->name[n] == '\0')
+			return e;
+	}
+}
+
+static void hosts_add(const char *ip, size_t iplen, const char *name,
+		      size_t nlen)
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct in_addr a4;
+	struct in6_addr a6;
+	struct hosts_entry *e;
+	int fam;
+
+	if (iplen >= sizeof(buf) || nlen == 0 || nlen > ADDR_NAME_MAX)
+		return;
+	memcpy(buf, ip, iplen);
+	buf[iplen] = '\0';
+	if (inet_pton(AF_INET, buf, &a4) == 1)
+		fam = AF_INET;
+	else if (inet_pton(AF_INET6, buf, &a6) == 1)
+		fam = AF_INET6;
+	else
+		return;
+	e = hosts_find(name, nlen, true);
+	if (e == NULL)
+		return;
+	/* the first entry of a family wins, as in glibc's files backend */
+	if (fam == AF_INET && !e->has4) {
+		e->a4 = a4;
+		e->has4 = true;
+	} else if (fam == AF_INET6 && !e->has6) {
+		e->a6 = a6;
+		e->has6 = true;
+	}
+}
+
+static const char *next_field(const char *p, const char *end, size_t *n)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	*n = 0;
+	while (p + *n < end && p[*n] != ' ' && p[*n] != '\t')
+		(*n)++;
+	return p;
+}
+
+/* Call fn for each line with comments stripped. */
+static void for_each_line(const char *s, size_t len,
+			  void (*fn)(const char *, const char *))
+{
+	const char *p = s, *end = s + len;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *le = eol != NULL ? eol : end;
+		const char *hash = memchr(p, '#', (size_t)(le - p));
+
+		if (hash != NULL)
+			le = hash;
+		fn(p, le);
+		p = eol != NULL ? eol + 1 : end;
+	}
+}
+
+static void hosts_line(const char *p, const char *end)
+{
+	size_t iplen, n;
+	const char *ip = next_field(p, end, &iplen);
+
+	if (iplen == 0)
+		return;
+	for (p = ip + iplen; p < end; p += n) {
+		p = next_field(p, end, &n);
+		if (n > 0)
+			hosts_add(ip, iplen, p, n);
+	}
+}
+
+static void resolvconf_line(const char *p, const char *end)
+{
+	char key[32], val[256];
+	size_t n;
+	const char *k = next_field(p, end, &n);
+
+	if (n == 0 || n >= sizeof(key))
+		return;
+	memcpy(key, k, n);
+	key[n] = '\0';
+	for (p = k + n; p < end; p += n) {
+		p = next_field(p, end, &n);
+		if (n == 0 || n >= sizeof(val))
+			continue;
+		memcpy(val, p, n);
+		val[n] = '\0';
+		if (strcmp(key, "nameserver") == 0) {
+			if (!R.skip_ns &&
+			    evdns_base_nameserver_ip_add(R.dns, val) != 0)
+				LOGW("resolv.conf: bad nameserver '%s'", val);
+			break;
+		} else if (strcmp(key, "search") == 0 ||
+			   strcmp(key, "domain") == 0) {
+			evdns_base_search_add(R.dns, val);
+		} else if (strcmp(key, "options") == 0) {
+			char *colon = strchr(val, ':');
+			if (colon == NULL)
+				continue;
+			*colon = '\0';
+			if (strcmp(val, "ndots") == 0 ||
+			    strcmp(val, "timeout") == 0 ||
+			    strcmp(val, "attempts") == 0)
+				evdns_base_set_option(R.dns, val, colon + 1);
+		}
+	}
+}
+
+int resolver_init(struct event_base *base, int family,
+		  const char *resolvconf, size_t rlen, const char *hosts,
+		  size_t hlen, const char *nameserver)
+{
+	R.family = family;
+	R.dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (R.dns == NULL)
+		return -1;
+	/* the system default is 5 s x 2 attempts; keep within -t */
+	evdns_base_set_option(R.dns, "timeout", "5");
+	evdns_base_set_option(R.dns, "attempts", "2");
+	if (nameserver != NULL && nameserver[0] != '\0') {
+		if (evdns_base_nameserver_ip_add(R.dns, nameserver) != 0) {
+			LOGE("--nameserver: cannot use '%s'", nameserver);
+			return -1;
+		}
+		R.skip_ns = true;
+	}
+	for_each_line(resolvconf, rlen, resolvconf_line);
+	R.hcap = 64;
+	while (R.hcap < hlen / 8 && R.hcap < (1u << 22))
+		R.hcap <<= 1;
+	R.hosts = calloc(R.hcap, sizeof(R.hosts[0]));
+	if (R.hosts == NULL)
+		return -1;
+	for_each_line(hosts, hlen, hosts_line);
+	LOGD("resolver: %d nameservers, %zu hosts entries",
+	     evdns_base_count_nameservers(R.dns), R.hcount);
+	return 0;
+}
+
+void resolver_free(void)
+{
+	if (R.dns != NULL)
+		evdns_base_free(R.dns, 1);
+	for (size_t i = 0; i < R.hcap; i++)
+		free(R.hosts[i].name);
+	free(R.hosts);
+	memset(&R, 0, sizeof(R));
+}
+
+const struct resolver_stats *resolver_stats(void)
+{
+	return &R.stats;
+}
+
+static int set_v4(struct sockaddr_storage *ss, socklen_t *len,
+		  const struct in_addr *a)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_addr = *a;
+	*len = sizeof(*sin);
+	return 1;
+}
+
+static int set_v6(struct sockaddr_storage *ss, socklen_t *len,
+		  const struct in6_addr *a)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_addr = *a;
+	*len = sizeof(*sin6);
+	return 1;
+}
+
+static bool name_is(const char *name, size_t n, const char *suffix)
+{
+	size_t sl = strlen(suffix);
+
+	if (n == sl - 1 && strncasecmp(name, suffix + 1, n) == 0)
+		return true; /* the bare name without the leading dot */
+	return n > sl && strcasecmp(name + n - sl, suffix) == 0;
+}
+
+/* Answers that need no query: literals, hosts, localhost, .invalid. */
+static int resolver_local(const char *name, struct sockaddr_storage *ss,
+			  socklen_t *len)
+{
+	size_t n = strlen(name);
+	struct hosts_entry *e;
+	struct in_addr a4;
+	struct in6_addr a6;
+	bool want4 = R.family != AF_INET6, want6 = R.family != AF_INET;
+
+	if (n > 0 && name[n - 1] == '.')
+		n--; /* a fully qualified name */
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return set_v4(ss, len, &a4);
+	if (inet_pton(AF_INET6, name, &a6) == 1)
+		return set_v6(ss, len, &a6);
+	e = hosts_find(name, n, false);
+	if (e != NULL) {
+		if (want4 && e->has4)
+			return set_v4(ss, len, &e->a4);
+		if (want6 && e->has6)
+			return set_v6(ss, len, &e->a6);
+	}
+	if (name_is(name, n, ".localhost")) {
+		if (want4) {
+			a4.s_addr = htonl(INADDR_LOOPBACK);
+			return set_v4(ss, len, &a4);
+		}
+		return set_v6(ss, len, &in6addr_loopback);
+	}
+	if (name_is(name, n, ".invalid"))
+		return -1;
+	return 0;
+}
+
+static void resolver_done(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct resolver_query *q = arg;
+	struct evutil_addrinfo *ai;
+
+	if (result == EVUTIL_EAI_CANCEL || q->cancelled) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		if (!q->in_call)
+			free(q);
+		else
+			q->cancelled = true;
+		return;
+	}
+	q->result = -1;
+	for (ai = res; result == 0 && ai != NULL; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(q->ss)) {
+			memcpy(&q->ss, ai->ai_addr, ai->ai_addrlen);
+			q->len = (socklen_t)ai->ai_addrlen;
+			q->result = 0;
+			break;
+		}
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	if (q->result == 0)
+		R.stats.success++;
+	if (q->in_call) {
+		q->done_now = true;
+		return;
+	}
+	q->cb(q->result, q->result == 0 ? (struct sockaddr *)&q->ss : NULL,
+	      q->len, q->arg);
+	free(q);
+}
+
+int resolver_lookup(const char *name, struct sockaddr_storage *ss,
+		    socklen_t *len, resolver_cb cb, void *arg,
+		    struct resolver_query **qp)
+{
+	struct evutil_addrinfo hints;
+	struct resolver_query *q;
+	int r;
+
+	*qp = NULL;
+	r = resolver_local(name, ss, len);
+	if (r != 0)
+		return r;
+	R.stats.queries++;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -1;
+	q->cb = cb;
+	q->arg = arg;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = R.family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	q->in_call = true;
+	q->req = evdns_getaddrinfo(R.dns, name, NULL, &hints, resolver_done, q);
+	q->in_call = false;
+	if (q->req == NULL) {
+		/* answered (or failed) inside the call */
+		r = q->done_now && q->result == 0 ? 1 : -1;
+		if (r == 1) {
+			memcpy(ss, &q->ss, q->len);
+			*len = q->len;
+		}
+		free(q);
+		return r;
+	}
+	*qp = q;
+	return 0;
+}
+
+void resolver_cancel(struct resolver_query *q)
+{
+	if (q == NULL)
+		return;
+	q->cancelled = true;
+	/* runs resolver_done with EVUTIL_EAI_CANCEL, which frees q */
+	evdns_getaddrinfo_cancel(q->req);
+}

@@ -1,0 +1,449 @@
+#include "front/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "front/front.h"
+
+extern const struct sess_driver socks_driver, http_driver;
+
+struct front_stats front_stats;
+
+static struct event_base *sess_base;
+static const struct front_conf *sess_fc;
+static const struct timeval *sess_deadline; /* a libevent common timeout */
+static TAILQ_HEAD(, session) sess_live = TAILQ_HEAD_INITIALIZER(sess_live);
+static TAILQ_HEAD(, session) sess_dead = TAILQ_HEAD_INITIALIZER(sess_dead);
+static struct event *sess_reaper;
+static uint32_t sess_next_id;
+static unsigned sess_count;
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* -f: the target is fixed; nothing to read before dialing. */
+static void forward_on_read(struct session *s)
+{
+	(void)s;
+}
+
+static int forward_on_dialed(struct session *s, const struct dial_result *r)
+{
+	(void)s;
+	return r->err == DIAL_OK ? 0 : -1;
+}
+
+static void forward_on_timeout(struct session *s)
+{
+	(void)s;
+}
+
+static const struct sess_driver forward_driver = {
+	.bufsize = 0,
+	.on_read = forward_on_read,
+	.on_dialed = forward_on_dialed,
+	.on_timeout = forward_on_timeout,
+};
+
+static void session_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while ((s = TAILQ_FIRST(&sess_dead)) != NULL) {
+		TAILQ_REMOVE(&sess_dead, s, link);
+		free(s->target);
+		free(s);
+	}
+}
+
+void session_setup(struct event_base *base, const struct front_conf *fc)
+{
+	sess_base = base;
+	sess_fc = fc;
+	sess_deadline = event_base_init_common_timeout(base, &fc->timeout);
+	sess_reaper = event_new(base, -1, 0, session_reap_cb, NULL);
+}
+
+unsigned session_count(void)
+{
+	return sess_count;
+}
+
+static const char *proto_name(uint8_t p)
+{
+	static const char *const names[] = { "-",     "socks4", "socks4a",
+					     "socks5", "http",  "forward" };
+	return p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}
+
+static void session_log(const struct session *s, const char *outcome)
+{
+	char client[ADDR_STRLEN];
+	double dur = (double)(now_us() - s->t_start_us) / 1e6;
+
+	if (log_level < LOGL_INFO)
+		return;
+	if (addr_format_sockaddr(&s->client.sa, client, sizeof(client)) < 0)
+		strcpy(client, "?");
+	LOGI("[#%u] %s %s -> %s via %s up=%llu down=%llu %.3fs %s", s->id,
+	     client, proto_name(s->proto), s->target ? s->target : "-",
+	     s->route ? s->route : "direct", (unsigned long long)s->bytes_up,
+	     (unsigned long long)s->bytes_down, dur, outcome);
+}
+
+static void session_unwatch(struct event *ev, short *flags)
+{
+	if (*flags != 0)
+		event_del(ev);
+	*flags = 0;
+}
+
+static void session_client_cb(evutil_socket_t fd, short what, void *arg);
+static void session_upstream_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Watch fd for exactly flags (0 = nothing). */
+static void session_watch(struct session *s, bool client, short flags)
+{
+	struct event *ev = client ? &s->cev : &s->uev;
+	short *cur = client ? &s->cflags : &s->uflags;
+
+	if (*cur == flags)
+		return;
+	session_unwatch(ev, cur);
+	if (flags == 0)
+		return;
+	event_assign(ev, sess_base, client ? s->cfd : s->ufd,
+		     flags | EV_PERSIST,
+		     client ? session_client_cb : session_upstream_cb, s);
+	if (event_add(ev, NULL) == 0)
+		*cur = flags;
+}
+
+static void session_free_hs(struct session *s)
+{
+	struct hs *hs = s->hs;
+
+	if (hs == NULL)
+		return;
+	evtimer_del(&hs->timer);
+	if (hs->dial != NULL)
+		dial_cancel(hs->dial);
+	explicit_bzero(hs->pass, sizeof(hs->pass));
+	free(hs);
+	s->hs = NULL;
+}
+
+void session_close(struct session *s, const char *outcome)
+{
+	if (s->state == SS_CLOSED)
+		return;
+	if (s->state == SS_RELAY)
+		front_stats.active--;
+	else
+		front_stats.halfopen--;
+	session_log(s, outcome);
+	session_free_hs(s);
+	relay_release(&s->up);
+	relay_release(&s->down);
+	session_unwatch(&s->cev, &s->cflags);
+	session_unwatch(&s->uev, &s->uflags);
+	if (s->cfd >= 0)
+		close(s->cfd);
+	if (s->ufd >= 0)
+		close(s->ufd);
+	s->cfd = s->ufd = -1;
+	s->state = SS_CLOSED;
+	TAILQ_REMOVE(&sess_live, s, link);
+	TAILQ_INSERT_TAIL(&sess_dead, s, link);
+	sess_count--;
+	event_active(sess_reaper, EV_TIMEOUT, 1);
+	listener_session_closed();
+}
+
+void session_close_all(const char *outcome)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&sess_live)) != NULL)
+		session_close(s, outcome);
+}
+
+int session_reply(struct session *s, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do {
+		n = send(s->cfd, buf, len, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		front_stats.hs_tx += (uint64_t)n;
+	/* replies are small; a client that cannot take one is not served */
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* ---- relaying ---- */
+
+static void session_relay_update(struct session *s)
+{
+	short cf = 0, uf = 0;
+
+	if (relay_done(&s->up) && relay_done(&s->down)) {
+		session_close(s, "ok");
+		return;
+	}
+	if (relay_wants_read(&s->up))
+		cf |= EV_READ;
+	if (relay_wants_write(&s->down))
+		cf |= EV_WRITE;
+	if (relay_wants_read(&s->down))
+		uf |= EV_READ;
+	if (relay_wants_write(&s->up))
+		uf |= EV_WRITE;
+	session_watch(s, true, cf);
+	session_watch(s, false, uf);
+}
+
+static int session_pump(struct session *s, bool upward)
+{
+	uint64_t moved;
+	int r;
+
+	if (upward) {
+		r = relay_pump(&s->up, s->cfd, s->ufd, &moved);
+		s->bytes_up += moved;
+		front_stats.bytes_up += moved;
+	} else {
+		r = relay_pump(&s->down, s->ufd, s->cfd, &moved);
+		s->bytes_down += moved;
+		front_stats.bytes_down += moved;
+	}
+	return r;
+}
+
+static void session_relay_event(struct session *s, short what, bool client)
+{
+	int r = 0;
+
+	/* readable client or writable upstream: move bytes up, and so on */
+	if (what & EV_READ)
+		r = session_pump(s, client);
+	if (r == 0 && (what & EV_WRITE))
+		r = session_pump(s, !client);
+	if (r < 0) {
+		char why[64];
+		snprintf(why, sizeof(why), "relay error: %s", strerror(errno));
+		session_close(s, why);
+		return;
+	}
+	session_relay_update(s);
+}
+
+static void session_start_relay(struct session *s)
+{
+	struct hs *hs = s->hs;
+	size_t left = hs->len - hs->off;
+
+	if (left > 0 && relay_preload(&s->up, hs->buf + hs->off, left) < 0) {
+		session_close(s, "out of memory");
+		return;
+	}
+	session_free_hs(s);
+	s->state = SS_RELAY;
+	front_stats.halfopen--;
+	front_stats.active++;
+	if (front_stats.active > front_stats.peak)
+		front_stats.peak = front_stats.active;
+	session_relay_update(s);
+}
+
+/* ---- handshake ---- */
+
+static void session_hs_read(struct session *s)
+{
+	struct hs *hs = s->hs;
+	ssize_t n;
+
+	if (hs->off > 0) {
+		memmove(hs->buf, hs->buf + hs->off, hs->len - hs->off);
+		hs->len -= hs->off;
+		hs->off = 0;
+	}
+	if (hs->len == hs->cap) {
+		session_close(s, "request too large");
+		return;
+	}
+	n = recv(s->cfd, hs->buf + hs->len, hs->cap - hs->len, 0);
+	if (n == 0) {
+		session_close(s, hs->len > 0 ? "client closed mid-request"
+					     : "client closed");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			session_close(s, "client read error");
+		return;
+	}
+	hs->len += (uint16_t)n;
+	front_stats.hs_rx += (uint64_t)n;
+	s->drv->on_read(s);
+}
+
+static void session_client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	if (s->state == SS_HANDSHAKE)
+		session_hs_read(s);
+	else if (s->state == SS_RELAY)
+		session_relay_event(s, what, true);
+}
+
+static void session_upstream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	if (s->state == SS_RELAY)
+		session_relay_event(s, what, false);
+}
+
+static void session_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	front_stats.reject_timeout++;
+	s->drv->on_timeout(s);
+	session_close(s, "timeout");
+}
+
+static void session_dialed(const struct dial_result *r, void *arg)
+{
+	struct session *s = arg;
+	char why[96];
+
+	s->hs->dial = NULL;
+	front_stats.dial_rx += r->rx;
+	front_stats.dial_tx += r->tx;
+	if (r->err == DIAL_OK)
+		s->ufd = r->fd;
+	if (s->drv->on_dialed(s, r) < 0) {
+		if (r->err == DIAL_OK) {
+			session_close(s, "client gone");
+			return;
+		}
+		front_stats.reject_upstream++;
+		if (r->err == DIAL_ERR_CONNECT || r->err == DIAL_ERR_SYSTEM)
+			snprintf(why, sizeof(why), "%s: %s",
+				 dial_strerror(r->err), strerror(r->sys_errno));
+		else
+			snprintf(why, sizeof(why), "%s", dial_strerror(r->err));
+		session_close(s, why);
+		return;
+	}
+	front_stats.success++;
+	session_start_relay(s);
+}
+
+static void session_dial(struct session *s)
+{
+	struct hs *hs = s->hs;
+
+	s->state = SS_DIAL;
+	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, session_dialed,
+			      s);
+	if (hs->dial == NULL) {
+		struct dial_result r = { .err = DIAL_ERR_SYSTEM,
+					 .sys_errno = ENOMEM,
+					 .fd = -1 };
+		session_dialed(&r, s);
+	}
+}
+
+void session_request(struct session *s)
+{
+	struct hs *hs = s->hs;
+	char buf[ADDR_STRLEN];
+
+	hs->request_done = true;
+	s->state = SS_ROUTE;
+	front_stats.requests++;
+	session_watch(s, true, 0);
+	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
+		s->target = strdup(buf);
+	/* without a ruleset: direct, or through the -x chain */
+	hs->hops = sess_fc->hops;
+	hs->nhops = sess_fc->nhops;
+	s->route = sess_fc->nhops > 0 ? (char *)sess_fc->chain_text : NULL;
+	session_dial(s);
+}
+
+void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
+		    int lkind)
+{
+	const struct sess_driver *drv;
+	struct session *s;
+
+	switch (lkind) {
+	case LISTENER_SOCKS:
+		drv = &socks_driver;
+		break;
+	case LISTENER_HTTP:
+		drv = &http_driver;
+		break;
+	case LISTENER_FORWARD:
+		drv = &forward_driver;
+		break;
+	default:
+		close(fd);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s != NULL)
+		s->hs = calloc(1, sizeof(struct hs) + drv->bufsize);
+	if (s == NULL || s->hs == NULL) {
+		LOG_RL(LOGL_ERROR, 10, "accept: out of memory");
+		free(s);
+		close(fd);
+		return;
+	}
+	s->id = ++sess_next_id;
+	s->cfd = fd;
+	s->ufd = -1;
+	s->lkind = (uint8_t)lkind;
+	s->drv = drv;
+	s->t_start_us = now_us();
+	if (salen <= sizeof(s->client))
+		memcpy(&s->client, sa, salen);
+	s->hs->cap = drv->bufsize;
+	TAILQ_INSERT_TAIL(&sess_live, s, link);
+	sess_count++;
+	front_stats.halfopen++;
+	evtimer_assign(&s->hs->timer, sess_base, session_timeout_cb, s);
+	evtimer_add(&s->hs->timer, sess_deadline);
+	if (lkind == LISTENER_FORWARD) {
+		s->proto = PROTO_FORWARD;
+		s->hs->target = sess_fc->forward;
+		session_request(s);
+		return;
+	}
+	if (drv->on_accept != NULL)
+		drv->on_accept(s);
+	session_watch(s, true, EV_READ);
+}

@@ -1,0 +1,218 @@
+/* socks: the SOCKS4/4A/5 driver. Moves bytes between the session and the
+ * pure parser (socks_proto) and sends the encoded replies. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "front/front.h"
+#include "front/session.h"
+#include "front/socks_proto.h"
+
+static bool socks_auth_required;
+
+void socks_set_auth_required(bool on);
+void socks_set_auth_required(bool on)
+{
+	socks_auth_required = on;
+}
+
+/* The SOCKS5 REP for a failed dial (the reference's table). */
+static uint8_t socks_rep_for(const struct dial_result *r)
+{
+	switch (r->err) {
+	case DIAL_ERR_RESOLVE:
+		return SOCKS5_REP_HOST_UNREACH;
+	case DIAL_ERR_CONNECT:
+		switch (r->sys_errno) {
+		case ENETUNREACH:
+			return SOCKS5_REP_NET_UNREACH;
+		case EHOSTUNREACH:
+		case ETIMEDOUT:
+			return SOCKS5_REP_HOST_UNREACH;
+		case ECONNREFUSED:
+			return SOCKS5_REP_REFUSED;
+		default:
+			return SOCKS5_REP_FAIL;
+		}
+	case DIAL_ERR_PROXY_AUTH:
+	case DIAL_ERR_PROXY_REJECTED:
+	case DIAL_ERR_BLOCKED:
+		return SOCKS5_REP_NOT_ALLOWED;
+	case DIAL_ERR_PROXY_REFUSED:
+		return SOCKS5_REP_REFUSED;
+	case DIAL_ERR_TIMEOUT:
+		return SOCKS5_REP_TTL_EXPIRED;
+	default:
+		return SOCKS5_REP_FAIL;
+	}
+}
+
+/* Reply to a failed request in the client's dialect. */
+static void socks_fail(struct session *s, uint8_t rep)
+{
+	uint8_t out[22];
+	size_t n;
+
+	if (s->proto == PROTO_SOCKS5)
+		n = socks_proto_s5_reply(out, rep, NULL);
+	else
+		n = socks_proto_s4_reply(out, SOCKS4_REJECTED);
+	(void)session_reply(s, out, n);
+}
+
+static void socks_parse_error(struct session *s)
+{
+	const struct socks_parser *p = &s->hs->p.socks;
+	uint8_t out[22];
+	size_t n = 0;
+	char why[96];
+
+	switch (p->reply) {
+	case SOCKS_REPLY_NONE:
+		break;
+	case SOCKS_REPLY_NOMETHOD:
+		n = socks_proto_s5_method_reply(out, SOCKS5_METHOD_NONE);
+		break;
+	case SOCKS_REPLY_AUTHFAIL:
+		n = socks_proto_s5_auth_reply(out, 1);
+		break;
+	default:
+		if (s->proto == PROTO_SOCKS5)
+			n = socks_proto_s5_reply(out, (uint8_t)p->reply, NULL);
+		else
+			n = socks_proto_s4_reply(out, (uint8_t)p->reply);
+	}
+	if (n > 0)
+		(void)session_reply(s, out, n);
+	snprintf(why, sizeof(why), "bad request: %s", p->why ? p->why : "?");
+	session_close(s, why);
+}
+
+static void socks_take_creds(struct hs *hs, const struct socks_msg *m)
+{
+	memcpy(hs->user, m->user, (size_t)m->ulen + 1);
+	hs->has_user = m->ulen > 0;
+	if (m->kind == SOCKS_MSG_S5_AUTH) {
+		memcpy(hs->pass, m->pass, (size_t)m->plen + 1);
+		hs->has_pass = true;
+	}
+}
+
+/* Handle one decoded message. Returns true to keep parsing. */
+static bool socks_handle(struct session *s, const struct socks_msg *m)
+{
+	struct hs *hs = s->hs;
+	uint8_t out[2];
+
+	switch (m->kind) {
+	case SOCKS_MSG_S4_REQUEST:
+		s->proto = m->socks4a ? PROTO_SOCKS4A : PROTO_SOCKS4;
+		if (m->cmd != SOCKS4_CMD_CONNECT) {
+			socks_fail(s, 0);
+			session_close(s, "command not supported");
+			return false;
+		}
+		socks_take_creds(hs, m);
+		hs->target = m->target;
+		session_request(s);
+		return false;
+	case SOCKS_MSG_S5_GREETING:
+		s->proto = PROTO_SOCKS5;
+		hs->p.socks.method =
+			socks_proto_select_method(m, socks_auth_required);
+		socks_proto_s5_method_reply(out, hs->p.socks.method);
+		if (session_reply(s, out, 2) < 0) {
+			session_close(s, "client write error");
+			return false;
+		}
+		if (hs->p.socks.method == SOCKS5_METHOD_NONE) {
+			session_close(s, "no acceptable auth method");
+			return false;
+		}
+		return true;
+	case SOCKS_MSG_S5_AUTH:
+		/* credentials are judged later, by the ruleset */
+		socks_take_creds(hs, m);
+		socks_proto_s5_auth_reply(out, 0);
+		if (session_reply(s, out, 2) < 0) {
+			session_close(s, "client write error");
+			return false;
+		}
+		return true;
+	case SOCKS_MSG_S5_REQUEST:
+		if (m->cmd != SOCKS5_CMD_CONNECT) {
+			socks_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
+			session_close(s, "command not supported");
+			return false;
+		}
+		hs->target = m->target;
+		session_request(s);
+		return false;
+	}
+	return false;
+}
+
+static void socks_on_accept(struct session *s)
+{
+	socks_proto_init(&s->hs->p.socks);
+}
+
+static void socks_on_read(struct session *s)
+{
+	struct hs *hs = s->hs;
+	struct socks_msg m;
+
+	for (;;) {
+		int r = socks_proto_parse(&hs->p.socks, hs->buf + hs->off,
+					  (size_t)(hs->len - hs->off), &m);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			socks_parse_error(s);
+			return;
+		}
+		hs->off += (uint16_t)r;
+		if (!socks_handle(s, &m))
+			return;
+	}
+}
+
+static int socks_on_dialed(struct session *s, const struct dial_result *r)
+{
+	uint8_t out[22];
+	size_t n;
+
+	if (r->err != DIAL_OK) {
+		socks_fail(s, socks_rep_for(r));
+		return -1;
+	}
+	if (s->proto == PROTO_SOCKS5) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getsockname(s->ufd, (struct sockaddr *)&ss, &len) < 0)
+			n = socks_proto_s5_reply(out, SOCKS5_REP_SUCCEEDED, NULL);
+		else
+			n = socks_proto_s5_reply(out, SOCKS5_REP_SUCCEEDED,
+						 (struct sockaddr *)&ss);
+	} else {
+		n = socks_proto_s4_reply(out, SOCKS4_GRANTED);
+	}
+	return session_reply(s, out, n);
+}
+
+static void socks_on_timeout(struct session *s)
+{
+	if (s->hs->request_done)
+		socks_fail(s, SOCKS5_REP_TTL_EXPIRED);
+}
+
+const struct sess_driver socks_driver = {
+	.bufsize = 2048,
+	.on_accept = socks_on_accept,
+	.on_read = socks_on_read,
+	.on_dialed = socks_on_dialed,
+	.on_timeout = socks_on_timeout,
+};

@@ -1,0 +1,35 @@
+/* cli: command-line parsing into a struct config. */
+#ifndef NEOSOCKSD_CLI_H
+#define NEOSOCKSD_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/config.h"
+
+enum cli_log_sink {
+	CLI_LOG_STDERR = 0,
+	CLI_LOG_STDOUT,
+	CLI_LOG_SYSLOG,
+	CLI_LOG_DISCARD,
+};
+
+struct cli {
+	bool help, version, dump_config;
+	int log_sink; /* enum cli_log_sink */
+};
+
+/* Parse argv into c (which holds the defaults). Returns 0, or -1 with a
+ * message in err that names the flag. */
+int cli_parse(int argc, char **argv, struct config *c, struct cli *cl,
+	      char *err, size_t errcap);
+
+void cli_usage(FILE *f, const char *argv0);
+
+/* Parse "[user][:[group]]" as -u takes it and check that the names exist.
+ * uid/gid are set to (uid_t)-1 / (gid_t)-1 when not given; "user:" takes
+ * the user's primary group. 0 or -1 (err filled). */
+int cli_parse_user(const char *spec, unsigned *uid, unsigned *gid, char *err,
+		   size_t errcap);
+
+#endif

@@ -1,0 +1,247 @@
+#include "privsep/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+
+static struct event_base *proc_base;
+static int proc_exe_fd = -1;
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 10000
+#define STABLE_MS 10000 /* a child that lived this long restarts at once */
+
+void proc_setup(struct event_base *base, int exe_fd)
+{
+	proc_base = base;
+	proc_exe_fd = exe_fd;
+}
+
+int64_t proc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void proc_flush_log(struct child *c)
+{
+	if (c->loglen == 0)
+		return;
+	log_forward(c->logbuf, c->loglen);
+	c->loglen = 0;
+}
+
+static void proc_log_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+	ssize_t n;
+
+	(void)what;
+	for (;;) {
+		char *nl;
+
+		n = read(fd, c->logbuf + c->loglen,
+			 sizeof(c->logbuf) - c->loglen);
+		if (n <= 0)
+			break;
+		c->loglen += (size_t)n;
+		while ((nl = memchr(c->logbuf, '\n', c->loglen)) != NULL) {
+			size_t len = (size_t)(nl - c->logbuf) + 1;
+			log_forward(c->logbuf, len);
+			memmove(c->logbuf, c->logbuf + len, c->loglen - len);
+			c->loglen -= len;
+		}
+		if (c->loglen == sizeof(c->logbuf))
+			proc_flush_log(c); /* an overlong line, in pieces */
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		proc_flush_log(c);
+		event_free(c->logev);
+		c->logev = NULL;
+		close(c->logfd);
+		c->logfd = -1;
+	}
+}
+
+static void proc_chan_err(struct chanev *ce, int err, const char *why,
+			  void *arg)
+{
+	struct child *c = arg;
+
+	(void)ce;
+	if (err == 0) {
+		LOGD("%s channel closed", role_name(c->role));
+		chanev_close(&c->ch);
+		return;
+	}
+	proc_kill(c, why);
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void proc_exec_child(const struct child *c, int chan, int logw,
+			    pid_t parent)
+{
+	char title[32];
+	char *argv[] = { title, NULL };
+	sigset_t none;
+	int devnull, exe;
+
+	snprintf(title, sizeof(title), "neosocksd: %s", role_name(c->role));
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	/* move the sources above the targets first, so no dup2 below
+	 * overwrites a descriptor it still needs */
+	chan = fcntl(chan, F_DUPFD_CLOEXEC, 10);
+	logw = fcntl(logw, F_DUPFD_CLOEXEC, 10);
+	exe = fcntl(proc_exe_fd, F_DUPFD_CLOEXEC, 10);
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (chan < 0 || logw < 0 || exe < 0 || devnull < 0 ||
+	    dup2(devnull, 0) < 0 || dup2(logw, 1) < 0 || dup2(logw, 2) < 0 ||
+	    dup2(chan, PROC_CHAN_FD) < 0 ||
+	    dup3(exe, PROC_CHAN_FD + 1, O_CLOEXEC) < 0)
+		_exit(127);
+	/* nothing else crosses exec: listeners travel by message */
+	if (close_range(PROC_CHAN_FD + 2, ~0u, 0) < 0)
+		_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	fexecve(PROC_CHAN_FD + 1, argv, environ);
+	_exit(127);
+}
+
+int proc_spawn(struct child *c)
+{
+	int sv[2], lp[2];
+	pid_t parent = getpid(), pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		LOGE("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	if (pipe2(lp, O_CLOEXEC) < 0) {
+		LOGE("pipe2: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		LOGE("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		close(lp[0]);
+		close(lp[1]);
+		return -1;
+	}
+	if (pid == 0)
+		proc_exec_child(c, sv[1], lp[1], parent);
+	close(sv[1]);
+	close(lp[1]);
+	c->pid = pid;
+	c->running = true;
+	c->ready = false;
+	c->started_ms = proc_now_ms();
+	c->logfd = lp[0];
+	c->loglen = 0;
+	fcntl(lp[0], F_SETFL, O_NONBLOCK);
+	c->logev = event_new(proc_base, lp[0], EV_READ | EV_PERSIST,
+			     proc_log_cb, c);
+	if (c->logev == NULL || event_add(c->logev, NULL) < 0 ||
+	    chanev_init(&c->ch, proc_base, sv[0], c->kind, c->role,
+			c->on_msg, proc_chan_err, c) < 0) {
+		LOGE("cannot watch the %s process", role_name(c->role));
+		proc_kill(c, "setup failed");
+		return -1;
+	}
+	LOGD("started %s, pid %d", role_name(c->role), (int)pid);
+	c->on_spawn(c);
+	return 0;
+}
+
+void proc_kill(struct child *c, const char *why)
+{
+	if (c->running) {
+		LOGE("killing %s (pid %d): %s", role_name(c->role), (int)c->pid,
+		     why);
+		kill(c->pid, SIGKILL);
+	}
+	chanev_close(&c->ch);
+}
+
+static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (proc_spawn(c) < 0)
+		proc_schedule_respawn(c);
+}
+
+void proc_schedule_respawn(struct child *c)
+{
+	struct timeval tv;
+	int64_t lived = proc_now_ms() - c->started_ms;
+
+	if (lived >= STABLE_MS)
+		c->backoff_ms = 0;
+	else if (c->backoff_ms == 0)
+		c->backoff_ms = BACKOFF_MIN_MS;
+	else if (c->backoff_ms < BACKOFF_MAX_MS)
+		c->backoff_ms *= 2;
+	if (c->backoff_ms > BACKOFF_MAX_MS)
+		c->backoff_ms = BACKOFF_MAX_MS;
+	c->restarts++;
+	if (c->respawn_ev == NULL)
+		c->respawn_ev = evtimer_new(proc_base, proc_respawn_cb, c);
+	tv.tv_sec = c->backoff_ms / 1000;
+	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+	LOGN("respawning %s in %d ms (restart %u)", role_name(c->role),
+	     c->backoff_ms, c->restarts);
+	evtimer_add(c->respawn_ev, &tv);
+}
+
+void proc_reap(struct child **children, int n)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < n; i++) {
+			struct child *c = children[i];
+
+			if (!c->running || c->pid != pid)
+				continue;
+			c->running = false;
+			if (c->logev != NULL)
+				proc_log_cb(c->logfd, EV_READ, c);
+			chanev_close(&c->ch);
+			if (WIFSIGNALED(status))
+				LOGW("%s (pid %d) killed by signal %d%s",
+				     role_name(c->role), (int)pid,
+				     WTERMSIG(status),
+				     WTERMSIG(status) == SIGSYS
+					     ? " (sandbox violation)"
+					     : "");
+			else
+				LOGN("%s (pid %d) exited with status %d",
+				     role_name(c->role), (int)pid,
+				     WEXITSTATUS(status));
+			c->on_exit(c);
+		}
+	}
+}

@@ -1,0 +1,56 @@
+/* proc: the parent's children. Each is started by fork and re-exec of the
+ * daemon's own binary (opened once at start, so a replaced file on disk
+ * does not change what runs), with argv[0] "neosocksd: <role>" as the
+ * internal role marker and the process title. The channel is fd 3; stdout
+ * and stderr go into a non-blocking pipe that the parent reads and logs. */
+#ifndef NEOSOCKSD_PROC_H
+#define NEOSOCKSD_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "common/chanev.h"
+#include "common/msg.h"
+
+#define PROC_CHAN_FD 3
+#define PROC_LOGBUF 4096
+
+struct child;
+typedef void (*child_cb)(struct child *c);
+
+struct child {
+	enum role role;
+	enum chan_kind kind; /* of the parent channel */
+	pid_t pid;
+	bool running; /* forked and not yet reaped */
+	bool ready;   /* said MSG_READY */
+	struct chanev ch;
+	int logfd;
+	struct event *logev;
+	size_t loglen;
+	char logbuf[PROC_LOGBUF];
+	unsigned restarts;
+	int64_t started_ms;
+	int backoff_ms;
+	struct event *respawn_ev;
+	/* hooks */
+	child_cb on_spawn;     /* channel is up: send the configuration */
+	chanev_msg_cb on_msg;  /* a checked message from the child */
+	child_cb on_exit;      /* reaped */
+};
+
+void proc_setup(struct event_base *base, int exe_fd);
+/* Fork and exec. 0, or -1 (logged). */
+int proc_spawn(struct child *c);
+/* Kill (SIGKILL) and stop listening to it; it is reaped later. */
+void proc_kill(struct child *c, const char *why);
+/* Reap exited children; call on SIGCHLD. */
+void proc_reap(struct child **children, int n);
+/* Respawn after the back-off delay. */
+void proc_schedule_respawn(struct child *c);
+int64_t proc_now_ms(void);
+
+#endif

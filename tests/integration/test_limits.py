@@ -1,0 +1,76 @@
+"""Admission limits and descriptor exhaustion."""
+
+import os
+import time
+
+from conftest import BIN, Daemon
+from helpers import connect, free_port, is_closed, recv_all, socks5_connect, wait_until
+
+
+def _cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _served(port, target_port):
+    """Poll until a SOCKS5 client gets a tunnel (closes are processed
+    asynchronously by the daemon); returns the open socket."""
+    got = []
+
+    def ok():
+        s, rep = socks5_connect(port, "127.0.0.1", target_port)
+        if rep == 0:
+            got.append(s)
+            return True
+        s.close()
+        return False
+
+    wait_until(ok, 10, "not served after the limit cleared")
+    return got[0]
+
+
+def test_max_startups_drops_beyond_start_at_full_rate(daemon_factory, http_target):
+    port = free_port()
+    daemon_factory("-l", f"127.0.0.1:{port}", "--max-startups", "2:100:3")
+    # accept order is FIFO: the first two are pending handshakes when the
+    # third arrives, and with rate 100% it is dropped at once
+    held = [connect(port) for _ in range(2)]
+    extra = connect(port)
+    assert is_closed(extra, timeout=5)
+    for s in held:
+        assert not is_closed(s, timeout=0.2)  # still admitted
+        s.close()
+    _served(port, http_target.port).close()
+
+
+def test_emfile_pauses_accepting_without_spinning(http_target, tmp_path):
+    """With a tiny descriptor limit the front runs out of fds: it must pause
+    accepting (no busy loop, a rate-limited log line) and serve again once
+    sessions close."""
+    port = free_port()
+    limit = 40
+    d = Daemon(["--nofile=%d" % limit, BIN, "-l", f"127.0.0.1:{port}"],
+               binary="/usr/bin/prlimit", tmpdir=str(tmp_path))
+    try:
+        d.start()
+        front = d.child_by_title("neosocksd: front")
+        assert front
+        clients = [connect(port) for _ in range(limit + 20)]
+        d.wait_log("pausing for a while", timeout=10)
+        # observe the saturated front for 1.5 s of wall time: a spinning
+        # accept loop would burn CPU and a flood of log lines
+        t0 = _cpu_ticks(front)
+        time.sleep(1.5)
+        used = _cpu_ticks(front) - t0
+        assert used < os.sysconf("SC_CLK_TCK") * 0.5, f"front used {used} ticks while paused"
+        assert d.log().count("pausing for a while") <= 2
+        for s in clients:
+            s.close()
+        s = _served(port, http_target.port)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert b"hello from the target" in recv_all(s)
+        s.close()
+    finally:
+        d.close()
+    assert d.sanitizer_report() is None, d.log()[-3000:]
