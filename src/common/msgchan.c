@@ -276,6 +276,7 @@ static ssize_t msgchan_send_once(struct msgchan *c)
 	if (o->fd >= 0) {
 		struct cmsghdr *cm;
 
+		memset(&cmsg, 0, sizeof(cmsg));
 		iov[n++] = (struct iovec){ o->data + o->off, o->len - o->off };
 		mh.msg_control = cmsg.buf;
 		mh.msg_controllen = sizeof(cmsg.buf);

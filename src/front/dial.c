@@ -24,6 +24,7 @@ enum dial_step {
 	STEP_S5_AUTH,
 	STEP_S5_CONNECT,
 	STEP_HTTP,
+	STEP_DONE, /* result decided, callback pending */
 };
 
 #define DIAL_OUT_MAX 1200 /* longest request we send to a proxy */
@@ -31,6 +32,7 @@ enum dial_step {
 
 struct dialer {
 	dial_cb cb;
+	dial_watch_cb watch;
 	void *arg;
 	const struct proxy_hop *hops;
 	size_t nhops, hop; /* hop: the proxy being negotiated */
@@ -38,10 +40,13 @@ struct dialer {
 	int fd;
 	uint8_t step;
 	bool sending;
-	struct event ev;
+	short watching;   /* flags the owner watches the fd for */
+	struct event ev;  /* deferred completion (no fd) */
 	struct resolver_query *rq;
 	uint16_t outlen, outoff;
 	uint8_t out[DIAL_OUT_MAX];
+	uint8_t *in;     /* a proxy's reply so far (HTTP1_MAX_HEAD bytes) */
+	uint16_t inlen;
 	struct timespec t0;
 	struct dial_result res;
 };
@@ -88,12 +93,12 @@ const char *dial_strerror(enum dial_err e)
 
 static void dial_release(struct dialer *d)
 {
-	if (event_initialized(&d->ev))
-		event_del(&d->ev);
+	event_del(&d->ev);
 	if (d->rq != NULL)
 		resolver_cancel(d->rq);
 	if (d->fd >= 0)
 		close(d->fd);
+	free(d->in);
 	free(d);
 }
 
@@ -116,7 +121,6 @@ static void dial_finish_cb(evutil_socket_t fd, short what, void *arg)
 	} else {
 		res.fd = -1;
 	}
-	event_del(&d->ev);
 	d->cb(&res, d->arg);
 	dial_release(d);
 }
@@ -124,23 +128,18 @@ static void dial_finish_cb(evutil_socket_t fd, short what, void *arg)
 /* End the dial; the callback runs from the event loop. */
 static void dial_end(struct dialer *d, enum dial_err err, int sys_errno)
 {
-	if (event_initialized(&d->ev))
-		event_del(&d->ev);
 	d->res.err = err;
 	d->res.sys_errno = sys_errno;
-	event_assign(&d->ev, dial_base, -1, 0, dial_finish_cb, d);
+	d->step = STEP_DONE;
 	event_active(&d->ev, EV_TIMEOUT, 1);
 }
 
-static void dial_io_cb(evutil_socket_t fd, short what, void *arg);
-
 static void dial_wait(struct dialer *d, short what)
 {
-	if (event_initialized(&d->ev))
-		event_del(&d->ev);
-	event_assign(&d->ev, dial_base, d->fd, what | EV_PERSIST, dial_io_cb,
-		     d);
-	event_add(&d->ev, NULL);
+	if (d->watching != what) {
+		d->watching = what;
+		d->watch(d->fd, what, d->arg);
+	}
 }
 
 static bool dial_blocked(const struct sockaddr *sa)
@@ -225,6 +224,8 @@ static void dial_resolved(int result, const struct sockaddr *sa,
 	dial_connect(d, &ss, salen, first->port);
 }
 
+static void dial_write(struct dialer *d);
+
 /* Queue the request for the current hop and start sending it. */
 static void dial_send(struct dialer *d, size_t len, uint8_t step)
 {
@@ -234,9 +235,10 @@ static void dial_send(struct dialer *d, size_t len, uint8_t step)
 	}
 	d->outlen = (uint16_t)len;
 	d->outoff = 0;
+	d->inlen = 0;
 	d->step = step;
 	d->sending = true;
-	dial_wait(d, EV_WRITE);
+	dial_write(d); /* a fresh socket almost always takes it at once */
 }
 
 static const struct netaddr *dial_next_target(const struct dialer *d)
@@ -316,6 +318,8 @@ static void dial_write(struct dialer *d)
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			dial_end(d, DIAL_ERR_CONNECT, errno);
+		else
+			dial_wait(d, EV_WRITE);
 		return;
 	}
 	d->res.tx += (uint64_t)n;
@@ -323,6 +327,8 @@ static void dial_write(struct dialer *d)
 	if (d->outoff == d->outlen) {
 		d->sending = false;
 		dial_wait(d, EV_READ);
+	} else {
+		dial_wait(d, EV_WRITE);
 	}
 }
 
@@ -377,8 +383,6 @@ static int dial_parse_reply(struct dialer *d, const uint8_t *buf, size_t len)
 	}
 	if (r < 0)
 		dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
-	else
-		d->res.rx += 0; /* counted when consumed */
 	return r;
 }
 
@@ -439,14 +443,24 @@ static void dial_advance(struct dialer *d, uint8_t code)
 	}
 }
 
+/* Read a proxy's reply. Bytes of an incomplete reply all belong to it, so
+ * they are taken off the socket into d->in; a complete reply is consumed
+ * exactly, leaving any tunnel bytes after it in the socket. */
 static void dial_read(struct dialer *d)
 {
-	uint8_t buf[HTTP1_MAX_HEAD];
-	size_t cap = d->step == STEP_HTTP ? sizeof(buf) : DIAL_PEEK_S5;
+	size_t cap = d->step == STEP_HTTP ? HTTP1_MAX_HEAD : DIAL_PEEK_S5;
+	size_t total, want;
 	ssize_t n;
 	int r;
 
-	n = recv(d->fd, buf, cap, MSG_PEEK);
+	if (d->in == NULL) {
+		d->in = malloc(HTTP1_MAX_HEAD);
+		if (d->in == NULL) {
+			dial_end(d, DIAL_ERR_SYSTEM, ENOMEM);
+			return;
+		}
+	}
+	n = recv(d->fd, d->in + d->inlen, cap - d->inlen, MSG_PEEK);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			dial_end(d, DIAL_ERR_CONNECT, errno);
@@ -456,32 +470,38 @@ static void dial_read(struct dialer *d)
 		dial_end(d, DIAL_ERR_EOF, 0);
 		return;
 	}
+	total = d->inlen + (size_t)n;
 	if (d->step == STEP_HTTP)
-		r = dial_parse_http(d, buf, (size_t)n);
+		r = dial_parse_http(d, d->in, total);
 	else
-		r = dial_parse_reply(d, buf, (size_t)n);
+		r = dial_parse_reply(d, d->in, total);
 	if (r < 0)
 		return;
-	if (r == 0) {
-		if ((size_t)n == cap) /* a complete reply never needs more */
-			dial_end(d, DIAL_ERR_PROXY_PROTO, 0);
+	if (r == 0 && total == cap) {
+		dial_end(d, DIAL_ERR_PROXY_PROTO, 0); /* too long to be a reply */
 		return;
 	}
-	/* consume exactly the reply; the tunnel's bytes stay queued */
-	if (recv(d->fd, buf, (size_t)r, 0) != r) {
+	/* incomplete: take what came, all of it is reply; complete: take
+	 * exactly the rest of the reply */
+	want = r == 0 ? (size_t)n : (size_t)r - d->inlen;
+	if (recv(d->fd, d->in + d->inlen, want, 0) != (ssize_t)want) {
 		dial_end(d, DIAL_ERR_SYSTEM, errno);
 		return;
 	}
-	d->res.rx += (uint64_t)r;
-	dial_advance(d, d->step == STEP_S5_GREET ? buf[1] : 0);
+	d->res.rx += want;
+	if (r == 0) {
+		d->inlen = (uint16_t)total;
+		return;
+	}
+	d->inlen = 0;
+	dial_advance(d, d->step == STEP_S5_GREET ? d->in[1] : 0);
 }
 
-static void dial_io_cb(evutil_socket_t fd, short what, void *arg)
+void dial_on_event(struct dialer *d, short what)
 {
-	struct dialer *d = arg;
-
-	(void)fd;
 	(void)what;
+	if (d->step == STEP_DONE || d->step == STEP_RESOLVE)
+		return;
 	if (d->step == STEP_CONNECT)
 		dial_connected(d);
 	else if (d->sending)
@@ -492,7 +512,7 @@ static void dial_io_cb(evutil_socket_t fd, short what, void *arg)
 
 struct dialer *dial_start(const struct netaddr *target,
 			  const struct proxy_hop *hops, size_t nhops,
-			  dial_cb cb, void *arg)
+			  dial_cb cb, dial_watch_cb watch, void *arg)
 {
 	struct dialer *d = calloc(1, sizeof(*d));
 	const struct netaddr *first = nhops > 0 ? &hops[0].addr : target;
@@ -503,7 +523,9 @@ struct dialer *dial_start(const struct netaddr *target,
 	if (d == NULL)
 		return NULL;
 	d->cb = cb;
+	d->watch = watch;
 	d->arg = arg;
+	event_assign(&d->ev, dial_base, -1, 0, dial_finish_cb, d);
 	d->hops = hops;
 	d->nhops = nhops;
 	d->target = *target;

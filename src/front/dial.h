@@ -42,6 +42,11 @@ struct dial_result {
 };
 
 typedef void (*dial_cb)(const struct dial_result *r, void *arg);
+/* The owner watches the dialer's socket: watch fd for flags (EV_READ and/or
+ * EV_WRITE; 0 = stop) and pass every event to dial_on_event(). The owner
+ * keeps the same event through to relaying, so the hand-off costs no
+ * epoll changes. */
+typedef void (*dial_watch_cb)(int fd, short flags, void *arg);
 
 /* Settings shared by every dial. */
 struct dial_policy {
@@ -55,10 +60,15 @@ void dial_setup(struct event_base *base, const struct dial_policy *p);
 struct dialer;
 
 /* Start. hops[0..nhops) must stay valid until the callback. Returns the
- * dialer, or NULL when out of memory. */
+ * dialer, or NULL when out of memory. On success the callback gets the
+ * socket (still watched by the owner); on failure, and on cancel, the
+ * dialer closes it: the owner stops watching it first (in the callback, or
+ * before dial_cancel). */
 struct dialer *dial_start(const struct netaddr *target,
 			  const struct proxy_hop *hops, size_t nhops,
-			  dial_cb cb, void *arg);
+			  dial_cb cb, dial_watch_cb watch, void *arg);
+/* An event on the socket the owner watches for this dialer. */
+void dial_on_event(struct dialer *d, short what);
 /* Abort; the callback will not run. */
 void dial_cancel(struct dialer *d);
 

@@ -2,7 +2,6 @@
  * a pause on descriptor exhaustion that neither spins nor floods the log. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -77,25 +76,6 @@ static bool listener_admit(void)
 		     (uint32_t)(c->startup_limit_full -
 				c->startup_limit_start);
 	return listener_rand() % 100 >= p;
-}
-
-static void listener_sockopts(int fd)
-{
-	const struct config *c = &lfc->c;
-	int one = 1;
-
-	if (c->tcp_nodelay)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-				 sizeof(one));
-	if (c->tcp_keepalive)
-		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one,
-				 sizeof(one));
-	if (c->tcp_sndbuf > 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &c->tcp_sndbuf,
-				 sizeof(int));
-	if (c->tcp_rcvbuf > 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &c->tcp_rcvbuf,
-				 sizeof(int));
 }
 
 static void listener_pause(void)
@@ -175,7 +155,8 @@ static void listener_accept_cb(evutil_socket_t fd, short what, void *arg)
 			close(cfd);
 			continue;
 		}
-		listener_sockopts(cfd);
+		/* TCP_NODELAY, SO_KEEPALIVE and buffer sizes were set on
+		 * the listener by the parent: accepted sockets inherit them */
 		session_accept(cfd, &sa.sa, len, l->kind);
 	}
 }

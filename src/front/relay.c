@@ -167,6 +167,12 @@ int relay_preload(struct relay_dir *d, const void *data, size_t len)
 	return 0;
 }
 
+/* How much one read asks for. */
+static size_t relay_chunk(const struct relay_dir *d)
+{
+	return d->kind == CHUNK_PIPE ? RELAY_PIPE_SIZE : RELAY_BUF_SIZE;
+}
+
 static ssize_t relay_in(struct relay_dir *d, int src)
 {
 	ssize_t n;
@@ -200,10 +206,13 @@ static ssize_t relay_out(struct relay_dir *d, int dst)
 	return n;
 }
 
-int relay_pump(struct relay_dir *d, int src, int dst, uint64_t *moved)
+int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
+	       uint64_t *moved)
 {
+	bool drained = false;
+
 	*moved = 0;
-	for (int round = 0; round < RELAY_ROUNDS; round++) {
+	for (int round = 0; round < RELAY_ROUNDS && !drained; round++) {
 		ssize_t n;
 
 		if (d->pending == 0) {
@@ -222,6 +231,9 @@ int relay_pump(struct relay_dir *d, int src, int dst, uint64_t *moved)
 				return -1;
 			}
 			d->pending = (uint32_t)n;
+			/* a short read emptied the socket for now; the level-
+			 * triggered event says when there is more */
+			drained = (size_t)n < relay_chunk(d);
 		}
 		n = relay_out(d, dst);
 		if (n < 0) {
@@ -237,7 +249,8 @@ int relay_pump(struct relay_dir *d, int src, int dst, uint64_t *moved)
 	if (d->pending == 0 && d->chunk != NULL)
 		relay_release(d);
 	if (d->eof && d->pending == 0 && !d->shut) {
-		if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
+		if (!other_done && shutdown(dst, SHUT_WR) < 0 &&
+		    errno != ENOTCONN)
 			return -1;
 		d->shut = true;
 	}

@@ -32,8 +32,12 @@ void relay_cleanup(void);
 
 /* Move what can be moved from src to dst. Returns 0 (wait: see
  * relay_wants_*), or -1 with errno on a socket error (the tunnel is over).
- * *moved gets the bytes written to dst. */
-int relay_pump(struct relay_dir *d, int src, int dst, uint64_t *moved);
+ * *moved gets the bytes written to dst. Meant for level-triggered events:
+ * it stops after a short read instead of reading again for EAGAIN. When
+ * the other direction is already finished, the end of this one needs no
+ * SHUT_WR (the caller closes both sockets). */
+int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
+	       uint64_t *moved);
 
 static inline bool relay_wants_read(const struct relay_dir *d)
 {

@@ -18,11 +18,31 @@ struct front_stats front_stats;
 static struct event_base *sess_base;
 static const struct front_conf *sess_fc;
 static const struct timeval *sess_deadline; /* a libevent common timeout */
-static TAILQ_HEAD(, session) sess_live = TAILQ_HEAD_INITIALIZER(sess_live);
-static TAILQ_HEAD(, session) sess_dead = TAILQ_HEAD_INITIALIZER(sess_dead);
+static struct session *sess_live; /* sessions not yet closed */
+static struct session *sess_dead; /* closed, freed by the reaper */
 static struct event *sess_reaper;
 static uint32_t sess_next_id;
 static unsigned sess_count;
+
+static void sess_list_add(struct session **head, struct session *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head != NULL)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void sess_list_del(struct session **head, struct session *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
 
 static int64_t now_us(void)
 {
@@ -63,8 +83,8 @@ static void session_reap_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	while ((s = TAILQ_FIRST(&sess_dead)) != NULL) {
-		TAILQ_REMOVE(&sess_dead, s, link);
+	while ((s = sess_dead) != NULL) {
+		sess_list_del(&sess_dead, s);
 		free(s->target);
 		free(s);
 	}
@@ -156,19 +176,21 @@ void session_close(struct session *s, const char *outcome)
 	else
 		front_stats.halfopen--;
 	session_log(s, outcome);
+	session_unwatch(&s->cev, &s->cflags);
+	session_unwatch(&s->uev, &s->uflags);
+	if (s->hs != NULL && s->hs->dial != NULL)
+		s->ufd = -1; /* still the dialer's: dial_cancel closes it */
 	session_free_hs(s);
 	relay_release(&s->up);
 	relay_release(&s->down);
-	session_unwatch(&s->cev, &s->cflags);
-	session_unwatch(&s->uev, &s->uflags);
 	if (s->cfd >= 0)
 		close(s->cfd);
 	if (s->ufd >= 0)
 		close(s->ufd);
 	s->cfd = s->ufd = -1;
 	s->state = SS_CLOSED;
-	TAILQ_REMOVE(&sess_live, s, link);
-	TAILQ_INSERT_TAIL(&sess_dead, s, link);
+	sess_list_del(&sess_live, s);
+	sess_list_add(&sess_dead, s);
 	sess_count--;
 	event_active(sess_reaper, EV_TIMEOUT, 1);
 	listener_session_closed();
@@ -178,7 +200,7 @@ void session_close_all(const char *outcome)
 {
 	struct session *s;
 
-	while ((s = TAILQ_FIRST(&sess_live)) != NULL)
+	while ((s = sess_live) != NULL)
 		session_close(s, outcome);
 }
 
@@ -223,11 +245,13 @@ static int session_pump(struct session *s, bool upward)
 	int r;
 
 	if (upward) {
-		r = relay_pump(&s->up, s->cfd, s->ufd, &moved);
+		r = relay_pump(&s->up, s->cfd, s->ufd, relay_done(&s->down),
+			       &moved);
 		s->bytes_up += moved;
 		front_stats.bytes_up += moved;
 	} else {
-		r = relay_pump(&s->down, s->ufd, s->cfd, &moved);
+		r = relay_pump(&s->down, s->ufd, s->cfd, relay_done(&s->up),
+			       &moved);
 		s->bytes_down += moved;
 		front_stats.bytes_down += moved;
 	}
@@ -307,10 +331,18 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 
 	(void)fd;
-	if (s->state == SS_HANDSHAKE)
+	switch (s->state) {
+	case SS_HANDSHAKE:
 		session_hs_read(s);
-	else if (s->state == SS_RELAY)
+		break;
+	case SS_RELAY:
 		session_relay_event(s, what, true);
+		break;
+	default:
+		/* bytes before the tunnel exists: leave them in the socket
+		 * until relaying (watching is resumed then) */
+		session_watch(s, true, 0);
+	}
 }
 
 static void session_upstream_cb(evutil_socket_t fd, short what, void *arg)
@@ -320,6 +352,21 @@ static void session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	if (s->state == SS_RELAY)
 		session_relay_event(s, what, false);
+	else if (s->state == SS_DIAL && s->hs->dial != NULL)
+		dial_on_event(s->hs->dial, what);
+}
+
+/* The dialer's socket is watched through the session's own event, which
+ * then carries on into relaying without epoll changes. */
+static void session_dial_watch(int fd, short flags, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->ufd != fd) {
+		session_watch(s, false, 0);
+		s->ufd = fd;
+	}
+	session_watch(s, false, flags);
 }
 
 static void session_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -341,8 +388,13 @@ static void session_dialed(const struct dial_result *r, void *arg)
 	s->hs->dial = NULL;
 	front_stats.dial_rx += r->rx;
 	front_stats.dial_tx += r->tx;
-	if (r->err == DIAL_OK)
+	if (r->err == DIAL_OK) {
 		s->ufd = r->fd;
+	} else {
+		/* the dialer closes its socket after this callback */
+		session_watch(s, false, 0);
+		s->ufd = -1;
+	}
 	if (s->drv->on_dialed(s, r) < 0) {
 		if (r->err == DIAL_OK) {
 			session_close(s, "client gone");
@@ -367,7 +419,7 @@ static void session_dial(struct session *s)
 
 	s->state = SS_DIAL;
 	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, session_dialed,
-			      s);
+			      session_dial_watch, s);
 	if (hs->dial == NULL) {
 		struct dial_result r = { .err = DIAL_ERR_SYSTEM,
 					 .sys_errno = ENOMEM,
@@ -384,7 +436,6 @@ void session_request(struct session *s)
 	hs->request_done = true;
 	s->state = SS_ROUTE;
 	front_stats.requests++;
-	session_watch(s, true, 0);
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
 	/* without a ruleset: direct, or through the -x chain */
@@ -432,7 +483,7 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	if (salen <= sizeof(s->client))
 		memcpy(&s->client, sa, salen);
 	s->hs->cap = drv->bufsize;
-	TAILQ_INSERT_TAIL(&sess_live, s, link);
+	sess_list_add(&sess_live, s);
 	sess_count++;
 	front_stats.halfopen++;
 	evtimer_assign(&s->hs->timer, sess_base, session_timeout_cb, s);

@@ -15,7 +15,6 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -87,7 +86,7 @@ struct hs {
 };
 
 struct session {
-	TAILQ_ENTRY(session) link;
+	struct session *prev, *next; /* live or dead list */
 	uint32_t id;
 	uint8_t state; /* enum sess_state */
 	uint8_t proto; /* enum sess_proto */

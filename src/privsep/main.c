@@ -1,6 +1,8 @@
 /* main: role dispatch. The parent re-executes this binary for each child
- * with argv[0] set to "neosocksd: <role>", which is both the internal role
- * marker and the process title that ps shows. */
+ * with NEOSOCKSD_ROLE=<role> in the environment (the internal role marker)
+ * and argv[0] set to "neosocksd: <role>" (the process title ps shows). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "front/front.h"
@@ -8,7 +10,18 @@
 
 int main(int argc, char **argv)
 {
-	if (argc == 1 && strcmp(argv[0], "neosocksd: front") == 0)
-		return front_main();
+	const char *role = getenv("NEOSOCKSD_ROLE");
+
+	if (role != NULL) {
+		char r[16];
+
+		snprintf(r, sizeof(r), "%s", role);
+		unsetenv("NEOSOCKSD_ROLE");
+		if (strcmp(r, "front") == 0)
+			return front_main();
+		fprintf(stderr, "neosocksd: unknown internal role '%s'\n", r);
+		return 2;
+	}
+	(void)argc;
 	return parent_main(argc, argv);
 }

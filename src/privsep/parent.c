@@ -128,6 +128,19 @@ static int parent_bind(const char *addr, int kind)
 	if (ss.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
 				 sizeof(zero));
+	/* inherited by every accepted socket (Linux): no per-connection
+	 * setsockopt calls in the front */
+	if (P.conf.tcp_nodelay)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (P.conf.tcp_keepalive)
+		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one,
+				 sizeof(one));
+	if (P.conf.tcp_sndbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &P.conf.tcp_sndbuf,
+				 sizeof(int));
+	if (P.conf.tcp_rcvbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &P.conf.tcp_rcvbuf,
+				 sizeof(int));
 	if (P.conf.tcp_fastopen && kind != LISTENER_API)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
 				 sizeof(qlen));

@@ -119,6 +119,10 @@ static void proc_exec_child(const struct child *c, int chan, int logw,
 		_exit(127);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* the role marker survives wrappers (valgrind) that rewrite argv[0];
+	 * the parent is single-threaded, so setenv after fork is safe */
+	if (setenv("NEOSOCKSD_ROLE", role_name(c->role), 1) < 0)
+		_exit(127);
 	fexecve(PROC_CHAN_FD + 1, argv, environ);
 	_exit(127);
 }
