@@ -179,6 +179,17 @@ static void dial_sockopts(int fd)
 				 sizeof(int));
 }
 
+static void dial_connected(struct dialer *d);
+
+static bool dial_established(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	       ti.tcpi_state == TCP_ESTABLISHED;
+}
+
 static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 			 socklen_t len, uint16_t port)
 {
@@ -202,6 +213,12 @@ static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 	d->step = STEP_CONNECT;
 	if (connect(d->fd, sa, len) < 0 && errno != EINPROGRESS) {
 		dial_end(d, DIAL_ERR_CONNECT, errno);
+		return;
+	}
+	/* on loopback and fast links the handshake often completes inside
+	 * connect(): then there is nothing to wait for */
+	if (dial_established(d->fd)) {
+		dial_connected(d);
 		return;
 	}
 	dial_wait(d, EV_WRITE);
