@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +21,8 @@ void config_defaults(struct config *c)
 	c->tcp_keepalive = true;
 	c->block_multicast = true;
 	c->startup_limit_rate = 30;
+	c->drain_timeout = 10.0;
+	snprintf(c->jail_dir, sizeof(c->jail_dir), "%s", CONF_JAIL_DEFAULT);
 }
 
 static int config_fail(char *err, size_t cap, const char *fmt, ...)
@@ -131,6 +134,16 @@ static int config_check_limits(const struct config *c, char *err, size_t cap)
 				   "--max-startups: full %d is greater than "
 				   "-m %d",
 				   c->startup_limit_full, c->max_sessions);
+	if (!(c->drain_timeout >= 0 && c->drain_timeout <= CONF_TIMEOUT_MAX))
+		return config_fail(err, cap,
+				   "--drain: %g is out of range (0 - 86400)",
+				   c->drain_timeout);
+	if (c->mark < 0)
+		return config_fail(err, cap, "--mark: must not be negative");
+	if (c->jail_dir[0] != '/')
+		return config_fail(err, cap,
+				   "--jail: '%s' is not an absolute path",
+				   c->jail_dir);
 	if (c->tcp_sndbuf < 0 || c->tcp_rcvbuf < 0)
 		return config_fail(err, cap,
 				   "tcp_sndbuf/tcp_rcvbuf must not be negative");
@@ -183,10 +196,10 @@ int config_validate_wire(const struct config *c, size_t len)
 	if (!STR_OK(listen) || !STR_OK(http_listen) || !STR_OK(forward) ||
 	    !STR_OK(proxy) || !STR_OK(restapi) || !STR_OK(nameserver) ||
 	    !STR_OK(netdev) || !STR_OK(user_name) || !STR_OK(ruleset) ||
-	    !STR_OK(config_file))
+	    !STR_OK(config_file) || !STR_OK(ruleset_user) || !STR_OK(jail_dir))
 		return -1;
 #undef STR_OK
-	if (!isfinite(c->timeout))
+	if (!isfinite(c->timeout) || !isfinite(c->drain_timeout))
 		return -1;
 	return 0;
 }
@@ -231,6 +244,11 @@ void config_dump(const struct config *c, FILE *f)
 	config_dump_str(f, "user_name", c->user_name);
 	config_dump_str(f, "nameserver", c->nameserver);
 	config_dump_str(f, "netdev", c->netdev);
+	config_dump_str(f, "ruleset", c->ruleset);
+	config_dump_str(f, "ruleset_user", c->ruleset_user);
+	config_dump_str(f, "jail", c->jail_dir);
+	config_dump_int(f, "mark", c->mark);
+	fprintf(f, "    drain_timeout = %.17g,\n", c->drain_timeout);
 	config_dump_int(f, "loglevel", c->loglevel);
 	config_dump_int(f, "resolve_pf", c->resolve_pf);
 	fprintf(f, "    timeout = %.17g,\n", c->timeout);

@@ -15,6 +15,7 @@
 #define CONF_IFNAME_MAX 16
 #define CONF_CIDRS_MAX 1024
 
+#define CONF_JAIL_DEFAULT "/run/neosocksd/empty"
 #define CONF_TIMEOUT_MIN 5.0
 #define CONF_TIMEOUT_MAX 86400.0
 
@@ -31,6 +32,8 @@ struct config {
 	char nameserver[CONF_ADDR_MAX];  /* --nameserver */
 	char netdev[CONF_IFNAME_MAX];    /* -i */
 	char user_name[CONF_NAME_MAX];   /* -u */
+	char ruleset_user[CONF_NAME_MAX]; /* --ruleset-user */
+	char jail_dir[256];              /* --jail */
 	char ruleset[CONF_PATH_MAX];     /* -r */
 	char config_file[CONF_PATH_MAX]; /* -c */
 
@@ -51,6 +54,10 @@ struct config {
 	bool block_multicast;
 	bool block_local;
 	bool block_global;
+
+	bool sandbox_debug; /* --sandbox-debug */
+	double drain_timeout; /* seconds sessions may drain on SIGTERM */
+	int mark;       /* --mark: SO_MARK on outbound sockets (0: none) */
 
 	int tcp_sndbuf, tcp_rcvbuf;
 	int max_sessions;

@@ -32,6 +32,9 @@ enum chan_kind {
 /* Most bytes a sender may queue on one channel. */
 #define MSG_WMAX (64u << 20)
 
+/* Each type has exactly one channel and one sender. Messages sent by the
+ * parent to both children exist twice (one type per channel), so the
+ * catalogue stays a plain table. */
 enum msg_type {
 	MSG_INVALID = 0,
 
@@ -40,14 +43,31 @@ enum msg_type {
 	MSG_RESOLVCONF,   /* resolv.conf contents, 0..64 KiB */
 	MSG_HOSTS,        /* hosts file contents, 0..1 MiB */
 	MSG_LISTENER,     /* struct msg_listener + listening socket fd */
-	MSG_START,        /* empty: configuration complete, start serving */
+	MSG_START,        /* struct msg_sandbox: go (sandbox, then serve) */
 	MSG_SHUTDOWN,     /* struct msg_shutdown: stop accepting, drain */
 	MSG_PING,         /* struct msg_ping */
+	MSG_PEER_CHAN,    /* empty + fd: a new front<->ruleset channel */
+	MSG_PRIV_SOCKET_REPLY, /* struct msg_priv_socket_reply + fd or none */
 
 	/* front -> parent */
 	MSG_READY = 32,   /* empty: sandboxed and serving */
 	MSG_PONG,         /* struct msg_ping, echoed */
 	MSG_DRAINED,      /* empty: no sessions left after MSG_SHUTDOWN */
+	MSG_PRIV_SOCKET,  /* struct msg_priv_socket: an outbound socket with
+			   * the configured privileged options */
+
+	/* parent -> ruleset */
+	MSG_R_CONFIG = 64, /* struct config, exact */
+	MSG_R_START,       /* struct msg_sandbox */
+	MSG_R_RULESET,     /* struct msg_ruleset_hdr + Lua source */
+	MSG_R_SHUTDOWN,    /* struct msg_shutdown */
+	MSG_R_PING,        /* struct msg_ping */
+	MSG_R_PEER_CHAN,   /* empty + fd */
+
+	/* ruleset -> parent */
+	MSG_R_READY = 96,  /* empty */
+	MSG_R_PONG,        /* struct msg_ping */
+	MSG_R_LOADED,      /* struct msg_loaded + error text (bounded) */
 
 	MSG_TYPE_MAX = 255
 };
@@ -81,6 +101,46 @@ struct msg_listener {
 struct msg_shutdown {
 	double drain_seconds;
 };
+
+/* Who the child becomes and how it is jailed (decided by the parent). */
+struct msg_sandbox {
+	uint32_t uid, gid;
+	uint8_t drop_user; /* running as root: switch to uid/gid */
+	uint8_t netns;     /* ruleset: own network and IPC namespaces */
+	uint8_t debug;     /* report forbidden syscalls instead of killing */
+	uint8_t pad;
+	char jail[256];    /* ruleset: empty root-owned dir; "" for none */
+};
+
+/* An outbound socket the front may not create itself (SO_MARK,
+ * SO_BINDTODEVICE). The front names only the family; the options come from
+ * the configuration. */
+struct msg_priv_socket {
+	uint32_t family; /* AF_INET or AF_INET6 */
+};
+
+struct msg_priv_socket_reply {
+	int32_t err; /* 0 and an fd, or an errno value and none */
+};
+
+enum ruleset_load_kind {
+	RULESET_LOAD_START = 1, /* at (re)start: the last good one */
+	RULESET_LOAD_RELOAD,    /* SIGHUP: replace only if it loads */
+};
+
+struct msg_ruleset_hdr {
+	uint32_t kind;     /* enum ruleset_load_kind */
+	uint32_t seq;      /* echoed in MSG_R_LOADED */
+	char chunkname[128];
+};
+
+struct msg_loaded {
+	uint32_t seq;
+	int32_t ok; /* 1 loaded, 0 failed (the error text follows) */
+};
+
+#define MSG_ERRTEXT_MAX 4096
+#define MSG_LUA_SRC_MAX (MSG_MAXLEN - 4096) /* a Lua source or module */
 
 struct msg_ping {
 	uint64_t seq;

@@ -18,6 +18,7 @@
 
 enum dial_step {
 	STEP_RESOLVE,
+	STEP_PRIVSOCK,   /* waiting for the parent's socket */
 	STEP_CONNECT,
 	STEP_S4,         /* SOCKS4/4A request sent, waiting for the reply */
 	STEP_S5_GREET,
@@ -43,6 +44,9 @@ struct dialer {
 	short watching;   /* flags the owner watches the fd for */
 	struct event ev;  /* deferred completion (no fd) */
 	struct resolver_query *rq;
+	uint32_t priv_req;            /* STEP_PRIVSOCK: request id */
+	struct sockaddr_storage peer; /* the first hop, for connect() */
+	socklen_t peerlen;
 	uint16_t outlen, outoff;
 	uint8_t out[DIAL_OUT_MAX];
 	uint8_t *in;     /* a proxy's reply so far (HTTP1_MAX_HEAD bytes) */
@@ -96,6 +100,8 @@ static void dial_release(struct dialer *d)
 	event_del(&d->ev);
 	if (d->rq != NULL)
 		resolver_cancel(d->rq);
+	if (d->priv_req != 0)
+		front_priv_cancel(d->priv_req);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->in);
@@ -190,6 +196,36 @@ static bool dial_established(int fd)
 	       ti.tcpi_state == TCP_ESTABLISHED;
 }
 
+/* Connect the socket we now hold to d->peer. */
+static void dial_connect_fd(struct dialer *d)
+{
+	dial_sockopts(d->fd);
+	d->step = STEP_CONNECT;
+	if (connect(d->fd, (struct sockaddr *)&d->peer, d->peerlen) < 0 &&
+	    errno != EINPROGRESS) {
+		dial_end(d, DIAL_ERR_CONNECT, errno);
+		return;
+	}
+	/* on loopback and fast links the handshake often completes inside
+	 * connect(): then there is nothing to wait for */
+	if (dial_established(d->fd)) {
+		dial_connected(d);
+		return;
+	}
+	dial_wait(d, EV_WRITE);
+}
+
+void dial_priv_socket(struct dialer *d, int fd, int err)
+{
+	d->priv_req = 0;
+	if (fd < 0) {
+		dial_end(d, DIAL_ERR_SYSTEM, err);
+		return;
+	}
+	d->fd = fd;
+	dial_connect_fd(d);
+}
+
 static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 			 socklen_t len, uint16_t port)
 {
@@ -203,25 +239,22 @@ static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}
+	memcpy(&d->peer, ss, len);
+	d->peerlen = len;
+	if (dial_pol.privileged_socket) {
+		d->step = STEP_PRIVSOCK;
+		d->priv_req = front_priv_request(sa->sa_family, d);
+		if (d->priv_req == 0)
+			dial_end(d, DIAL_ERR_SYSTEM, EAGAIN);
+		return;
+	}
 	d->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		       IPPROTO_TCP);
 	if (d->fd < 0) {
 		dial_end(d, DIAL_ERR_SYSTEM, errno);
 		return;
 	}
-	dial_sockopts(d->fd);
-	d->step = STEP_CONNECT;
-	if (connect(d->fd, sa, len) < 0 && errno != EINPROGRESS) {
-		dial_end(d, DIAL_ERR_CONNECT, errno);
-		return;
-	}
-	/* on loopback and fast links the handshake often completes inside
-	 * connect(): then there is nothing to wait for */
-	if (dial_established(d->fd)) {
-		dial_connected(d);
-		return;
-	}
-	dial_wait(d, EV_WRITE);
+	dial_connect_fd(d);
 }
 
 static void dial_resolved(int result, const struct sockaddr *sa,
@@ -517,7 +550,8 @@ static void dial_read(struct dialer *d)
 void dial_on_event(struct dialer *d, short what)
 {
 	(void)what;
-	if (d->step == STEP_DONE || d->step == STEP_RESOLVE)
+	if (d->step == STEP_DONE || d->step == STEP_RESOLVE ||
+	    d->step == STEP_PRIVSOCK)
 		return;
 	if (d->step == STEP_CONNECT)
 		dial_connected(d);

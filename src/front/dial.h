@@ -53,11 +53,22 @@ struct dial_policy {
 	bool block_loopback, block_multicast, block_local, block_global;
 	bool tcp_nodelay, tcp_keepalive, fastopen_connect;
 	int sndbuf, rcvbuf;
+	/* outbound sockets carry options the front may not set itself
+	 * (-i, --mark): ask the parent for each one */
+	bool privileged_socket;
 };
 
-void dial_setup(struct event_base *base, const struct dial_policy *p);
+/* The front's broker: ask the parent for an outbound socket of this
+ * family; the answer goes to dial_priv_socket(). Returns a request id, or
+ * 0 when the request cannot be sent. */
+uint32_t front_priv_request(int family, struct dialer *d);
+void front_priv_cancel(uint32_t id);
+/* The parent's answer: fd >= 0, or err. */
+void dial_priv_socket(struct dialer *d, int fd, int err);
 
 struct dialer;
+
+void dial_setup(struct event_base *base, const struct dial_policy *p);
 
 /* Start. hops[0..nhops) must stay valid until the callback. Returns the
  * dialer, or NULL when out of memory. On success the callback gets the

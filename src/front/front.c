@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,21 +23,117 @@
 #include "front/relay.h"
 #include "front/resolver.h"
 #include "front/session.h"
+#include "privsep/sandbox.h"
 
 #define FRONT_CHAN_FD 3
 
 void socks_set_auth_required(bool on);
 void http_set_auth_required(bool on);
 
+#define PRIV_PENDING_MAX 4096
+
+struct priv_pending {
+	uint32_t id;
+	struct dialer *d;
+};
+
 static struct {
 	struct event_base *base;
-	struct chanev parent;
+	struct chanev parent, ruleset;
+	struct priv_pending priv[PRIV_PENDING_MAX];
+	unsigned npriv;
+	uint32_t priv_next;
 	struct front_conf fc;
 	bool have_conf, started, draining;
 	char *resolvconf, *hosts;
 	size_t resolvconf_len, hosts_len;
 	struct event *drain_timer, *drain_check;
 } F;
+
+/* ---- privileged sockets, brokered by the parent ---- */
+
+uint32_t front_priv_request(int family, struct dialer *d)
+{
+	struct msg_priv_socket req = { .family = (uint32_t)family };
+	uint32_t id;
+
+	if (F.npriv == PRIV_PENDING_MAX)
+		return 0;
+	id = ++F.priv_next;
+	if (id == 0)
+		id = ++F.priv_next;
+	if (chanev_send(&F.parent, MSG_PRIV_SOCKET, id, &req, sizeof(req),
+			-1) < 0)
+		return 0;
+	F.priv[F.npriv++] = (struct priv_pending){ id, d };
+	return id;
+}
+
+static struct dialer *front_priv_take(uint32_t id)
+{
+	for (unsigned i = 0; i < F.npriv; i++) {
+		if (F.priv[i].id != id)
+			continue;
+		struct dialer *d = F.priv[i].d;
+		F.priv[i] = F.priv[--F.npriv];
+		return d;
+	}
+	return NULL;
+}
+
+void front_priv_cancel(uint32_t id)
+{
+	(void)front_priv_take(id); /* a late answer's fd is then closed */
+}
+
+static void front_priv_reply(const struct msg *m)
+{
+	struct msg_priv_socket_reply rep;
+	struct dialer *d = front_priv_take(m->id);
+
+	memcpy(&rep, m->data, sizeof(rep));
+	if (d == NULL) {
+		if (m->fd >= 0)
+			close(m->fd);
+		return;
+	}
+	if (m->fd < 0 && rep.err == 0)
+		rep.err = m->fd_lost ? EMFILE : EPROTO;
+	dial_priv_socket(d, m->fd, rep.err);
+}
+
+/* ---- the ruleset channel (routing arrives with the ruleset engine) ---- */
+
+static void front_ruleset_msg(struct chanev *ce, struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	if (m->fd >= 0)
+		close(m->fd);
+	LOGE("unexpected %s from the ruleset process", msg_name(m->type));
+	chanev_close(&F.ruleset);
+}
+
+static void front_ruleset_err(struct chanev *ce, int err, const char *why,
+			      void *arg)
+{
+	(void)arg;
+	if (err != 0)
+		LOGE("ruleset channel: %s", why);
+	chanev_close(ce); /* a new one comes when the ruleset restarts */
+}
+
+static void front_take_ruleset(int fd)
+{
+	if (F.ruleset.open)
+		chanev_close(&F.ruleset);
+	if (chanev_init(&F.ruleset, F.base, fd, CHAN_FRONT_RULESET,
+			ROLE_RULESET, front_ruleset_msg, front_ruleset_err,
+			NULL) < 0) {
+		LOGE("cannot watch the ruleset channel");
+		close(fd);
+	}
+}
 
 static void front_exit(int code)
 {
@@ -93,7 +190,28 @@ static void front_raise_nofile(void)
 	}
 }
 
-static int front_start(void)
+static int front_sandbox(const struct msg_sandbox *sb)
+{
+	struct sandbox_conf sc = {
+		.role = ROLE_FRONT,
+		.drop_user = sb->drop_user != 0,
+		.uid = sb->uid,
+		.gid = sb->gid,
+		.debug = sb->debug != 0,
+	};
+	char skipped[256] = "", err[256] = "";
+
+	if (sandbox_apply(&sc, skipped, sizeof(skipped), err, sizeof(err)) <
+	    0) {
+		LOGE("sandbox: %s", err);
+		return -1;
+	}
+	if (skipped[0])
+		LOGN("sandbox: not applied: %s", skipped);
+	return 0;
+}
+
+static int front_start(const struct msg_sandbox *sb)
 {
 	const struct config *c = &F.fc.c;
 	struct dial_policy pol = {
@@ -106,6 +224,7 @@ static int front_start(void)
 		.fastopen_connect = c->tcp_fastopen_connect,
 		.sndbuf = c->tcp_sndbuf,
 		.rcvbuf = c->tcp_rcvbuf,
+		.privileged_socket = c->netdev[0] != '\0' || c->mark > 0,
 	};
 
 	if (!F.have_conf || front_compile(&F.fc) < 0)
@@ -130,6 +249,9 @@ static int front_start(void)
 		LOGE("cannot watch listeners: %s", strerror(errno));
 		return -1;
 	}
+	/* everything that touches files or needs rights is done: jail */
+	if (front_sandbox(sb) < 0)
+		return -1;
 	F.started = true;
 	return chanev_send(&F.parent, MSG_READY, 0, NULL, 0, -1);
 }
@@ -230,11 +352,25 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		}
 		return;
 	}
-	case MSG_START:
-		if (F.started || front_start() < 0) {
+	case MSG_START: {
+		struct msg_sandbox sb;
+
+		memcpy(&sb, m->data, sizeof(sb));
+		if (F.started || front_start(&sb) < 0) {
 			LOGE("cannot start serving");
 			front_exit(1);
 		}
+		return;
+	}
+	case MSG_PEER_CHAN:
+		if (m->fd < 0) {
+			LOGE("ruleset channel lost in transit");
+			return;
+		}
+		front_take_ruleset(m->fd);
+		return;
+	case MSG_PRIV_SOCKET_REPLY:
+		front_priv_reply(m);
 		return;
 	case MSG_SHUTDOWN: {
 		struct msg_shutdown sd;
@@ -270,6 +406,7 @@ static void front_on_err(struct chanev *ce, int err, const char *why,
 int front_main(void)
 {
 	log_init("front", 2, true);
+	prctl(PR_SET_NAME, "neosocksd-front");
 	signal(SIGPIPE, SIG_IGN);
 	/* the parent coordinates stopping; a terminal's ^C reaches us too */
 	signal(SIGINT, SIG_IGN);

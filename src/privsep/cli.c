@@ -111,6 +111,8 @@ static int set_flag(const struct cli_opt *o, const char *v, struct config *c,
 		c->tcp_fastopen = false;
 	else if (strcmp(o->lname, "--fastopen-connect") == 0)
 		c->tcp_fastopen_connect = true;
+	else if (strcmp(o->lname, "--sandbox-debug") == 0)
+		c->sandbox_debug = true;
 	else if (strcmp(o->lname, "--ipv4") == 0)
 		c->resolve_pf = AF_INET;
 	else if (strcmp(o->lname, "--ipv6") == 0)
@@ -134,6 +136,35 @@ static int set_timeout(const struct cli_opt *o, const char *v,
 				"[5, 86400]",
 				cli_name(o), v);
 	c->timeout = t;
+	return 0;
+}
+
+static int set_drain(const struct cli_opt *o, const char *v, struct config *c,
+		     struct cli *cl, char *err, size_t cap)
+{
+	char *end;
+	double t;
+
+	(void)cl;
+	errno = 0;
+	t = strtod(v, &end);
+	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
+	    t < 0 || t > CONF_TIMEOUT_MAX)
+		return cli_fail(err, cap,
+				"%s: '%s' is not a number of seconds in "
+				"[0, 86400]",
+				cli_name(o), v);
+	c->drain_timeout = t;
+	return 0;
+}
+
+static int set_mark(const struct cli_opt *o, const char *v, struct config *c,
+		    struct cli *cl, char *err, size_t cap)
+{
+	(void)cl;
+	if (cli_int(v, 1, INT_MAX, &c->mark) < 0)
+		return cli_fail(err, cap, "%s: '%s' is not a positive integer",
+				cli_name(o), v);
 	return 0;
 }
 
@@ -280,6 +311,13 @@ static const struct cli_opt cli_opts[] = {
 	{ NULL, "--loglevel", ARG_REQUIRED, set_loglevel, 0, 0 },
 	{ NULL, "--log", ARG_REQUIRED, set_log, 0, 0 },
 	{ "-u", "--user", ARG_REQUIRED, set_user, STR(user_name) },
+	{ NULL, "--ruleset-user", ARG_REQUIRED, set_user, STR(ruleset_user) },
+	{ NULL, "--jail", ARG_REQUIRED, set_str, STR(jail_dir) },
+	{ NULL, "--sandbox-debug", ARG_NONE, set_flag, 0, 0 },
+	{ NULL, "--drain", ARG_REQUIRED, set_drain, 0, 0 },
+	{ "-r", "--ruleset", ARG_REQUIRED, set_str, STR(ruleset) },
+	{ "-i", "--netdev", ARG_REQUIRED, set_str, STR(netdev) },
+	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0 },
 };
 
 static const struct cli_opt *cli_find(const char *name, size_t len)
@@ -416,7 +454,24 @@ void cli_usage(FILE *f, const char *argv0)
 		"      --no-fastopen        no TCP Fast Open on listeners\n"
 		"      --fastopen-connect   TCP Fast Open on outbound "
 		"connections\n"
-		"  -u, --user USER[:GROUP]  run the children as this user\n"
+		"  -r, --ruleset FILE       Lua ruleset deciding every request\n"
+		"  -i, --netdev IFNAME      bind outbound connections to this "
+		"interface\n"
+		"      --mark N             SO_MARK on outbound connections\n"
+		"  -u, --user USER[:GROUP]  run the front as this user (as "
+		"root: default\n"
+		"                           'neosocksd' if it exists, else "
+		"'nobody')\n"
+		"      --ruleset-user U[:G] run the ruleset process as this "
+		"user (default: -u)\n"
+		"      --jail DIR           empty root-owned directory the "
+		"ruleset process is\n"
+		"                           chrooted into (default "
+		"/run/neosocksd/empty)\n"
+		"      --sandbox-debug      log forbidden system calls "
+		"instead of killing\n"
+		"      --drain SEC          on SIGTERM, let tunnels finish for "
+		"up to SEC (10)\n"
 		"      --loglevel N         0 silent .. 4 notice (default) .. "
 		"5 info (access\n"
 		"                           log) .. 8 very verbose\n"

@@ -7,6 +7,7 @@
 
 #include "front/front.h"
 #include "privsep/parent.h"
+#include "ruleset/ruleset.h"
 
 int main(int argc, char **argv)
 {
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
 		unsetenv("NEOSOCKSD_ROLE");
 		if (strcmp(r, "front") == 0)
 			return front_main();
+		if (strcmp(r, "ruleset") == 0)
+			return ruleset_main();
 		fprintf(stderr, "neosocksd: unknown internal role '%s'\n", r);
 		return 2;
 	}

@@ -1,6 +1,7 @@
 /* parent: the small privileged process. It parses the command line, reads
- * the files the children need, binds every listener, starts and
- * supervises the children, talks to systemd, and runs no protocol code. */
+ * the files the children need, binds every listener, starts and supervises
+ * the front and the ruleset process, talks to systemd, and runs no protocol
+ * code and no Lua. */
 #include "privsep/parent.h"
 
 #include <errno.h>
@@ -15,70 +16,48 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "common/addr.h"
-#include "common/config.h"
 #include "common/log.h"
-#include "common/msg.h"
-#include "privsep/cli.h"
+#include "privsep/identity.h"
 #include "privsep/notify.h"
-#include "privsep/proc.h"
+#include "privsep/sandbox.h"
 
-#define PARENT_MAX_LISTENERS 4
-#define DRAIN_SECONDS 10.0
 #define FILE_MAX_RESOLVCONF (64u << 10)
 #define FILE_MAX_HOSTS (1u << 20)
+#define HEARTBEAT_INTERVAL_MS 2000
+#define HEARTBEAT_TIMEOUT_MS 6000
 
-struct plistener {
-	int fd;
-	int kind; /* enum listener_kind */
-	char addr[CONF_ADDR_MAX];
-};
+struct parent P;
 
-static struct {
-	struct config conf;
-	struct cli cli;
-	struct event_base *base;
-	struct plistener ls[PARENT_MAX_LISTENERS];
-	int nls;
-	char *resolvconf, *hosts;
-	size_t resolvconf_len, hosts_len;
-	struct child front;
-	bool stopping;
-	int exit_code;
-	struct event *stop_timer;
-} P;
+static struct child *const children[] = { &P.front, &P.ruleset };
+#define NCHILDREN ((int)(sizeof(children) / sizeof(children[0])))
 
-static struct child *parent_children[] = { &P.front };
-#define NCHILDREN ((int)(sizeof(parent_children) / sizeof(parent_children[0])))
-
-/* Read a whole file up to max bytes. A missing file is an empty one. */
-static int parent_read_file(const char *path, size_t max, char **out,
-			    size_t *len)
+/* Read a whole regular file up to max bytes. A missing file is empty. */
+int parent_read_file(const char *path, size_t max, struct blob *out)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char *buf;
 	size_t n = 0;
 
-	*out = NULL;
-	*len = 0;
+	free(out->data);
+	out->data = NULL;
+	out->len = 0;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > max) {
+		int e = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
 		close(fd);
-		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		errno = e;
 		return -1;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
+	out->data = malloc((size_t)st.st_size + 1);
+	if (out->data == NULL) {
 		close(fd);
 		return -1;
 	}
 	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+		ssize_t r = read(fd, out->data + n, (size_t)st.st_size - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -86,50 +65,47 @@ static int parent_read_file(const char *path, size_t max, char **out,
 		n += (size_t)r;
 	}
 	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
+	out->data[n] = '\0';
+	out->len = n;
 	return 0;
 }
 
 static void parent_read_resolver_files(void)
 {
-	free(P.resolvconf);
-	free(P.hosts);
 	if (parent_read_file("/etc/resolv.conf", FILE_MAX_RESOLVCONF,
-			     &P.resolvconf, &P.resolvconf_len) < 0)
+			     &P.resolvconf) < 0)
 		LOGW("/etc/resolv.conf: %s", strerror(errno));
-	if (parent_read_file("/etc/hosts", FILE_MAX_HOSTS, &P.hosts,
-			     &P.hosts_len) < 0)
+	if (parent_read_file("/etc/hosts", FILE_MAX_HOSTS, &P.hosts) < 0)
 		LOGW("/etc/hosts: %s", strerror(errno));
 }
 
-static int parent_bind(const char *addr, int kind)
+static const char *listener_kind_name(int kind)
 {
-	struct sockaddr_storage ss;
-	int len = addr_parse_listen(addr, &ss);
-	int fd, one = 1, zero = 0, qlen = SOMAXCONN;
-	struct plistener *l;
+	switch (kind) {
+	case LISTENER_HTTP:
+		return "http";
+	case LISTENER_FORWARD:
+		return "forward";
+	case LISTENER_API:
+		return "api";
+	default:
+		return "socks";
+	}
+}
 
-	if (len < 0 || P.nls == PARENT_MAX_LISTENERS) {
-		LOGF("invalid listen address '%s'", addr);
-		return -1;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    IPPROTO_TCP);
-	if (fd < 0) {
-		LOGF("socket: %s", strerror(errno));
-		return -1;
-	}
+static void parent_listen_opts(int fd, int family, int kind)
+{
+	int one = 1, zero = 0, qlen = SOMAXCONN;
+
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (P.conf.reuseport)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
 				 sizeof(one));
-	if (ss.ss_family == AF_INET6)
+	if (family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
 				 sizeof(zero));
 	/* inherited by every accepted socket (Linux): no per-connection
-	 * setsockopt calls in the front */
+	 * setsockopt calls in the children */
 	if (P.conf.tcp_nodelay)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (P.conf.tcp_keepalive)
@@ -144,6 +120,26 @@ static int parent_bind(const char *addr, int kind)
 	if (P.conf.tcp_fastopen && kind != LISTENER_API)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
 				 sizeof(qlen));
+}
+
+static int parent_bind(const char *addr, int kind)
+{
+	struct sockaddr_storage ss;
+	int len = addr_parse_listen(addr, &ss);
+	struct plistener *l;
+	int fd;
+
+	if (len < 0 || P.nls == PARENT_MAX_LISTENERS) {
+		LOGF("invalid listen address '%s'", addr);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    IPPROTO_TCP);
+	if (fd < 0) {
+		LOGF("socket: %s", strerror(errno));
+		return -1;
+	}
+	parent_listen_opts(fd, ss.ss_family, kind);
 	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    listen(fd, SOMAXCONN) < 0) {
 		LOGF("listen on %s: %s", addr, strerror(errno));
@@ -154,11 +150,7 @@ static int parent_bind(const char *addr, int kind)
 	l->fd = fd;
 	l->kind = kind;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
-	LOGN("listen: %s (%s)", addr,
-	     kind == LISTENER_HTTP      ? "http"
-	     : kind == LISTENER_FORWARD ? "forward"
-	     : kind == LISTENER_API     ? "api"
-					: "socks");
+	LOGN("listen: %s (%s)", addr, listener_kind_name(kind));
 	if (addr[0] == ':' || strncmp(addr, "0.0.0.0:", 8) == 0 ||
 	    strncmp(addr, "[::]:", 5) == 0)
 		LOGW("%s: binding to a wildcard address may be insecure", addr);
@@ -188,82 +180,107 @@ static void parent_close_listeners(void)
 	P.nls = 0;
 }
 
-/* ---- the front ---- */
-
-static void front_spawned(struct child *c)
+/* A new front<->ruleset channel whenever one side (re)starts. */
+void parent_link_peers(void)
 {
-	struct chanev *ch = &c->ch;
-	int bad = 0;
+	int sv[2];
 
-	bad |= chanev_send(ch, MSG_CONFIG, 0, &P.conf, sizeof(P.conf), -1);
-	bad |= chanev_send(ch, MSG_RESOLVCONF, 0, P.resolvconf,
-			   P.resolvconf_len, -1);
-	bad |= chanev_send(ch, MSG_HOSTS, 0, P.hosts, P.hosts_len, -1);
-	for (int i = 0; i < P.nls; i++) {
-		struct msg_listener ml = { .kind = (uint32_t)P.ls[i].kind };
-		int fd = fcntl(P.ls[i].fd, F_DUPFD_CLOEXEC, 0);
-
-		if (fd < 0) {
-			bad = -1;
-			break;
-		}
-		bad |= chanev_send(ch, MSG_LISTENER, 0, &ml, sizeof(ml), fd);
+	if (!P.front.running || !P.front.ch.open || !P.ruleset.running ||
+	    !P.ruleset.ch.open)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		LOGE("socketpair: %s", strerror(errno));
+		return;
 	}
-	bad |= chanev_send(ch, MSG_START, 0, NULL, 0, -1);
-	if (bad)
-		proc_kill(c, "cannot send the configuration");
+	if (chanev_send(&P.front.ch, MSG_PEER_CHAN, 0, NULL, 0, sv[0]) < 0)
+		LOGE("cannot hand the peer channel to the front");
+	if (chanev_send(&P.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0, sv[1]) < 0)
+		LOGE("cannot hand the peer channel to the ruleset process");
 }
 
 static void parent_status(void)
 {
-	notify_send("STATUS=serving; front restarts %u", P.front.restarts);
+	notify_send("STATUS=serving; restarts: front %u, ruleset %u",
+		    P.front.restarts, P.ruleset.restarts);
 }
 
-static void front_msg(struct chanev *ce, struct msg *m, void *arg)
+static void parent_sandbox_self(void)
 {
-	struct child *c = arg;
+	struct sandbox_conf sc = {
+		.role = ROLE_PARENT,
+		.debug = P.front_sb.debug != 0,
+		.parent_keep_eff = priv_caps_needed(&P.conf),
+		.parent_keep_prm = priv_caps_needed(&P.conf) |
+				   identity_respawn_caps(&P.front_sb,
+							 &P.ruleset_sb),
+	};
+	char skipped[256] = "", err[256] = "";
 
-	(void)ce;
-	switch (m->type) {
-	case MSG_READY:
-		if (c->ready) {
-			proc_kill(c, "READY twice");
-			return;
-		}
-		c->ready = true;
-		LOGD("front ready");
-		if (c->restarts == 0)
-			notify_send("READY=1\nSTATUS=serving");
-		else
-			parent_status();
+	if (sandbox_apply(&sc, skipped, sizeof(skipped), err, sizeof(err)) <
+	    0) {
+		LOGF("parent sandbox: %s", err);
+		exit(1);
+	}
+	if (skipped[0])
+		LOGN("parent sandbox: not applied: %s", skipped);
+	P.sandboxed = true;
+}
+
+/* READY=1 once the listeners are bound and both children serve. */
+void parent_child_ready(struct child *c)
+{
+	(void)c;
+	if (!P.front.ready || !P.ruleset.ready)
 		return;
-	case MSG_PONG:
-	case MSG_DRAINED:
-		return;
-	default:
-		proc_kill(c, "message not handled");
+	if (!P.ready_sent) {
+		P.ready_sent = true;
+		parent_sandbox_self();
+		notify_send("READY=1\nSTATUS=serving");
+		LOGN("serving");
+	} else {
+		parent_status();
 	}
 }
 
-static void parent_check_exit(void)
+void notify_ready_after_reload(void)
+{
+	notify_send("READY=1\nSTATUS=serving; restarts: front %u, ruleset %u",
+		    P.front.restarts, P.ruleset.restarts);
+}
+
+void parent_check_exit(void)
 {
 	for (int i = 0; i < NCHILDREN; i++)
-		if (parent_children[i]->running)
+		if (children[i]->running)
 			return;
 	LOGN("exiting");
 	event_base_loopexit(P.base, NULL);
 }
 
-static void front_exited(struct child *c)
+static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (P.stopping) {
-		parent_check_exit();
-		return;
+	int64_t now = proc_now_ms();
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (int i = 0; i < NCHILDREN; i++) {
+		struct child *c = children[i];
+		struct msg_ping ping = { .seq = ++P.ping_seq };
+
+		if (!c->running || !c->ready || !c->ch.open)
+			continue;
+		if (now - c->last_pong_ms > HEARTBEAT_TIMEOUT_MS) {
+			proc_kill(c, "stopped answering the heartbeat");
+			continue;
+		}
+		chanev_send(&c->ch,
+			    c->role == ROLE_FRONT ? MSG_PING : MSG_R_PING, 0,
+			    &ping, sizeof(ping), -1);
 	}
-	proc_schedule_respawn(c);
 }
 
-/* ---- signals ---- */
+/* ---- stopping ---- */
 
 static void parent_stop_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -272,14 +289,14 @@ static void parent_stop_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	LOGW("children did not stop in time; killing them");
 	for (int i = 0; i < NCHILDREN; i++)
-		if (parent_children[i]->running)
-			kill(parent_children[i]->pid, SIGKILL);
+		if (children[i]->running)
+			kill(children[i]->pid, SIGKILL);
 }
 
 static void parent_stop(int sig)
 {
-	struct msg_shutdown sd = { .drain_seconds = DRAIN_SECONDS };
-	struct timeval tv = { (time_t)DRAIN_SECONDS + 5, 0 };
+	struct msg_shutdown sd = { .drain_seconds = P.drain_seconds };
+	struct timeval tv = { (time_t)P.drain_seconds + 5, 0 };
 
 	if (P.stopping) {
 		LOGN("signal %d again: stopping now", sig);
@@ -287,16 +304,24 @@ static void parent_stop(int sig)
 		return;
 	}
 	P.stopping = true;
-	LOGN("signal %d: stopping", sig);
+	LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
+	     P.drain_seconds);
 	notify_send("STOPPING=1");
 	parent_close_listeners();
+	event_del(P.heartbeat);
 	for (int i = 0; i < NCHILDREN; i++) {
-		struct child *c = parent_children[i];
+		struct child *c = children[i];
+
 		if (c->respawn_ev != NULL)
 			evtimer_del(c->respawn_ev);
-		if (c->running && c->ch.open)
-			chanev_send(&c->ch, MSG_SHUTDOWN, 0, &sd, sizeof(sd), -1);
-		else if (c->running)
+		if (!c->running)
+			continue;
+		if (c->ch.open)
+			chanev_send(&c->ch,
+				    c->role == ROLE_FRONT ? MSG_SHUTDOWN
+							  : MSG_R_SHUTDOWN,
+				    0, &sd, sizeof(sd), -1);
+		else
 			kill(c->pid, SIGKILL);
 	}
 	P.stop_timer = evtimer_new(P.base, parent_stop_timeout, NULL);
@@ -310,15 +335,18 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)arg;
 	switch (sig) {
 	case SIGCHLD:
-		proc_reap(parent_children, NCHILDREN);
+		proc_reap((struct child **)children, NCHILDREN);
 		break;
 	case SIGTERM:
 	case SIGINT:
 		parent_stop((int)sig);
 		break;
 	case SIGHUP:
-		LOGN("SIGHUP: re-reading resolver files");
+		if (P.stopping)
+			break;
+		notify_reloading();
 		parent_read_resolver_files();
+		parent_ruleset_reload();
 		break;
 	default:
 		break;
@@ -335,7 +363,7 @@ static int parent_open_exe(void)
 	return fd;
 }
 
-static int parent_setup_log(void)
+static void parent_setup_log(void)
 {
 	switch (P.cli.log_sink) {
 	case CLI_LOG_STDOUT:
@@ -352,72 +380,100 @@ static int parent_setup_log(void)
 		log_init("main", 2, false);
 	}
 	log_level = P.conf.loglevel;
+}
+
+static int parent_parse(int argc, char **argv, int *exit_code)
+{
+	char err[512];
+
+	config_defaults(&P.conf);
+	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) < 0 ||
+	    (!P.cli.help && !P.cli.version &&
+	     config_check(&P.conf, err, sizeof(err)) < 0)) {
+		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
+			argv[0]);
+		*exit_code = 2;
+		return -1;
+	}
+	*exit_code = 0;
+	P.drain_seconds = P.conf.drain_timeout;
+	if (P.cli.help) {
+		cli_usage(stdout, argv[0]);
+		return -1;
+	}
+	if (P.cli.version) {
+		printf("neosocksd %s\n", NEOSOCKSD_VERSION);
+		return -1;
+	}
+	if (P.cli.dump_config) {
+		config_dump(&P.conf, stdout);
+		return -1;
+	}
+	return 0;
+}
+
+static int parent_setup_events(void)
+{
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
+	static const struct timeval hb = { HEARTBEAT_INTERVAL_MS / 1000,
+					   (HEARTBEAT_INTERVAL_MS % 1000) *
+						   1000 };
+
+	P.base = event_base_new();
+	if (P.base == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct event *ev = evsignal_new(P.base, sigs[i],
+						parent_signal_cb, NULL);
+		if (ev == NULL || evsignal_add(ev, NULL) < 0)
+			return -1;
+	}
+	P.heartbeat = event_new(P.base, -1, EV_PERSIST, parent_heartbeat_cb,
+				NULL);
+	if (P.heartbeat == NULL || event_add(P.heartbeat, &hb) < 0)
+		return -1;
 	return 0;
 }
 
 int parent_main(int argc, char **argv)
 {
-	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 	char err[512];
-	int exe_fd;
+	int exe_fd, code;
 
-	config_defaults(&P.conf);
-	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) < 0) {
-		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
-			argv[0]);
-		return 2;
-	}
-	if (P.cli.help) {
-		cli_usage(stdout, argv[0]);
-		return 0;
-	}
-	if (P.cli.version) {
-		printf("neosocksd %s\n", NEOSOCKSD_VERSION);
-		return 0;
-	}
-	if (config_check(&P.conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
-			argv[0]);
-		return 2;
-	}
-	if (P.cli.dump_config) {
-		config_dump(&P.conf, stdout);
-		return 0;
-	}
+	if (parent_parse(argc, argv, &code) < 0)
+		return code;
 	parent_setup_log();
 	signal(SIGPIPE, SIG_IGN);
 	LOGN("neosocksd %s starting", NEOSOCKSD_VERSION);
 	notify_init();
+	if (identity_resolve(&P.conf, &P.front_sb, &P.ruleset_sb, err,
+			     sizeof(err)) < 0) {
+		LOGF("%s", err);
+		return 1;
+	}
 	exe_fd = parent_open_exe();
 	if (exe_fd < 0)
 		return 1;
 	parent_read_resolver_files();
+	if (P.conf.ruleset[0] &&
+	    parent_read_file(P.conf.ruleset, MSG_LUA_SRC_MAX,
+			     &P.ruleset_good) < 0) {
+		LOGF("%s: %s", P.conf.ruleset, strerror(errno));
+		return 1;
+	}
 	if (parent_bind_all() < 0)
 		return 1;
-	P.base = event_base_new();
-	if (P.base == NULL) {
-		LOGF("event_base_new failed");
+	if (parent_setup_events() < 0) {
+		LOGF("cannot set up the event loop");
 		return 1;
-	}
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct event *ev = evsignal_new(P.base, sigs[i],
-						parent_signal_cb, NULL);
-		if (ev == NULL || evsignal_add(ev, NULL) < 0) {
-			LOGF("cannot handle signal %d", sigs[i]);
-			return 1;
-		}
 	}
 	proc_setup(P.base, exe_fd);
-	P.front = (struct child){
-		.role = ROLE_FRONT,
-		.kind = CHAN_PARENT_FRONT,
-		.logfd = -1,
-		.on_spawn = front_spawned,
-		.on_msg = front_msg,
-		.on_exit = front_exited,
-	};
-	if (proc_spawn(&P.front) < 0)
+	parent_ruleset_init();
+	parent_front_init();
+	/* each spawn hands out a fresh front<->ruleset channel once both
+	 * exist */
+	if (proc_spawn(&P.ruleset) < 0 || proc_spawn(&P.front) < 0)
 		return 1;
 	event_base_dispatch(P.base);
-	return P.exit_code;
+	return 0;
 }

@@ -1,7 +1,73 @@
-/* parent: the privileged supervisor process. */
+/* parent: the privileged supervisor process. Internal interface shared by
+ * parent.c (start-up, signals, readiness, heartbeat), parent_front.c and
+ * parent_ruleset.c (one child each) and priv.c (privileged requests). */
 #ifndef NEOSOCKSD_PARENT_H
 #define NEOSOCKSD_PARENT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/config.h"
+#include "common/msg.h"
+#include "privsep/cli.h"
+#include "privsep/proc.h"
+
+#define PARENT_MAX_LISTENERS 4
+
+struct plistener {
+	int fd;
+	int kind; /* enum listener_kind */
+	char addr[CONF_ADDR_MAX];
+};
+
+struct blob {
+	char *data;
+	size_t len;
+};
+
+struct parent {
+	struct config conf;
+	struct cli cli;
+	struct event_base *base;
+	struct plistener ls[PARENT_MAX_LISTENERS];
+	int nls;
+	struct blob resolvconf, hosts;
+	struct child front, ruleset;
+	struct msg_sandbox front_sb, ruleset_sb;
+	/* the ruleset source: the last one that loaded, and one on trial */
+	struct blob ruleset_good, ruleset_trial;
+	uint32_t ruleset_seq, ruleset_trial_seq;
+	bool ruleset_loaded_once;
+	bool ready_sent, sandboxed, stopping;
+	double drain_seconds;
+	struct event *heartbeat, *stop_timer;
+	uint64_t ping_seq;
+};
+
+extern struct parent P;
+
 int parent_main(int argc, char **argv);
+
+/* parent.c */
+int parent_read_file(const char *path, size_t max, struct blob *out);
+void parent_child_ready(struct child *c);
+void parent_check_exit(void);
+void parent_link_peers(void);
+/* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
+void notify_ready_after_reload(void);
+
+/* parent_front.c, parent_ruleset.c */
+void parent_front_init(void);
+void parent_ruleset_init(void);
+void parent_ruleset_reload(void);
+
+/* priv.c: a privileged request from a child; 0 handled, -1 refused (the
+ * caller kills the child). */
+int priv_socket(struct child *c, const struct msg *m);
+/* Capabilities the parent keeps effective for the configured features. */
+uint64_t priv_caps_needed(const struct config *c);
 
 #endif

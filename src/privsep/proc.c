@@ -159,6 +159,7 @@ int proc_spawn(struct child *c)
 	c->running = true;
 	c->ready = false;
 	c->started_ms = proc_now_ms();
+	c->last_pong_ms = c->started_ms;
 	c->logfd = lp[0];
 	c->loglen = 0;
 	fcntl(lp[0], F_SETFL, O_NONBLOCK);

@@ -34,6 +34,7 @@ struct child {
 	char logbuf[PROC_LOGBUF];
 	unsigned restarts;
 	int64_t started_ms;
+	int64_t last_pong_ms;
 	int backoff_ms;
 	struct event *respawn_ev;
 	/* hooks */

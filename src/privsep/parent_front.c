@@ -1,0 +1,96 @@
+/* parent_front: starting the front and handling its messages. */
+#include "privsep/parent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static void parent_front_spawned(struct child *c)
+{
+	struct chanev *ch = &c->ch;
+	int bad = 0;
+
+	bad |= chanev_send(ch, MSG_CONFIG, 0, &P.conf, sizeof(P.conf), -1);
+	bad |= chanev_send(ch, MSG_RESOLVCONF, 0, P.resolvconf.data,
+			   P.resolvconf.len, -1);
+	bad |= chanev_send(ch, MSG_HOSTS, 0, P.hosts.data, P.hosts.len, -1);
+	for (int i = 0; i < P.nls; i++) {
+		struct msg_listener ml = { .kind = (uint32_t)P.ls[i].kind };
+		int fd;
+
+		if (P.ls[i].kind == LISTENER_API)
+			continue; /* the ruleset process serves the API */
+		fd = fcntl(P.ls[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			bad = -1;
+			break;
+		}
+		bad |= chanev_send(ch, MSG_LISTENER, 0, &ml, sizeof(ml), fd);
+	}
+	bad |= chanev_send(ch, MSG_START, 0, &P.front_sb, sizeof(P.front_sb),
+			   -1);
+	if (bad) {
+		proc_kill(c, "cannot send the configuration");
+		return;
+	}
+	parent_link_peers();
+}
+
+static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
+{
+	struct child *c = arg;
+
+	(void)ce;
+	switch (m->type) {
+	case MSG_READY:
+		if (c->ready) {
+			proc_kill(c, "READY twice");
+			return;
+		}
+		c->ready = true;
+		c->last_pong_ms = proc_now_ms();
+		LOGD("front ready (pid %d)", (int)c->pid);
+		parent_child_ready(c);
+		return;
+	case MSG_PONG:
+		c->last_pong_ms = proc_now_ms();
+		return;
+	case MSG_DRAINED:
+		return;
+	case MSG_PRIV_SOCKET:
+		if (priv_socket(c, m) < 0)
+			proc_kill(c, "privileged request refused");
+		return;
+	default:
+		proc_kill(c, "message not handled");
+	}
+}
+
+static void parent_front_exited(struct child *c)
+{
+	if (P.stopping) {
+		parent_check_exit();
+		return;
+	}
+	if (!P.ready_sent && !c->ready) {
+		LOGF("the front failed to start");
+		event_base_loopexit(P.base, NULL);
+		return;
+	}
+	proc_schedule_respawn(c);
+}
+
+void parent_front_init(void)
+{
+	P.front = (struct child){
+		.role = ROLE_FRONT,
+		.kind = CHAN_PARENT_FRONT,
+		.logfd = -1,
+		.on_spawn = parent_front_spawned,
+		.on_msg = parent_dispatch_front,
+		.on_exit = parent_front_exited,
+	};
+}
