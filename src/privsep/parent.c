@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "common/addr.h"
+#include "common/chanev.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -385,6 +386,7 @@ int parent_main(int argc, char **argv)
 		return 0;
 	}
 	parent_setup_log();
+	chanev_log_setup();
 	signal(SIGPIPE, SIG_IGN);
 	LOGN("neosocksd %s starting", NEOSOCKSD_VERSION);
 	notify_init();

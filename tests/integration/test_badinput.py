@@ -14,7 +14,7 @@ from conftest import pattern_bytes
 from helpers import (access_line, assert_http_served, assert_socks5_served,
                      connect, exchange, head_status, read_head, recv_all,
                      recv_exact, reply_then_close, socks5_read_reply,
-                     socks5_target, start_proxy)
+                     socks5_target, start_proxy, http_connect, curl)
 
 
 @pytest.fixture
@@ -320,3 +320,28 @@ def test_pipelined_after_error_is_not_relayed(proxy, hash_server):
     assert got == GREET_OK + s5_rep(7)
     proxy.d.wait_log("command not supported")
     assert f":{hash_server.port} via" not in proxy.d.log()
+
+
+def test_http_binary_garbage_refused_at_once(proxy, http_target):
+    """Bytes that cannot begin an HTTP request get a 400 as they arrive,
+    without a line end, 8 KiB or the deadline."""
+    s = connect(proxy.http, timeout=3)
+    s.sendall(bytes(range(0x80, 0x90)))
+    data = recv_all(s)
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    s.close()
+    _fresh_http_client_served(proxy, http_target)
+
+
+def test_http_connect_port_zero(proxy, http_target):
+    s, status, head = http_connect(proxy.http, "127.0.0.1:0", timeout=3)
+    s.close()
+    assert status == 400, head
+    _fresh_http_client_served(proxy, http_target)
+
+
+def _fresh_http_client_served(proxy, http_target):
+    rc, out, err = curl("-p", "-x", f"http://127.0.0.1:{proxy.http}",
+                        f"http://127.0.0.1:{http_target.port}/")
+    assert rc == 0, err
+    assert out == b"hello from the target\n"

@@ -244,11 +244,12 @@ def test_chain_target_refused(daemon_factory, proxy, hash_server, scheme):
 
 def test_chain_unresolvable_at_the_hop(daemon_factory, proxy, hash_server):
     """The name is resolved by the hop, not by us; its failure comes back
-    as a failure reply."""
+    as a failure reply, and a SOCKS5 hop's own REP (04: host unreachable)
+    is passed on to the client."""
     b, b_socks, b_http = start_proxy(daemon_factory, "-x", f"socks5://127.0.0.1:{proxy.socks}")
     s, rep = socks5_connect(b_socks, "nothing.invalid", 80, timeout=3)
     s.close()
-    assert rep != 0
+    assert rep == 0x04
     s, status, head = http_connect(b_http, "nothing.invalid:80", timeout=3)
     s.close()
     assert status == 502, head
