@@ -354,11 +354,21 @@ static void out_host(struct outbuf *o, const struct netaddr *a, bool brackets)
 		if (brackets)
 			out_put(o, "]", 1);
 		return;
-	case ADDR_DOMAIN:
+	case ADDR_DOMAIN: {
+		/* a name taken as-is from a client (SOCKS4A, SOCKS5) may hold
+		 * a ':' (an IPv6 literal): bracket it so "host:port" stays
+		 * unambiguous */
+		bool br = brackets && memchr(a->u.name, ':', a->namelen);
+
 		if (a->namelen == 0)
 			break;
+		if (br)
+			out_put(o, "[", 1);
 		out_put(o, a->u.name, a->namelen);
+		if (br)
+			out_put(o, "]", 1);
 		return;
+	}
 	default:
 		break;
 	}

@@ -1,5 +1,7 @@
 #include "common/chanev.h"
 
+#include "common/log.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -165,4 +167,23 @@ void chanev_drain(struct chanev *ce, int timeout_ms)
 		if (poll(&pfd, 1, timeout_ms) <= 0)
 			return;
 	}
+}
+
+static void chanev_libevent_log(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_ERR:
+		LOGE("libevent: %s", msg);
+		break;
+	case EVENT_LOG_WARN:
+		LOGW("libevent: %s", msg);
+		break;
+	default:
+		LOGD("libevent: %s", msg);
+	}
+}
+
+void chanev_log_setup(void)
+{
+	event_set_log_callback(chanev_libevent_log);
 }

@@ -38,6 +38,8 @@ int chanev_sendv(struct chanev *ce, uint16_t type, uint32_t id,
 		 const struct iovec *iov, int iovcnt, int fd);
 /* Stop and free; closes the socket. Safe inside callbacks. */
 void chanev_close(struct chanev *ce);
+/* Route libevent's own warnings through our log (one format). */
+void chanev_log_setup(void);
 /* Write everything still queued, blocking up to timeout_ms (for exit). */
 void chanev_drain(struct chanev *ce, int timeout_ms);
 

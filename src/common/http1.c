@@ -414,6 +414,16 @@ static int http1_line(struct http1_parser *p, const char *buf, size_t eol,
 	}
 }
 
+#define HTTP1_METHOD_MAX 32
+
+/* Is byte i still within the method (no SP since the line began)? The
+ * scan is bounded by HTTP1_METHOD_MAX. */
+static bool http1_in_method(const char *buf, size_t line, size_t i)
+{
+	return i - line <= HTTP1_METHOD_MAX &&
+	       memchr(buf + line, ' ', i - line) == NULL;
+}
+
 int http1_parse(struct http1_parser *p, const char *buf, size_t len,
 		struct http1_head *h)
 {
@@ -450,6 +460,11 @@ int http1_parse(struct http1_parser *p, const char *buf, size_t len,
 			return http1_fail(p, 400, "bare LF");
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return http1_fail(p, 400, "control byte in head");
+		if (p->state == HTTP1_ST_START_LINE && p->kind == HTTP1_REQUEST &&
+		    http1_in_method(buf, p->line, i) && c != ' ' &&
+		    (!http1_is_tchar(c) || i - p->line >= HTTP1_METHOD_MAX))
+			/* not HTTP at all: say so now, not after 8 KiB */
+			return http1_fail(p, 400, "bad method");
 		i++;
 	}
 	p->pos = (uint16_t)i;

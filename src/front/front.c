@@ -406,6 +406,7 @@ static void front_on_err(struct chanev *ce, int err, const char *why,
 int front_main(void)
 {
 	log_init("front", 2, true);
+	chanev_log_setup();
 	prctl(PR_SET_NAME, "neosocksd-front");
 	signal(SIGPIPE, SIG_IGN);
 	/* the parent coordinates stopping; a terminal's ^C reaches us too */

@@ -79,7 +79,8 @@ static void http_on_read(struct session *s)
 		session_close(s, "405 method not supported");
 		return;
 	}
-	if (addr_parse(&hs->target, buf + h.target.off, h.target.len, -1) < 0) {
+	if (addr_parse(&hs->target, buf + h.target.off, h.target.len, -1) < 0 ||
+	    hs->target.port == 0) {
 		http_fail(s, 400, "bad CONNECT target");
 		return;
 	}

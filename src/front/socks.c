@@ -41,6 +41,11 @@ static uint8_t socks_rep_for(const struct dial_result *r)
 	case DIAL_ERR_BLOCKED:
 		return SOCKS5_REP_NOT_ALLOWED;
 	case DIAL_ERR_PROXY_REFUSED:
+		/* pass on what the last proxy said (04 for its failed name
+		 * lookup, ...) when it is a code SOCKS5 defines */
+		if (r->upstream_rep >= SOCKS5_REP_FAIL &&
+		    r->upstream_rep <= SOCKS5_REP_ATYP_UNSUPPORTED)
+			return r->upstream_rep;
 		return SOCKS5_REP_REFUSED;
 	case DIAL_ERR_TIMEOUT:
 		return SOCKS5_REP_TTL_EXPIRED;

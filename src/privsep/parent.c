@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/addr.h"
+#include "common/chanev.h"
 #include "common/log.h"
 #include "privsep/identity.h"
 #include "privsep/notify.h"
@@ -443,6 +444,7 @@ int parent_main(int argc, char **argv)
 	if (parent_parse(argc, argv, &code) < 0)
 		return code;
 	parent_setup_log();
+	chanev_log_setup();
 	signal(SIGPIPE, SIG_IGN);
 	LOGN("neosocksd %s starting", NEOSOCKSD_VERSION);
 	notify_init();

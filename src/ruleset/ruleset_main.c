@@ -197,6 +197,7 @@ static void ruleset_parent_err(struct chanev *ce, int err, const char *why,
 int ruleset_main(void)
 {
 	log_init("ruleset", 2, true);
+	chanev_log_setup();
 	prctl(PR_SET_NAME, "neosocksd-rules");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import free_port, wait_until
+from helpers import free_port, free_ports, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("NEOSOCKSD_BIN", os.path.join(ROOT, "build", "neosocksd"))
@@ -169,7 +169,7 @@ class ProxyPorts:
 
 @pytest.fixture
 def proxy(daemon_factory):
-    socks, http = free_port(), free_port()
+    socks, http = free_ports(2)
     d = daemon_factory("-l", f"127.0.0.1:{socks}", "--http", f"127.0.0.1:{http}",
                        "--loglevel", "5")
     return ProxyPorts(d, socks, http)

@@ -486,3 +486,163 @@ def access_line(d, needle, timeout=10.0):
     wait_until(present, timeout, lambda: f"no access line with {needle!r}:\n{d.log()}")
     line = found[-1]
     return line[line.index("[#"):]
+
+
+def cpu_seconds(pids):
+    """User + system CPU time (s) used so far by the given processes."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tck
+
+
+class _TcpServer:
+    """Base: a threaded TCP server on 127.0.0.1 calling self._serve(conn)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+            threading.Thread(target=self._serve_wrap, args=(c,), daemon=True).start()
+
+    def _serve_wrap(self, c):
+        try:
+            c.settimeout(30)
+            self._serve(c)
+        except (OSError, ValueError, EOFError):
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ScriptedServer(_TcpServer):
+    """Reads the first chunk a client sends, answers with fixed bytes, then
+    closes: a misbehaving upstream proxy."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        super().__init__()
+
+    def _serve(self, c):
+        c.recv(4096)
+        if self.reply:
+            c.sendall(self.reply)
+
+
+def _socks5_read_target(c):
+    head = recv_exact(c, 4)
+    atyp = head[3]
+    if atyp == 1:
+        host = socket.inet_ntop(socket.AF_INET, recv_exact(c, 4))
+    elif atyp == 4:
+        host = socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16))
+    else:
+        host = recv_exact(c, recv_exact(c, 1)[0]).decode()
+    port = int.from_bytes(recv_exact(c, 2), "big")
+    return host, port
+
+
+class SplitReplyProxy(_TcpServer):
+    """A one-hop proxy ("socks5" or "http", no auth) that sends the first
+    bytes of its CONNECT reply, sets .first_sent, waits for .release, then
+    sends the rest and tunnels to the (loopback) target."""
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+        self.first_sent = threading.Event()
+        self.release = threading.Event()
+        super().__init__()
+
+    def _serve(self, c):
+        if self.scheme == "socks5":
+            n = recv_exact(c, 2)[1]
+            recv_exact(c, n)
+            c.sendall(b"\x05\x00")
+            host, port = _socks5_read_target(c)
+            reply = b"\x05\x00\x00\x01\x7f\x00\x00\x01\x04\x38"
+            cut = 5
+        else:
+            head = read_head(c)
+            host, _, port = head.split(b" ")[1].decode().rpartition(":")
+            host, port = host.strip("[]"), int(port)
+            reply = b"HTTP/1.1 200 Connection established\r\nVia: test\r\n\r\n"
+            cut = 12
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            return
+        up = socket.create_connection((host, port), timeout=10)
+        try:
+            c.sendall(reply[:cut])
+            self.first_sent.set()
+            if not self.release.wait(30):
+                return
+            c.sendall(reply[cut:])
+            up.settimeout(None)
+            c.settimeout(None)
+            t = threading.Thread(target=_pump, args=(up, c), daemon=True)
+            t.start()
+            _pump(c, up)
+            t.join(60)
+        finally:
+            up.close()
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free ports (all bound at once, so no two are equal)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = [socket.socket(fam, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class StartedProxy:
+    """A daemon with SOCKS on .socks and HTTP on .http; unpacks as
+    (daemon, socks, http)."""
+
+    def __init__(self, d, socks, http):
+        self.d, self.socks, self.http = d, socks, http
+
+    def __iter__(self):
+        return iter((self.d, self.socks, self.http))
+
+
+def start_proxy(daemon_factory, *extra):
+    """Start a daemon with SOCKS and HTTP listeners on two distinct free
+    loopback ports and the access log on; extra arguments are appended."""
+    socks, http = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--http", f"127.0.0.1:{http}",
+                       "--loglevel", "5", *extra)
+    return StartedProxy(d, socks, http)

@@ -793,9 +793,29 @@ static void test_class_name(void **state)
 	assert_string_equal(addr_class_name((enum addr_class)99), "unknown");
 }
 
+/* A name with a ':' (taken as-is from a SOCKS client) is bracketed so the
+ * "host:port" form stays unambiguous. */
+static void test_format_name_with_colon(void **state)
+{
+	struct netaddr a;
+	char buf[64];
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.type = ADDR_DOMAIN;
+	strcpy(a.u.name, "::1");
+	a.namelen = 3;
+	a.port = 80;
+	assert_int_equal(addr_format(&a, buf, sizeof(buf)), 8);
+	assert_string_equal(buf, "[::1]:80");
+	assert_int_equal(addr_format_host(&a, buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "::1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format_name_with_colon),
 		cmocka_unit_test(test_split_valid),
 		cmocka_unit_test(test_split_invalid),
 		cmocka_unit_test(test_split_len_respected),

@@ -533,6 +533,39 @@ static void test_reject_early(void **state)
 		assert_null(strstr(c[i].in, "\r\n\r\n"));
 }
 
+/* Bytes that cannot start an HTTP request are refused as they arrive,
+ * not after 8 KiB or a deadline: no line end is needed. */
+static void test_reject_non_http_at_once(void **state)
+{
+	static const char bin[] = "\x80\x81\xfe\xff";
+	char longm[40];
+	struct http1_parser p;
+	struct http1_head h;
+
+	(void)state;
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, bin, 1, &h), -1);
+	assert_int_equal(p.status, 400);
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, "GE{T", 4, &h), -1);
+	assert_int_equal(p.status, 400);
+	/* a token method of any sane length is fine so far... */
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, "PROPFIND", 8, &h), 0);
+	/* ...but no method is 33 bytes long */
+	memset(longm, 'A', sizeof(longm));
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, longm, 32, &h), 0);
+	assert_int_equal(http1_parse(&p, longm, 33, &h), -1);
+	assert_int_equal(p.status, 400);
+	/* bytes after the method are not judged by this rule */
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, "GET /\x80", 6, &h), 0);
+	/* nor are responses */
+	http1_parser_init(&p, HTTP1_RESPONSE);
+	assert_int_equal(http1_parse(&p, "HTTP/1.1 200 \x80", 14, &h), 0);
+}
+
 /* p->why tells the two kinds of whitespace-led line apart. */
 static void test_reject_reasons(void **state)
 {
@@ -1497,6 +1530,7 @@ int main(void)
 		cmocka_unit_test(test_reject_request_line),
 		cmocka_unit_test(test_reject_framing),
 		cmocka_unit_test(test_reject_early),
+		cmocka_unit_test(test_reject_non_http_at_once),
 		cmocka_unit_test(test_reject_reasons),
 		cmocka_unit_test(test_too_many_fields),
 		cmocka_unit_test(test_head_too_large),
