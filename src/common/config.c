@@ -108,8 +108,11 @@ static int config_check_limits(const struct config *c, char *err, size_t cap)
 	    c->resolve_pf != AF_INET6)
 		return config_fail(err, cap, "resolve_pf: bad value %d",
 				   c->resolve_pf);
-	if (c->memlimit < 0)
-		return config_fail(err, cap, "--memlimit: must not be negative");
+	if (c->memlimit < 0 || c->memlimit > 65536)
+		return config_fail(err, cap,
+				   "--memlimit: %d MiB is out of range (0 - "
+				   "65536; 0: the default)",
+				   c->memlimit);
 	if (c->max_sessions < 0)
 		return config_fail(err, cap,
 				   "-m: max sessions must not be negative");
@@ -196,7 +199,8 @@ int config_validate_wire(const struct config *c, size_t len)
 	if (!STR_OK(listen) || !STR_OK(http_listen) || !STR_OK(forward) ||
 	    !STR_OK(proxy) || !STR_OK(restapi) || !STR_OK(nameserver) ||
 	    !STR_OK(netdev) || !STR_OK(user_name) || !STR_OK(ruleset) ||
-	    !STR_OK(config_file) || !STR_OK(ruleset_user) || !STR_OK(jail_dir))
+	    !STR_OK(config_file) || !STR_OK(ruleset_user) ||
+	    !STR_OK(jail_dir) || !STR_OK(lua_path))
 		return -1;
 #undef STR_OK
 	if (!isfinite(c->timeout) || !isfinite(c->drain_timeout))

@@ -56,6 +56,8 @@ struct config {
 	bool block_global;
 
 	bool sandbox_debug; /* --sandbox-debug */
+	bool enable_execute; /* --enable-execute: await.execute allowed */
+	char lua_path[CONF_PATH_MAX]; /* --lua-path: module directories */
 	double drain_timeout; /* seconds sessions may drain on SIGTERM */
 	int mark;       /* --mark: SO_MARK on outbound sockets (0: none) */
 

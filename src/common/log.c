@@ -163,7 +163,9 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 	/* no control characters from messages reach the log stream */
 	for (size_t i = 2; i < n; i++) {
 		unsigned char c = (unsigned char)buf[i];
-		if (c < 0x20 || c == 0x7f)
+		if (c == '\t')
+			buf[i] = ' ';
+		else if (c < 0x20 || c == 0x7f)
 			buf[i] = '?';
 	}
 	buf[n++] = '\n';

@@ -63,11 +63,24 @@ enum msg_type {
 	MSG_R_SHUTDOWN,    /* struct msg_shutdown */
 	MSG_R_PING,        /* struct msg_ping */
 	MSG_R_PEER_CHAN,   /* empty + fd */
+	MSG_R_MODULE,      /* struct msg_module + Lua source (id: request) */
 
 	/* ruleset -> parent */
 	MSG_R_READY = 96,  /* empty */
 	MSG_R_PONG,        /* struct msg_ping */
 	MSG_R_LOADED,      /* struct msg_loaded + error text (bounded) */
+	MSG_R_MODULE_REQ,  /* module name (id: request) */
+
+	/* front -> ruleset (id: the front's request id) */
+	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */
+	MSG_ROUTE_CANCEL,    /* empty: the session is gone */
+	MSG_FORWARD_RES,     /* struct msg_result + error text */
+	MSG_RESOLVE_RES,     /* struct msg_result + address text */
+
+	/* ruleset -> front */
+	MSG_ROUTE_REPLY = 160, /* struct msg_route + strings (below) */
+	MSG_FORWARD_REQ,       /* struct msg_route + strings: dial now */
+	MSG_RESOLVE_REQ,       /* host name (id: the ruleset's query id) */
 
 	MSG_TYPE_MAX = 255
 };
@@ -140,6 +153,54 @@ struct msg_loaded {
 };
 
 #define MSG_ERRTEXT_MAX 4096
+#define MSG_MODULE_NAME_MAX 64
+
+struct msg_module {
+	int32_t found; /* 1 found (source follows); 0 not found; -1 error */
+};
+
+/* ---- routing between the front and the ruleset ---- */
+
+enum route_kind {
+	ROUTE_KIND_RESOLVE = 1, /* a host name (SOCKS4A/5 domain, HTTP) */
+	ROUTE_KIND_ROUTE,       /* an IPv4 address */
+	ROUTE_KIND_ROUTE6,      /* an IPv6 address */
+};
+
+#define ROUTE_F_USER 1u
+#define ROUTE_F_PASS 2u
+#define ROUTE_STR_MAX 1024 /* an address or a proxy URI */
+#define ROUTE_CRED_MAX 255
+
+struct msg_route_req {
+	uint16_t kind; /* enum route_kind */
+	uint16_t flags;
+	uint16_t addrlen, userlen, passlen;
+	uint16_t pad;
+	/* followed by addr, user, pass (no NULs) */
+};
+
+enum route_result {
+	ROUTE_GO = 1,       /* dial addr through the hops */
+	ROUTE_REJECT,       /* the ruleset said no (nil, false, nothing) */
+	ROUTE_ERROR,        /* the callback raised an error */
+	ROUTE_NO_RULESET,   /* none loaded: go direct (as without -r) */
+	ROUTE_DONE,         /* already forwarded by await.forward */
+};
+
+struct msg_route {
+	uint16_t result; /* enum route_result (FORWARD_REQ: ROUTE_GO) */
+	uint16_t nhops;  /* proxy URIs that follow addr, first hop first */
+	/* followed by 1 + nhops strings, each a uint16_t length and bytes */
+};
+
+#define ROUTE_HOPS_MAX 16
+/* addr and up to ROUTE_HOPS_MAX hops, each with a 2-byte length */
+#define MSG_ROUTE_STRS_MAX ((ROUTE_HOPS_MAX + 1) * (2 + ROUTE_STR_MAX))
+
+struct msg_result {
+	int32_t ok; /* 1 success; 0 failure (text is the reason) */
+};
 #define MSG_LUA_SRC_MAX (MSG_MAXLEN - 4096) /* a Lua source or module */
 
 struct msg_ping {

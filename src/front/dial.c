@@ -91,6 +91,12 @@ const char *dial_strerror(enum dial_err e)
 		return "connection blocked by policy";
 	case DIAL_ERR_TIMEOUT:
 		return "timeout";
+	case DIAL_ERR_RULESET_REJECT:
+		return "rejected by ruleset";
+	case DIAL_ERR_RULESET_ERROR:
+		return "ruleset error";
+	case DIAL_ERR_RULESET_DOWN:
+		return "ruleset unavailable";
 	}
 	return "unknown error";
 }

@@ -14,6 +14,8 @@
 #include "common/addr.h"
 #include "common/proxyuri.h"
 
+struct dialer;
+
 enum dial_err {
 	DIAL_OK = 0,
 	DIAL_ERR_CANCELLED,
@@ -27,6 +29,11 @@ enum dial_err {
 	DIAL_ERR_EOF,
 	DIAL_ERR_BLOCKED,
 	DIAL_ERR_TIMEOUT,
+	/* not dial errors proper: the ruleset's verdicts, reported to the
+	 * protocol drivers through the same path */
+	DIAL_ERR_RULESET_REJECT,
+	DIAL_ERR_RULESET_ERROR,
+	DIAL_ERR_RULESET_DOWN,
 };
 
 /* The reference's dialer error strings. */
@@ -65,8 +72,6 @@ uint32_t front_priv_request(int family, struct dialer *d);
 void front_priv_cancel(uint32_t id);
 /* The parent's answer: fd >= 0, or err. */
 void dial_priv_socket(struct dialer *d, int fd, int err);
-
-struct dialer;
 
 void dial_setup(struct event_base *base, const struct dial_policy *p);
 

@@ -22,6 +22,7 @@
 #include "front/listener.h"
 #include "front/relay.h"
 #include "front/resolver.h"
+#include "front/route.h"
 #include "front/session.h"
 #include "privsep/sandbox.h"
 
@@ -39,7 +40,7 @@ struct priv_pending {
 
 static struct {
 	struct event_base *base;
-	struct chanev parent, ruleset;
+	struct chanev parent;
 	struct priv_pending priv[PRIV_PENDING_MAX];
 	unsigned npriv;
 	uint32_t priv_next;
@@ -102,39 +103,6 @@ static void front_priv_reply(const struct msg *m)
 	dial_priv_socket(d, m->fd, rep.err);
 }
 
-/* ---- the ruleset channel (routing arrives with the ruleset engine) ---- */
-
-static void front_ruleset_msg(struct chanev *ce, struct msg *m, void *arg)
-{
-	(void)ce;
-	(void)arg;
-	if (m->fd >= 0)
-		close(m->fd);
-	LOGE("unexpected %s from the ruleset process", msg_name(m->type));
-	chanev_close(&F.ruleset);
-}
-
-static void front_ruleset_err(struct chanev *ce, int err, const char *why,
-			      void *arg)
-{
-	(void)arg;
-	if (err != 0)
-		LOGE("ruleset channel: %s", why);
-	chanev_close(ce); /* a new one comes when the ruleset restarts */
-}
-
-static void front_take_ruleset(int fd)
-{
-	if (F.ruleset.open)
-		chanev_close(&F.ruleset);
-	if (chanev_init(&F.ruleset, F.base, fd, CHAN_FRONT_RULESET,
-			ROLE_RULESET, front_ruleset_msg, front_ruleset_err,
-			NULL) < 0) {
-		LOGE("cannot watch the ruleset channel");
-		close(fd);
-	}
-}
-
 static void front_exit(int code)
 {
 	chanev_drain(&F.parent, 1000);
@@ -169,6 +137,7 @@ static int front_compile(struct front_conf *fc)
 			break;
 		off += (size_t)n;
 	}
+	fc->use_ruleset = c->ruleset[0] != '\0' || c->config_file[0] != '\0';
 	if (c->forward[0]) {
 		if (addr_parse(&fc->forward, c->forward, strlen(c->forward),
 			       -1) < 0) {
@@ -243,6 +212,7 @@ static int front_start(const struct msg_sandbox *sb)
 	dial_setup(F.base, &pol);
 	relay_setup(c->pipe);
 	session_setup(F.base, &F.fc);
+	route_setup(F.base);
 	socks_set_auth_required(c->auth_required);
 	http_set_auth_required(c->auth_required);
 	if (listener_start(F.base, &F.fc) < 0) {
@@ -367,7 +337,7 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 			LOGE("ruleset channel lost in transit");
 			return;
 		}
-		front_take_ruleset(m->fd);
+		route_attach(m->fd);
 		return;
 	case MSG_PRIV_SOCKET_REPLY:
 		front_priv_reply(m);

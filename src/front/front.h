@@ -19,6 +19,7 @@ struct front_conf {
 	char chain_text[CONF_PROXY_MAX]; /* "socks5://a->http://b" for logs */
 	struct netaddr forward;          /* -f */
 	bool has_forward;
+	bool use_ruleset; /* -r or -c: ask the ruleset process */
 	struct timeval timeout;
 };
 

@@ -101,7 +101,11 @@ static int http_status_for(const struct dial_result *r)
 {
 	switch (r->err) {
 	case DIAL_ERR_BLOCKED:
+	case DIAL_ERR_RULESET_REJECT:
+	case DIAL_ERR_RULESET_ERROR:
 		return 403;
+	case DIAL_ERR_RULESET_DOWN:
+		return 503;
 	case DIAL_ERR_TIMEOUT:
 		return 504;
 	case DIAL_ERR_SYSTEM:

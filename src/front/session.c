@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/route_wire.h"
 #include "front/front.h"
+#include "front/route.h"
 
 extern const struct sess_driver socks_driver, http_driver;
 
@@ -86,6 +88,8 @@ static void session_reap_cb(evutil_socket_t fd, short what, void *arg)
 	while ((s = sess_dead) != NULL) {
 		sess_list_del(&sess_dead, s);
 		free(s->target);
+		if (s->route_owned)
+			free(s->route);
 		free(s);
 	}
 }
@@ -162,6 +166,7 @@ static void session_free_hs(struct session *s)
 	evtimer_del(&hs->timer);
 	if (hs->dial != NULL)
 		dial_cancel(hs->dial);
+	free(hs->own_hops);
 	explicit_bzero(hs->pass, sizeof(hs->pass));
 	free(hs);
 	s->hs = NULL;
@@ -176,6 +181,7 @@ void session_close(struct session *s, const char *outcome)
 	else
 		front_stats.halfopen--;
 	session_log(s, outcome);
+	route_forget(s);
 	session_unwatch(&s->cev, &s->cflags);
 	session_unwatch(&s->uev, &s->uflags);
 	if (s->hs != NULL && s->hs->dial != NULL)
@@ -380,12 +386,33 @@ static void session_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	session_close(s, "timeout");
 }
 
+static void session_forward_failed(struct session *s,
+				   const struct dial_result *r)
+{
+	struct hs *hs = s->hs;
+
+	/* the request stays pending: the ruleset may try another way */
+	session_watch(s, false, 0);
+	s->ufd = -1;
+	free(hs->own_hops);
+	hs->own_hops = NULL;
+	hs->forwarding = false;
+	s->state = SS_ROUTE;
+	route_forward_result(s, false, dial_strerror(r->err));
+}
+
 static void session_dialed(const struct dial_result *r, void *arg)
 {
 	struct session *s = arg;
 	char why[96];
 
 	s->hs->dial = NULL;
+	if (s->hs->forwarding && r->err != DIAL_OK) {
+		front_stats.dial_rx += r->rx;
+		front_stats.dial_tx += r->tx;
+		session_forward_failed(s, r);
+		return;
+	}
 	front_stats.dial_rx += r->rx;
 	front_stats.dial_tx += r->tx;
 	if (r->err == DIAL_OK) {
@@ -410,6 +437,8 @@ static void session_dialed(const struct dial_result *r, void *arg)
 		return;
 	}
 	front_stats.success++;
+	if (s->hs->forwarding)
+		route_forward_result(s, true, NULL);
 	session_start_relay(s);
 }
 
@@ -428,6 +457,17 @@ static void session_dial(struct session *s)
 	}
 }
 
+static void session_direct(struct session *s)
+{
+	struct hs *hs = s->hs;
+
+	/* without a ruleset: direct, or through the -x chain */
+	hs->hops = sess_fc->hops;
+	hs->nhops = sess_fc->nhops;
+	s->route = sess_fc->nhops > 0 ? (char *)sess_fc->chain_text : NULL;
+	session_dial(s);
+}
+
 void session_request(struct session *s)
 {
 	struct hs *hs = s->hs;
@@ -438,11 +478,132 @@ void session_request(struct session *s)
 	front_stats.requests++;
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
-	/* without a ruleset: direct, or through the -x chain */
-	hs->hops = sess_fc->hops;
-	hs->nhops = sess_fc->nhops;
-	s->route = sess_fc->nhops > 0 ? (char *)sess_fc->chain_text : NULL;
-	session_dial(s);
+	if (!sess_fc->use_ruleset) {
+		session_direct(s);
+		return;
+	}
+	if (route_ask(s) < 0)
+		session_route_failed(s, DIAL_ERR_RULESET_DOWN);
+}
+
+void session_route_failed(struct session *s, enum dial_err err)
+{
+	struct dial_result r = { .err = err, .fd = -1 };
+
+	front_stats.reject_ruleset++;
+	(void)s->drv->on_dialed(s, &r);
+	session_close(s, dial_strerror(err));
+}
+
+/* "socks5://a->http://b to host:port" for the access log. */
+static char *session_route_text(const struct proxy_hop *hops, size_t n,
+				const struct netaddr *to, bool redirected)
+{
+	char buf[CONF_PROXY_MAX + ADDR_STRLEN + 8];
+	size_t off = 0;
+	int k;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && off + 2 < sizeof(buf)) {
+			memcpy(buf + off, "->", 3);
+			off += 2;
+		}
+		k = proxyuri_format(&hops[i], buf + off, sizeof(buf) - off);
+		if (k < 0)
+			break;
+		off += (size_t)k;
+	}
+	if (n == 0) {
+		memcpy(buf, "direct", 7);
+		off = 6;
+	}
+	if (redirected && off + 5 < sizeof(buf)) {
+		memcpy(buf + off, " to ", 5);
+		off += 4;
+		(void)addr_format(to, buf + off, sizeof(buf) - off);
+	}
+	return strdup(buf);
+}
+
+/* The ruleset's addr and hops (first hop first), after the -x chain. */
+static int session_take_decision(struct session *s,
+				 const struct route_decision *d)
+{
+	struct hs *hs = s->hs;
+	size_t n = sess_fc->nhops + d->nhops;
+	struct proxy_hop *hops;
+	struct netaddr to;
+	bool redirected;
+	const char *why;
+
+	if (addr_parse(&to, d->addr.p, d->addr.len, -1) < 0 || to.port == 0)
+		return -1;
+	if (n > PROXYCHAIN_MAX * 2)
+		return -1;
+	hops = n > 0 ? calloc(n, sizeof(*hops)) : NULL;
+	if (n > 0 && hops == NULL)
+		return -1;
+	memcpy(hops, sess_fc->hops, sess_fc->nhops * sizeof(*hops));
+	for (size_t i = 0; i < d->nhops; i++) {
+		if (proxyuri_parse(&hops[sess_fc->nhops + i], d->hops[i].p,
+				   d->hops[i].len, &why) < 0) {
+			free(hops);
+			return -1;
+		}
+	}
+	redirected = memcmp(&to, &hs->target, sizeof(to)) != 0;
+	free(hs->own_hops);
+	hs->own_hops = hops;
+	hs->hops = hops;
+	hs->nhops = n;
+	hs->target = to;
+	if (s->route_owned)
+		free(s->route);
+	s->route = session_route_text(hops, n, &to, redirected);
+	s->route_owned = s->route != NULL;
+	return 0;
+}
+
+void session_route_decided(struct session *s, const struct route_decision *d,
+			   bool forward)
+{
+	if (forward) {
+		if (s->state != SS_ROUTE) {
+			route_forward_result(s, false,
+					     "the request is not forwardable");
+			return;
+		}
+		if (session_take_decision(s, d) < 0) {
+			route_forward_result(s, false, "invalid address");
+			return;
+		}
+		s->hs->forwarding = true;
+		session_dial(s);
+		return;
+	}
+	if (s->state != SS_ROUTE)
+		return; /* forwarded already (ROUTE_DONE), or closing */
+	switch (d->result) {
+	case ROUTE_GO:
+		if (session_take_decision(s, d) < 0) {
+			LOG_RL(LOGL_WARN, 10,
+			       "ruleset returned an unusable route for %s",
+			       s->target ? s->target : "?");
+			session_route_failed(s, DIAL_ERR_RULESET_ERROR);
+			return;
+		}
+		session_dial(s);
+		return;
+	case ROUTE_NO_RULESET:
+		session_direct(s);
+		return;
+	case ROUTE_ERROR:
+		session_route_failed(s, DIAL_ERR_RULESET_ERROR);
+		return;
+	default:
+		session_route_failed(s, DIAL_ERR_RULESET_REJECT);
+	}
 }
 
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,

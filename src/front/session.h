@@ -73,7 +73,9 @@ struct hs {
 	struct netaddr target;
 	const struct proxy_hop *hops;
 	size_t nhops;
+	struct proxy_hop *own_hops; /* hops decided by the ruleset */
 	bool request_done; /* a whole request was parsed */
+	bool forwarding;   /* the dial was asked for by await.forward */
 	bool has_user, has_pass;
 	char user[SOCKS_USERID_MAX + 1];
 	char pass[SOCKS_USERID_MAX + 1];
@@ -87,6 +89,9 @@ struct hs {
 
 struct session {
 	struct session *prev, *next; /* live or dead list */
+	struct session *route_next;  /* route.c's pending table */
+	bool route_pending;          /* a decision is awaited */
+	bool route_owned;            /* route (below) is allocated */
 	uint32_t id;
 	uint8_t state; /* enum sess_state */
 	uint8_t proto; /* enum sess_proto */
@@ -125,6 +130,12 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 /* The driver parsed a whole request into s->hs (target, credentials):
  * route it and dial. */
 void session_request(struct session *s);
+struct route_decision;
+/* The ruleset decided (route.c). forward: an await.forward dial. */
+void session_route_decided(struct session *s, const struct route_decision *d,
+			   bool forward);
+/* No decision can be had (err: DIAL_ERR_RULESET_*): reply and close. */
+void session_route_failed(struct session *s, enum dial_err err);
 /* Send a handshake reply to the client. 0, or -1 (the caller closes). */
 int session_reply(struct session *s, const void *buf, size_t len);
 /* The single way a session ends. outcome: short text for the log. */

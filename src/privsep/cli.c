@@ -113,6 +113,14 @@ static int set_flag(const struct cli_opt *o, const char *v, struct config *c,
 		c->tcp_fastopen_connect = true;
 	else if (strcmp(o->lname, "--sandbox-debug") == 0)
 		c->sandbox_debug = true;
+	else if (strcmp(o->lname, "--traceback") == 0)
+		c->traceback = true;
+	else if (strcmp(o->lname, "--auth-required") == 0)
+		c->auth_required = true;
+	else if (strcmp(o->lname, "--enable-execute") == 0)
+		c->enable_execute = true;
+	else if (strcmp(o->lname, "--check") == 0)
+		cl->check = true;
 	else if (strcmp(o->lname, "--ipv4") == 0)
 		c->resolve_pf = AF_INET;
 	else if (strcmp(o->lname, "--ipv6") == 0)
@@ -164,6 +172,17 @@ static int set_mark(const struct cli_opt *o, const char *v, struct config *c,
 	(void)cl;
 	if (cli_int(v, 1, INT_MAX, &c->mark) < 0)
 		return cli_fail(err, cap, "%s: '%s' is not a positive integer",
+				cli_name(o), v);
+	return 0;
+}
+
+static int set_memlimit(const struct cli_opt *o, const char *v,
+			struct config *c, struct cli *cl, char *err, size_t cap)
+{
+	(void)cl;
+	if (cli_int(v, 0, 65536, &c->memlimit) < 0)
+		return cli_fail(err, cap,
+				"%s: '%s' is not a number of MiB in [0, 65536]",
 				cli_name(o), v);
 	return 0;
 }
@@ -316,6 +335,13 @@ static const struct cli_opt cli_opts[] = {
 	{ NULL, "--sandbox-debug", ARG_NONE, set_flag, 0, 0 },
 	{ NULL, "--drain", ARG_REQUIRED, set_drain, 0, 0 },
 	{ "-r", "--ruleset", ARG_REQUIRED, set_str, STR(ruleset) },
+	{ "-c", "--config", ARG_REQUIRED, set_str, STR(config_file) },
+	{ "-C", "--check", ARG_NONE, set_flag, 0, 0 },
+	{ NULL, "--lua-path", ARG_REQUIRED, set_str, STR(lua_path) },
+	{ NULL, "--memlimit", ARG_REQUIRED, set_memlimit, 0, 0 },
+	{ NULL, "--traceback", ARG_NONE, set_flag, 0, 0 },
+	{ NULL, "--auth-required", ARG_NONE, set_flag, 0, 0 },
+	{ NULL, "--enable-execute", ARG_NONE, set_flag, 0, 0 },
 	{ "-i", "--netdev", ARG_REQUIRED, set_str, STR(netdev) },
 	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0 },
 };

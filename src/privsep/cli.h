@@ -15,7 +15,7 @@ enum cli_log_sink {
 };
 
 struct cli {
-	bool help, version, dump_config;
+	bool help, version, dump_config, check;
 	int log_sink; /* enum cli_log_sink */
 };
 

@@ -477,5 +477,5 @@ int parent_main(int argc, char **argv)
 	if (proc_spawn(&P.ruleset) < 0 || proc_spawn(&P.front) < 0)
 		return 1;
 	event_base_dispatch(P.base);
-	return 0;
+	return P.exit_code;
 }

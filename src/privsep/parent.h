@@ -42,6 +42,7 @@ struct parent {
 	uint32_t ruleset_seq, ruleset_trial_seq;
 	bool ruleset_loaded_once;
 	bool ready_sent, sandboxed, stopping;
+	int exit_code;
 	double drain_seconds;
 	struct event *heartbeat, *stop_timer;
 	uint64_t ping_seq;
@@ -63,6 +64,10 @@ void notify_ready_after_reload(void);
 void parent_front_init(void);
 void parent_ruleset_init(void);
 void parent_ruleset_reload(void);
+
+/* modules.c: require() for the ruleset process; -1 refuses (kill). */
+int modules_request(struct child *c, const struct msg *m);
+void modules_clear(void);
 
 /* priv.c: a privileged request from a child; 0 handled, -1 refused (the
  * caller kills the child). */

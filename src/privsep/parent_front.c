@@ -77,6 +77,7 @@ static void parent_front_exited(struct child *c)
 	}
 	if (!P.ready_sent && !c->ready) {
 		LOGF("the front failed to start");
+		P.exit_code = 1;
 		event_base_loopexit(P.base, NULL);
 		return;
 	}

@@ -19,7 +19,12 @@ static int parent_send_ruleset(const struct blob *src, uint32_t kind,
 		{ src->data, src->len },
 	};
 
-	snprintf(h.chunkname, sizeof(h.chunkname), "@%s", P.conf.ruleset);
+	const char *base = strrchr(P.conf.ruleset, '/');
+
+	/* errors read "ruleset.lua:12: ..." */
+	base = base != NULL ? base + 1 : P.conf.ruleset;
+	snprintf(h.chunkname, sizeof(h.chunkname), "@%.*s",
+		 (int)sizeof(h.chunkname) - 2, base);
 	return chanev_sendv(&P.ruleset.ch, MSG_R_RULESET, seq, iov, 2, -1);
 }
 
@@ -71,6 +76,7 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 	if (!P.ruleset_loaded_once) {
 		/* the ruleset given at start does not load: refuse to run */
 		LOGF("cannot load %s", P.conf.ruleset);
+		P.exit_code = 1;
 		P.stopping = true;
 		proc_kill(c, "ruleset failed to load");
 		if (P.front.running)
@@ -102,6 +108,10 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 	case MSG_R_LOADED:
 		parent_ruleset_loaded(c, m);
 		return;
+	case MSG_R_MODULE_REQ:
+		if (modules_request(c, m) < 0)
+			proc_kill(c, "bad module request");
+		return;
 	default:
 		proc_kill(c, "message not handled");
 	}
@@ -123,6 +133,7 @@ static void parent_ruleset_exited(struct child *c)
 	}
 	if (!P.ready_sent && !c->ready) {
 		LOGF("the ruleset process failed to start");
+		P.exit_code = 1;
 		event_base_loopexit(P.base, NULL);
 		return;
 	}
@@ -133,6 +144,7 @@ void parent_ruleset_reload(void)
 {
 	struct blob src = { 0 };
 
+	modules_clear(); /* modules are read again from their files */
 	if (!P.conf.ruleset[0]) {
 		LOGN("SIGHUP: no ruleset file to reload");
 		notify_ready_after_reload();

@@ -2,6 +2,16 @@
 #ifndef NEOSOCKSD_RULESET_H
 #define NEOSOCKSD_RULESET_H
 
+#include <event2/event.h>
+
+#include "common/chanev.h"
+#include "common/config.h"
+
 int ruleset_main(void);
+
+struct event_base *ruleset_base(void);
+/* The channel to the front, or NULL while there is none. */
+struct chanev *ruleset_front(void);
+const struct config *ruleset_conf(void);
 
 #endif

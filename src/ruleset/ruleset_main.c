@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -20,16 +21,46 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "privsep/sandbox.h"
+#include "ruleset/hostapi.h"
+#include "ruleset/request.h"
 #include "ruleset/vm.h"
 
 #define RULESET_CHAN_FD 3
+#define MODULE_WAIT_MS 10000
+
+struct deferred {
+	struct deferred *next;
+	uint16_t type;
+	uint32_t id, len;
+	uint8_t data[];
+};
 
 static struct {
 	struct event_base *base;
 	struct chanev parent, front;
 	struct config conf;
 	bool have_conf, started, ready;
+	uint32_t module_seq;
+	struct deferred *deferred, **deferred_tail;
+	struct event *deferred_ev;
 } R;
+
+static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg);
+
+struct event_base *ruleset_base(void)
+{
+	return R.base;
+}
+
+struct chanev *ruleset_front(void)
+{
+	return R.front.open ? &R.front : NULL;
+}
+
+const struct config *ruleset_conf(void)
+{
+	return &R.conf;
+}
 
 static void ruleset_exit(int code)
 {
@@ -90,7 +121,13 @@ static void ruleset_start(const struct msg *m)
 	sc.jail = sb.jail[0] ? sb.jail : NULL;
 	sc.netns = sb.netns != 0;
 	sc.debug = sb.debug != 0;
-	if (vm_init((size_t)R.conf.memlimit << 20) < 0) {
+	struct vm_conf vc = {
+		.memlimit = (size_t)R.conf.memlimit << 20,
+		.budget_ms = 0,
+		.traceback = R.conf.traceback,
+	};
+
+	if (vm_init(&vc) < 0) {
 		LOGE("cannot create the Lua state");
 		ruleset_exit(1);
 	}
@@ -110,11 +147,27 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 {
 	(void)ce;
 	(void)arg;
-	/* the routing protocol arrives with the ruleset engine */
+	switch (m->type) {
+	case MSG_ROUTE_REQ:
+		request_on_route(m);
+		return;
+	case MSG_ROUTE_CANCEL:
+		request_on_cancel(m);
+		return;
+	case MSG_FORWARD_RES:
+		request_on_forward_result(m);
+		return;
+	case MSG_RESOLVE_RES:
+		await_on_resolve_result(m);
+		return;
+	default:
+		break;
+	}
 	if (m->fd >= 0)
 		close(m->fd);
 	LOGE("unexpected %s from the front", msg_name(m->type));
 	chanev_close(&R.front);
+	request_drop_all();
 }
 
 static void ruleset_front_err(struct chanev *ce, int err, const char *why,
@@ -124,12 +177,112 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 	if (err != 0)
 		LOGE("front channel: %s", why);
 	chanev_close(ce); /* a new one comes when the front restarts */
+	request_drop_all();
+}
+
+static void ruleset_take_front(int fd);
+
+/* Messages that arrived while require() waited, for after it. */
+static void ruleset_defer(const struct msg *m)
+{
+	struct deferred *d = malloc(sizeof(*d) + m->len);
+
+	if (d == NULL) {
+		LOGE("out of memory deferring %s", msg_name(m->type));
+		ruleset_exit(1);
+	}
+	d->next = NULL;
+	d->type = m->type;
+	d->id = m->id;
+	d->len = m->len;
+	memcpy(d->data, m->data, m->len);
+	*R.deferred_tail = d;
+	R.deferred_tail = &d->next;
+	event_active(R.deferred_ev, EV_TIMEOUT, 1);
+}
+
+static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct deferred *d;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while ((d = R.deferred) != NULL) {
+		struct msg m = { .type = d->type, .id = d->id, .len = d->len,
+				 .data = d->data, .fd = -1 };
+
+		R.deferred = d->next;
+		if (R.deferred == NULL)
+			R.deferred_tail = &R.deferred;
+		ruleset_parent_msg(&R.parent, &m, NULL);
+		free(d);
+	}
+}
+
+/* require(): ask the parent for name.lua and wait for the answer (the
+ * only blocking wait in this process; the parent answers from memory or
+ * one file read). 1 found (*src malloc'd), 0 not found, -1 error. */
+static int ruleset_fetch_module(const char *name, char **src, size_t *len)
+{
+	struct msgchan *ch = &R.parent.ch;
+	uint32_t id = ++R.module_seq;
+	struct msg m;
+
+	if (chanev_send(&R.parent, MSG_R_MODULE_REQ, id, name, strlen(name),
+			-1) < 0)
+		return -1;
+	chanev_drain(&R.parent, MODULE_WAIT_MS);
+	for (;;) {
+		struct pollfd pfd = { ch->fd, POLLIN, 0 };
+		int r;
+
+		while ((r = msgchan_get(ch, &m)) == 1) {
+			const char *why;
+
+			if (msg_check(CHAN_PARENT_RULESET, ROLE_PARENT, &m,
+				      &why) < 0) {
+				LOGE("parent channel: %s", why);
+				ruleset_exit(1);
+			}
+			if (m.type == MSG_R_MODULE && m.id == id) {
+				struct msg_module mm;
+
+				memcpy(&mm, m.data, sizeof(mm));
+				if (mm.found != 1)
+					return mm.found < 0 ? -1 : 0;
+				*len = m.len - sizeof(mm);
+				*src = malloc(*len + 1);
+				if (*src == NULL)
+					return -1;
+				memcpy(*src, m.data + sizeof(mm), *len);
+				(*src)[*len] = '\0';
+				return 1;
+			}
+			if (m.type == MSG_R_RULESET)
+				ruleset_defer(&m);
+			else
+				ruleset_parent_msg(&R.parent, &m, NULL);
+		}
+		if (r < 0) {
+			LOGE("parent channel: malformed frame");
+			ruleset_exit(1);
+		}
+		if (poll(&pfd, 1, MODULE_WAIT_MS) <= 0) {
+			LOGE("no answer for module '%s'", name);
+			return -1;
+		}
+		if (msgchan_read(ch) <= 0 && errno != EAGAIN)
+			ruleset_exit(0); /* the parent is gone */
+	}
 }
 
 static void ruleset_take_front(int fd)
 {
-	if (R.front.open)
+	if (R.front.open) {
 		chanev_close(&R.front);
+		request_drop_all(); /* the old front's requests are gone */
+	}
 	if (chanev_init(&R.front, R.base, fd, CHAN_FRONT_RULESET, ROLE_FRONT,
 			ruleset_front_msg, ruleset_front_err, NULL) < 0) {
 		LOGE("cannot watch the front channel");
@@ -173,6 +326,8 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 	case MSG_R_SHUTDOWN:
 		ruleset_exit(0);
 		return;
+	case MSG_R_MODULE:
+		return; /* a late answer to a require that gave up */
 	default:
 		break;
 	}
@@ -204,7 +359,12 @@ int ruleset_main(void)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	R.base = event_base_new();
-	if (R.base == NULL ||
+	R.deferred_tail = &R.deferred;
+	if (R.base != NULL)
+		R.deferred_ev = event_new(R.base, -1, 0, ruleset_deferred_cb,
+					  NULL);
+	vm_set_module_fetch(ruleset_fetch_module);
+	if (R.base == NULL || R.deferred_ev == NULL ||
 	    chanev_init(&R.parent, R.base, RULESET_CHAN_FD,
 			CHAN_PARENT_RULESET, ROLE_PARENT, ruleset_parent_msg,
 			ruleset_parent_err, NULL) < 0) {

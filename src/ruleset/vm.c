@@ -1,44 +1,220 @@
 #include "ruleset/vm.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
 #include "common/log.h"
+#include "ruleset/hostapi.h"
+#include "ruleset/lib.h"
 
-#define VM_MEMLIMIT_DEFAULT (64u << 20)
+#define VM_HOOK_COUNT 10000
+#define VM_MODULE_NAME_MAX 64
 
 static struct {
 	lua_State *L;
-	size_t used, limit;
+	size_t used, objects, limit;
+	int budget_ms;
+	bool traceback;
+	int64_t deadline_ns; /* 0: not inside an entry */
+	int depth;           /* nested entries share the outer budget */
+	bool expired;
+	vm_module_fetch fetch;
 } V;
 
-/* The allocator refuses growth past the cap: that allocation fails, Lua
- * raises "not enough memory" in the call that asked, and the state stays
- * usable. */
+static int64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- memory ---- */
+
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
+	void *p;
+
 	(void)ud;
 	if (ptr == NULL)
 		osize = 0;
 	if (nsize == 0) {
+		if (ptr != NULL) {
+			V.used -= osize;
+			V.objects--;
+		}
 		free(ptr);
-		V.used -= osize;
 		return NULL;
 	}
 	if (nsize > osize && V.used + (nsize - osize) > V.limit)
+		return NULL; /* Lua raises "not enough memory" */
+	p = realloc(ptr, nsize);
+	if (p == NULL)
 		return NULL;
-	ptr = realloc(ptr, nsize);
-	if (ptr != NULL)
-		V.used = V.used - osize + nsize;
-	return ptr;
+	if (ptr == NULL)
+		V.objects++;
+	V.used = V.used - osize + nsize;
+	return p;
 }
 
-static void vm_open_safe_libs(lua_State *L)
+size_t vm_memory(void)
+{
+	return V.used;
+}
+
+size_t vm_objects(void)
+{
+	return V.objects;
+}
+
+size_t vm_memlimit(void)
+{
+	return V.limit;
+}
+
+lua_State *vm_state(void)
+{
+	return V.L;
+}
+
+/* ---- time budget ---- */
+
+static void vm_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	if (V.deadline_ns == 0)
+		return;
+	if (!V.expired) {
+		if (vm_now_ns() < V.deadline_ns)
+			return;
+		V.expired = true;
+	}
+	/* from now on every instruction of this thread fails, so a pcall
+	 * that catches the error cannot carry on */
+	lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
+	luaL_error(L, "ruleset: time budget of %d ms exceeded", V.budget_ms);
+}
+
+static void vm_enter(lua_State *thread)
+{
+	if (V.depth++ == 0) {
+		V.deadline_ns = vm_now_ns() + (int64_t)V.budget_ms * 1000000;
+		V.expired = false;
+	}
+	if (!V.expired)
+		lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+static void vm_leave(lua_State *thread)
+{
+	if (--V.depth > 0)
+		return;
+	V.deadline_ns = 0;
+	V.expired = false;
+	lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+int vm_msgh(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (msg == NULL) {
+		if (luaL_callmeta(L, 1, "__tostring") &&
+		    lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+				      luaL_typename(L, 1));
+	}
+	if (V.traceback)
+		luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+int vm_pcall(lua_CFunction fn, void *ud)
+{
+	lua_State *L = V.L;
+	int base = lua_gettop(L), r;
+
+	lua_pushcfunction(L, vm_msgh);
+	lua_pushcfunction(L, fn);
+	lua_pushlightuserdata(L, ud);
+	vm_enter(L);
+	r = lua_pcall(L, 1, 0, base + 1);
+	vm_leave(L);
+	if (r != LUA_OK) {
+		lua_remove(L, base + 1); /* the handler; the message stays */
+		return r;
+	}
+	lua_settop(L, base);
+	return LUA_OK;
+}
+
+int vm_resume(lua_State *co, int nargs, int *nres)
+{
+	int r;
+
+	vm_enter(co);
+	r = lua_resume(co, V.L, nargs, nres);
+	vm_leave(co);
+	return r;
+}
+
+/* ---- a safe standard library ---- */
+
+/* print goes to the log (info level), not to a file descriptor */
+static int vm_print(lua_State *L)
+{
+	luaL_Buffer b;
+	int n = lua_gettop(L);
+
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, '\t');
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	LOGI("%s", lua_tostring(L, -1));
+	return 0;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]) with mode forced to "t"; an
+ * absent env stays absent (nil would be a different thing) */
+static int vm_load(lua_State *L)
+{
+	int n = lua_gettop(L);
+
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushliteral(L, "t");
+	if (n >= 4)
+		lua_pushvalue(L, 4);
+	lua_call(L, n >= 4 ? 4 : 3, LUA_MULTRET);
+	return lua_gettop(L) - n;
+}
+
+static void vm_keep_fields(lua_State *L, const char *lib,
+			   const char *const *keep)
+{
+	lua_newtable(L);
+	for (int i = 0; keep[i] != NULL; i++) {
+		lua_getfield(L, -2, keep[i]);
+		lua_setfield(L, -2, keep[i]);
+	}
+	lua_setglobal(L, lib);
+	lua_pop(L, 1);
+}
+
+static int vm_require(lua_State *L);
+
+static void vm_open_libs(lua_State *L)
 {
 	static const luaL_Reg libs[] = {
 		{ LUA_GNAME, luaopen_base },
@@ -49,26 +225,50 @@ static void vm_open_safe_libs(lua_State *L)
 		{ LUA_UTF8LIBNAME, luaopen_utf8 },
 		{ NULL, NULL },
 	};
-	static const char *const unsafe_base[] = { "dofile", "loadfile",
-						   NULL };
+	static const char *const os_keep[] = { "time", "clock", "date",
+					       "difftime", NULL };
+	static const char *const debug_keep[] = { "traceback", NULL };
 
 	for (const luaL_Reg *l = libs; l->name != NULL; l++) {
 		luaL_requiref(L, l->name, l->func, 1);
 		lua_pop(L, 1);
 	}
-	for (int i = 0; unsafe_base[i] != NULL; i++) {
-		lua_pushnil(L);
-		lua_setglobal(L, unsafe_base[i]);
-	}
+	/* no file access, no bytecode */
+	lua_pushnil(L);
+	lua_setglobal(L, "dofile");
+	lua_pushnil(L);
+	lua_setglobal(L, "loadfile");
+	lua_getglobal(L, "load");
+	lua_pushcclosure(L, vm_load, 1);
+	lua_setglobal(L, "load");
+	lua_pushcfunction(L, vm_print);
+	lua_setglobal(L, "print");
+	/* harmless parts of os and debug, in fresh tables */
+	luaopen_os(L);
+	vm_keep_fields(L, "os", os_keep);
+	luaopen_debug(L);
+	vm_keep_fields(L, "debug", debug_keep);
+	/* package: only what Lua code uses (loaded), and our require */
+	lua_newtable(L);
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_setfield(L, -2, "loaded");
+	lua_setglobal(L, "package");
+	lua_pushcfunction(L, vm_require);
+	lua_setglobal(L, "require");
 }
 
-int vm_init(size_t memlimit)
+int vm_init(const struct vm_conf *c)
 {
-	V.limit = memlimit > 0 ? memlimit : VM_MEMLIMIT_DEFAULT;
+	V.limit = c->memlimit > 0 ? c->memlimit
+				  : (size_t)VM_MEMLIMIT_DEFAULT_MB << 20;
+	V.budget_ms = c->budget_ms > 0 ? c->budget_ms : VM_BUDGET_MS_DEFAULT;
+	V.traceback = c->traceback;
 	V.L = lua_newstate(vm_alloc, NULL);
 	if (V.L == NULL)
 		return -1;
-	vm_open_safe_libs(V.L);
+	lua_gc(V.L, LUA_GCGEN, 0, 0);
+	vm_open_libs(V.L);
+	hostapi_open(V.L);
 	return 0;
 }
 
@@ -79,63 +279,102 @@ void vm_close(void)
 	V.L = NULL;
 }
 
-lua_State *vm_state(void)
-{
-	return V.L;
-}
+/* ---- sources ---- */
 
-size_t vm_memory(void)
+int vm_prepare_source(const char *src, size_t len, const char **out,
+		      size_t *outlen, char **buf, char *err, size_t errcap)
 {
-	return V.used;
-}
+	*buf = NULL;
+	if (len >= 2 && (unsigned char)src[0] == 0x1f &&
+	    (unsigned char)src[1] == 0x8b) {
+		size_t n = 0;
+		int r = zlib_inflate_bounded(src, len, 1, V.limit, buf, &n);
 
-size_t vm_memlimit(void)
-{
-	return V.limit;
-}
-
-/* Skip a UTF-8 BOM and a "#!" first line (keeping the newline, so line
- * numbers stay right). */
-static const char *vm_skip_prefix(const char *src, size_t *len)
-{
-	if (*len >= 3 && memcmp(src, "\xef\xbb\xbf", 3) == 0) {
+		if (r != 0) {
+			snprintf(err, errcap, "%s",
+				 r == -2 ? "decompressed source too large"
+					 : "bad gzip data");
+			return -1;
+		}
+		src = *buf;
+		len = n;
+	}
+	if (len >= 1 && src[0] == LUA_SIGNATURE[0]) {
+		snprintf(err, errcap, "binary chunks are not accepted");
+		free(*buf);
+		*buf = NULL;
+		return -1;
+	}
+	if (len >= 3 && memcmp(src, "\xef\xbb\xbf", 3) == 0) {
 		src += 3;
-		*len -= 3;
+		len -= 3;
 	}
-	if (*len >= 2 && src[0] == '#' && src[1] == '!') {
-		const char *nl = memchr(src, '\n', *len);
-		size_t skip = nl != NULL ? (size_t)(nl - src) : *len;
+	if (len >= 2 && src[0] == '#' && src[1] == '!') {
+		/* keep the newline so line numbers stay right */
+		const char *nl = memchr(src, '\n', len);
+		size_t skip = nl != NULL ? (size_t)(nl - src) : len;
 		src += skip;
-		*len -= skip;
+		len -= skip;
 	}
-	return src;
+	*out = src;
+	*outlen = len;
+	return 0;
+}
+
+struct vm_load_args {
+	const char *src;
+	size_t len;
+	const char *chunkname;
+	const char *arg; /* passed to the chunk */
+};
+
+/* [ud] -> leaves the chunk's first result on the stack */
+static int vm_load_call(lua_State *L)
+{
+	struct vm_load_args *a = lua_touserdata(L, 1);
+
+	if (luaL_loadbufferx(L, a->src, a->len, a->chunkname, "t") != LUA_OK)
+		return lua_error(L);
+	lua_pushstring(L, a->arg);
+	lua_call(L, 1, 1);
+	return 1;
+}
+
+static int vm_install_ruleset(lua_State *L)
+{
+	if (vm_load_call(L) != 1)
+		return 0;
+	if (!lua_istable(L, -1))
+		return luaL_error(L, "ruleset: expected table, got %s",
+				  luaL_typename(L, -1));
+	lua_setglobal(L, "ruleset");
+	return 0;
+}
+
+static void vm_errtext(char *err, size_t errcap)
+{
+	lua_State *L = V.L;
+
+	snprintf(err, errcap, "%s",
+		 lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+	lua_pop(L, 1);
 }
 
 int vm_load_ruleset(const char *src, size_t len, const char *chunkname,
 		    char *err, size_t errcap)
 {
-	lua_State *L = V.L;
-	int top = lua_gettop(L);
+	struct vm_load_args a = { .chunkname = chunkname, .arg = "ruleset" };
+	char *buf;
 
-	src = vm_skip_prefix(src, &len);
-	if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK)
-		goto fail;
-	lua_pushliteral(L, "ruleset");
-	if (lua_pcall(L, 1, 1, 0) != LUA_OK)
-		goto fail;
-	if (!lua_istable(L, -1)) {
-		lua_pushfstring(L, "ruleset: expected table, got %s",
-				luaL_typename(L, -1));
-		goto fail;
+	if (vm_prepare_source(src, len, &a.src, &a.len, &buf, err, errcap) < 0)
+		return -1;
+	if (vm_pcall(vm_install_ruleset, &a) != LUA_OK) {
+		vm_errtext(err, errcap);
+		free(buf);
+		return -1;
 	}
-	lua_setglobal(L, "ruleset");
-	lua_settop(L, top);
+	free(buf);
 	return 0;
-fail:
-	snprintf(err, errcap, "%s",
-		 lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-	lua_settop(L, top);
-	return -1;
 }
 
 bool vm_has_ruleset(void)
@@ -146,4 +385,83 @@ bool vm_has_ruleset(void)
 	r = lua_istable(V.L, -1);
 	lua_pop(V.L, 1);
 	return r;
+}
+
+/* ---- require ---- */
+
+void vm_set_module_fetch(vm_module_fetch f)
+{
+	V.fetch = f;
+}
+
+static bool vm_module_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || len > VM_MODULE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* require(name): package.loaded, else the parent reads name.lua from the
+ * ruleset's directory or --lua-path, else a built-in module. Sources are
+ * held as Lua strings so an error cannot leak them. */
+static int vm_require(lua_State *L)
+{
+	size_t nlen, len;
+	const char *name = luaL_checklstring(L, 1, &nlen);
+	char *src = NULL, *buf = NULL, err[256];
+	const char *code;
+	struct vm_load_args a = { .arg = name };
+	char chunk[VM_MODULE_NAME_MAX + 8];
+	int from_file;
+
+	lua_settop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2 */
+	lua_getfield(L, 2, name);
+	if (lua_toboolean(L, -1))
+		return 1;
+	lua_pop(L, 1);
+	if (!vm_module_name_ok(name, nlen))
+		return luaL_error(L, "module '%s': invalid name (letters, "
+				     "digits, '_' and '-' only)", name);
+	from_file = V.fetch != NULL ? V.fetch(name, &src, &len) : 0;
+	if (from_file < 0)
+		return luaL_error(L, "module '%s': cannot be read", name);
+	if (from_file) {
+		lua_pushlstring(L, src, len); /* on failure src leaks once */
+		free(src);
+	} else {
+		code = vm_builtin_module(name, &len);
+		if (code == NULL)
+			return luaL_error(L, "module '%s' not found", name);
+		lua_pushlstring(L, code, len);
+	}
+	code = lua_tolstring(L, 3, &len);
+	if (vm_prepare_source(code, len, &a.src, &a.len, &buf, err,
+			      sizeof(err)) < 0)
+		return luaL_error(L, "module '%s': %s", name, err);
+	if (buf != NULL) {
+		/* gunzipped: move into Lua's heap, then point into it */
+		size_t off = (size_t)(a.src - buf);
+		lua_pushlstring(L, buf, off + a.len);
+		free(buf);
+		a.src = lua_tostring(L, -1) + off;
+	}
+	snprintf(chunk, sizeof(chunk), "@%s.lua", name);
+	a.chunkname = chunk;
+	lua_pushcfunction(L, vm_load_call);
+	lua_pushlightuserdata(L, &a);
+	lua_call(L, 1, 1);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, 2, name);
+	return 1;
 }

@@ -1,26 +1,69 @@
-/* vm: the ruleset process's Lua 5.4 state. A counting allocator with a
- * hard cap, a safe standard library, text chunks only. */
+/* vm: the ruleset process's Lua 5.4 state.
+ *
+ * Bounds (the REST API accepts code from the network):
+ * - memory: a counting allocator with a hard cap; an allocation past it
+ *   fails, that call raises "not enough memory", the state lives on;
+ * - time: every entry into Lua from C (a callback, a resumed routine, a
+ *   tick) gets a time budget; past it a count hook raises an error, and
+ *   keeps raising on every instruction so no pcall can swallow it;
+ * - library: base (no dofile/loadfile, text chunks only), string, table,
+ *   math, utf8, coroutine, os.time/clock/date/difftime, debug.traceback,
+ *   our own require (sources come from the parent); no io, no C modules.
+ *
+ * Every call from C into Lua goes through vm_pcall(). */
 #ifndef NEOSOCKSD_VM_H
 #define NEOSOCKSD_VM_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
-/* memlimit: bytes the Lua heap may hold (0: the default). 0 or -1. */
-int vm_init(size_t memlimit);
+#define VM_MEMLIMIT_DEFAULT_MB 128
+#define VM_BUDGET_MS_DEFAULT 1000
+
+struct vm_conf {
+	size_t memlimit;    /* bytes; 0: the default */
+	int budget_ms;      /* per entry; 0: the default */
+	bool traceback;     /* attach a traceback to error messages */
+};
+
+int vm_init(const struct vm_conf *c);
 void vm_close(void);
 lua_State *vm_state(void);
 size_t vm_memory(void);
+size_t vm_objects(void);
 size_t vm_memlimit(void);
 
-/* Load a ruleset: compile src as a text chunk (a UTF-8 BOM and a "#!"
- * first line are skipped; bytecode is refused), call it with "ruleset",
- * and if it returns a table make it _G.ruleset. On any error the previous
- * ruleset stays and err holds "chunk:line: message". 0 or -1. */
+/* Call fn(L) in protected mode on the main thread with ud as a light
+ * userdata at index 1, within a fresh time budget. On error returns the
+ * Lua status with the message at the top of the stack (the caller pops). */
+int vm_pcall(lua_CFunction fn, void *ud);
+/* Resume co (within a fresh time budget). As lua_resume. */
+int vm_resume(lua_State *co, int nargs, int *nres);
+/* The message handler used by vm_pcall (traceback when enabled). */
+int vm_msgh(lua_State *L);
+
+/* Make src loadable: gunzip it if compressed (bounded by the memory cap),
+ * skip a UTF-8 BOM and a "#!" first line. *out points into src or a new
+ * allocation in *buf (free it). 0 or -1 with err. */
+int vm_prepare_source(const char *src, size_t len, const char **out,
+		      size_t *outlen, char **buf, char *err, size_t errcap);
+
+/* Load a ruleset: call the chunk with "ruleset"; if it returns a table it
+ * becomes _G.ruleset. On error the previous ruleset stays. 0 or -1. */
 int vm_load_ruleset(const char *src, size_t len, const char *chunkname,
 		    char *err, size_t errcap);
 bool vm_has_ruleset(void);
+
+/* Modules for require(): the process asks the parent synchronously. */
+typedef int (*vm_module_fetch)(const char *name, char **src, size_t *len);
+void vm_set_module_fetch(vm_module_fetch f);
+/* Built-in modules (libruleset) used when no file provides the name. */
+const char *vm_builtin_module(const char *name, size_t *len);
+
+/* Run a ruleset callback field ("tick", "stats", ...) synchronously. */
+int vm_call_ruleset(const char *field, int nargs, int nres);
 
 #endif

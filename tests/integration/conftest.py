@@ -32,6 +32,11 @@ class Daemon:
         self.notify_path = os.path.join(self.tmp, "notify")
         self.env = dict(os.environ)
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        # extra settings for the daemon only (not for pytest itself), e.g.
+        # the malloc-perturbation run: "LD_PRELOAD=... MALLOC_CHECK_=3"
+        for kv in os.environ.get("NEOSOCKSD_TEST_ENV", "").split():
+            k, _, v = kv.partition("=")
+            self.env[k] = v
         if env:
             self.env.update(env)
         self.proc = None
@@ -41,6 +46,7 @@ class Daemon:
     def start(self, wait_ready=True, timeout=15.0):
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
+        os.chmod(self.notify_path, 0o777)  # tests may run the daemon unprivileged
         self.env["NOTIFY_SOCKET"] = self.notify_path
         self.logf = open(self.logpath, "wb")
         self.proc = subprocess.Popen(

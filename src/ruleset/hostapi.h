@@ -1,0 +1,23 @@
+/* hostapi: the host's API into Lua: neosocksd.*, await.*, and the C
+ * libraries (regex, time, zlib, marshal), registered as globals and in
+ * package.loaded. */
+#ifndef NEOSOCKSD_HOSTAPI_H
+#define NEOSOCKSD_HOSTAPI_H
+
+#include <lua.h>
+
+#include "common/msg.h"
+
+void hostapi_open(lua_State *L);
+
+int luaopen_await(lua_State *L);
+int luaopen_neosocksd(lua_State *L);
+
+/* await.resolve (also neosocksd.resolve inside a routine) */
+int await_resolve_impl(lua_State *L);
+void await_on_resolve_result(const struct msg *m);
+
+/* neosocksd.setinterval's timer, ruleset.tick */
+void hostapi_tick_stop(void);
+
+#endif

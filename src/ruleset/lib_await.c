@@ -1,0 +1,229 @@
+/* lib_await: the await.* primitives. Each may only run inside an
+ * asynchronous routine; it registers what it waits on and yields, and the
+ * event that completes it wakes the routine with the results. */
+#include "ruleset/hostapi.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <lauxlib.h>
+
+#include "common/chanev.h"
+#include "common/log.h"
+#include "ruleset/aroutine.h"
+#include "ruleset/request.h"
+#include "ruleset/ruleset.h"
+
+#define RESOLVE_PENDING_MAX 1024
+
+static struct aroutine *await_check(lua_State *L)
+{
+	struct aroutine *ar = ar_current(L);
+
+	if (ar == NULL)
+		luaL_error(L, "not in asynchronous routine");
+	return ar;
+}
+
+/* ---- await.sleep(seconds) ---- */
+
+struct sleep_op {
+	struct event *ev;
+	struct aroutine *ar;
+};
+
+static int sleep_push(lua_State *co, void *ud)
+{
+	(void)co;
+	(void)ud;
+	return 0;
+}
+
+static void sleep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sleep_op *op = arg;
+	struct aroutine *ar = op->ar;
+
+	(void)fd;
+	(void)what;
+	event_free(op->ev);
+	free(op);
+	ar_wake(ar, sleep_push, NULL);
+}
+
+static void sleep_cancel(void *arg)
+{
+	struct sleep_op *op = arg;
+
+	event_free(op->ev);
+	free(op);
+}
+
+static int await_sleep(lua_State *L)
+{
+	struct aroutine *ar = await_check(L);
+	lua_Number n = luaL_checknumber(L, 1);
+	struct sleep_op *op;
+	struct timeval tv;
+
+	luaL_argcheck(L, isfinite(n) && n >= 0 && n <= 1e9, 1,
+		      "invalid interval");
+	op = malloc(sizeof(*op));
+	if (op == NULL)
+		return luaL_error(L, "out of memory");
+	op->ar = ar;
+	op->ev = evtimer_new(ruleset_base(), sleep_cb, op);
+	if (op->ev == NULL) {
+		free(op);
+		return luaL_error(L, "out of memory");
+	}
+	tv.tv_sec = (time_t)n;
+	tv.tv_usec = (suseconds_t)((n - floor(n)) * 1e6);
+	evtimer_add(op->ev, &tv);
+	return ar_wait(L, op, sleep_cancel, NULL);
+}
+
+/* ---- await.resolve(host): the front resolves, we have no network ---- */
+
+struct resolve_op {
+	uint32_t qid;
+	struct aroutine *ar;
+};
+
+static struct resolve_op *resolve_pending[RESOLVE_PENDING_MAX];
+static unsigned resolve_n;
+static uint32_t resolve_next;
+
+static void resolve_forget(struct resolve_op *op)
+{
+	for (unsigned i = 0; i < resolve_n; i++) {
+		if (resolve_pending[i] == op) {
+			resolve_pending[i] = resolve_pending[--resolve_n];
+			return;
+		}
+	}
+}
+
+static void resolve_cancel(void *arg)
+{
+	resolve_forget(arg);
+	free(arg);
+}
+
+struct resolve_res {
+	const char *addr;
+	size_t len;
+};
+
+static int resolve_push(lua_State *co, void *ud)
+{
+	struct resolve_res *r = ud;
+
+	if (r->addr == NULL)
+		lua_pushnil(co);
+	else
+		lua_pushlstring(co, r->addr, r->len);
+	return 1;
+}
+
+void await_on_resolve_result(const struct msg *m)
+{
+	struct msg_result res;
+	struct resolve_res r = { NULL, 0 };
+	struct resolve_op *op = NULL;
+	struct aroutine *ar;
+
+	for (unsigned i = 0; i < resolve_n; i++)
+		if (resolve_pending[i]->qid == m->id)
+			op = resolve_pending[i];
+	if (op == NULL)
+		return; /* its routine is gone */
+	memcpy(&res, m->data, sizeof(res));
+	if (res.ok) {
+		r.addr = (const char *)m->data + sizeof(res);
+		r.len = m->len - sizeof(res);
+	}
+	ar = op->ar;
+	resolve_forget(op);
+	free(op);
+	ar_wake(ar, resolve_push, &r);
+}
+
+static bool is_ip_literal(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	       inet_pton(AF_INET6, s, buf) == 1;
+}
+
+int await_resolve_impl(lua_State *L)
+{
+	struct aroutine *ar = await_check(L);
+	size_t len;
+	const char *host = luaL_checklstring(L, 1, &len);
+	struct chanev *front = ruleset_front();
+	struct resolve_op *op;
+
+	if (is_ip_literal(host)) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	if (len == 0 || len > 255 || memchr(host, '\0', len) != NULL ||
+	    front == NULL || resolve_n == RESOLVE_PENDING_MAX) {
+		lua_pushnil(L);
+		return 1;
+	}
+	op = malloc(sizeof(*op));
+	if (op == NULL)
+		return luaL_error(L, "out of memory");
+	op->qid = ++resolve_next;
+	op->ar = ar;
+	if (chanev_send(front, MSG_RESOLVE_REQ, op->qid, host, len, -1) < 0) {
+		free(op);
+		lua_pushnil(L);
+		return 1;
+	}
+	resolve_pending[resolve_n++] = op;
+	return ar_wait(L, op, resolve_cancel, NULL);
+}
+
+/* ---- await.execute(cmd) ---- */
+
+static int await_execute(lua_State *L)
+{
+	(void)await_check(L);
+	luaL_checkstring(L, 1);
+	return luaL_error(L, "await.execute is disabled (the daemon was not "
+			     "started with --enable-execute)");
+}
+
+/* ---- await.invoke(code, addr, proxyN, ..., proxy1) ---- */
+
+static int await_invoke(lua_State *L)
+{
+	(void)await_check(L);
+	luaL_checkstring(L, 1);
+	luaL_checkstring(L, 2);
+	lua_pushboolean(L, 0);
+	lua_pushliteral(L, "invoke: no API client in this build");
+	return 2;
+}
+
+static const luaL_Reg await_funcs[] = {
+	{ "sleep", await_sleep },
+	{ "resolve", await_resolve_impl },
+	{ "forward", request_await_forward },
+	{ "execute", await_execute },
+	{ "invoke", await_invoke },
+	{ NULL, NULL },
+};
+
+int luaopen_await(lua_State *L)
+{
+	luaL_newlib(L, await_funcs);
+	return 1;
+}

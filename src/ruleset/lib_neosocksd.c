@@ -1,0 +1,372 @@
+/* lib_neosocksd: the neosocksd.* table. */
+#include "ruleset/hostapi.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <lauxlib.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "common/proxyuri.h"
+#include "ruleset/aroutine.h"
+#include "ruleset/ruleset.h"
+#include "ruleset/stats.h"
+#include "ruleset/vm.h"
+
+static struct {
+	struct event *tick;
+	bool warned_resolve;
+} N;
+
+/* ---- config() ---- */
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	if (v[0] != '\0')
+		lua_pushstring(L, v);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, bool v)
+{
+	lua_pushboolean(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+/* -x without passwords: config() is readable by any ruleset code */
+static void set_proxy(lua_State *L, const char *csv)
+{
+	struct proxy_hop hops[PROXYCHAIN_MAX];
+	char out[CONF_PROXY_MAX];
+	size_t n = 0, off = 0;
+	const char *why;
+
+	if (csv[0] == '\0' ||
+	    proxyuri_parse_chain(hops, PROXYCHAIN_MAX, &n, csv, strlen(csv),
+				 &why) < 0) {
+		lua_pushnil(L);
+		lua_setfield(L, -2, "proxy");
+		return;
+	}
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		int k;
+
+		if (i > 0 && off + 1 < sizeof(out))
+			out[off++] = ',';
+		k = proxyuri_format(&hops[i], out + off, sizeof(out) - off);
+		if (k < 0)
+			break;
+		off += (size_t)k;
+	}
+	explicit_bzero(hops, sizeof(hops));
+	lua_pushlstring(L, out, off);
+	lua_setfield(L, -2, "proxy");
+}
+
+static int nsd_config(lua_State *L)
+{
+	const struct config *c = ruleset_conf();
+
+	lua_createtable(L, 0, 40);
+	set_str(L, "listen", c->listen);
+	set_str(L, "forward", c->forward);
+	set_proxy(L, c->proxy);
+	set_str(L, "restapi", c->restapi);
+	set_str(L, "http_listen", c->http_listen);
+	set_str(L, "ruleset", c->ruleset);
+	set_str(L, "user_name", c->user_name);
+	set_str(L, "nameserver", c->nameserver);
+	set_str(L, "netdev", c->netdev);
+	set_int(L, "loglevel", c->loglevel);
+	set_int(L, "resolve_pf", c->resolve_pf);
+	lua_pushnumber(L, c->timeout);
+	lua_setfield(L, -2, "timeout");
+	set_int(L, "memlimit", c->memlimit);
+	set_bool(L, "auth_required", c->auth_required);
+	set_bool(L, "pipe", c->pipe);
+	set_bool(L, "reuseport", c->reuseport);
+	set_bool(L, "tcp_fastopen", c->tcp_fastopen);
+	set_bool(L, "tcp_fastopen_connect", c->tcp_fastopen_connect);
+	set_bool(L, "tcp_nodelay", c->tcp_nodelay);
+	set_bool(L, "tcp_keepalive", c->tcp_keepalive);
+	set_bool(L, "transparent", false);
+	set_bool(L, "traceback", c->traceback);
+	set_bool(L, "socks5_bind", false);
+	set_bool(L, "socks5_udp", false);
+	set_bool(L, "daemonize", false);
+	set_bool(L, "block_loopback", c->block_loopback);
+	set_bool(L, "block_multicast", c->block_multicast);
+	set_bool(L, "block_local", c->block_local);
+	set_bool(L, "block_global", c->block_global);
+	set_int(L, "tcp_sndbuf", c->tcp_sndbuf);
+	set_int(L, "tcp_rcvbuf", c->tcp_rcvbuf);
+	set_int(L, "max_sessions", c->max_sessions);
+	set_int(L, "startup_limit_start", c->startup_limit_start);
+	set_int(L, "startup_limit_rate", c->startup_limit_rate);
+	set_int(L, "startup_limit_full", c->startup_limit_full);
+	return 1;
+}
+
+/* ---- addresses ---- */
+
+static int nsd_splithostport(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	char host[ADDR_NAME_MAX + 1], port[8];
+
+	if (len > ADDR_STRLEN)
+		return luaL_error(L, "address too long: %d bytes", (int)len);
+	if (addr_splithostport(s, len, host, sizeof(host), port,
+			       sizeof(port)) < 0)
+		return luaL_error(L, "invalid address: `%s'", s);
+	lua_pushstring(L, host);
+	lua_pushstring(L, port);
+	return 2;
+}
+
+static int nsd_parse_ipv4(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return 0;
+	lua_pushinteger(L, (lua_Integer)ntohl(a.s_addr));
+	return 1;
+}
+
+static int nsd_parse_ipv6(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	unsigned char b[16];
+	uint64_t hi = 0, lo = 0;
+
+	if (inet_pton(AF_INET6, s, b) != 1)
+		return 0;
+	for (int i = 0; i < 8; i++) {
+		hi = hi << 8 | b[i];
+		lo = lo << 8 | b[8 + i];
+	}
+	lua_pushinteger(L, (lua_Integer)hi);
+	lua_pushinteger(L, (lua_Integer)lo);
+	return 2;
+}
+
+/* neosocksd.resolve never blocks the process: inside an asynchronous
+ * routine it is await.resolve; elsewhere only IP literals resolve. */
+static int nsd_resolve(lua_State *L)
+{
+	const char *host = luaL_checkstring(L, 1);
+	unsigned char buf[16];
+
+	if (ar_current(L) != NULL)
+		return await_resolve_impl(L);
+	if (inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	if (!N.warned_resolve) {
+		N.warned_resolve = true;
+		LOGW("neosocksd.resolve outside an asynchronous routine "
+		     "cannot resolve names (it would block); use "
+		     "await.resolve in one");
+	}
+	return 0;
+}
+
+/* ---- timers ---- */
+
+static int nsd_tick_call(lua_State *L)
+{
+	double now = *(double *)lua_touserdata(L, 1);
+
+	if (lua_getglobal(L, "ruleset") != LUA_TTABLE ||
+	    lua_getfield(L, -1, "tick") != LUA_TFUNCTION)
+		return 0;
+	lua_pushnumber(L, now);
+	lua_call(L, 1, 0);
+	return 0;
+}
+
+static void nsd_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv;
+	double now;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	event_base_gettimeofday_cached(ruleset_base(), &tv);
+	now = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+	if (vm_pcall(nsd_tick_call, &now) != LUA_OK) {
+		lua_State *L = vm_state();
+		LOG_RL(LOGL_WARN, 1, "ruleset.tick: %s", lua_tostring(L, -1));
+		stats_set_lasterror(lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
+void hostapi_tick_stop(void)
+{
+	if (N.tick != NULL) {
+		event_free(N.tick);
+		N.tick = NULL;
+	}
+}
+
+static int nsd_setinterval(lua_State *L)
+{
+	lua_Number sec = luaL_checknumber(L, 1);
+	struct timeval tv;
+
+	hostapi_tick_stop();
+	if (!isnormal(sec))
+		return 0; /* 0, NaN, infinities, subnormals: stop */
+	sec = fabs(sec);
+	if (sec < 1e-3)
+		sec = 1e-3;
+	if (sec > 1e9)
+		sec = 1e9;
+	N.tick = event_new(ruleset_base(), -1, EV_PERSIST, nsd_tick_cb, NULL);
+	if (N.tick == NULL)
+		return luaL_error(L, "out of memory");
+	tv.tv_sec = (time_t)sec;
+	tv.tv_usec = (suseconds_t)((sec - floor(sec)) * 1e6);
+	event_add(N.tick, &tv);
+	return 0;
+}
+
+/* ---- neosocksd.async(finish, func, ...) ---- */
+
+struct async_done {
+	lua_State *co;
+	int status, nres;
+	int finish; /* registry ref */
+};
+
+static int nsd_async_finish(lua_State *L)
+{
+	struct async_done *d = lua_touserdata(L, 1);
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, d->finish);
+	if (!lua_isfunction(L, -1))
+		return 0;
+	lua_pushboolean(L, d->status == LUA_OK);
+	if (d->status == LUA_OK) {
+		luaL_checkstack(L, d->nres, "async results");
+		lua_xmove(d->co, L, d->nres);
+		lua_call(L, 1 + d->nres, 0);
+	} else {
+		if (d->status != LUA_ERRMEM && lua_gettop(d->co) > 0)
+			lua_xmove(d->co, L, 1);
+		else
+			lua_pushliteral(L, "not enough memory");
+		lua_call(L, 2, 0);
+	}
+	return 0;
+}
+
+static void nsd_async_done(struct aroutine *ar, lua_State *co, int status,
+			   int nres)
+{
+	struct async_done d = { co, status, nres,
+				(int)(intptr_t)ar_arg(ar) };
+	lua_State *L = vm_state();
+
+	if (vm_pcall(nsd_async_finish, &d) != LUA_OK) {
+		LOG_RL(LOGL_WARN, 1, "async finish: %s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	luaL_unref(L, LUA_REGISTRYINDEX, d.finish);
+}
+
+static int nsd_async(lua_State *L)
+{
+	int n = lua_gettop(L), finish;
+	struct aroutine *ar;
+
+	if (!lua_isnil(L, 1))
+		luaL_checktype(L, 1, LUA_TFUNCTION);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 1);
+	finish = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_remove(L, 1); /* func and its args remain */
+	ar = ar_start(L, n - 2, AR_ASYNC, nsd_async_done,
+		      (void *)(intptr_t)finish);
+	(void)ar;
+	return 1; /* the coroutine */
+}
+
+/* ---- the rest ---- */
+
+static int nsd_stats(lua_State *L)
+{
+	stats_push_table(L);
+	return 1;
+}
+
+static int nsd_now(lua_State *L)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(ruleset_base(), &tv);
+	lua_pushnumber(L, (double)tv.tv_sec + (double)tv.tv_usec / 1e6);
+	return 1;
+}
+
+static int nsd_traceback(lua_State *L)
+{
+	const char *msg = luaL_optstring(L, 1, NULL);
+
+	luaL_traceback(L, L, msg, 1);
+	LOGV("%s", lua_tostring(L, -1));
+	return 1;
+}
+
+static int nsd_invoke(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	if (lua_isnoneornil(L, 2))
+		return luaL_error(L, "invalid address");
+	LOG_RL(LOGL_WARN, 60, "neosocksd.invoke: no API client in this "
+			      "build; the call is dropped");
+	return 0;
+}
+
+static const luaL_Reg nsd_funcs[] = {
+	{ "config", nsd_config },
+	{ "resolve", nsd_resolve },
+	{ "splithostport", nsd_splithostport },
+	{ "parse_ipv4", nsd_parse_ipv4 },
+	{ "parse_ipv6", nsd_parse_ipv6 },
+	{ "setinterval", nsd_setinterval },
+	{ "async", nsd_async },
+	{ "invoke", nsd_invoke },
+	{ "stats", nsd_stats },
+	{ "now", nsd_now },
+	{ "traceback", nsd_traceback },
+	{ NULL, NULL },
+};
+
+int luaopen_neosocksd(lua_State *L)
+{
+	luaL_newlib(L, nsd_funcs);
+	return 1;
+}

@@ -1,0 +1,18 @@
+/* request: ruleset.resolve/route/route6 calls for the front's requests. */
+#ifndef NEOSOCKSD_REQUEST_H
+#define NEOSOCKSD_REQUEST_H
+
+#include <lua.h>
+
+#include "common/msg.h"
+
+void request_on_route(const struct msg *m);
+void request_on_cancel(const struct msg *m);
+void request_on_forward_result(const struct msg *m);
+/* The front went away: every request is dropped. */
+void request_drop_all(void);
+/* await.forward(addr, proxyN, ..., proxy1) */
+int request_await_forward(lua_State *L);
+unsigned request_pending(void);
+
+#endif

@@ -1,0 +1,344 @@
+"""Privilege separation: the three processes, their rights, and the
+parent's supervision (faults, signals, systemd notify, logging)."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BIN, Daemon
+from helpers import (connect, exchange, free_ports, recv_all, socks5_connect,
+                     wait_until)
+from privsep_util import (IS_ROOT, alive, caps, comm, getfd, socket_of,
+                          status, tcp_fd_to)
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
+
+CAP_KILL = 1 << 5
+CAP_NET_ADMIN = 1 << 12
+CAP_NET_RAW = 1 << 13
+
+
+def start(daemon_factory, *extra):
+    socks, http = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--http", f"127.0.0.1:{http}",
+                       "--loglevel", "5", *extra)
+    d.socks, d.http = socks, http
+    return d
+
+
+def front_pid(d):
+    return d.child_by_title("neosocksd: front")
+
+
+def ruleset_pid(d):
+    return d.child_by_title("neosocksd: ruleset")
+
+
+def served(d, target_port):
+    s, rep = socks5_connect(d.socks, "127.0.0.1", target_port)
+    s.close()
+    return rep == 0
+
+
+def test_three_processes_with_titles(daemon_factory):
+    d = start(daemon_factory)
+    kids = d.children()
+    assert len(kids) == 2, kids
+    f, r = front_pid(d), ruleset_pid(d)
+    assert f and r
+    assert comm(f) == "neosocksd-front"
+    assert comm(r) == "neosocksd-rules"
+    for pid in (f, r):
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            assert fh.read().rstrip(b"\0") in (b"neosocksd: front", b"neosocksd: ruleset")
+
+
+@needs_root
+@pytest.mark.parametrize("role", ["front", "ruleset"])
+def test_child_rights(daemon_factory, role):
+    d = start(daemon_factory)
+    pid = front_pid(d) if role == "front" else ruleset_pid(d)
+    st = status(pid)
+    uids = [int(x) for x in st["Uid"].split()]
+    gids = [int(x) for x in st["Gid"].split()]
+    assert all(u != 0 for u in uids), st["Uid"]
+    assert all(g != 0 for g in gids), st["Gid"]
+    assert len(set(uids)) == 1 and len(set(gids)) == 1
+    assert st["Groups"] == "" or "0" not in st["Groups"].split()
+    for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(st[k], 16) == 0, (k, st[k])
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "2"
+
+
+@needs_root
+def test_ruleset_jail_and_netns(daemon_factory):
+    d = start(daemon_factory)
+    r = ruleset_pid(d)
+    root = os.readlink(f"/proc/{r}/root")
+    assert root == "/run/neosocksd/empty", root
+    assert os.listdir(root) == []
+    st = os.stat(root)
+    assert st.st_uid == 0 and not (st.st_mode & 0o022)
+    assert os.readlink(f"/proc/{r}/ns/net") != os.readlink(f"/proc/{d.pid}/ns/net")
+    assert os.readlink(f"/proc/{r}/ns/ipc") != os.readlink(f"/proc/{d.pid}/ns/ipc")
+    # the front stays in the host's network namespace (it dials out)
+    assert os.readlink(f"/proc/{front_pid(d)}/ns/net") == os.readlink(f"/proc/{d.pid}/ns/net")
+
+
+@needs_root
+@pytest.mark.parametrize("extra,want", [
+    ((), CAP_KILL),
+    (("--mark", "42"), CAP_KILL | CAP_NET_ADMIN),
+    (("-i", "lo"), CAP_KILL | CAP_NET_RAW),
+])
+def test_parent_caps_exactly(daemon_factory, extra, want):
+    d = start(daemon_factory, *extra)
+    assert caps(d.pid, "CapEff") == want, hex(caps(d.pid, "CapEff"))
+    assert caps(d.pid, "CapAmb") == 0
+    assert status(d.pid)["Seccomp"] == "2"
+
+
+@needs_root
+def test_brokered_outbound_socket_options(daemon_factory, hash_server):
+    """--mark and -i need privileges the front lacks: the parent creates
+    those sockets; the front's upstream socket carries both."""
+    d = start(daemon_factory, "--mark", "42", "-i", "lo")
+    s, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    fd, up = tcp_fd_to(front_pid(d), hash_server.port)
+    assert up is not None, "no upstream socket found in the front"
+    assert up.getsockopt(socket.SOL_SOCKET, socket.SO_MARK) == 42
+    dev = up.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
+    assert dev.rstrip(b"\0") == b"lo"
+    up.close()
+    exchange(s, 1 << 16, 1 << 16)
+    s.close()
+
+
+def test_ready_only_when_children_serve(daemon_factory):
+    d = start(daemon_factory)
+    ready = [n for n in d.notes if "READY=1" in n.split("\n")]
+    assert ready
+    # READY came after both children reported: both exist and serve
+    assert front_pid(d) and ruleset_pid(d)
+
+
+def test_notify_reload_and_stopping(daemon_factory):
+    d = start(daemon_factory)
+    d.proc.send_signal(signal.SIGHUP)
+    msg = d.wait_notify("RELOADING=1")
+    usec = [ln for ln in msg.split("\n") if ln.startswith("MONOTONIC_USEC=")]
+    assert usec and int(usec[0].split("=")[1]) > 0
+    d.wait_notify("READY=1")
+    d.proc.send_signal(signal.SIGTERM)
+    d.wait_notify("STOPPING=1")
+    assert d.proc.wait(20) == 0
+
+
+def test_kill_front_listeners_stay(daemon_factory, http_target):
+    d = start(daemon_factory)
+    old = front_pid(d)
+    os.kill(old, signal.SIGKILL)
+    # a connection made right away is queued on the still-bound listener
+    # and served by the new front within a second
+    t0 = time.monotonic()
+    s = connect(d.socks, timeout=5)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    assert time.monotonic() - t0 < 1.0
+    s.close()
+    wait_until(lambda: front_pid(d) not in (None, old), 2)
+    assert served(d, http_target.port)
+
+
+def test_kill_ruleset_during_transfer(daemon_factory, hash_server):
+    d = start(daemon_factory)
+    s, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    old = ruleset_pid(d)
+    done = []
+
+    def transfer():
+        exchange(s, 8 << 20, 8 << 20)
+        done.append(True)
+
+    t = threading.Thread(target=transfer)
+    t.start()
+    os.kill(old, signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_until(lambda: ruleset_pid(d) not in (None, old), 2,
+               "the ruleset process did not come back")
+    assert time.monotonic() - t0 < 1.0
+    t.join(60)
+    assert done, "the transfer did not complete intact"
+    s.close()
+    d.wait_log("ruleset (pid %d) killed by signal 9" % old)
+
+
+def test_parent_death_takes_children(daemon_factory):
+    d = start(daemon_factory)
+    kids = d.children()
+    assert len(kids) == 2
+    os.kill(d.pid, signal.SIGKILL)
+    d.proc.wait(5)
+    wait_until(lambda: not any(alive(k) for k in kids), 1.0,
+               "children outlived the parent")
+
+
+@needs_root
+@pytest.mark.parametrize("role", ["front", "ruleset"])
+def test_malformed_message_kills_sender_not_parent(daemon_factory, http_target, role):
+    """Garbage written into a child's end of its channel reaches the parent
+    as if the child sent it: the parent kills and respawns that child and
+    keeps running."""
+    d = start(daemon_factory)
+    pid = front_pid(d) if role == "front" else ruleset_pid(d)
+    ch = socket_of(pid, 3)
+    ch.sendall(b"\x07\x00" + b"\xff" * 30)   # version 7: not ours
+    ch.close()
+    d.wait_log(f"killing {role} (pid {pid})")
+    wait_until(lambda: (front_pid(d) if role == "front" else ruleset_pid(d)) not in (None, pid),
+               3, f"{role} not respawned")
+    assert alive(d.pid)
+    wait_until(lambda: served(d, http_target.port), 3)
+
+
+@needs_root
+def test_unpermitted_message_kills_sender(daemon_factory):
+    """A well-formed message the sender may not send (a front asking for a
+    privileged socket when no option needs one)."""
+    import struct
+    d = start(daemon_factory)
+    pid = front_pid(d)
+    ch = socket_of(pid, 3)
+    hdr = struct.pack("=HHIII", 1, 35, 4, 1, 0)  # MSG_PRIV_SOCKET, family
+    ch.sendall(hdr + struct.pack("=I", socket.AF_INET))
+    ch.close()
+    d.wait_log("privileged socket it may not have")
+    d.wait_log(f"killing front (pid {pid})")
+    assert alive(d.pid)
+
+
+def test_heartbeat_kills_hung_ruleset(daemon_factory):
+    d = start(daemon_factory)
+    r = ruleset_pid(d)
+    os.kill(r, signal.SIGSTOP)
+    try:
+        d.wait_log("stopped answering the heartbeat", timeout=15)
+        wait_until(lambda: ruleset_pid(d) not in (None, r), 5)
+    finally:
+        if alive(r):
+            os.kill(r, signal.SIGCONT)
+
+
+def test_sighup_broken_ruleset_keeps_old(daemon_factory, http_target, tmp_path):
+    rs = tmp_path / "rs.lua"
+    rs.write_text("return { }\n")
+    d = start(daemon_factory, "-r", str(rs))
+    rs.write_text("this is not lua (\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("failed, the previous ruleset stays")
+    assert "rs.lua:1:" in d.log()  # where the error is
+    rs.write_text("return 42\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("expected table, got number")
+    rs.write_text("return { }\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("reload: %s loaded" % rs)
+    assert served(d, http_target.port)
+
+
+def test_bad_ruleset_at_start_refuses_to_run(tmp_path):
+    rs = tmp_path / "rs.lua"
+    rs.write_text("return nil\n")
+    socks, = free_ports(1)
+    d = Daemon(["-l", f"127.0.0.1:{socks}", "-r", str(rs)], tmpdir=str(tmp_path))
+    d.start(wait_ready=False)
+    assert d.proc.wait(15) != 0
+    assert "expected table, got nil" in d.log()
+    d.close()
+
+
+def test_sigterm_drains_transfers(daemon_factory, hash_server):
+    d = start(daemon_factory, "--drain", "20")
+    s, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    s.sendall(b"2000000\n")
+    # the server is sending; stop the daemon mid-transfer
+    first = s.recv(1000)
+    assert first
+    d.proc.send_signal(signal.SIGTERM)
+    # new connections are refused once accepting stopped
+    d.wait_log("stopped accepting")
+    # the running tunnel still completes
+    s.shutdown(socket.SHUT_WR)
+    rest = recv_all(s)
+    assert len(first) + len(rest) == 2000000 + 32
+    s.close()
+    assert d.proc.wait(20) == 0
+
+
+def test_sigterm_drain_deadline(daemon_factory, hash_server):
+    """A tunnel that never ends is cut at the drain deadline; exit 0."""
+    d = start(daemon_factory, "--drain", "1")
+    s, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    assert time.monotonic() - t0 < 8
+    s.close()
+
+
+def test_log_never_blocks_children(daemon_factory, http_target):
+    """With the parent stopped nobody drains the log pipe: the front keeps
+    serving, drops lines, and reports the count once it can log again."""
+    d = start(daemon_factory)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        ok = 0
+        for _ in range(1500):
+            s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port, timeout=5)
+            s.close()
+            ok += rep == 0
+        assert ok == 1500
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    # one more session makes the front log again, with the drop count
+    assert served(d, http_target.port)
+    d.wait_log("log lines dropped")
+
+
+def test_runs_without_root(tmp_path, http_target):
+    """As an ordinary user: no user switch or jail, but caps cleared,
+    no-new-privs and seccomp on; one log line says what was skipped."""
+    if not IS_ROOT:
+        pytest.skip("needs root to become an ordinary user")
+    import shutil
+    import tempfile
+    socks, = free_ports(1)
+    base = tempfile.mkdtemp(prefix="nsd-unpriv-")
+    os.chmod(base, 0o755)  # the daemon's user must reach its notify socket
+    d = Daemon(["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                BIN, "-l", f"127.0.0.1:{socks}"],
+               binary="/usr/bin/setpriv", tmpdir=base)
+    os.chmod(d.tmp, 0o755)
+    try:
+        d.start()
+        d.socks = socks
+        for pid in (front_pid(d), ruleset_pid(d)):
+            st = status(pid)
+            assert st["Uid"].split()[0] == "65534"
+            assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
+            assert int(st["CapEff"], 16) == 0
+        assert d.log().count("not applied:") >= 1
+        assert served(d, http_target.port)
+    finally:
+        d.close()
+        shutil.rmtree(base, ignore_errors=True)
