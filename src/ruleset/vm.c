@@ -190,6 +190,7 @@ static int vm_load(lua_State *L)
 {
 	int n = lua_gettop(L);
 
+	lua_settop(L, 4); /* chunk, chunkname, mode, env (nil-padded) */
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
@@ -197,7 +198,7 @@ static int vm_load(lua_State *L)
 	if (n >= 4)
 		lua_pushvalue(L, 4);
 	lua_call(L, n >= 4 ? 4 : 3, LUA_MULTRET);
-	return lua_gettop(L) - n;
+	return lua_gettop(L) - 4;
 }
 
 static void vm_keep_fields(lua_State *L, const char *lib,
@@ -266,6 +267,9 @@ int vm_init(const struct vm_conf *c)
 	V.L = lua_newstate(vm_alloc, NULL);
 	if (V.L == NULL)
 		return -1;
+	/* threads copy the main thread's extra space: NULL means "not an
+	 * asynchronous routine" (see aroutine.c) */
+	memset(lua_getextraspace(V.L), 0, LUA_EXTRASPACE);
 	lua_gc(V.L, LUA_GCGEN, 0, 0);
 	vm_open_libs(V.L);
 	hostapi_open(V.L);
