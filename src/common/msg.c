@@ -50,6 +50,14 @@ static const struct msg_desc msg_table[] = {
 	{ MSG_R_MODULE, "R_MODULE", CHAN_PARENT_RULESET, ROLE_PARENT,
 	  MSG_FD_NONE, sizeof(struct msg_module),
 	  sizeof(struct msg_module) + MSG_LUA_SRC_MAX },
+	{ MSG_R_CONFIGFILE, "R_CONFIGFILE", CHAN_PARENT_RULESET, ROLE_PARENT,
+	  MSG_FD_NONE, sizeof(struct msg_ruleset_hdr),
+	  sizeof(struct msg_ruleset_hdr) + MSG_LUA_SRC_MAX },
+	{ MSG_R_CONFIGURED, "R_CONFIGURED", CHAN_PARENT_RULESET, ROLE_RULESET,
+	  MSG_FD_NONE, sizeof(struct msg_loaded),
+	  sizeof(struct msg_loaded) +
+		  (sizeof(struct config) > MSG_ERRTEXT_MAX ? sizeof(struct config)
+							   : MSG_ERRTEXT_MAX) },
 	{ MSG_R_MODULE_REQ, "R_MODULE_REQ", CHAN_PARENT_RULESET, ROLE_RULESET,
 	  MSG_FD_NONE, 1, MSG_MODULE_NAME_MAX },
 	{ MSG_R_READY, "R_READY", CHAN_PARENT_RULESET, ROLE_RULESET,

@@ -64,12 +64,14 @@ enum msg_type {
 	MSG_R_PING,        /* struct msg_ping */
 	MSG_R_PEER_CHAN,   /* empty + fd */
 	MSG_R_MODULE,      /* struct msg_module + Lua source (id: request) */
+	MSG_R_CONFIGFILE,  /* struct msg_ruleset_hdr + the -c Lua source */
 
 	/* ruleset -> parent */
 	MSG_R_READY = 96,  /* empty */
 	MSG_R_PONG,        /* struct msg_ping */
 	MSG_R_LOADED,      /* struct msg_loaded + error text (bounded) */
 	MSG_R_MODULE_REQ,  /* module name (id: request) */
+	MSG_R_CONFIGURED,  /* struct msg_loaded + struct config, or + error */
 
 	/* front -> ruleset (id: the front's request id) */
 	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */

@@ -388,8 +388,10 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 	char err[512];
 
 	config_defaults(&P.conf);
+	/* with -c the command line may be incomplete: the merged settings
+	 * are checked once the file was evaluated */
 	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) < 0 ||
-	    (!P.cli.help && !P.cli.version &&
+	    (!P.cli.help && !P.cli.version && !P.conf.config_file[0] &&
 	     config_check(&P.conf, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
 			argv[0]);
@@ -406,11 +408,33 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 		printf("neosocksd %s\n", NEOSOCKSD_VERSION);
 		return -1;
 	}
-	if (P.cli.dump_config) {
+	if (P.cli.dump_config && !P.conf.config_file[0]) {
 		config_dump(&P.conf, stdout);
 		return -1;
 	}
+	if (P.cli.check && !P.conf.config_file[0] && !P.conf.ruleset[0]) {
+		printf("neosocksd: configuration OK\n");
+		return -1;
+	}
 	return 0;
+}
+
+void parent_finish(int code)
+{
+	P.exit_code = code;
+	P.stopping = true;
+	for (int i = 0; i < NCHILDREN; i++)
+		if (children[i]->running)
+			proc_kill(children[i], "stopping");
+	event_base_loopexit(P.base, NULL);
+}
+
+void parent_serve(void)
+{
+	if (parent_bind_all() < 0 || proc_spawn(&P.front) < 0) {
+		parent_finish(1);
+		return;
+	}
 }
 
 static int parent_setup_events(void)
@@ -457,14 +481,16 @@ int parent_main(int argc, char **argv)
 	if (exe_fd < 0)
 		return 1;
 	parent_read_resolver_files();
-	if (P.conf.ruleset[0] &&
-	    parent_read_file(P.conf.ruleset, MSG_LUA_SRC_MAX,
-			     &P.ruleset_good) < 0) {
-		LOGF("%s: %s", P.conf.ruleset, strerror(errno));
+	if (parent_read_file(P.conf.config_file[0] ? P.conf.config_file
+						   : P.conf.ruleset,
+			     MSG_LUA_SRC_MAX, &P.ruleset_good) < 0 ||
+	    ((P.conf.config_file[0] || P.conf.ruleset[0]) &&
+	     P.ruleset_good.data == NULL)) {
+		LOGF("%s: %s",
+		     P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset,
+		     errno ? strerror(errno) : "no such file");
 		return 1;
 	}
-	if (parent_bind_all() < 0)
-		return 1;
 	if (parent_setup_events() < 0) {
 		LOGF("cannot set up the event loop");
 		return 1;
@@ -472,10 +498,13 @@ int parent_main(int argc, char **argv)
 	proc_setup(P.base, exe_fd);
 	parent_ruleset_init();
 	parent_front_init();
-	/* each spawn hands out a fresh front<->ruleset channel once both
-	 * exist */
-	if (proc_spawn(&P.ruleset) < 0 || proc_spawn(&P.front) < 0)
+	/* the ruleset process first: with -c it decides the settings, and
+	 * nothing is bound before they were checked. Each spawn hands out a
+	 * fresh front<->ruleset channel once both exist. */
+	if (proc_spawn(&P.ruleset) < 0)
 		return 1;
+	if (!P.conf.config_file[0] && !P.cli.check)
+		parent_serve();
 	event_base_dispatch(P.base);
 	return P.exit_code;
 }

@@ -37,8 +37,10 @@ struct parent {
 	struct blob resolvconf, hosts;
 	struct child front, ruleset;
 	struct msg_sandbox front_sb, ruleset_sb;
-	/* the ruleset source: the last one that loaded, and one on trial */
+	/* the ruleset (-r) or config (-c) source: the last one that loaded,
+	 * and one on trial */
 	struct blob ruleset_good, ruleset_trial;
+	bool configured; /* -c evaluated and the settings accepted */
 	uint32_t ruleset_seq, ruleset_trial_seq;
 	bool ruleset_loaded_once;
 	bool ready_sent, sandboxed, stopping;
@@ -56,6 +58,10 @@ int parent_main(int argc, char **argv);
 int parent_read_file(const char *path, size_t max, struct blob *out);
 void parent_child_ready(struct child *c);
 void parent_check_exit(void);
+/* Bind the listeners and start the front (after -c was evaluated). */
+void parent_serve(void);
+/* --check / --dump-config with -c / a failed start: exit now. */
+void parent_finish(int code);
 void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
 void notify_ready_after_reload(void);

@@ -10,6 +10,12 @@
 
 #include "common/log.h"
 
+static const char *parent_source_path(void)
+{
+	return P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
+}
+
+/* The -r ruleset or the -c config file, whichever this daemon uses. */
 static int parent_send_ruleset(const struct blob *src, uint32_t kind,
 			       uint32_t seq)
 {
@@ -18,14 +24,17 @@ static int parent_send_ruleset(const struct blob *src, uint32_t kind,
 		{ &h, sizeof(h) },
 		{ src->data, src->len },
 	};
-
-	const char *base = strrchr(P.conf.ruleset, '/');
+	const char *path = parent_source_path();
+	const char *base = strrchr(path, '/');
 
 	/* errors read "ruleset.lua:12: ..." */
-	base = base != NULL ? base + 1 : P.conf.ruleset;
+	base = base != NULL ? base + 1 : path;
 	snprintf(h.chunkname, sizeof(h.chunkname), "@%.*s",
 		 (int)sizeof(h.chunkname) - 2, base);
-	return chanev_sendv(&P.ruleset.ch, MSG_R_RULESET, seq, iov, 2, -1);
+	return chanev_sendv(&P.ruleset.ch,
+			    P.conf.config_file[0] ? MSG_R_CONFIGFILE
+						  : MSG_R_RULESET,
+			    seq, iov, 2, -1);
 }
 
 static void parent_ruleset_spawned(struct child *c)
@@ -57,31 +66,109 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 		if (ld.ok) {
 			free(P.ruleset_good.data);
 			P.ruleset_good = P.ruleset_trial;
-			LOGN("reload: %s loaded", P.conf.ruleset);
+			LOGN("reload: %s loaded", parent_source_path());
 		} else {
 			free(P.ruleset_trial.data);
 			LOGE("reload: %s failed, the previous ruleset stays: "
 			     "%.*s",
-			     P.conf.ruleset, tlen, text);
+			     parent_source_path(), tlen, text);
 		}
 		P.ruleset_trial = (struct blob){ 0 };
 		notify_ready_after_reload();
 		return;
 	}
 	if (ld.ok) {
+		if (!P.ruleset_loaded_once && P.cli.check) {
+			printf("neosocksd: configuration OK\n");
+			parent_finish(0);
+		}
 		P.ruleset_loaded_once = true;
 		return;
 	}
+	(void)c;
 	LOGE("ruleset: %.*s", tlen, text);
 	if (!P.ruleset_loaded_once) {
 		/* the ruleset given at start does not load: refuse to run */
-		LOGF("cannot load %s", P.conf.ruleset);
-		P.exit_code = 1;
-		P.stopping = true;
-		proc_kill(c, "ruleset failed to load");
-		if (P.front.running)
-			proc_kill(&P.front, "stopping");
-		event_base_loopexit(P.base, NULL);
+		if (P.cli.check)
+			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
+		LOGF("cannot load %s", parent_source_path());
+		parent_finish(1);
+	}
+}
+
+/* Settings a config file cannot change: they come from the command line
+ * (they decide how the process that evaluated the file was started). */
+static void parent_keep_cli_fields(struct config *merged)
+{
+	memcpy(merged->user_name, P.conf.user_name, sizeof(merged->user_name));
+	memcpy(merged->ruleset_user, P.conf.ruleset_user,
+	       sizeof(merged->ruleset_user));
+	memcpy(merged->jail_dir, P.conf.jail_dir, sizeof(merged->jail_dir));
+	memcpy(merged->config_file, P.conf.config_file,
+	       sizeof(merged->config_file));
+	memcpy(merged->ruleset, P.conf.ruleset, sizeof(merged->ruleset));
+	merged->sandbox_debug = P.conf.sandbox_debug;
+	merged->enable_execute = P.conf.enable_execute;
+}
+
+/* -c evaluated: the merged settings, or why not. */
+static void parent_ruleset_configured(struct child *c, const struct msg *m)
+{
+	struct msg_loaded ld;
+	struct config merged;
+	char err[512];
+	const char *text = (const char *)m->data + sizeof(ld);
+	int tlen = (int)(m->len - sizeof(ld));
+
+	memcpy(&ld, m->data, sizeof(ld));
+	if (ld.ok && (m->len != sizeof(ld) + sizeof(merged) ||
+		      config_validate_wire((const void *)text, sizeof(merged)) <
+			      0)) {
+		proc_kill(c, "malformed settings");
+		return;
+	}
+	if (P.configured || ld.seq == P.ruleset_trial_seq) {
+		/* a reload or a respawn: only the ruleset it sets changes */
+		parent_ruleset_loaded(c, m);
+		return;
+	}
+	if (!ld.ok) {
+		const char *base = strrchr(P.conf.config_file, '/');
+
+		base = base != NULL ? base + 1 : P.conf.config_file;
+		/* "file:line: ..." already names the place; else name the file */
+		if (P.cli.check && strncmp(text, base, strlen(base)) == 0)
+			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
+		else if (P.cli.check)
+			fprintf(stderr, "neosocksd: %s: %.*s\n", base, tlen,
+				text);
+		LOGF("%s: %.*s", P.conf.config_file, tlen, text);
+		parent_finish(1);
+		return;
+	}
+	memcpy(&merged, text, sizeof(merged));
+	parent_keep_cli_fields(&merged);
+	if (config_check(&merged, err, sizeof(err)) < 0) {
+		if (P.cli.check || P.cli.dump_config)
+			fprintf(stderr, "neosocksd: %s: %s\n",
+				P.conf.config_file, err);
+		LOGF("%s: %s", P.conf.config_file, err);
+		parent_finish(1);
+		return;
+	}
+	P.conf = merged;
+	P.drain_seconds = P.conf.drain_timeout;
+	log_level = P.conf.loglevel;
+	P.configured = true;
+	P.ruleset_loaded_once = true;
+	if (P.cli.dump_config) {
+		config_dump(&P.conf, stdout);
+		parent_finish(0);
+	} else if (P.cli.check) {
+		printf("neosocksd: configuration OK\n");
+		parent_finish(0);
+	} else {
+		parent_serve();
 	}
 }
 
@@ -106,7 +193,18 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		c->last_pong_ms = proc_now_ms();
 		return;
 	case MSG_R_LOADED:
+		if (P.conf.config_file[0]) {
+			proc_kill(c, "unexpected LOADED");
+			return;
+		}
 		parent_ruleset_loaded(c, m);
+		return;
+	case MSG_R_CONFIGURED:
+		if (!P.conf.config_file[0]) {
+			proc_kill(c, "unexpected CONFIGURED");
+			return;
+		}
+		parent_ruleset_configured(c, m);
 		return;
 	case MSG_R_MODULE_REQ:
 		if (modules_request(c, m) < 0)
@@ -127,7 +225,7 @@ static void parent_ruleset_exited(struct child *c)
 		/* died while trying the new ruleset: keep the old one */
 		LOGE("reload: the ruleset process died loading %s; the "
 		     "previous ruleset stays",
-		     P.conf.ruleset);
+		     parent_source_path());
 		free(P.ruleset_trial.data);
 		P.ruleset_trial = (struct blob){ 0 };
 	}
@@ -145,14 +243,17 @@ void parent_ruleset_reload(void)
 	struct blob src = { 0 };
 
 	modules_clear(); /* modules are read again from their files */
-	if (!P.conf.ruleset[0]) {
-		LOGN("SIGHUP: no ruleset file to reload");
+	if (!parent_source_path()[0]) {
+		LOGN("SIGHUP: no ruleset or config file to reload");
 		notify_ready_after_reload();
 		return;
 	}
-	if (parent_read_file(P.conf.ruleset, MSG_LUA_SRC_MAX, &src) < 0) {
+	if (parent_read_file(parent_source_path(), MSG_LUA_SRC_MAX, &src) <
+		    0 ||
+	    src.data == NULL) {
 		LOGE("reload: %s: %s; the previous ruleset stays",
-		     P.conf.ruleset, strerror(errno));
+		     parent_source_path(),
+		     src.data == NULL ? "no such file" : strerror(errno));
 		notify_ready_after_reload();
 		return;
 	}

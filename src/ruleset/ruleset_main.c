@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "privsep/sandbox.h"
+#include "ruleset/confload.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/request.h"
 #include "ruleset/vm.h"
@@ -86,6 +87,50 @@ static void ruleset_ready(void)
 	chanev_send(&R.parent, MSG_R_READY, 0, NULL, 0, -1);
 }
 
+static void ruleset_send_configured(uint32_t seq, const char *err)
+{
+	struct msg_loaded ld = { .seq = seq, .ok = err == NULL };
+	struct iovec iov[2] = { { &ld, sizeof(ld) }, { NULL, 0 } };
+
+	if (err == NULL)
+		iov[1] = (struct iovec){ &R.conf, sizeof(R.conf) };
+	else
+		iov[1] = (struct iovec){ (void *)(uintptr_t)err,
+					 strnlen(err, MSG_ERRTEXT_MAX) };
+	chanev_sendv(&R.parent, MSG_R_CONFIGURED, seq, iov, 2, -1);
+}
+
+/* -c: evaluate the config file; report the merged settings. */
+static void ruleset_configfile(const struct msg *m)
+{
+	struct msg_ruleset_hdr h;
+	char err[MSG_ERRTEXT_MAX];
+	char chunk[sizeof(h.chunkname) + 1];
+	struct config merged = R.conf;
+
+	memcpy(&h, m->data, sizeof(h));
+	memcpy(chunk, h.chunkname, sizeof(h.chunkname));
+	chunk[sizeof(h.chunkname)] = '\0';
+	if (confload_eval((const char *)m->data + sizeof(h),
+			  m->len - sizeof(h), chunk, &merged, err,
+			  sizeof(err)) < 0) {
+		LOGW("%s", err);
+		ruleset_send_configured(h.seq, err);
+	} else {
+		struct vm_conf vc = {
+			.memlimit = (size_t)merged.memlimit << 20,
+			.traceback = merged.traceback,
+		};
+
+		R.conf = merged;
+		log_level = R.conf.loglevel;
+		vm_reconf(&vc);
+		LOGI("config loaded (%s)", chunk);
+		ruleset_send_configured(h.seq, NULL);
+	}
+	ruleset_ready();
+}
+
 static void ruleset_load(const struct msg *m)
 {
 	struct msg_ruleset_hdr h;
@@ -139,7 +184,7 @@ static void ruleset_start(const struct msg *m)
 	if (skipped[0])
 		LOGN("sandbox: not applied: %s", skipped);
 	R.started = true;
-	if (!R.conf.ruleset[0])
+	if (!R.conf.ruleset[0] && !R.conf.config_file[0])
 		ruleset_ready(); /* nothing to load: serve "no ruleset" */
 }
 
@@ -312,6 +357,11 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		if (!R.started)
 			goto bad;
 		ruleset_load(m);
+		return;
+	case MSG_R_CONFIGFILE:
+		if (!R.started)
+			goto bad;
+		ruleset_configfile(m);
 		return;
 	case MSG_R_PEER_CHAN:
 		if (m->fd < 0) {

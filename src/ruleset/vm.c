@@ -276,6 +276,15 @@ int vm_init(const struct vm_conf *c)
 	return 0;
 }
 
+void vm_reconf(const struct vm_conf *c)
+{
+	if (c->memlimit > 0)
+		V.limit = c->memlimit;
+	if (c->budget_ms > 0)
+		V.budget_ms = c->budget_ms;
+	V.traceback = c->traceback;
+}
+
 void vm_close(void)
 {
 	if (V.L != NULL)

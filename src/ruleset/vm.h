@@ -30,6 +30,8 @@ struct vm_conf {
 };
 
 int vm_init(const struct vm_conf *c);
+/* New limits (a config file may set memlimit and traceback). */
+void vm_reconf(const struct vm_conf *c);
 void vm_close(void);
 lua_State *vm_state(void);
 size_t vm_memory(void);
