@@ -58,6 +58,10 @@ static const struct msg_desc msg_table[] = {
 	  sizeof(struct msg_loaded) +
 		  (sizeof(struct config) > MSG_ERRTEXT_MAX ? sizeof(struct config)
 							   : MSG_ERRTEXT_MAX) },
+	{ MSG_R_EXECUTED, "R_EXECUTED", CHAN_PARENT_RULESET, ROLE_PARENT,
+	  MSG_FD_NONE, EXACT(struct msg_executed) },
+	{ MSG_R_EXECUTE, "R_EXECUTE", CHAN_PARENT_RULESET, ROLE_RULESET,
+	  MSG_FD_NONE, 1, MSG_COMMAND_MAX },
 	{ MSG_R_MODULE_REQ, "R_MODULE_REQ", CHAN_PARENT_RULESET, ROLE_RULESET,
 	  MSG_FD_NONE, 1, MSG_MODULE_NAME_MAX },
 	{ MSG_R_READY, "R_READY", CHAN_PARENT_RULESET, ROLE_RULESET,

@@ -65,6 +65,7 @@ enum msg_type {
 	MSG_R_PEER_CHAN,   /* empty + fd */
 	MSG_R_MODULE,      /* struct msg_module + Lua source (id: request) */
 	MSG_R_CONFIGFILE,  /* struct msg_ruleset_hdr + the -c Lua source */
+	MSG_R_EXECUTED,    /* struct msg_executed (id: request) */
 
 	/* ruleset -> parent */
 	MSG_R_READY = 96,  /* empty */
@@ -72,6 +73,7 @@ enum msg_type {
 	MSG_R_LOADED,      /* struct msg_loaded + error text (bounded) */
 	MSG_R_MODULE_REQ,  /* module name (id: request) */
 	MSG_R_CONFIGURED,  /* struct msg_loaded + struct config, or + error */
+	MSG_R_EXECUTE,     /* a shell command (id: request) */
 
 	/* front -> ruleset (id: the front's request id) */
 	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */
@@ -156,6 +158,19 @@ struct msg_loaded {
 
 #define MSG_ERRTEXT_MAX 4096
 #define MSG_MODULE_NAME_MAX 64
+
+#define MSG_COMMAND_MAX 4096
+
+enum exec_kind {
+	EXEC_EXIT = 1,   /* code: the exit status */
+	EXEC_SIGNAL,     /* code: the signal */
+	EXEC_REFUSED,    /* too many running, or fork failed */
+};
+
+struct msg_executed {
+	int32_t kind; /* enum exec_kind */
+	int32_t code;
+};
 
 struct msg_module {
 	int32_t found; /* 1 found (source follows); 0 not found; -1 error */

@@ -207,6 +207,13 @@ static void parent_status(void)
 
 static void parent_sandbox_self(void)
 {
+	if (P.conf.enable_execute) {
+		/* commands would inherit the parent's filter and die on the
+		 * first call it does not allow */
+		LOGW("--enable-execute: the parent runs without its own "
+		     "seccomp filter");
+		return;
+	}
 	struct sandbox_conf sc = {
 		.role = ROLE_PARENT,
 		.debug = P.front_sb.debug != 0,
@@ -336,7 +343,8 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)arg;
 	switch (sig) {
 	case SIGCHLD:
-		proc_reap((struct child **)children, NCHILDREN);
+		proc_reap((struct child **)children, NCHILDREN,
+			  execute_reaped);
 		break;
 	case SIGTERM:
 	case SIGINT:

@@ -75,6 +75,11 @@ void parent_ruleset_reload(void);
 int modules_request(struct child *c, const struct msg *m);
 void modules_clear(void);
 
+/* execute.c: await.execute (with --enable-execute). */
+int execute_request(struct child *c, const struct msg *m);
+/* A child that is not the front or the ruleset was reaped: a command? */
+bool execute_reaped(pid_t pid, int status);
+
 /* priv.c: a privileged request from a child; 0 handled, -1 refused (the
  * caller kills the child). */
 int priv_socket(struct child *c, const struct msg *m);

@@ -206,6 +206,10 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		}
 		parent_ruleset_configured(c, m);
 		return;
+	case MSG_R_EXECUTE:
+		if (execute_request(c, m) < 0)
+			proc_kill(c, "execute refused");
+		return;
 	case MSG_R_MODULE_REQ:
 		if (modules_request(c, m) < 0)
 			proc_kill(c, "bad module request");

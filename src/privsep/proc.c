@@ -220,12 +220,15 @@ void proc_schedule_respawn(struct child *c)
 	evtimer_add(c->respawn_ev, &tv);
 }
 
-void proc_reap(struct child **children, int n)
+void proc_reap(struct child **children, int n,
+	       bool (*other)(pid_t pid, int status))
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (other != NULL && other(pid, status))
+			continue;
 		for (int i = 0; i < n; i++) {
 			struct child *c = children[i];
 

@@ -48,8 +48,10 @@ void proc_setup(struct event_base *base, int exe_fd);
 int proc_spawn(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. */
 void proc_kill(struct child *c, const char *why);
-/* Reap exited children; call on SIGCHLD. */
-void proc_reap(struct child **children, int n);
+/* Reap exited children; call on SIGCHLD. Pids that are none of these go
+ * to other (commands run for await.execute). */
+void proc_reap(struct child **children, int n,
+	       bool (*other)(pid_t pid, int status));
 /* Respawn after the back-off delay. */
 void proc_schedule_respawn(struct child *c);
 int64_t proc_now_ms(void);

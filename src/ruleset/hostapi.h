@@ -16,6 +16,7 @@ int luaopen_neosocksd(lua_State *L);
 /* await.resolve (also neosocksd.resolve inside a routine) */
 int await_resolve_impl(lua_State *L);
 void await_on_resolve_result(const struct msg *m);
+void await_on_executed(const struct msg *m);
 
 /* neosocksd.setinterval's timer, ruleset.tick */
 void hostapi_tick_stop(void);

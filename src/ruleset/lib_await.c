@@ -191,14 +191,95 @@ int await_resolve_impl(lua_State *L)
 	return ar_wait(L, op, resolve_cancel, NULL);
 }
 
-/* ---- await.execute(cmd) ---- */
+/* ---- await.execute(cmd): run by the parent, if the operator allowed
+ * it with --enable-execute ---- */
+
+#define EXEC_PENDING_MAX 16
+
+struct exec_op {
+	uint32_t id;
+	struct aroutine *ar;
+};
+
+static struct exec_op *exec_pending[EXEC_PENDING_MAX];
+static unsigned exec_n;
+static uint32_t exec_next;
+
+static void exec_forget(struct exec_op *op)
+{
+	for (unsigned i = 0; i < exec_n; i++) {
+		if (exec_pending[i] == op) {
+			exec_pending[i] = exec_pending[--exec_n];
+			return;
+		}
+	}
+}
+
+static void exec_cancel(void *arg)
+{
+	exec_forget(arg);
+	free(arg);
+}
+
+static int exec_push(lua_State *co, void *ud)
+{
+	const struct msg_executed *r = ud;
+
+	/* like os.execute: true/nil, "exit"/"signal", code */
+	if (r->kind == EXEC_EXIT && r->code == 0)
+		lua_pushboolean(co, 1);
+	else
+		lua_pushnil(co);
+	lua_pushstring(co, r->kind == EXEC_SIGNAL ? "signal" : "exit");
+	lua_pushinteger(co, r->kind == EXEC_REFUSED ? 127 : r->code);
+	return 3;
+}
+
+void await_on_executed(const struct msg *m)
+{
+	struct msg_executed r;
+
+	memcpy(&r, m->data, sizeof(r));
+	for (unsigned i = 0; i < exec_n; i++) {
+		struct exec_op *op = exec_pending[i];
+
+		if (op->id != m->id)
+			continue;
+		struct aroutine *ar = op->ar;
+		exec_forget(op);
+		free(op);
+		ar_wake(ar, exec_push, &r);
+		return;
+	}
+}
 
 static int await_execute(lua_State *L)
 {
-	(void)await_check(L);
-	luaL_checkstring(L, 1);
-	return luaL_error(L, "await.execute is disabled (the daemon was not "
-			     "started with --enable-execute)");
+	struct aroutine *ar = await_check(L);
+	size_t len;
+	const char *cmd = luaL_checklstring(L, 1, &len);
+	struct exec_op *op;
+
+	if (!ruleset_conf()->enable_execute)
+		return luaL_error(L, "await.execute is disabled (start the "
+				     "daemon with --enable-execute)");
+	luaL_argcheck(L, len > 0 && len <= MSG_COMMAND_MAX &&
+				 memchr(cmd, '\0', len) == NULL,
+		      1, "bad command");
+	if (exec_n == EXEC_PENDING_MAX)
+		return luaL_error(L, "await.execute: too many commands running");
+	op = malloc(sizeof(*op));
+	if (op == NULL)
+		return luaL_error(L, "out of memory");
+	op->id = ++exec_next;
+	op->ar = ar;
+	if (chanev_send(ruleset_parent(), MSG_R_EXECUTE, op->id, cmd, len,
+			-1) < 0) {
+		free(op);
+		return luaL_error(L, "await.execute: cannot reach the parent");
+	}
+	exec_pending[exec_n++] = op;
+	return ar_wait(L, op, exec_cancel, NULL);
 }
 
 /* ---- await.invoke(code, addr, proxyN, ..., proxy1) ---- */

@@ -12,6 +12,7 @@ int ruleset_main(void);
 struct event_base *ruleset_base(void);
 /* The channel to the front, or NULL while there is none. */
 struct chanev *ruleset_front(void);
+struct chanev *ruleset_parent(void);
 const struct config *ruleset_conf(void);
 
 #endif

@@ -58,6 +58,11 @@ struct chanev *ruleset_front(void)
 	return R.front.open ? &R.front : NULL;
 }
 
+struct chanev *ruleset_parent(void)
+{
+	return &R.parent;
+}
+
 const struct config *ruleset_conf(void)
 {
 	return &R.conf;
@@ -378,6 +383,9 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		return;
 	case MSG_R_MODULE:
 		return; /* a late answer to a require that gave up */
+	case MSG_R_EXECUTED:
+		await_on_executed(m);
+		return;
 	default:
 		break;
 	}
