@@ -10,6 +10,8 @@ static bool route_str_ok(const char *p, size_t len, size_t max, bool empty_ok)
 
 static int put(char *buf, size_t cap, size_t *off, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* p may be NULL then */
 	if (n > cap - *off)
 		return -1;
 	memcpy(buf + *off, p, n);

@@ -544,7 +544,8 @@ static int session_take_decision(struct session *s,
 	hops = n > 0 ? calloc(n, sizeof(*hops)) : NULL;
 	if (n > 0 && hops == NULL)
 		return -1;
-	memcpy(hops, sess_fc->hops, sess_fc->nhops * sizeof(*hops));
+	if (sess_fc->nhops > 0)
+		memcpy(hops, sess_fc->hops, sess_fc->nhops * sizeof(*hops));
 	for (size_t i = 0; i < d->nhops; i++) {
 		if (proxyuri_parse(&hops[sess_fc->nhops + i], d->hops[i].p,
 				   d->hops[i].len, &why) < 0) {

@@ -75,10 +75,9 @@ static void parent_front_exited(struct child *c)
 		parent_check_exit();
 		return;
 	}
-	if (!P.ready_sent && !c->ready) {
-		LOGF("the front failed to start");
-		P.exit_code = 1;
-		event_base_loopexit(P.base, NULL);
+	if (!P.ready_sent && !c->ready && c->restarts >= 5) {
+		LOGF("the front failed to start %u times", c->restarts + 1);
+		parent_finish(1);
 		return;
 	}
 	proc_schedule_respawn(c);

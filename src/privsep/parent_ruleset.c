@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 
+#define START_ATTEMPTS 5
+
 static const char *parent_source_path(void)
 {
 	return P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
@@ -233,10 +235,12 @@ static void parent_ruleset_exited(struct child *c)
 		free(P.ruleset_trial.data);
 		P.ruleset_trial = (struct blob){ 0 };
 	}
-	if (!P.ready_sent && !c->ready) {
-		LOGF("the ruleset process failed to start");
-		P.exit_code = 1;
-		event_base_loopexit(P.base, NULL);
+	if (!P.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
+		/* a ruleset that fails to load says so and stops us earlier;
+		 * this is a process that keeps dying before it is up */
+		LOGF("the ruleset process failed to start %u times",
+		     c->restarts + 1);
+		parent_finish(1);
 		return;
 	}
 	proc_schedule_respawn(c);
