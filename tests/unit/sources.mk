@@ -4,3 +4,4 @@ UT_SRCS_socks_proto := src/front/socks_proto.c
 UT_SRCS_addr       := src/common/addr.c
 UT_SRCS_proxyuri   := src/common/proxyuri.c src/common/addr.c
 UT_SRCS_msgchan    := src/common/msgchan.c src/common/msg.c
+UT_SRCS_lualibs    := src/ruleset/lib_regex.c src/ruleset/lib_time.c src/ruleset/lib_zlib.c src/ruleset/lib_marshal.c
