@@ -615,3 +615,42 @@ const char *addr_class_name(enum addr_class c)
 	}
 	return "unknown";
 }
+
+int addr_parse_cidr(const char *s, size_t len, int *family, uint8_t addr[16],
+		    int *bits)
+{
+	char buf[64];
+	char *slash;
+	int max, b = 0;
+
+	if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	slash = strchr(buf, '/');
+	if (slash != NULL)
+		*slash++ = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, buf, addr) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, addr) == 1)
+		*family = AF_INET6;
+	else
+		return -1;
+	max = *family == AF_INET ? 32 : 128;
+	if (slash == NULL) {
+		*bits = max;
+		return 0;
+	}
+	if (*slash == '\0' || strlen(slash) > 3)
+		return -1;
+	for (const char *p = slash; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		b = b * 10 + (*p - '0');
+	}
+	if (b > max)
+		return -1;
+	*bits = b;
+	return 0;
+}

@@ -78,6 +78,10 @@ int addr_from_sockaddr(struct netaddr *a, const struct sockaddr *sa);
  * IP literal. Returns the sockaddr length, or -1. */
 int addr_parse_listen(const char *s, struct sockaddr_storage *ss);
 
+/* Parse "a.b.c.d[/n]" or "v6[/n]" (no brackets). 0 or -1. */
+int addr_parse_cidr(const char *s, size_t len, int *family,
+		    uint8_t addr[16], int *bits);
+
 /* Address classes for --block-outbound. */
 enum addr_class {
 	ADDR_CLASS_LOOPBACK = 1,

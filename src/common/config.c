@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "common/addr.h"
@@ -22,6 +24,10 @@ void config_defaults(struct config *c)
 	c->block_multicast = true;
 	c->startup_limit_rate = 30;
 	c->drain_timeout = 10.0;
+	c->api_timeout = CONF_API_TIMEOUT;
+	c->api_idle = CONF_API_IDLE;
+	c->api_max_conns = CONF_API_MAX_CONNS;
+	c->api_mode = CONF_API_MODE;
 	snprintf(c->jail_dir, sizeof(c->jail_dir), "%s", CONF_JAIL_DEFAULT);
 }
 
@@ -53,9 +59,12 @@ static int config_check_addrs(const struct config *c, char *err, size_t cap)
 		return config_fail(err, cap,
 				   "--http: invalid listen address '%s'",
 				   c->http_listen);
-	if (c->restapi[0] && addr_parse_listen(c->restapi, &ss) < 0)
+	if (c->restapi[0] && c->restapi[0] != '/' &&
+	    addr_parse_listen(c->restapi, &ss) < 0)
 		return config_fail(err, cap,
-				   "--api: invalid listen address '%s'",
+				   "--api: invalid listen address '%s' (want "
+				   "host:port, [v6]:port or an absolute unix "
+				   "socket path)",
 				   c->restapi);
 	if (c->forward[0]) {
 		if (addr_splithostport(c->forward, strlen(c->forward), host,
@@ -153,6 +162,88 @@ static int config_check_limits(const struct config *c, char *err, size_t cap)
 	return 0;
 }
 
+/* Is the API reachable only from this host? */
+static bool config_api_local(const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	if (addr[0] == '/')
+		return true;
+	if (addr_parse_listen(addr, &ss) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
+			24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+static int config_check_api(const struct config *c, char *err, size_t cap)
+{
+	const char *p = c->api_allow;
+
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		int family, bits;
+		uint8_t a[16];
+
+		if (addr_parse_cidr(p, len, &family, a, &bits) < 0)
+			return config_fail(err, cap,
+					   "--api-allow: '%.*s' is not an "
+					   "address or CIDR",
+					   (int)len, p);
+		p += len + (comma ? 1 : 0);
+	}
+	if (!(c->api_timeout >= 0.1 && c->api_timeout <= CONF_TIMEOUT_MAX))
+		return config_fail(err, cap,
+				   "--api-timeout: %g is out of range "
+				   "(0.1 - 86400)",
+				   c->api_timeout);
+	if (!(c->api_idle >= 0.1 && c->api_idle <= CONF_TIMEOUT_MAX))
+		return config_fail(err, cap,
+				   "--api-idle: %g is out of range (0.1 - "
+				   "86400)",
+				   c->api_idle);
+	if (c->api_max_conns < 1 || c->api_max_conns > 65536)
+		return config_fail(err, cap,
+				   "--api-max-conns: %d is out of range (1 - "
+				   "65536)",
+				   c->api_max_conns);
+	if (c->api_mode < 0 || c->api_mode > 0777)
+		return config_fail(err, cap,
+				   "--api-mode: %o is not a file mode",
+				   (unsigned)c->api_mode);
+	if (c->state_dir[0] && c->state_dir[0] != '/')
+		return config_fail(err, cap,
+				   "--state-dir: '%s' is not an absolute path",
+				   c->state_dir);
+	if (c->state_dir[0] && !c->ruleset[0] && !c->config_file[0])
+		return config_fail(err, cap,
+				   "--state-dir needs a ruleset (-r or -c): "
+				   "saved updates are applied over it");
+	if (!c->restapi[0])
+		return 0;
+	if (!config_api_local(c->restapi) && !c->api_token_file[0] &&
+	    !c->api_allow[0])
+		return config_fail(err, cap,
+				   "--api %s is not a loopback address: refusing "
+				   "to serve it without --api-token-file or "
+				   "--api-allow",
+				   c->restapi);
+	if (c->api_ro_token_file[0] && !c->api_token_file[0])
+		return config_fail(err, cap,
+				   "--api-readonly-token-file needs "
+				   "--api-token-file (else the admin endpoints "
+				   "would be open)");
+	return 0;
+}
+
 int config_check(const struct config *c, char *err, size_t errcap)
 {
 	if (!c->listen[0] && !c->http_listen[0])
@@ -181,7 +272,8 @@ int config_check(const struct config *c, char *err, size_t errcap)
 				   "(set 'ruleset' in the config file)");
 	if (config_check_addrs(c, err, errcap) < 0 ||
 	    config_check_proxy(c, err, errcap) < 0 ||
-	    config_check_limits(c, err, errcap) < 0)
+	    config_check_limits(c, err, errcap) < 0 ||
+	    config_check_api(c, err, errcap) < 0)
 		return -1;
 	return 0;
 }
@@ -200,10 +292,13 @@ int config_validate_wire(const struct config *c, size_t len)
 	    !STR_OK(proxy) || !STR_OK(restapi) || !STR_OK(nameserver) ||
 	    !STR_OK(netdev) || !STR_OK(user_name) || !STR_OK(ruleset) ||
 	    !STR_OK(config_file) || !STR_OK(ruleset_user) ||
-	    !STR_OK(jail_dir) || !STR_OK(lua_path))
+	    !STR_OK(jail_dir) || !STR_OK(lua_path) || !STR_OK(api_allow) ||
+	    !STR_OK(api_token_file) || !STR_OK(api_ro_token_file) ||
+	    !STR_OK(state_dir) || !STR_OK(api_owner))
 		return -1;
 #undef STR_OK
-	if (!isfinite(c->timeout) || !isfinite(c->drain_timeout))
+	if (!isfinite(c->timeout) || !isfinite(c->drain_timeout) ||
+	    !isfinite(c->api_timeout) || !isfinite(c->api_idle))
 		return -1;
 	return 0;
 }
@@ -245,6 +340,16 @@ void config_dump(const struct config *c, FILE *f)
 	config_dump_str(f, "proxy", c->proxy);
 	config_dump_str(f, "restapi", c->restapi);
 	config_dump_str(f, "http_listen", c->http_listen);
+	config_dump_str(f, "api_allow", c->api_allow);
+	config_dump_str(f, "api_token_file", c->api_token_file);
+	config_dump_str(f, "api_readonly_token_file", c->api_ro_token_file);
+	fprintf(f, "    api_timeout = %.17g,\n", c->api_timeout);
+	fprintf(f, "    api_idle = %.17g,\n", c->api_idle);
+	config_dump_int(f, "api_max_conns", c->api_max_conns);
+	fprintf(f, "    api_mode = tonumber(\"%04o\", 8),\n",
+		(unsigned)c->api_mode);
+	config_dump_str(f, "api_owner", c->api_owner);
+	config_dump_str(f, "state_dir", c->state_dir);
 	config_dump_str(f, "user_name", c->user_name);
 	config_dump_str(f, "nameserver", c->nameserver);
 	config_dump_str(f, "netdev", c->netdev);

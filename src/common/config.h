@@ -18,6 +18,10 @@
 #define CONF_JAIL_DEFAULT "/run/neosocksd/empty"
 #define CONF_TIMEOUT_MIN 5.0
 #define CONF_TIMEOUT_MAX 86400.0
+#define CONF_API_TIMEOUT 10.0 /* a request must arrive whole */
+#define CONF_API_IDLE 60.0    /* keep-alive connections */
+#define CONF_API_MAX_CONNS 64
+#define CONF_API_MODE 0600
 
 struct config {
 	uint32_t size; /* sizeof(struct config): a sanity check on receipt */
@@ -29,6 +33,15 @@ struct config {
 	char forward[CONF_ADDR_MAX];     /* -f */
 	char proxy[CONF_PROXY_MAX];      /* -x */
 	char restapi[CONF_ADDR_MAX];     /* --api */
+	char api_allow[CONF_CIDRS_MAX];  /* --api-allow CIDR,... */
+	char api_token_file[CONF_PATH_MAX];    /* --api-token-file */
+	char api_ro_token_file[CONF_PATH_MAX]; /* --api-readonly-token-file */
+	char state_dir[CONF_PATH_MAX];   /* --state-dir */
+	double api_timeout; /* --api-timeout: a request must arrive whole */
+	double api_idle;    /* --api-idle: keep-alive connections */
+	int api_max_conns;  /* --api-max-conns */
+	int api_mode;       /* --api-mode for a unix socket (octal) */
+	char api_owner[CONF_NAME_MAX];   /* --api-owner for a unix socket */
 	char nameserver[CONF_ADDR_MAX];  /* --nameserver */
 	char netdev[CONF_IFNAME_MAX];    /* -i */
 	char user_name[CONF_NAME_MAX];   /* -u */

@@ -66,6 +66,11 @@ enum msg_type {
 	MSG_R_MODULE,      /* struct msg_module + Lua source (id: request) */
 	MSG_R_CONFIGFILE,  /* struct msg_ruleset_hdr + the -c Lua source */
 	MSG_R_EXECUTED,    /* struct msg_executed (id: request) */
+	MSG_R_LISTENER,    /* struct msg_listener + the API's socket */
+	MSG_R_TOKENS,      /* struct msg_tokens: the API's bearer tokens */
+	MSG_R_STATUS,      /* struct msg_status: restarts, sandbox layers */
+	MSG_R_UPDATE,      /* struct msg_update + source: replay a saved
+			    * /ruleset/update (--state-dir) */
 
 	/* ruleset -> parent */
 	MSG_R_READY = 96,  /* empty */
@@ -74,17 +79,20 @@ enum msg_type {
 	MSG_R_MODULE_REQ,  /* module name (id: request) */
 	MSG_R_CONFIGURED,  /* struct msg_loaded + struct config, or + error */
 	MSG_R_EXECUTE,     /* a shell command (id: request) */
+	MSG_R_PERSIST,     /* struct msg_update + source: save an update */
 
 	/* front -> ruleset (id: the front's request id) */
 	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */
 	MSG_ROUTE_CANCEL,    /* empty: the session is gone */
 	MSG_FORWARD_RES,     /* struct msg_result + error text */
 	MSG_RESOLVE_RES,     /* struct msg_result + address text */
+	MSG_STATS,           /* struct msg_stats (id: the request's) */
 
 	/* ruleset -> front */
 	MSG_ROUTE_REPLY = 160, /* struct msg_route + strings (below) */
 	MSG_FORWARD_REQ,       /* struct msg_route + strings: dial now */
 	MSG_RESOLVE_REQ,       /* host name (id: the ruleset's query id) */
+	MSG_STATS_REQ,         /* empty: send MSG_STATS */
 
 	MSG_TYPE_MAX = 255
 };
@@ -214,6 +222,52 @@ struct msg_route {
 #define ROUTE_HOPS_MAX 16
 /* addr and up to ROUTE_HOPS_MAX hops, each with a 2-byte length */
 #define MSG_ROUTE_STRS_MAX ((ROUTE_HOPS_MAX + 1) * (2 + ROUTE_STR_MAX))
+
+/* The front's counters (for /stats, /metrics, neosocksd.stats()). */
+struct msg_stats {
+	uint64_t accepts, accept_drops;
+	uint64_t requests, success;
+	uint64_t reject_ruleset, reject_timeout, reject_upstream;
+	uint64_t bytes_up, bytes_down;
+	uint64_t hs_rx, hs_tx, dial_rx, dial_tx;
+	uint64_t dns_queries, dns_success;
+	uint64_t dials;      /* successful dials, ever */
+	uint64_t dial_us_sum; /* their latencies summed */
+	uint32_t active, halfopen, peak;
+	uint32_t nlat;       /* samples in the percentiles (last 256) */
+	uint32_t lat_p50_us, lat_p90_us, lat_p99_us, lat_max_us;
+	uint32_t sandbox;    /* SANDBOX_* layers the front applied */
+	uint32_t log_dropped;
+	uint64_t cpu_ns;     /* the front's CPU time */
+};
+
+#define MSG_TOKEN_MAX 256
+
+struct msg_tokens {
+	char admin[MSG_TOKEN_MAX + 1]; /* "" when not set */
+	char readonly[MSG_TOKEN_MAX + 1];
+	char pad[6];
+};
+
+struct msg_status {
+	uint64_t started_ns; /* CLOCK_MONOTONIC when the daemon started */
+	uint32_t restarts_front, restarts_ruleset;
+	uint32_t sandbox_parent; /* SANDBOX_* bits the parent applied */
+	uint32_t pad;
+};
+
+enum update_kind {
+	UPDATE_RULESET = 1, /* /ruleset/update without module */
+	UPDATE_MODULE,      /* with module=name */
+};
+
+struct msg_update {
+	uint32_t kind; /* enum update_kind */
+	uint32_t seq;
+	char name[MSG_MODULE_NAME_MAX + 1]; /* UPDATE_MODULE */
+	char chunkname[128];
+	char pad[3];
+};
 
 struct msg_result {
 	int32_t ok; /* 1 success; 0 failure (text is the reason) */

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "front/resolver.h"
 #include "front/session.h"
+#include "privsep/sandbox.h"
 
 #define ROUTE_BUCKETS 4096 /* power of two */
 #define RESOLVE_PENDING_MAX 1024
@@ -213,11 +215,59 @@ static void route_resolve(const struct msg *m)
 		       (void *)(uintptr_t)m->id);
 }
 
+static int route_u32cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* /stats and /metrics in the ruleset process ask for our counters */
+static void route_send_stats(uint32_t id)
+{
+	const struct front_stats *f = &front_stats;
+	const struct resolver_stats *rs = resolver_stats();
+	struct msg_stats m = {
+		.accepts = f->accepts, .accept_drops = f->accept_drops,
+		.requests = f->requests, .success = f->success,
+		.reject_ruleset = f->reject_ruleset,
+		.reject_timeout = f->reject_timeout,
+		.reject_upstream = f->reject_upstream,
+		.bytes_up = f->bytes_up, .bytes_down = f->bytes_down,
+		.hs_rx = f->hs_rx, .hs_tx = f->hs_tx,
+		.dial_rx = f->dial_rx, .dial_tx = f->dial_tx,
+		.dns_queries = rs->queries, .dns_success = rs->success,
+		.dials = f->dials, .dial_us_sum = f->dial_us_sum,
+		.active = f->active, .halfopen = f->halfopen, .peak = f->peak,
+		.nlat = f->nlat,
+		.sandbox = sandbox_state(),
+		.log_dropped = (uint32_t)log_dropped(),
+	};
+	uint32_t lat[256];
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+		m.cpu_ns = (uint64_t)ts.tv_sec * 1000000000u +
+			   (uint64_t)ts.tv_nsec;
+	if (f->nlat > 0) {
+		memcpy(lat, f->lat, f->nlat * sizeof(lat[0]));
+		qsort(lat, f->nlat, sizeof(lat[0]), route_u32cmp);
+		m.lat_p50_us = lat[(f->nlat - 1) * 50 / 100];
+		m.lat_p90_us = lat[(f->nlat - 1) * 90 / 100];
+		m.lat_p99_us = lat[(f->nlat - 1) * 99 / 100];
+		m.lat_max_us = lat[f->nlat - 1];
+	}
+	chanev_send(&RT.ch, MSG_STATS, id, &m, sizeof(m), -1);
+}
+
 static void route_on_msg(struct chanev *ce, struct msg *m, void *arg)
 {
 	(void)ce;
 	(void)arg;
 	switch (m->type) {
+	case MSG_STATS_REQ:
+		route_send_stats(m->id);
+		break;
 	case MSG_ROUTE_REPLY:
 		route_decision(m, false);
 		break;

@@ -437,6 +437,13 @@ static void session_dialed(const struct dial_result *r, void *arg)
 		return;
 	}
 	front_stats.success++;
+	front_stats.dials++;
+	front_stats.dial_us_sum += r->latency_us;
+	front_stats.lat[front_stats.latpos] =
+		r->latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)r->latency_us;
+	front_stats.latpos = (front_stats.latpos + 1) % 256;
+	if (front_stats.nlat < 256)
+		front_stats.nlat++;
 	if (s->hs->forwarding)
 		route_forward_result(s, true, NULL);
 	session_start_relay(s);

@@ -118,6 +118,9 @@ struct front_stats {
 	uint64_t hs_rx, hs_tx;     /* handshake bytes with clients */
 	uint64_t dial_rx, dial_tx; /* handshake bytes with proxies */
 	uint32_t active, halfopen, peak;
+	uint64_t dials, dial_us_sum;
+	uint32_t lat[256]; /* the last dial latencies, microseconds */
+	uint32_t nlat, latpos;
 };
 extern struct front_stats front_stats;
 

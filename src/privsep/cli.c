@@ -166,6 +166,54 @@ static int set_drain(const struct cli_opt *o, const char *v, struct config *c,
 	return 0;
 }
 
+/* Seconds in [lo, 86400] into a double field. */
+static int set_seconds(const struct cli_opt *o, const char *v,
+		       struct config *c, struct cli *cl, char *err, size_t cap)
+{
+	char *end;
+	double t;
+
+	(void)cl;
+	errno = 0;
+	t = strtod(v, &end);
+	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
+	    t < 0.1 || t > CONF_TIMEOUT_MAX)
+		return cli_fail(err, cap,
+				"%s: '%s' is not a number of seconds in "
+				"[0.1, 86400]",
+				cli_name(o), v);
+	*(double *)(void *)((char *)c + o->off) = t;
+	return 0;
+}
+
+static int set_api_conns(const struct cli_opt *o, const char *v,
+			 struct config *c, struct cli *cl, char *err,
+			 size_t cap)
+{
+	(void)cl;
+	if (cli_int(v, 1, 65536, &c->api_max_conns) < 0)
+		return cli_fail(err, cap, "%s: '%s' is not an integer in "
+				"[1, 65536]", cli_name(o), v);
+	return 0;
+}
+
+static int set_api_mode(const struct cli_opt *o, const char *v,
+			struct config *c, struct cli *cl, char *err, size_t cap)
+{
+	char *end;
+	long m;
+
+	(void)cl;
+	errno = 0;
+	m = strtol(v, &end, 8);
+	if (v[0] == '\0' || v[0] == '-' || v[0] == '+' || *end != '\0' ||
+	    errno != 0 || m < 0 || m > 0777)
+		return cli_fail(err, cap, "%s: '%s' is not an octal file mode "
+				"(e.g. 0660)", cli_name(o), v);
+	c->api_mode = (int)m;
+	return 0;
+}
+
 static int set_mark(const struct cli_opt *o, const char *v, struct config *c,
 		    struct cli *cl, char *err, size_t cap)
 {
@@ -306,6 +354,7 @@ static int set_user(const struct cli_opt *o, const char *v, struct config *c,
 }
 
 #define STR(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define NUM(f) offsetof(struct config, f), 0
 
 static const struct cli_opt cli_opts[] = {
 	{ "-h", "--help", ARG_NONE, set_flag, 0, 0 },
@@ -344,6 +393,18 @@ static const struct cli_opt cli_opts[] = {
 	{ NULL, "--enable-execute", ARG_NONE, set_flag, 0, 0 },
 	{ "-i", "--netdev", ARG_REQUIRED, set_str, STR(netdev) },
 	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0 },
+	{ NULL, "--api", ARG_REQUIRED, set_str, STR(restapi) },
+	{ NULL, "--api-allow", ARG_REQUIRED, set_str, STR(api_allow) },
+	{ NULL, "--api-token-file", ARG_REQUIRED, set_str,
+	  STR(api_token_file) },
+	{ NULL, "--api-readonly-token-file", ARG_REQUIRED, set_str,
+	  STR(api_ro_token_file) },
+	{ NULL, "--api-timeout", ARG_REQUIRED, set_seconds, NUM(api_timeout) },
+	{ NULL, "--api-idle", ARG_REQUIRED, set_seconds, NUM(api_idle) },
+	{ NULL, "--api-max-conns", ARG_REQUIRED, set_api_conns, 0, 0 },
+	{ NULL, "--api-mode", ARG_REQUIRED, set_api_mode, 0, 0 },
+	{ NULL, "--api-owner", ARG_REQUIRED, set_user, STR(api_owner) },
+	{ NULL, "--state-dir", ARG_REQUIRED, set_str, STR(state_dir) },
 };
 
 static const struct cli_opt *cli_find(const char *name, size_t len)
@@ -481,6 +542,34 @@ void cli_usage(FILE *f, const char *argv0)
 		"      --fastopen-connect   TCP Fast Open on outbound "
 		"connections\n"
 		"  -r, --ruleset FILE       Lua ruleset deciding every request\n"
+		"  -c, --config FILE        Lua config file (returns a table "
+		"of settings)\n"
+		"  -C, --check              check the configuration and the "
+		"ruleset, exit\n"
+		"      --lua-path PATH      where require() finds modules "
+		"(';'-separated ?.lua)\n"
+		"      --memlimit MiB       Lua memory cap (default 128)\n"
+		"      --traceback          Lua errors carry a traceback\n"
+		"      --auth-required      SOCKS5/HTTP clients must send "
+		"credentials\n"
+		"      --enable-execute     allow await.execute (runs /bin/sh "
+		"as the ruleset user)\n"
+		"      --api ADDR           REST API listener (host:port or "
+		"a unix socket path)\n"
+		"      --api-token-file F   admin bearer token (API requests "
+		"must carry it)\n"
+		"      --api-readonly-token-file F  token for GET /healthy, "
+		"/stats, /metrics\n"
+		"      --api-allow CIDR,... API clients allowed (others are "
+		"refused at accept)\n"
+		"      --api-timeout SEC    a request must arrive whole (10)\n"
+		"      --api-idle SEC       keep-alive connections close "
+		"when idle (60)\n"
+		"      --api-max-conns N    concurrent API connections (64)\n"
+		"      --api-mode MODE      unix socket file mode (0600)\n"
+		"      --api-owner U[:G]    unix socket owner\n"
+		"      --state-dir DIR      save /ruleset/update and reapply "
+		"after restarts\n"
 		"  -i, --netdev IFNAME      bind outbound connections to this "
 		"interface\n"
 		"      --mark N             SO_MARK on outbound connections\n"

@@ -123,7 +123,7 @@ static void parent_listen_opts(int fd, int family, int kind)
 				 sizeof(qlen));
 }
 
-static int parent_bind(const char *addr, int kind)
+int parent_bind(const char *addr, int kind)
 {
 	struct sockaddr_storage ss;
 	int len = addr_parse_listen(addr, &ss);
@@ -179,6 +179,7 @@ static void parent_close_listeners(void)
 	for (int i = 0; i < P.nls; i++)
 		close(P.ls[i].fd);
 	P.nls = 0;
+	parent_api_close();
 }
 
 /* A new front<->ruleset channel whenever one side (re)starts. */
@@ -238,11 +239,13 @@ static void parent_sandbox_self(void)
 void parent_child_ready(struct child *c)
 {
 	(void)c;
+	parent_api_status();
 	if (!P.front.ready || !P.ruleset.ready)
 		return;
 	if (!P.ready_sent) {
 		P.ready_sent = true;
 		parent_sandbox_self();
+		parent_api_status(); /* with the parent's sandbox now */
 		notify_send("READY=1\nSTATUS=serving");
 		LOGN("serving");
 	} else {
@@ -355,6 +358,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 			break;
 		notify_reloading();
 		parent_read_resolver_files();
+		parent_api_reload();
 		parent_ruleset_reload();
 		break;
 	default:
@@ -439,7 +443,8 @@ void parent_finish(int code)
 
 void parent_serve(void)
 {
-	if (parent_bind_all() < 0 || proc_spawn(&P.front) < 0) {
+	if (parent_bind_all() < 0 || parent_api_bind() < 0 ||
+	    proc_spawn(&P.front) < 0) {
 		parent_finish(1);
 		return;
 	}
@@ -499,6 +504,8 @@ int parent_main(int argc, char **argv)
 		     errno ? strerror(errno) : "no such file");
 		return 1;
 	}
+	if (parent_api_state_load() < 0)
+		return 1;
 	if (parent_setup_events() < 0) {
 		LOGF("cannot set up the event loop");
 		return 1;

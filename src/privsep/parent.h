@@ -66,6 +66,24 @@ void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
 void notify_ready_after_reload(void);
 
+/* Bind addr for a listener of this kind into P.ls. 0 or -1 (logged). */
+int parent_bind(const char *addr, int kind);
+
+/* parent_api.c */
+int parent_api_read_tokens(void);
+int parent_api_bind(void);
+void parent_api_send_listener(void);
+void parent_api_close(void);
+void parent_api_status(void);
+void parent_api_reload(void);
+int parent_api_state_load(void);
+int parent_api_persist(const struct msg *m);
+void parent_api_state_clear(void);
+/* The --state-dir directory fd (the sandbox lets the parent write only
+ * under it), or -1. */
+int parent_api_state_dfd(void);
+void parent_api_ruleset_spawned(void);
+
 /* parent_front.c, parent_ruleset.c */
 void parent_front_init(void);
 void parent_ruleset_init(void);

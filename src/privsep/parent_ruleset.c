@@ -54,6 +54,7 @@ static void parent_ruleset_spawned(struct child *c)
 		proc_kill(c, "cannot send the configuration");
 		return;
 	}
+	parent_api_ruleset_spawned();
 	parent_link_peers();
 }
 
@@ -69,6 +70,7 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 			free(P.ruleset_good.data);
 			P.ruleset_good = P.ruleset_trial;
 			LOGN("reload: %s loaded", parent_source_path());
+			parent_api_state_clear();
 		} else {
 			free(P.ruleset_trial.data);
 			LOGE("reload: %s failed, the previous ruleset stays: "
@@ -106,6 +108,7 @@ static void parent_keep_cli_fields(struct config *merged)
 	memcpy(merged->ruleset_user, P.conf.ruleset_user,
 	       sizeof(merged->ruleset_user));
 	memcpy(merged->jail_dir, P.conf.jail_dir, sizeof(merged->jail_dir));
+	memcpy(merged->api_owner, P.conf.api_owner, sizeof(merged->api_owner));
 	memcpy(merged->config_file, P.conf.config_file,
 	       sizeof(merged->config_file));
 	memcpy(merged->ruleset, P.conf.ruleset, sizeof(merged->ruleset));
@@ -211,6 +214,10 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 	case MSG_R_EXECUTE:
 		if (execute_request(c, m) < 0)
 			proc_kill(c, "execute refused");
+		return;
+	case MSG_R_PERSIST:
+		if (parent_api_persist(m) < 0)
+			proc_kill(c, "bad update to save");
 		return;
 	case MSG_R_MODULE_REQ:
 		if (modules_request(c, m) < 0)

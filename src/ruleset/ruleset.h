@@ -14,5 +14,8 @@ struct event_base *ruleset_base(void);
 struct chanev *ruleset_front(void);
 struct chanev *ruleset_parent(void);
 const struct config *ruleset_conf(void);
+/* With --state-dir, have the parent save a successful /ruleset/update. */
+void ruleset_persist(int kind, const char *module, const char *chunkname,
+		     const char *src, size_t len);
 
 #endif

@@ -21,7 +21,10 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "privsep/sandbox.h"
+#include "ruleset/api.h"
+#include "ruleset/api_routes.h"
 #include "ruleset/confload.h"
+#include "ruleset/updates.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/request.h"
 #include "ruleset/vm.h"
@@ -66,6 +69,38 @@ struct chanev *ruleset_parent(void)
 const struct config *ruleset_conf(void)
 {
 	return &R.conf;
+}
+
+void ruleset_persist(int kind, const char *module, const char *chunkname,
+		     const char *src, size_t len)
+{
+	struct msg_update u = { .kind = (uint32_t)kind };
+	struct iovec iov[2] = { { &u, sizeof(u) },
+				{ (void *)(uintptr_t)src, len } };
+
+	if (!R.conf.state_dir[0])
+		return;
+	snprintf(u.name, sizeof(u.name), "%s", module);
+	snprintf(u.chunkname, sizeof(u.chunkname), "%s", chunkname);
+	if (chanev_sendv(&R.parent, MSG_R_PERSIST, 0, iov, 2, -1) < 0)
+		LOGE("cannot save the update: %s", strerror(errno));
+}
+
+/* --state-dir: an update saved earlier, replayed after a (re)start */
+static void ruleset_replay(const struct msg *m)
+{
+	struct msg_update u;
+	char err[MSG_ERRTEXT_MAX];
+
+	memcpy(&u, m->data, sizeof(u));
+	u.name[sizeof(u.name) - 1] = '\0';
+	u.chunkname[sizeof(u.chunkname) - 1] = '\0';
+	if (updates_apply((int)u.kind, u.name, u.chunkname,
+			  (const char *)m->data + sizeof(u), m->len - sizeof(u),
+			  err, sizeof(err)) < 0)
+		LOGE("replaying a saved update (%s): %s", u.chunkname, err);
+	else
+		LOGI("replayed a saved update (%s)", u.chunkname);
 }
 
 static void ruleset_exit(int code)
@@ -210,6 +245,9 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	case MSG_RESOLVE_RES:
 		await_on_resolve_result(m);
 		return;
+	case MSG_STATS:
+		api_routes_on_stats(m);
+		return;
 	default:
 		break;
 	}
@@ -218,6 +256,7 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	LOGE("unexpected %s from the front", msg_name(m->type));
 	chanev_close(&R.front);
 	request_drop_all();
+	api_routes_front_gone();
 }
 
 static void ruleset_front_err(struct chanev *ce, int err, const char *why,
@@ -228,6 +267,7 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 		LOGE("front channel: %s", why);
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
+	api_routes_front_gone();
 }
 
 static void ruleset_take_front(int fd);
@@ -385,6 +425,39 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		return; /* a late answer to a require that gave up */
 	case MSG_R_EXECUTED:
 		await_on_executed(m);
+		return;
+	case MSG_R_LISTENER:
+		if (m->fd < 0 || !R.started) {
+			LOGE("API listener lost in transit");
+			if (m->fd >= 0)
+				close(m->fd);
+			return;
+		}
+		if (api_start(m->fd, &R.conf) < 0) {
+			LOGE("cannot serve the API");
+			ruleset_exit(1);
+		}
+		return;
+	case MSG_R_TOKENS: {
+		struct msg_tokens t;
+
+		memcpy(&t, m->data, sizeof(t));
+		t.admin[MSG_TOKEN_MAX] = t.readonly[MSG_TOKEN_MAX] = '\0';
+		api_set_tokens(t.admin, t.readonly);
+		explicit_bzero(&t, sizeof(t));
+		return;
+	}
+	case MSG_R_STATUS: {
+		struct msg_status st;
+
+		memcpy(&st, m->data, sizeof(st));
+		api_routes_set_status(&st);
+		return;
+	}
+	case MSG_R_UPDATE:
+		if (!R.started)
+			goto bad;
+		ruleset_replay(m);
 		return;
 	default:
 		break;

@@ -22,6 +22,9 @@ static struct {
 	bool traceback;
 	int64_t deadline_ns; /* 0: not inside an entry */
 	int depth;           /* nested entries share the outer budget */
+	int64_t entered_ns;  /* when the outermost entry began */
+	uint32_t ev_ns[1024]; /* the last entries' durations (capped) */
+	unsigned ev_n, ev_pos;
 	bool expired;
 	vm_module_fetch fetch;
 } V;
@@ -103,7 +106,8 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
 static void vm_enter(lua_State *thread)
 {
 	if (V.depth++ == 0) {
-		V.deadline_ns = vm_now_ns() + (int64_t)V.budget_ms * 1000000;
+		V.entered_ns = vm_now_ns();
+		V.deadline_ns = V.entered_ns + (int64_t)V.budget_ms * 1000000;
 		V.expired = false;
 	}
 	if (!V.expired)
@@ -112,11 +116,42 @@ static void vm_enter(lua_State *thread)
 
 static void vm_leave(lua_State *thread)
 {
+	int64_t took;
+
 	if (--V.depth > 0)
 		return;
+	took = vm_now_ns() - V.entered_ns;
+	V.ev_ns[V.ev_pos] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+	V.ev_pos = (V.ev_pos + 1) % 1024;
+	if (V.ev_n < 1024)
+		V.ev_n++;
 	V.deadline_ns = 0;
 	V.expired = false;
 	lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+static int vm_u32cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void vm_event_percentiles(unsigned *n, double *p50, double *p90,
+			  double *p99, double *max)
+{
+	static uint32_t tmp[1024];
+
+	*n = V.ev_n;
+	*p50 = *p90 = *p99 = *max = 0;
+	if (V.ev_n == 0)
+		return;
+	memcpy(tmp, V.ev_ns, V.ev_n * sizeof(tmp[0]));
+	qsort(tmp, V.ev_n, sizeof(tmp[0]), vm_u32cmp);
+	*p50 = tmp[(V.ev_n - 1) * 50 / 100] / 1e9;
+	*p90 = tmp[(V.ev_n - 1) * 90 / 100] / 1e9;
+	*p99 = tmp[(V.ev_n - 1) * 99 / 100] / 1e9;
+	*max = tmp[V.ev_n - 1] / 1e9;
 }
 
 int vm_msgh(lua_State *L)

@@ -65,7 +65,8 @@ void vm_set_module_fetch(vm_module_fetch f);
 /* Built-in modules (libruleset) used when no file provides the name. */
 const char *vm_builtin_module(const char *name, size_t *len);
 
-/* Run a ruleset callback field ("tick", "stats", ...) synchronously. */
-int vm_call_ruleset(const char *field, int nargs, int nres);
+/* Durations of the last 1024 entries into Lua, for /stats (seconds). */
+void vm_event_percentiles(unsigned *n, double *p50, double *p90,
+			  double *p99, double *max);
 
 #endif

@@ -1,0 +1,65 @@
+/* api: the REST API, served by the ruleset process on the listener the
+ * parent bound. api_conn.c is the HTTP/1.1 transport (keep-alive, in-order
+ * pipelining, limits, deadlines, access control); api_routes.c the
+ * endpoints; api_text.c the /stats and /metrics formats. */
+#ifndef NEOSOCKSD_API_H
+#define NEOSOCKSD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/msg.h"
+
+#define API_BODY_MAX (4u << 20) /* request bodies, also after inflating */
+
+enum api_level {
+	API_NONE = 0,
+	API_READ,  /* GET /healthy, /stats, /metrics */
+	API_ADMIN, /* everything else */
+};
+
+struct api_conn;
+
+struct api_req {
+	struct api_conn *conn;
+	uint32_t seq;          /* per connection, for ordering */
+	char method[16];
+	char path[256];        /* decoded, without the query */
+	char query[1024];      /* raw, without '?' */
+	char content_type[128];
+	bool accept_deflate;
+	bool keepalive;
+	int level;             /* what the credentials allow (enum api_level) */
+	char *body;            /* decoded (inflated) body, NUL-terminated */
+	size_t body_len;
+};
+
+/* Handlers answer exactly once, now or later; until then later requests on
+ * the same connection wait (responses keep their order). */
+void api_reply(struct api_req *req, int status, const char *ctype,
+	       const void *body, size_t len, const char *extra_headers);
+/* A Lua-side text answer, deflated when the client accepts it and compress
+ * allows. */
+void api_reply_text(struct api_req *req, int status, const char *ctype,
+		    const char *text, size_t len, bool compress);
+/* The request's connection went away: late replies are dropped. */
+bool api_req_alive(const struct api_req *req);
+
+/* api_routes.c */
+void api_dispatch(struct api_req *req);
+
+/* Start serving on the listener the parent bound. 0 or -1. */
+int api_start(int fd, const struct config *c);
+void api_set_tokens(const char *admin, const char *readonly);
+
+struct api_counters {
+	uint64_t requests, success;
+	uint64_t rx, tx;
+	uint64_t by_status[6]; /* 1xx..5xx, other */
+	uint32_t conns;
+};
+const struct api_counters *api_counters(void);
+
+#endif

@@ -1,0 +1,886 @@
+/* api_conn: the REST API's HTTP/1.1 transport.
+ *
+ * A connection reads a request head with the shared strict parser, checks
+ * who may ask (allowlist at accept; Origin, Host and bearer token on the
+ * head, before any body is read), reads the body (Content-Length or
+ * chunked, at most 4 MiB, and at most 4 MiB once inflated), hands the
+ * request to the router and answers in order: pipelined requests wait
+ * their turn. Deadlines: a request must arrive whole within --api-timeout;
+ * an idle keep-alive connection closes after --api-idle; at most
+ * --api-max-conns connections (more get a 503). */
+#include "ruleset/api.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "common/addr.h"
+#include "common/http1.h"
+#include "common/log.h"
+#include "ruleset/lib.h"
+#include "ruleset/ruleset.h"
+
+#define API_IN_MAX (API_BODY_MAX + 2 * HTTP1_MAX_HEAD) /* + pipelined */
+#define API_OUT_MAX (8u << 20) /* stop reading while this much waits */
+#define API_ALLOW_MAX 64
+#define API_TOKEN_MAX 256
+
+struct obuf {
+	char *p;
+	size_t len, off, cap;
+};
+
+enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
+
+struct api_conn {
+	struct api_conn *prev, *next;
+	int fd;
+	struct event ev, timer;
+	short evflags;
+	uint32_t nreq;
+	enum conn_state state;
+	struct sockaddr_storage peer;
+	char host_here[INET6_ADDRSTRLEN + 8]; /* "addr:port" it came to */
+	/* input */
+	char *in;
+	size_t inlen, incap;
+	struct http1_parser parser;
+	size_t head_len; /* of the request being read */
+	int64_t clen;    /* Content-Length, or -1 */
+	bool chunked;
+	struct http1_chunked ck;
+	size_t body_in;  /* input bytes the body took */
+	char *body;      /* the body (chunked: decoded) */
+	size_t body_len;
+	struct api_req *req; /* being answered */
+	char encoding[32];
+	bool close_after; /* close once the output is written */
+	bool eof;         /* the client finished sending */
+	struct obuf out;
+};
+
+struct cidr {
+	int family;
+	uint8_t addr[16];
+	int bits;
+};
+
+static struct {
+	struct event_base *base;
+	struct event *lev;
+	struct api_conn *conns;
+	struct timeval req_tv, idle_tv;
+	int max_conns;
+	struct cidr allow[API_ALLOW_MAX];
+	int nallow;
+	char host_self[CONF_ADDR_MAX], host_local[64];
+	char token_admin[API_TOKEN_MAX + 1], token_ro[API_TOKEN_MAX + 1];
+	struct api_counters ctr;
+} A;
+
+const struct api_counters *api_counters(void)
+{
+	return &A.ctr;
+}
+
+void api_set_tokens(const char *admin, const char *readonly)
+{
+	snprintf(A.token_admin, sizeof(A.token_admin), "%s", admin);
+	snprintf(A.token_ro, sizeof(A.token_ro), "%s", readonly);
+}
+
+/* ---- output ---- */
+
+static int obuf_add(struct obuf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (np == NULL)
+			return -1;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* ---- connection life ---- */
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct api_conn *c);
+
+static void conn_watch(struct api_conn *c, short flags)
+{
+	if (c->evflags == flags)
+		return;
+	if (c->evflags != 0)
+		event_del(&c->ev);
+	c->evflags = 0;
+	if (flags == 0)
+		return;
+	event_assign(&c->ev, A.base, c->fd, flags | EV_PERSIST, conn_cb, c);
+	if (event_add(&c->ev, NULL) == 0)
+		c->evflags = flags;
+}
+
+static void conn_close(struct api_conn *c)
+{
+	if (c->req != NULL) {
+		c->req->conn = NULL; /* a late reply is dropped */
+		c->req = NULL;
+	}
+	conn_watch(c, 0);
+	evtimer_del(&c->timer);
+	close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		A.conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	A.ctr.conns--;
+	free(c->in);
+	free(c->body);
+	free(c->out.p);
+	free(c);
+}
+
+static void conn_timer(struct api_conn *c, const struct timeval *tv)
+{
+	evtimer_del(&c->timer);
+	if (tv != NULL)
+		evtimer_add(&c->timer, tv);
+}
+
+static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	/* slow or idle clients are cut off; a request being answered is
+	 * bounded by its handler, not here */
+	if (c->state == C_BUSY)
+		return;
+	LOGD("api: %s, closing",
+	     c->inlen > 0 ? "request deadline passed" : "idle");
+	conn_close(c);
+}
+
+/* Write what is queued, then decide what to watch (or close). */
+static void conn_flush(struct api_conn *c)
+{
+	short want = 0;
+
+	while (c->out.off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.p + c->out.off,
+				 c->out.len - c->out.off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_close(c);
+			return;
+		}
+		c->out.off += (size_t)n;
+		A.ctr.tx += (uint64_t)n;
+	}
+	if (c->out.off == c->out.len) {
+		c->out.off = c->out.len = 0;
+		if (c->close_after && c->state != C_BUSY) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (c->out.len > c->out.off)
+		want |= EV_WRITE;
+	if (!c->close_after && !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
+	    c->inlen < API_IN_MAX)
+		want |= EV_READ;
+	conn_watch(c, want);
+}
+
+static const char *http_date(char *buf, size_t cap)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return buf;
+}
+
+/* Queue one response. Every response carries Content-Length. */
+static void conn_respond(struct api_conn *c, int status, const char *ctype,
+			 const void *body, size_t len, const char *extra,
+			 bool close)
+{
+	char head[1024], date[64];
+	int n;
+
+	if (close)
+		c->close_after = true;
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: %s\r\n"
+		     "%s%s%s%sContent-Length: %zu\r\n\r\n",
+		     status, http1_reason(status),
+		     http_date(date, sizeof(date)),
+		     c->close_after ? "close" : "keep-alive",
+		     ctype ? "Content-Type: " : "", ctype ? ctype : "",
+		     ctype ? "\r\n" : "", extra ? extra : "", len);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    obuf_add(&c->out, head, (size_t)n) < 0 ||
+	    (len > 0 && obuf_add(&c->out, body, len) < 0)) {
+		c->close_after = true;
+		return;
+	}
+	A.ctr.by_status[status >= 100 && status < 600 ? status / 100 - 1 : 5]++;
+	if (status >= 200 && status < 400)
+		A.ctr.success++;
+}
+
+/* An error answered by the transport itself. close: the framing cannot
+ * be trusted, nothing after this request is read. */
+static void conn_error(struct api_conn *c, int status, const char *extra,
+		       bool close)
+{
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%d %s\n", status,
+			 http1_reason(status));
+
+	A.ctr.requests++;
+	conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
+		     extra, close);
+	if (close)
+		c->state = C_CLOSING;
+}
+
+/* ---- access control ---- */
+
+int api_parse_allow(const char *csv, void *out, int max);
+/* Parse "CIDR,CIDR,...": the count, or -1. */
+int api_parse_allow(const char *csv, void *out, int max)
+{
+	struct cidr *list = out;
+	int n = 0;
+
+	while (*csv != '\0') {
+		const char *comma = strchr(csv, ',');
+		size_t len = comma ? (size_t)(comma - csv) : strlen(csv);
+
+		if (n == max || addr_parse_cidr(csv, len, &list[n].family,
+						list[n].addr,
+						&list[n].bits) < 0)
+			return -1;
+		n++;
+		csv += len + (comma ? 1 : 0);
+	}
+	return n;
+}
+
+static bool cidr_match(const struct cidr *c, int family, const uint8_t *addr)
+{
+	int full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->family != family)
+		return false;
+	if (memcmp(c->addr, addr, (size_t)full) != 0)
+		return false;
+	return rest == 0 ||
+	       ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool api_peer_allowed(const struct sockaddr_storage *ss)
+{
+	const uint8_t *a;
+	int fam = ss->ss_family;
+
+	if (A.nallow == 0 || fam == AF_UNIX)
+		return true;
+	if (fam == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+	} else if (fam == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+			fam = AF_INET;
+			a += 12;
+		}
+	} else {
+		return false;
+	}
+	for (int i = 0; i < A.nallow; i++)
+		if (cidr_match(&A.allow[i], fam, a))
+			return true;
+	return false;
+}
+
+/* Compare in time that depends only on the presented token's length. */
+static bool token_eq(const char *want, const char *got, size_t glen)
+{
+	size_t wlen = strlen(want);
+	unsigned char diff = (unsigned char)(wlen != glen);
+
+	for (size_t i = 0; i < glen; i++)
+		diff |= (unsigned char)(got[i] ^ want[i < wlen ? i : 0]);
+	return wlen > 0 && diff == 0;
+}
+
+/* Bearer credentials -> level; API_NONE when missing or wrong. */
+static int api_auth(const char *buf, const struct http1_head *h)
+{
+	const struct http1_span *v = http1_known_value(h, HTTP1_H_AUTHORIZATION);
+	const char *tok;
+	size_t len;
+
+	if (!A.token_admin[0] && !A.token_ro[0])
+		return API_ADMIN; /* no tokens configured */
+	if (v == NULL || v->len < 7 || strncasecmp(buf + v->off, "Bearer ", 7))
+		return API_NONE;
+	tok = buf + v->off + 7;
+	len = v->len - 7;
+	while (len > 0 && *tok == ' ')
+		tok++, len--;
+	if (A.token_admin[0] && token_eq(A.token_admin, tok, len))
+		return API_ADMIN;
+	if (A.token_ro[0] && token_eq(A.token_ro, tok, len))
+		return API_READ;
+	return API_NONE;
+}
+
+/* Host must name this API, so a web page cannot reach it through a name
+ * that resolves here (DNS rebinding). */
+static bool api_host_ok(const struct api_conn *c, const char *buf,
+			const struct http1_head *h)
+{
+	const struct http1_span *v = http1_known_value(h, HTTP1_H_HOST);
+
+	if (v == NULL || c->peer.ss_family == AF_UNIX)
+		return true; /* RPC clients send none; no browser has a path */
+	return http1_span_eq_ci(buf, *v, A.host_self) ||
+	       (c->host_here[0] && http1_span_eq_ci(buf, *v, c->host_here)) ||
+	       (A.host_local[0] && http1_span_eq_ci(buf, *v, A.host_local)) ||
+	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal") ||
+	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
+}
+
+/* Reading is GET on these three paths; all else needs an admin. */
+static int api_level_needed(const char *method, const char *path)
+{
+	if (strcmp(method, "GET") == 0 &&
+	    (strcmp(path, "/healthy") == 0 || strcmp(path, "/stats") == 0 ||
+	     strcmp(path, "/metrics") == 0))
+		return API_READ;
+	return API_ADMIN;
+}
+
+/* ---- requests ---- */
+
+static void conn_span(const char *buf, struct http1_span s, char *out,
+		      size_t cap)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+
+	memcpy(out, buf + s.off, n);
+	out[n] = '\0';
+}
+
+static void conn_req_fields(struct api_conn *c, struct api_req *r,
+			    const struct http1_head *h)
+{
+	const struct http1_span *v;
+	char target[sizeof(r->path) + sizeof(r->query) + 2];
+	char *q;
+
+	conn_span(c->in, h->method, r->method, sizeof(r->method));
+	conn_span(c->in, h->target, target, sizeof(target));
+	q = strchr(target, '?');
+	if (q != NULL) {
+		*q++ = '\0';
+		snprintf(r->query, sizeof(r->query), "%.*s",
+			 (int)sizeof(r->query) - 1, q);
+	}
+	snprintf(r->path, sizeof(r->path), "%.*s", (int)sizeof(r->path) - 1,
+		 target);
+	r->keepalive = h->version_minor >= 1 && !(h->conn & HTTP1_CONN_CLOSE);
+	v = http1_known_value(h, HTTP1_H_ACCEPT_ENCODING);
+	r->accept_deflate = v != NULL && (http1_list_has(c->in, *v, "deflate") ||
+					  http1_list_has(c->in, *v, "*"));
+	v = http1_known_value(h, HTTP1_H_CONTENT_TYPE);
+	if (v != NULL)
+		conn_span(c->in, *v, r->content_type, sizeof(r->content_type));
+	c->encoding[0] = '\0';
+	v = http1_known_value(h, HTTP1_H_CONTENT_ENCODING);
+	if (v != NULL)
+		conn_span(c->in, *v, c->encoding, sizeof(c->encoding));
+}
+
+/* The head is whole: set the request up, check access, learn the body's
+ * framing. 0 go on; -1 answered (maybe closing). */
+static int conn_head(struct api_conn *c, const struct http1_head *h)
+{
+	struct api_req *r;
+	const struct http1_span *v;
+	int level;
+
+	A.ctr.rx += c->head_len;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		conn_error(c, 500, NULL, true);
+		return -1;
+	}
+	c->req = r;
+	r->conn = c;
+	r->seq = ++c->nreq;
+	conn_req_fields(c, r, h);
+	if (!r->keepalive)
+		c->close_after = true; /* HTTP/1.0 and Connection: close */
+	if (r->path[0] != '/' || strstr(r->path, "//") != NULL) {
+		conn_error(c, 400, NULL, true);
+		return -1;
+	}
+	if (http1_known_value(h, HTTP1_H_ORIGIN) != NULL ||
+	    !api_host_ok(c, c->in, h)) {
+		/* a browser was made to send this (CSRF, DNS rebinding) */
+		conn_error(c, 403, NULL, true);
+		return -1;
+	}
+	level = api_auth(c->in, h);
+	if (level == API_NONE) {
+		conn_error(c, 401,
+			   "WWW-Authenticate: Bearer realm=\"neosocksd\"\r\n",
+			   true);
+		return -1;
+	}
+	if (level < api_level_needed(r->method, r->path)) {
+		conn_error(c, 403, NULL, true);
+		return -1;
+	}
+	r->level = level;
+	c->clen = h->content_length;
+	c->chunked = h->chunked;
+	if (c->clen > (int64_t)API_BODY_MAX) {
+		conn_error(c, 413, NULL, true);
+		return -1;
+	}
+	v = http1_known_value(h, HTTP1_H_EXPECT);
+	if (v != NULL) {
+		if (!http1_span_eq_ci(c->in, *v, "100-continue")) {
+			conn_error(c, 417, NULL, true);
+			return -1;
+		}
+		if (c->clen > 0 || c->chunked) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			(void)obuf_add(&c->out, cont, sizeof(cont) - 1);
+		}
+	}
+	if (c->chunked)
+		http1_chunked_init(&c->ck);
+	c->body_in = 0;
+	c->body_len = 0;
+	return 0;
+}
+
+/* Is the body here? 1 yes, 0 not yet, -1 answered an error. */
+static int conn_body(struct api_conn *c)
+{
+	const char *in = c->in + c->head_len;
+	size_t avail = c->inlen - c->head_len;
+	long n;
+
+	if (!c->chunked) {
+		size_t want = c->clen > 0 ? (size_t)c->clen : 0;
+
+		if (avail < want)
+			return 0;
+		c->body = malloc(want + 1);
+		if (c->body == NULL) {
+			conn_error(c, 500, NULL, true);
+			return -1;
+		}
+		if (want > 0)
+			memcpy(c->body, in, want);
+		c->body[want] = '\0';
+		c->body_len = want;
+		c->body_in = want;
+		return 1;
+	}
+	if (c->body == NULL) {
+		c->body = malloc(API_BODY_MAX + 1);
+		if (c->body == NULL) {
+			conn_error(c, 500, NULL, true);
+			return -1;
+		}
+	}
+	n = http1_chunked_decode(&c->ck, in + c->body_in, avail - c->body_in,
+				 c->body, API_BODY_MAX, &c->body_len);
+	if (n < 0) {
+		conn_error(c, 400, NULL, true);
+		return -1;
+	}
+	c->body_in += (size_t)n;
+	if (!c->ck.done) {
+		if (c->body_len == API_BODY_MAX) {
+			conn_error(c, 413, NULL, true);
+			return -1;
+		}
+		return 0;
+	}
+	c->body[c->body_len] = '\0';
+	return 1;
+}
+
+/* Undo Content-Encoding (deflate = zlib, gzip), bounded like any body. */
+static int conn_decode(struct api_conn *c)
+{
+	char *out;
+	size_t outlen;
+	int gz, r;
+
+	if (c->encoding[0] == '\0' || strcasecmp(c->encoding, "identity") == 0)
+		return 0;
+	if (strcasecmp(c->encoding, "deflate") == 0) {
+		gz = 0;
+	} else if (strcasecmp(c->encoding, "gzip") == 0) {
+		gz = 1;
+	} else {
+		conn_error(c, 415, NULL, false);
+		return -1;
+	}
+	r = zlib_inflate_bounded(c->body, c->body_len, gz, API_BODY_MAX, &out,
+				 &outlen);
+	if (r != ZLIB_OK) {
+		conn_error(c, r == ZLIB_ELIMIT ? 413 : 400, NULL, false);
+		return -1;
+	}
+	free(c->body);
+	c->body = out;
+	c->body_len = outlen;
+	return 0;
+}
+
+/* Drop the request's bytes from the input; the next one may follow. */
+static void conn_consume(struct api_conn *c)
+{
+	size_t used = c->head_len + c->body_in;
+
+	memmove(c->in, c->in + used, c->inlen - used);
+	c->inlen -= used;
+	c->head_len = 0;
+	c->body_in = 0;
+	http1_parser_init(&c->parser, HTTP1_REQUEST);
+}
+
+static void conn_drop_req(struct api_conn *c)
+{
+	if (c->req != NULL) {
+		free(c->req->body);
+		free(c->req);
+		c->req = NULL;
+	}
+	free(c->body);
+	c->body = NULL;
+}
+
+/* Nothing more will arrive and what is buffered is incomplete. */
+static bool conn_stop_waiting(struct api_conn *c)
+{
+	if (!c->eof)
+		return false;
+	c->close_after = true;
+	c->state = C_CLOSING;
+	return true;
+}
+
+/* Parse and dispatch while whole requests are buffered. */
+static void conn_process(struct api_conn *c)
+{
+	while (c->state == C_HEAD || c->state == C_BODY) {
+		int r;
+
+		if (c->state == C_HEAD) {
+			struct http1_head h;
+
+			r = http1_parse(&c->parser, c->in, c->inlen, &h);
+			if (r == 0) {
+				if (!conn_stop_waiting(c))
+					conn_timer(c, c->inlen > 0 ? &A.req_tv
+								   : &A.idle_tv);
+				break;
+			}
+			if (r < 0) {
+				conn_error(c, c->parser.status, NULL, true);
+				break;
+			}
+			c->head_len = (size_t)r;
+			if (conn_head(c, &h) < 0) {
+				conn_drop_req(c);
+				break;
+			}
+			c->state = C_BODY;
+		}
+		r = conn_body(c);
+		if (r == 0) {
+			if (!conn_stop_waiting(c))
+				conn_timer(c, &A.req_tv);
+			break;
+		}
+		if (r < 0) {
+			conn_drop_req(c);
+			break;
+		}
+		A.ctr.rx += c->body_in;
+		A.ctr.requests++;
+		conn_consume(c);
+		c->state = C_HEAD;
+		if (conn_decode(c) < 0) {
+			A.ctr.requests--; /* counted by conn_error */
+			conn_drop_req(c);
+			continue;
+		}
+		conn_timer(c, NULL);
+		c->req->body = c->body;
+		c->req->body_len = c->body_len;
+		c->body = NULL;
+		c->state = C_BUSY;
+		api_dispatch(c->req); /* may answer at once (and re-enter) */
+		return;
+	}
+	conn_flush(c);
+}
+
+bool api_req_alive(const struct api_req *req)
+{
+	return req->conn != NULL;
+}
+
+void api_reply(struct api_req *req, int status, const char *ctype,
+	       const void *body, size_t len, const char *extra_headers)
+{
+	struct api_conn *c = req->conn;
+
+	if (c == NULL) {
+		/* the client left while we worked */
+		free(req->body);
+		free(req);
+		return;
+	}
+	conn_respond(c, status, ctype, body, len, extra_headers, false);
+	conn_drop_req(c);
+	c->state = c->close_after ? C_CLOSING : C_HEAD;
+	conn_process(c); /* pipelined requests, then writing */
+}
+
+void api_reply_text(struct api_req *req, int status, const char *ctype,
+		    const char *text, size_t len, bool compress)
+{
+	char *z = NULL;
+	size_t zlen = 0;
+
+	if (compress && req->accept_deflate && len > 0 &&
+	    zlib_deflate(text, len, &z, &zlen) == ZLIB_OK) {
+		api_reply(req, status, ctype, z, zlen,
+			  "Content-Encoding: deflate\r\n"
+			  "X-Content-Type-Options: nosniff\r\n");
+		free(z);
+		return;
+	}
+	free(z);
+	api_reply(req, status, ctype, text, len,
+		  ctype ? "X-Content-Type-Options: nosniff\r\n" : NULL);
+}
+
+/* ---- I/O ---- */
+
+static void conn_read(struct api_conn *c)
+{
+	for (;;) {
+		size_t space;
+		ssize_t n;
+
+		if (c->inlen == c->incap) {
+			size_t cap = c->incap ? c->incap * 2 : 16384;
+			char *np;
+
+			if (c->incap >= API_IN_MAX)
+				break; /* the rest waits for processing */
+			if (cap > API_IN_MAX)
+				cap = API_IN_MAX;
+			np = realloc(c->in, cap);
+			if (np == NULL) {
+				conn_close(c);
+				return;
+			}
+			c->in = np;
+			c->incap = cap;
+		}
+		space = c->incap - c->inlen;
+		n = recv(c->fd, c->in + c->inlen, space, 0);
+		if (n == 0) {
+			/* the client is done sending: answer what it sent */
+			c->eof = true;
+			if (c->inlen == 0 && c->state == C_HEAD &&
+			    c->out.len == c->out.off) {
+				conn_close(c);
+				return;
+			}
+			break;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_close(c);
+			return;
+		}
+		c->inlen += (size_t)n;
+		if ((size_t)n < space)
+			break; /* a short read: drained for now */
+	}
+	if (c->state == C_HEAD || c->state == C_BODY)
+		conn_process(c);
+	else
+		conn_flush(c);
+}
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+
+	(void)fd;
+	if (what & EV_READ) {
+		conn_read(c);
+		return; /* c may be gone */
+	}
+	if (what & EV_WRITE)
+		conn_flush(c);
+}
+
+static void conn_host_here(struct api_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[INET6_ADDRSTRLEN];
+
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(c->host_here, sizeof(c->host_here), "%s:%u", a,
+			 ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+		snprintf(c->host_here, sizeof(c->host_here), "[%s]:%u", a,
+			 ntohs(in6->sin6_port));
+	}
+}
+
+static void api_accept_one(int fd, const struct sockaddr_storage *ss)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				   "Connection: close\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "Content-Length: 24\r\n\r\n"
+				   "503 Service Unavailable\n";
+	struct api_conn *c;
+
+	if (!api_peer_allowed(ss)) {
+		LOG_RL(LOGL_WARN, 10, "api: a client not in --api-allow");
+		close(fd);
+		return;
+	}
+	if (A.ctr.conns >= (uint32_t)A.max_conns) {
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		LOG_RL(LOGL_WARN, 10, "api: more than %d connections",
+		       A.max_conns);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->peer = *ss;
+	conn_host_here(c);
+	c->state = C_HEAD;
+	http1_parser_init(&c->parser, HTTP1_REQUEST);
+	evtimer_assign(&c->timer, A.base, conn_timeout_cb, c);
+	c->next = A.conns;
+	if (A.conns != NULL)
+		A.conns->prev = c;
+	A.conns = c;
+	A.ctr.conns++;
+	conn_timer(c, &A.req_tv); /* the first request must come in time */
+	conn_watch(c, EV_READ);
+}
+
+static void api_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	for (int i = 0; i < 16; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return;
+		api_accept_one(fd, &ss);
+	}
+}
+
+static void api_hosts(const struct config *conf)
+{
+	struct sockaddr_storage ss;
+	uint16_t port;
+
+	snprintf(A.host_self, sizeof(A.host_self), "%s", conf->restapi);
+	if (conf->restapi[0] == '/' || addr_parse_listen(conf->restapi, &ss) < 0)
+		return;
+	port = ss.ss_family == AF_INET
+		       ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	snprintf(A.host_local, sizeof(A.host_local), "localhost:%u", port);
+}
+
+static void api_tv(struct timeval *tv, double s)
+{
+	tv->tv_sec = (time_t)s;
+	tv->tv_usec = (suseconds_t)((s - (double)tv->tv_sec) * 1e6);
+}
+
+int api_start(int fd, const struct config *conf)
+{
+	A.base = ruleset_base();
+	api_tv(&A.req_tv, conf->api_timeout > 0 ? conf->api_timeout : 10.0);
+	api_tv(&A.idle_tv, conf->api_idle > 0 ? conf->api_idle : 60.0);
+	A.max_conns = conf->api_max_conns > 0 ? conf->api_max_conns : 64;
+	A.nallow = api_parse_allow(conf->api_allow, A.allow, API_ALLOW_MAX);
+	if (A.nallow < 0)
+		return -1;
+	api_hosts(conf);
+	A.lev = event_new(A.base, fd, EV_READ | EV_PERSIST, api_accept_cb, NULL);
+	if (A.lev == NULL || event_add(A.lev, NULL) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,536 @@
+/* api_routes: the REST API's endpoints, with the reference's paths,
+ * formats and status codes (see docs/api.md for where we differ). */
+#include "ruleset/api_routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <lauxlib.h>
+
+#include "common/chanev.h"
+#include "common/http1.h"
+#include "common/log.h"
+#include "privsep/sandbox.h"
+#include "ruleset/api.h"
+#include "ruleset/api_text.h"
+#include "ruleset/aroutine.h"
+#include "ruleset/lib.h"
+#include "ruleset/rpcall.h"
+#include "ruleset/ruleset.h"
+#include "ruleset/updates.h"
+#include "ruleset/vm.h"
+
+#define RPC_MIME "application/x-neosocksd-rpc; version=1"
+#define TEXT_MIME "text/plain; charset=utf-8"
+#define STATS_PENDING_MAX 64
+
+enum stats_kind { SK_GET, SK_POST, SK_METRICS };
+
+struct stats_wait {
+	struct api_req *req;
+	enum stats_kind kind;
+};
+
+static struct {
+	struct msg_status status;
+	struct stats_wait wait[STATS_PENDING_MAX];
+	unsigned nwait;
+	uint32_t stats_seq;
+	struct stats_view prev; /* the last POST /stats */
+	bool have_prev;
+	uint64_t rpc_requests, rpc_rx, rpc_tx;
+} RT;
+
+void api_routes_set_status(const struct msg_status *st)
+{
+	RT.status = *st;
+}
+
+void api_routes_count_rpc(uint64_t rx, uint64_t tx)
+{
+	RT.rpc_requests++;
+	RT.rpc_rx += rx;
+	RT.rpc_tx += tx;
+}
+
+/* ---- query strings ---- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Find key in the query; decode its value into out. 1 found (a bare key
+ * gives ""), 0 absent, -1 malformed. */
+static int query_get(const char *q, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key);
+
+	while (*q != '\0') {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+
+		if (len >= klen && strncmp(q, key, klen) == 0 &&
+		    (len == klen || q[klen] == '=')) {
+			size_t o = 0;
+
+			for (size_t i = klen + (len > klen); i < len; i++) {
+				char c = q[i];
+
+				if (c == '%') {
+					int h, l;
+					if (i + 2 >= len)
+						return -1;
+					h = hexval(q[i + 1]);
+					l = hexval(q[i + 2]);
+					if (h < 0 || l < 0 || (h == 0 && l == 0))
+						return -1;
+					c = (char)(h * 16 + l);
+					i += 2;
+				} else if (c == '+') {
+					c = ' ';
+				}
+				if (o + 1 >= cap)
+					return -1;
+				out[o++] = c;
+			}
+			out[o] = '\0';
+			return 1;
+		}
+		q += len + (amp ? 1 : 0);
+	}
+	return 0;
+}
+
+/* A bare key counts as true here (the reference reads it as false). */
+static bool query_bool(const char *q, const char *key, bool dflt)
+{
+	char v[16];
+	int r = query_get(q, key, v, sizeof(v));
+
+	if (r <= 0)
+		return dflt;
+	if (v[0] == '\0')
+		return true;
+	return strcmp(v, "1") == 0 || strcasecmp(v, "y") == 0 ||
+	       strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0 ||
+	       strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0;
+}
+
+/* ---- replies ---- */
+
+static void reply_status(struct api_req *r, int status, const char *extra)
+{
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%d %s\n", status,
+			 http1_reason(status));
+
+	api_reply(r, status, TEXT_MIME, body, (size_t)n, extra);
+}
+
+static void reply_lua_error(struct api_req *r, int status, const char *err)
+{
+	api_reply_text(r, status, TEXT_MIME, err, strlen(err), false);
+}
+
+/* ---- Lua calls returning a string (ruleset.healthy/stats/metrics) ---- */
+
+struct strcall {
+	const char *field;
+	int nargs;
+	double dt;
+	const char *q;
+	bool has_q;
+	char *out; /* malloc'd result, or NULL */
+	size_t outlen;
+	bool missing;
+};
+
+static int strcall_fn(lua_State *L)
+{
+	struct strcall *s = lua_touserdata(L, 1);
+	const char *str;
+	size_t len;
+
+	lua_settop(L, 0);
+	if (lua_getglobal(L, "ruleset") != LUA_TTABLE ||
+	    lua_getfield(L, 1, s->field) != LUA_TFUNCTION) {
+		s->missing = true;
+		return 0;
+	}
+	if (s->nargs == 2) {
+		lua_pushnumber(L, s->dt);
+		if (s->has_q)
+			lua_pushstring(L, s->q);
+		else
+			lua_pushnil(L);
+	}
+	lua_call(L, s->nargs, 1);
+	if (lua_isnil(L, -1))
+		return 0;
+	str = luaL_tolstring(L, -1, &len);
+	s->out = malloc(len + 1);
+	if (s->out == NULL)
+		return luaL_error(L, "out of memory");
+	memcpy(s->out, str, len + 1);
+	s->outlen = len;
+	return 0;
+}
+
+/* 0 with s->out (maybe NULL), or -1 with the error text in s->out */
+static int strcall_run(struct strcall *s)
+{
+	lua_State *L = vm_state();
+
+	if (vm_pcall(strcall_fn, s) == LUA_OK)
+		return 0;
+	const char *e = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
+	s->out = strdup(e);
+	s->outlen = s->out ? strlen(s->out) : 0;
+	lua_pop(L, 1);
+	return -1;
+}
+
+/* ---- /healthy ---- */
+
+static void ep_healthy(struct api_req *r)
+{
+	struct strcall s = { .field = "healthy" };
+
+	(void)strcall_run(&s);
+	if (s.out == NULL || s.outlen == 0)
+		api_reply(r, 200, NULL, NULL, 0, NULL);
+	else
+		api_reply_text(r, 503, TEXT_MIME, s.out, s.outlen, false);
+	free(s.out);
+}
+
+/* ---- /stats and /metrics: the front's counters come by message ---- */
+
+static uint64_t cpu_self_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void stats_fill(struct stats_view *v, const struct msg_stats *f)
+{
+	struct timespec mono, wall;
+
+	memset(v, 0, sizeof(*v));
+	if (f != NULL)
+		v->front = *f;
+	v->status = RT.status;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	v->uptime = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec -
+		     (double)RT.status.started_ns) / 1e9;
+	v->wall = (double)wall.tv_sec;
+	v->cpu_ns = cpu_self_ns() + (f != NULL ? f->cpu_ns : 0);
+	v->api = *api_counters();
+	v->rpc_requests = RT.rpc_requests;
+	v->rpc_rx = RT.rpc_rx;
+	v->rpc_tx = RT.rpc_tx;
+	v->lua_mem = vm_memory();
+	v->lua_limit = vm_memlimit();
+	v->lua_objects = vm_objects();
+	v->threads = ar_active();
+	v->threads_peak = ar_peak();
+	vm_event_percentiles(&v->nevents, &v->ev_p50, &v->ev_p90, &v->ev_p99,
+			     &v->ev_max);
+	v->sandbox_ruleset = sandbox_state();
+}
+
+static void stats_answer(struct api_req *r, enum stats_kind kind,
+			 const struct msg_stats *f)
+{
+	struct stats_view v;
+	struct dstr d = { 0 };
+
+	stats_fill(&v, f);
+	if (kind == SK_METRICS) {
+		struct strcall s = { .field = "metrics" };
+
+		text_metrics(&d, &v);
+		if (strcall_run(&s) == 0 && s.out != NULL)
+			dstr_add(&d, s.out, s.outlen);
+		else if (s.out != NULL)
+			LOG_RL(LOGL_WARN, 10, "ruleset.metrics: %s", s.out);
+		free(s.out);
+		if (d.failed)
+			reply_status(r, 500, NULL);
+		else
+			api_reply_text(r, 200,
+				       "text/plain; version=0.0.4; "
+				       "charset=utf-8",
+				       d.p, d.len, true);
+		free(d.p);
+		return;
+	}
+	text_stats(&d, &v, !query_bool(r->query, "nobanner", false),
+		   query_bool(r->query, "server", true),
+		   query_bool(r->query, "runtime", false),
+		   kind == SK_POST ? (RT.have_prev ? &RT.prev : &v) : NULL);
+	if (kind == SK_POST) {
+		char q[1024];
+		struct strcall s = {
+			.field = "stats",
+			.nargs = 2,
+			.dt = RT.have_prev ? v.uptime - RT.prev.uptime : v.uptime,
+			.q = q,
+		};
+
+		s.has_q = query_get(r->query, "q", q, sizeof(q)) == 1;
+		(void)strcall_run(&s);
+		if (s.out != NULL)
+			dstr_add(&d, s.out, s.outlen);
+		free(s.out);
+		RT.prev = v;
+		RT.have_prev = true;
+	}
+	if (d.failed)
+		reply_status(r, 500, NULL);
+	else
+		api_reply_text(r, 200, TEXT_MIME, d.p, d.len, true);
+	free(d.p);
+}
+
+static void ep_stats_common(struct api_req *r, enum stats_kind kind)
+{
+	struct chanev *front = ruleset_front();
+
+	if (front == NULL || RT.nwait == STATS_PENDING_MAX ||
+	    chanev_send(front, MSG_STATS_REQ, ++RT.stats_seq, NULL, 0, -1) < 0) {
+		stats_answer(r, kind, NULL); /* the front is away: zeros */
+		return;
+	}
+	RT.wait[RT.nwait++] = (struct stats_wait){ r, kind };
+}
+
+/* The front's counters arrived: answer everyone waiting for them. */
+void api_routes_on_stats(const struct msg *m)
+{
+	struct msg_stats f;
+	struct stats_wait w[STATS_PENDING_MAX];
+	unsigned n = RT.nwait;
+
+	memcpy(&f, m->data, sizeof(f));
+	memcpy(w, RT.wait, n * sizeof(w[0]));
+	RT.nwait = 0;
+	for (unsigned i = 0; i < n; i++)
+		stats_answer(w[i].req, w[i].kind, &f);
+}
+
+/* The front went away while requests waited on it. */
+void api_routes_front_gone(void)
+{
+	struct stats_wait w[STATS_PENDING_MAX];
+	unsigned n = RT.nwait;
+
+	memcpy(w, RT.wait, n * sizeof(w[0]));
+	RT.nwait = 0;
+	for (unsigned i = 0; i < n; i++)
+		stats_answer(w[i].req, w[i].kind, NULL);
+}
+
+static void ep_stats(struct api_req *r)
+{
+	ep_stats_common(r, strcmp(r->method, "POST") == 0 ? SK_POST : SK_GET);
+}
+
+static void ep_metrics(struct api_req *r)
+{
+	ep_stats_common(r, SK_METRICS);
+}
+
+/* ---- /ruleset/... ---- */
+
+static double mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void ep_invoke(struct api_req *r)
+{
+	char err[MSG_ERRTEXT_MAX];
+
+	if (updates_invoke(r->body, r->body_len, err, sizeof(err)) < 0) {
+		reply_lua_error(r, 500, err);
+		return;
+	}
+	api_reply(r, 200, NULL, NULL, 0, NULL);
+}
+
+static bool module_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MSG_MODULE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+static void ep_update(struct api_req *r)
+{
+	char module[MSG_MODULE_NAME_MAX + 1] = "", chunk[128];
+	char err[MSG_ERRTEXT_MAX], out[400];
+	int hm = query_get(r->query, "module", module, sizeof(module));
+	int hc = query_get(r->query, "chunkname", chunk, sizeof(chunk));
+	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
+	double t0 = mono_us();
+	int n;
+
+	if (hm < 0 || hc < 0 || (hm == 1 && !module_name_ok(module))) {
+		reply_status(r, 400, NULL);
+		return;
+	}
+	if (hc != 1)
+		snprintf(chunk, sizeof(chunk), "=%s",
+			 kind == UPDATE_MODULE ? module : "ruleset");
+	if (updates_apply(kind, module, chunk, r->body, r->body_len, err,
+			  sizeof(err)) < 0) {
+		reply_lua_error(r, 500, err);
+		return;
+	}
+	ruleset_persist(kind, module, chunk, r->body, r->body_len);
+	n = snprintf(out, sizeof(out), "%-20s: %.2fµs\n", "Time Cost",
+		     mono_us() - t0);
+	api_reply(r, 200, TEXT_MIME, out, (size_t)n, NULL);
+}
+
+static int gc_fn(lua_State *L)
+{
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+static void ep_gc(struct api_req *r)
+{
+	size_t m0 = vm_memory(), o0 = vm_objects();
+	double t0 = mono_us();
+	struct stats_view v;
+	struct dstr d = { 0 };
+
+	if (vm_pcall(gc_fn, NULL) != LUA_OK)
+		lua_pop(vm_state(), 1);
+	stats_fill(&v, NULL);
+	text_gc(&d, &v, (double)vm_memory() - (double)m0,
+		(double)vm_objects() - (double)o0);
+	dstr_printf(&d, "%-20s: %.2fµs\n", "Time Cost", mono_us() - t0);
+	if (d.failed)
+		reply_status(r, 500, NULL);
+	else
+		api_reply(r, 200, TEXT_MIME, d.p, d.len, NULL);
+	free(d.p);
+}
+
+/* "application/x-neosocksd-rpc; version=1", parameters in any order and
+ * quoting. */
+static bool rpc_mime_ok(const char *ct)
+{
+	const char *p = ct, *semi;
+	bool version_ok = false;
+
+	semi = strchr(p, ';');
+	if (strncasecmp(p, "application/x-neosocksd-rpc",
+			strlen("application/x-neosocksd-rpc")) != 0)
+		return false;
+	p += strlen("application/x-neosocksd-rpc");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != ';' && *p != '\0')
+		return false;
+	while (semi != NULL) {
+		p = semi + 1;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		semi = strchr(p, ';');
+		if (strncasecmp(p, "version=", 8) == 0) {
+			const char *v = p + 8;
+			version_ok = strncmp(v, "1", 1) == 0 ||
+				     strncmp(v, "\"1\"", 3) == 0;
+			if (version_ok && v[0] == '1' && v[1] != '\0' &&
+			    v[1] != ';' && v[1] != ' ')
+				version_ok = false;
+		}
+	}
+	return version_ok;
+}
+
+static void ep_rpcall(struct api_req *r)
+{
+	if (!rpc_mime_ok(r->content_type)) {
+		reply_status(r, 400, NULL);
+		return;
+	}
+	rpcall_serve(r);
+}
+
+/* ---- dispatch ---- */
+
+struct endpoint {
+	const char *path;
+	const char *methods; /* comma list, for Allow */
+	void (*fn)(struct api_req *r);
+};
+
+static const struct endpoint endpoints[] = {
+	{ "/healthy", "GET", ep_healthy },
+	{ "/stats", "GET, POST", ep_stats },
+	{ "/metrics", "GET", ep_metrics },
+	{ "/ruleset/invoke", "POST", ep_invoke },
+	{ "/ruleset/update", "POST", ep_update },
+	{ "/ruleset/gc", "POST", ep_gc },
+	{ "/ruleset/rpcall", "POST", ep_rpcall },
+};
+
+static bool method_in(const char *m, const char *list)
+{
+	size_t n = strlen(m);
+
+	for (const char *p = list; (p = strstr(p, m)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+void api_dispatch(struct api_req *r)
+{
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		const struct endpoint *e = &endpoints[i];
+		char allow[64];
+
+		if (strcmp(r->path, e->path) != 0)
+			continue;
+		if (!method_in(r->method, e->methods)) {
+			snprintf(allow, sizeof(allow), "Allow: %s\r\n",
+				 e->methods);
+			reply_status(r, 405, allow);
+			return;
+		}
+		e->fn(r);
+		return;
+	}
+	reply_status(r, 404, NULL);
+}
