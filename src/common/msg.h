@@ -87,12 +87,17 @@ enum msg_type {
 	MSG_FORWARD_RES,     /* struct msg_result + error text */
 	MSG_RESOLVE_RES,     /* struct msg_result + address text */
 	MSG_STATS,           /* struct msg_stats (id: the request's) */
+	MSG_DIAL_RES,        /* struct msg_result + error text; the socket
+			      * when ok (id: the DIAL_REQ's) */
 
 	/* ruleset -> front */
 	MSG_ROUTE_REPLY = 160, /* struct msg_route + strings (below) */
 	MSG_FORWARD_REQ,       /* struct msg_route + strings: dial now */
 	MSG_RESOLVE_REQ,       /* host name (id: the ruleset's query id) */
 	MSG_STATS_REQ,         /* empty: send MSG_STATS */
+	MSG_DIAL_REQ,          /* struct msg_route + strings: dial for the
+				* RPC client and hand the socket over */
+	MSG_DIAL_CANCEL,       /* empty: the RPC call gave up */
 
 	MSG_TYPE_MAX = 255
 };

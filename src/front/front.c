@@ -23,6 +23,7 @@
 #include "front/relay.h"
 #include "front/resolver.h"
 #include "front/route.h"
+#include "front/rpcdial.h"
 #include "front/session.h"
 #include "privsep/sandbox.h"
 
@@ -213,6 +214,7 @@ static int front_start(const struct msg_sandbox *sb)
 	relay_setup(c->pipe);
 	session_setup(F.base, &F.fc);
 	route_setup(F.base);
+	rpcdial_setup(F.base, &F.fc);
 	socks_set_auth_required(c->auth_required);
 	http_set_auth_required(c->auth_required);
 	if (listener_start(F.base, &F.fc) < 0) {

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "front/resolver.h"
+#include "front/rpcdial.h"
 #include "front/session.h"
 #include "privsep/sandbox.h"
 
@@ -91,6 +92,7 @@ static void route_fail_all(void)
 	for (unsigned i = 0; i < RT.nres; i++)
 		resolver_cancel(RT.res[i].q);
 	RT.nres = 0;
+	rpcdial_cancel_all();
 }
 
 int route_ask(struct session *s)
@@ -276,6 +278,10 @@ static void route_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		break;
 	case MSG_RESOLVE_REQ:
 		route_resolve(m);
+		break;
+	case MSG_DIAL_REQ:
+	case MSG_DIAL_CANCEL:
+		rpcdial_on_msg(&RT.ch, m);
 		break;
 	default:
 		LOGE("unexpected %s from the ruleset process",

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/request.h"
+#include "ruleset/rpcall.h"
 #include "ruleset/ruleset.h"
 
 #define RESOLVE_PENDING_MAX 1024
@@ -282,24 +283,12 @@ static int await_execute(lua_State *L)
 	return ar_wait(L, op, exec_cancel, NULL);
 }
 
-/* ---- await.invoke(code, addr, proxyN, ..., proxy1) ---- */
-
-static int await_invoke(lua_State *L)
-{
-	(void)await_check(L);
-	luaL_checkstring(L, 1);
-	luaL_checkstring(L, 2);
-	lua_pushboolean(L, 0);
-	lua_pushliteral(L, "invoke: no API client in this build");
-	return 2;
-}
-
 static const luaL_Reg await_funcs[] = {
 	{ "sleep", await_sleep },
 	{ "resolve", await_resolve_impl },
 	{ "forward", request_await_forward },
 	{ "execute", await_execute },
-	{ "invoke", await_invoke },
+	{ "invoke", rpc_await_invoke },
 	{ NULL, NULL },
 };
 

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/proxyuri.h"
 #include "ruleset/aroutine.h"
+#include "ruleset/rpcall.h"
 #include "ruleset/ruleset.h"
 #include "ruleset/stats.h"
 #include "ruleset/vm.h"
@@ -340,16 +341,6 @@ static int nsd_traceback(lua_State *L)
 	return 1;
 }
 
-static int nsd_invoke(lua_State *L)
-{
-	luaL_checkstring(L, 1);
-	if (lua_isnoneornil(L, 2))
-		return luaL_error(L, "invalid address");
-	LOG_RL(LOGL_WARN, 60, "neosocksd.invoke: no API client in this "
-			      "build; the call is dropped");
-	return 0;
-}
-
 static const luaL_Reg nsd_funcs[] = {
 	{ "config", nsd_config },
 	{ "resolve", nsd_resolve },
@@ -358,7 +349,7 @@ static const luaL_Reg nsd_funcs[] = {
 	{ "parse_ipv6", nsd_parse_ipv6 },
 	{ "setinterval", nsd_setinterval },
 	{ "async", nsd_async },
-	{ "invoke", nsd_invoke },
+	{ "invoke", rpc_nsd_invoke },
 	{ "stats", nsd_stats },
 	{ "now", nsd_now },
 	{ "traceback", nsd_traceback },

@@ -2,6 +2,7 @@
  * REST API). It opens no files and has no network of its own: everything
  * arrives over its channels, the parent's on fd 3 and the front's (handed
  * over by the parent, replaced whenever the front restarts). */
+#include "ruleset/rpcall.h"
 #include "ruleset/ruleset.h"
 
 #include <errno.h>
@@ -248,6 +249,9 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	case MSG_STATS:
 		api_routes_on_stats(m);
 		return;
+	case MSG_DIAL_RES:
+		rpc_client_on_dial(m);
+		return;
 	default:
 		break;
 	}
@@ -257,6 +261,7 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	chanev_close(&R.front);
 	request_drop_all();
 	api_routes_front_gone();
+	rpc_client_front_gone();
 }
 
 static void ruleset_front_err(struct chanev *ce, int err, const char *why,
@@ -268,6 +273,7 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
 	api_routes_front_gone();
+	rpc_client_front_gone();
 }
 
 static void ruleset_take_front(int fd);

@@ -1,0 +1,221 @@
+/* rpcdial: outbound connections for the ruleset process's RPC client
+ * (await.invoke and friends). The ruleset process has no network; it asks
+ * us to dial an address through a chain (the -x chain first, as for
+ * routed requests), and we hand it the connected socket. */
+#include "front/rpcdial.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "common/log.h"
+#include "common/route_wire.h"
+#include "front/dial.h"
+
+#define RPCDIAL_MAX 64 /* dials in flight */
+
+struct rpcdial {
+	struct rpcdial *next;
+	uint32_t id;
+	struct dialer *d;
+	int fd;
+	struct event ev, timer;
+	bool watching;
+	struct proxy_hop *hops;
+};
+
+static struct {
+	struct event_base *base;
+	const struct front_conf *fc;
+	struct chanev *ch;
+	struct rpcdial *list;
+	unsigned n;
+} RD;
+
+static void rpcdial_answer(uint32_t id, int fd, const char *err)
+{
+	struct msg_result r = { .ok = fd >= 0 };
+	size_t elen = err != NULL ? strnlen(err, 200) : 0;
+	struct iovec iov[2] = { { &r, sizeof(r) },
+				{ (void *)(uintptr_t)err, elen } };
+
+	if (RD.ch != NULL && RD.ch->open)
+		chanev_sendv(RD.ch, MSG_DIAL_RES, id, iov, elen ? 2 : 1, fd);
+}
+
+static void rpcdial_free(struct rpcdial *x)
+{
+	struct rpcdial **pp = &RD.list;
+
+	while (*pp != NULL && *pp != x)
+		pp = &(*pp)->next;
+	if (*pp == x)
+		*pp = x->next;
+	RD.n--;
+	if (x->watching)
+		event_del(&x->ev);
+	evtimer_del(&x->timer);
+	free(x->hops);
+	free(x);
+}
+
+static void rpcdial_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpcdial *x = arg;
+
+	(void)fd;
+	dial_on_event(x->d, what);
+}
+
+static void rpcdial_watch(int fd, short flags, void *arg)
+{
+	struct rpcdial *x = arg;
+
+	if (x->watching) {
+		event_del(&x->ev);
+		x->watching = false;
+	}
+	x->fd = fd;
+	if (flags == 0)
+		return;
+	event_assign(&x->ev, RD.base, fd, flags | EV_PERSIST, rpcdial_ev_cb, x);
+	if (event_add(&x->ev, NULL) == 0)
+		x->watching = true;
+}
+
+static void rpcdial_done(const struct dial_result *r, void *arg)
+{
+	struct rpcdial *x = arg;
+
+	if (x->watching) {
+		event_del(&x->ev);
+		x->watching = false;
+	}
+	x->d = NULL;
+	if (r->err == DIAL_OK) {
+		rpcdial_answer(x->id, r->fd, NULL);
+		close(r->fd); /* the ruleset process has its copy */
+	} else {
+		rpcdial_answer(x->id, -1, dial_strerror(r->err));
+	}
+	rpcdial_free(x);
+}
+
+static void rpcdial_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpcdial *x = arg;
+
+	(void)fd;
+	(void)what;
+	if (x->watching) {
+		event_del(&x->ev);
+		x->watching = false;
+	}
+	dial_cancel(x->d);
+	rpcdial_answer(x->id, -1, "timeout");
+	rpcdial_free(x);
+}
+
+static void rpcdial_start(const struct msg *m)
+{
+	const struct front_conf *fc = RD.fc;
+	struct route_decision dec;
+	struct netaddr to;
+	struct rpcdial *x;
+	size_t n;
+	const char *why;
+
+	if (route_wire_decode(m->data, m->len, &dec) < 0 ||
+	    dec.result != ROUTE_GO ||
+	    addr_parse(&to, dec.addr.p, dec.addr.len, -1) < 0 ||
+	    to.port == 0) {
+		rpcdial_answer(m->id, -1, "invalid address");
+		return;
+	}
+	if (RD.n >= RPCDIAL_MAX) {
+		rpcdial_answer(m->id, -1, "too many RPC connections");
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	n = fc->nhops + dec.nhops;
+	if (x != NULL && n > 0)
+		x->hops = calloc(n, sizeof(*x->hops));
+	if (x == NULL || (n > 0 && x->hops == NULL)) {
+		free(x);
+		rpcdial_answer(m->id, -1, "out of memory");
+		return;
+	}
+	if (fc->nhops > 0)
+		memcpy(x->hops, fc->hops, fc->nhops * sizeof(*x->hops));
+	for (size_t i = 0; i < dec.nhops; i++) {
+		if (proxyuri_parse(&x->hops[fc->nhops + i], dec.hops[i].p,
+				   dec.hops[i].len, &why) < 0) {
+			free(x->hops);
+			free(x);
+			rpcdial_answer(m->id, -1, "invalid proxy");
+			return;
+		}
+	}
+	x->id = m->id;
+	x->fd = -1;
+	x->next = RD.list;
+	RD.list = x;
+	RD.n++;
+	evtimer_assign(&x->timer, RD.base, rpcdial_timeout, x);
+	evtimer_add(&x->timer, &fc->timeout);
+	x->d = dial_start(&to, x->hops, n, rpcdial_done, rpcdial_watch, x);
+	if (x->d == NULL) {
+		rpcdial_answer(m->id, -1, "out of memory");
+		rpcdial_free(x);
+	}
+}
+
+static void rpcdial_cancel_one(uint32_t id)
+{
+	for (struct rpcdial *x = RD.list; x != NULL; x = x->next) {
+		if (x->id != id)
+			continue;
+		if (x->watching) {
+			event_del(&x->ev);
+			x->watching = false;
+		}
+		dial_cancel(x->d);
+		rpcdial_free(x);
+		return;
+	}
+}
+
+void rpcdial_on_msg(struct chanev *ch, const struct msg *m)
+{
+	RD.ch = ch;
+	if (m->type == MSG_DIAL_REQ)
+		rpcdial_start(m);
+	else if (m->type == MSG_DIAL_CANCEL)
+		rpcdial_cancel_one(m->id);
+}
+
+/* The ruleset process went away: nobody wants these any more. */
+void rpcdial_cancel_all(void)
+{
+	while (RD.list != NULL) {
+		struct rpcdial *x = RD.list;
+
+		if (x->watching) {
+			event_del(&x->ev);
+			x->watching = false;
+		}
+		dial_cancel(x->d);
+		rpcdial_free(x);
+	}
+}
+
+void rpcdial_setup(struct event_base *base, const struct front_conf *fc)
+{
+	RD.base = base;
+	RD.fc = fc;
+}

@@ -1,0 +1,583 @@
+/* rpcall_client: await.invoke and neosocksd.invoke, the RPC client.
+ *
+ * The ruleset process has no network: it asks the front to dial the peer's
+ * API through the given chain (MSG_DIAL_REQ) and gets the connected socket
+ * back (MSG_DIAL_RES). It then speaks HTTP/1.1 over it: one POST of
+ * /ruleset/rpcall (await.invoke) or /ruleset/invoke (neosocksd.invoke),
+ * "Connection: close", the body deflated when it is 256 bytes or more, the
+ * answer read whole (at most 4 MiB, also after inflating) within -t.
+ *
+ * A peer that wants a token gets the one the ruleset configured for it:
+ * _G.rpc_tokens is a table indexed by the address given to invoke, or a
+ * function called with the same arguments as invoke minus the code, that
+ * returns the token or nil. */
+#include "ruleset/rpcall.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <lauxlib.h>
+
+#include "common/addr.h"
+#include "common/chanev.h"
+#include "common/http1.h"
+#include "common/log.h"
+#include "common/route_wire.h"
+#include "ruleset/api_routes.h"
+#include "ruleset/aroutine.h"
+#include "ruleset/lib.h"
+#include "ruleset/ruleset.h"
+#include "ruleset/vm.h"
+
+#define RPC_CALLS_MAX 16   /* in flight; each may buffer 4 MiB */
+#define RPC_COMPRESS_MIN 256
+#define RPC_RESP_MAX API_BODY_MAX
+#define RPC_MIME "application/x-neosocksd-rpc; version=1"
+
+enum rpc_state { RPC_DIALING, RPC_SENDING, RPC_RECEIVING };
+
+struct rpc_call {
+	struct rpc_call *next;
+	uint32_t id;
+	enum rpc_state state;
+	struct aroutine *ar; /* await.invoke; NULL for neosocksd.invoke */
+	int fd;
+	struct event ev, timer;
+	bool watching;
+	char *out;
+	size_t outlen, outoff;
+	char *in;
+	size_t inlen, incap;
+	char target[128]; /* for logs */
+};
+
+static struct {
+	struct rpc_call *calls;
+	unsigned n;
+	uint32_t next_id;
+} RC;
+
+/* ---- the outcome ---- */
+
+struct rpc_outcome {
+	bool ok;
+	const char *err; /* !ok */
+	size_t errlen;
+	const char *body; /* ok: the chunk to load */
+	size_t bodylen;
+};
+
+static void rpc_unlink(struct rpc_call *c)
+{
+	struct rpc_call **pp = &RC.calls;
+
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp == c) {
+		*pp = c->next;
+		RC.n--;
+	}
+}
+
+/* Stop everything the call watches; its buffers stay until rpc_free. */
+static void rpc_detach(struct rpc_call *c)
+{
+	rpc_unlink(c);
+	if (c->watching)
+		event_del(&c->ev);
+	c->watching = false;
+	evtimer_del(&c->timer);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->state == RPC_DIALING && ruleset_front() != NULL)
+		chanev_send(ruleset_front(), MSG_DIAL_CANCEL, c->id, NULL, 0,
+			    -1);
+	c->state = RPC_SENDING;
+}
+
+static void rpc_free(struct rpc_call *c)
+{
+	rpc_detach(c);
+	free(c->out);
+	free(c->in);
+	free(c);
+}
+
+static int rpc_push(lua_State *co, void *ud)
+{
+	const struct rpc_outcome *o = ud;
+
+	if (!o->ok) {
+		lua_pushboolean(co, 0);
+		lua_pushlstring(co, o->err, o->errlen);
+		return 2;
+	}
+	/* the answer is data ("return true,<marshalled values>"): loaded
+	 * with an empty environment, so a peer cannot reach our globals */
+	if (luaL_loadbufferx(co, o->body, o->bodylen, "=(rpc)", "t") !=
+	    LUA_OK) {
+		lua_pushboolean(co, 0);
+		lua_insert(co, -2);
+		return 2;
+	}
+	lua_newtable(co);
+	if (lua_setupvalue(co, -2, 1) == NULL)
+		lua_pop(co, 1);
+	lua_pushboolean(co, 1);
+	lua_insert(co, -2);
+	return 2;
+}
+
+/* Report and free (o may point into c's buffers). For neosocksd.invoke a
+ * failure is only logged. */
+static void rpc_finish(struct rpc_call *c, const struct rpc_outcome *o)
+{
+	struct aroutine *ar = c->ar;
+
+	if (ar == NULL && !o->ok)
+		LOG_RL(LOGL_WARN, 10, "api invoke %s: %.*s", c->target,
+		       (int)o->errlen, o->err);
+	c->ar = NULL;
+	rpc_detach(c);
+	if (ar != NULL)
+		ar_wake(ar, rpc_push, (void *)o);
+	rpc_free(c);
+}
+
+static void rpc_fail(struct rpc_call *c, const char *why)
+{
+	struct rpc_outcome o = { .ok = false, .err = why,
+				 .errlen = strlen(why) };
+
+	rpc_finish(c, &o);
+}
+
+/* The routine was dropped while waiting. */
+static void rpc_cancel(void *op)
+{
+	struct rpc_call *c = op;
+
+	c->ar = NULL;
+	rpc_free(c);
+}
+
+/* ---- the response ---- */
+
+static bool rpc_mime_is(const char *buf, const struct http1_span *v)
+{
+	static const char mime[] = "application/x-neosocksd-rpc";
+	const char *p = buf + v->off, *end = p + v->len;
+	bool version = false;
+
+	if (v->len < sizeof(mime) - 1 ||
+	    strncasecmp(p, mime, sizeof(mime) - 1) != 0)
+		return false;
+	p += sizeof(mime) - 1;
+	while (p < end) {
+		while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+			p++;
+		if ((size_t)(end - p) >= 9 && strncasecmp(p, "version=1", 9) == 0 &&
+		    (p + 9 == end || p[9] == ';' || p[9] == ' '))
+			version = true;
+		else if ((size_t)(end - p) >= 11 &&
+			 strncasecmp(p, "version=\"1\"", 11) == 0)
+			version = true;
+		while (p < end && *p != ';')
+			p++;
+	}
+	return version;
+}
+
+/* The whole response is in c->in (the peer closed). */
+static void rpc_parse_response(struct rpc_call *c)
+{
+	struct http1_parser ps;
+	struct http1_head *h = malloc(sizeof(*h));
+	const struct http1_span *ct, *ce;
+	struct rpc_outcome o = { 0 };
+	char *inflated = NULL, status_line[96];
+	const char *body;
+	size_t bodylen;
+	long hl;
+	bool is_rpc;
+
+	if (h == NULL) {
+		rpc_fail(c, "out of memory");
+		return;
+	}
+	http1_parser_init(&ps, HTTP1_RESPONSE);
+	hl = http1_parse(&ps, c->in, c->inlen, h);
+	if (hl <= 0) {
+		free(h);
+		rpc_fail(c, hl == 0 ? "unexpected EOF" : "malformed response");
+		return;
+	}
+	if (h->chunked) {
+		free(h);
+		rpc_fail(c, "chunked response not supported");
+		return;
+	}
+	body = c->in + hl;
+	bodylen = c->inlen - (size_t)hl;
+	if (h->content_length >= 0) {
+		if ((uint64_t)h->content_length > bodylen) {
+			free(h);
+			rpc_fail(c, "unexpected EOF");
+			return;
+		}
+		bodylen = (size_t)h->content_length;
+	}
+	ct = http1_known_value(h, HTTP1_H_CONTENT_TYPE);
+	ce = http1_known_value(h, HTTP1_H_CONTENT_ENCODING);
+	is_rpc = ct != NULL && rpc_mime_is(c->in, ct);
+	if (ce != NULL && bodylen > 0) {
+		size_t n;
+		int gz = http1_span_eq_ci(c->in, *ce, "gzip");
+
+		if (!gz && !http1_span_eq_ci(c->in, *ce, "deflate")) {
+			free(h);
+			rpc_fail(c, "unsupported content-encoding");
+			return;
+		}
+		if (zlib_inflate_bounded(body, bodylen, gz, RPC_RESP_MAX,
+					 &inflated, &n) != ZLIB_OK) {
+			free(h);
+			rpc_fail(c, "bad compressed response");
+			return;
+		}
+		body = inflated;
+		bodylen = n;
+	}
+	api_routes_count_rpc(c->inlen, c->outlen);
+	if (h->status >= 200 && h->status < 300) {
+		if (c->ar != NULL && !is_rpc) {
+			o.err = "unsupported content-type";
+			o.errlen = strlen(o.err);
+		} else {
+			o.ok = true;
+			o.body = body;
+			o.bodylen = bodylen;
+		}
+	} else if (is_rpc && bodylen > 0) {
+		o.err = body;
+		o.errlen = bodylen;
+	} else {
+		snprintf(status_line, sizeof(status_line), "HTTP/1.%d %d %s",
+			 h->version_minor, h->status, http1_reason(h->status));
+		o.err = status_line;
+		o.errlen = strlen(status_line);
+	}
+	free(h);
+	rpc_finish(c, &o);
+	free(inflated);
+}
+
+/* ---- the exchange ---- */
+
+static void rpc_watch(struct rpc_call *c, short flags);
+
+static void rpc_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct rpc_call *c = arg;
+
+	(void)what;
+	if (c->state == RPC_SENDING) {
+		while (c->outoff < c->outlen) {
+			ssize_t n = send(fd, c->out + c->outoff,
+					 c->outlen - c->outoff, MSG_NOSIGNAL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				rpc_fail(c, strerror(errno));
+				return;
+			}
+			c->outoff += (size_t)n;
+		}
+		c->state = RPC_RECEIVING;
+		(void)shutdown(fd, SHUT_WR);
+		rpc_watch(c, EV_READ);
+		return;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (c->inlen == c->incap) {
+			size_t cap = c->incap ? c->incap * 2 : 16384;
+			char *p;
+
+			if (cap > RPC_RESP_MAX + HTTP1_MAX_HEAD)
+				cap = RPC_RESP_MAX + HTTP1_MAX_HEAD;
+			if (c->inlen == cap) {
+				rpc_fail(c, "response too large");
+				return;
+			}
+			p = realloc(c->in, cap);
+			if (p == NULL) {
+				rpc_fail(c, "out of memory");
+				return;
+			}
+			c->in = p;
+			c->incap = cap;
+		}
+		n = recv(fd, c->in + c->inlen, c->incap - c->inlen, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			rpc_fail(c, strerror(errno));
+			return;
+		}
+		if (n == 0)
+			break;
+		c->inlen += (size_t)n;
+	}
+	rpc_parse_response(c);
+}
+
+static void rpc_watch(struct rpc_call *c, short flags)
+{
+	if (c->watching)
+		event_del(&c->ev);
+	event_assign(&c->ev, ruleset_base(), c->fd, flags | EV_PERSIST, rpc_io,
+		     c);
+	c->watching = event_add(&c->ev, NULL) == 0;
+}
+
+static void rpc_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rpc_fail(arg, "timeout");
+}
+
+void rpc_client_on_dial(const struct msg *m)
+{
+	struct msg_result r;
+	struct rpc_call *c = RC.calls;
+
+	while (c != NULL && !(c->id == m->id && c->state == RPC_DIALING))
+		c = c->next;
+	memcpy(&r, m->data, sizeof(r));
+	if (c == NULL || (r.ok != 0) != (m->fd >= 0)) {
+		if (m->fd >= 0)
+			close(m->fd); /* the call gave up meanwhile */
+		return;
+	}
+	if (!r.ok) {
+		struct rpc_outcome o = {
+			.err = m->len > sizeof(r) ? (const char *)m->data +
+							    sizeof(r)
+						  : "connection failed",
+			.errlen = m->len > sizeof(r) ? m->len - sizeof(r)
+						     : strlen("connection "
+							      "failed"),
+		};
+
+		c->state = RPC_SENDING; /* finished: nothing to cancel */
+		rpc_finish(c, &o);
+		return;
+	}
+	c->fd = m->fd;
+	c->state = RPC_SENDING;
+	rpc_watch(c, EV_WRITE);
+}
+
+void rpc_client_front_gone(void)
+{
+	struct rpc_call *c = RC.calls;
+
+	while (c != NULL) {
+		struct rpc_call *next = c->next;
+
+		if (c->state == RPC_DIALING) {
+			c->state = RPC_SENDING; /* nobody to cancel with */
+			rpc_fail(c, "the front is restarting");
+		}
+		c = next;
+	}
+}
+
+/* ---- starting a call from Lua ---- */
+
+/* The token for this peer from _G.rpc_tokens, or NULL. Lua values at
+ * 2..top are addr, proxyN, ..., proxy1. May raise. */
+static const char *rpc_token(lua_State *L, int top, size_t *len)
+{
+	const char *tok = NULL;
+
+	if (lua_getglobal(L, "rpc_tokens") == LUA_TFUNCTION) {
+		for (int i = 2; i <= top; i++)
+			lua_pushvalue(L, i);
+		lua_call(L, top - 1, 1);
+	} else if (lua_istable(L, -1)) {
+		lua_pushvalue(L, 2);
+		lua_gettable(L, -2);
+		lua_remove(L, -2);
+	}
+	if (lua_type(L, -1) == LUA_TSTRING)
+		tok = lua_tolstring(L, -1, len);
+	/* left on the stack: it keeps the string alive */
+	return tok;
+}
+
+/* The request into c->out; -1 when out of memory. Never raises. */
+static int rpc_build(struct rpc_call *c, bool invoke, const char *code,
+		     size_t codelen, const char *tok, size_t toklen)
+{
+	char head[1024];
+	char *z = NULL;
+	const char *body = code;
+	size_t bodylen = codelen;
+	int n;
+
+	if (codelen >= RPC_COMPRESS_MIN &&
+	    zlib_deflate(code, codelen, &z, &bodylen) == ZLIB_OK)
+		body = z;
+	else
+		bodylen = codelen;
+	n = snprintf(head, sizeof(head),
+		     "POST %s HTTP/1.1\r\n"
+		     "Accept-Encoding: deflate\r\n"
+		     "Connection: close\r\n"
+		     "Content-Type: " RPC_MIME "\r\n"
+		     "%s"
+		     "%s%.*s%s"
+		     "Content-Length: %zu\r\n\r\n",
+		     invoke ? "/ruleset/invoke" : "/ruleset/rpcall",
+		     z != NULL ? "Content-Encoding: deflate\r\n" : "",
+		     tok != NULL ? "Authorization: Bearer " : "",
+		     tok != NULL ? (int)toklen : 0, tok != NULL ? tok : "",
+		     tok != NULL ? "\r\n" : "", bodylen);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    (c->out = malloc((size_t)n + bodylen)) == NULL) {
+		explicit_bzero(head, sizeof(head));
+		free(z);
+		return -1;
+	}
+	memcpy(c->out, head, (size_t)n);
+	memcpy(c->out + n, body, bodylen);
+	c->outlen = (size_t)n + bodylen;
+	explicit_bzero(head, sizeof(head));
+	free(z);
+	return 0;
+}
+
+/* code, addr, proxyN, ..., proxy1 -> a call that is dialing, or raises. */
+static struct rpc_call *rpc_start(lua_State *L, bool invoke)
+{
+	struct route_decision d = { .result = ROUTE_GO };
+	char buf[sizeof(struct msg_route) + MSG_ROUTE_STRS_MAX];
+	int top = lua_gettop(L), len;
+	size_t codelen, sl;
+	const char *code = luaL_checklstring(L, 1, &codelen);
+	struct rpc_call *c;
+	char host[256], port[8];
+	struct timeval tv;
+	double t = ruleset_conf()->timeout;
+	const char *tok;
+	size_t toklen = 0;
+
+	if (top < 2 || lua_type(L, 2) != LUA_TSTRING)
+		luaL_error(L, "invalid address");
+	d.addr.p = lua_tolstring(L, 2, &sl);
+	if (sl == 0 || sl > ROUTE_STR_MAX ||
+	    addr_splithostport(d.addr.p, sl, host, sizeof(host), port,
+			       sizeof(port)) < 0 ||
+	    !host[0] || !port[0])
+		luaL_error(L, "invalid address");
+	d.addr.len = (uint16_t)sl;
+	if (top - 2 > ROUTE_HOPS_MAX)
+		luaL_error(L, "too many proxies");
+	d.nhops = (uint16_t)(top - 2);
+	for (int i = 0; i < top - 2; i++) {
+		d.hops[i].p = luaL_checklstring(L, top - i, &sl);
+		if (sl == 0 || sl > ROUTE_STR_MAX)
+			luaL_error(L, "invalid proxy");
+		d.hops[i].len = (uint16_t)sl;
+	}
+	if (codelen > API_BODY_MAX)
+		luaL_error(L, "invoke: code too long");
+	len = route_wire_encode(buf, sizeof(buf), &d);
+	if (len < 0)
+		luaL_error(L, "invalid address");
+	tok = rpc_token(L, top, &toklen); /* may raise: before allocating */
+	if (tok != NULL && (toklen == 0 || toklen > 256 ||
+			    strcspn(tok, "\r\n ") != toklen))
+		luaL_error(L, "rpc_tokens: bad token for %s", host);
+	if (RC.n >= RPC_CALLS_MAX || ruleset_front() == NULL)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		luaL_error(L, "out of memory");
+	c->fd = -1;
+	c->id = ++RC.next_id;
+	c->state = RPC_DIALING;
+	{
+		size_t tl = d.addr.len < sizeof(c->target) - 1
+				    ? d.addr.len
+				    : sizeof(c->target) - 1;
+
+		memcpy(c->target, d.addr.p, tl);
+		c->target[tl] = '\0';
+	}
+	c->next = RC.calls;
+	RC.calls = c;
+	RC.n++;
+	evtimer_assign(&c->timer, ruleset_base(), rpc_timeout, c);
+	/* nothing below raises: c cannot leak */
+	if (rpc_build(c, invoke, code, codelen, tok, toklen) < 0 ||
+	    chanev_send(ruleset_front(), MSG_DIAL_REQ, c->id, buf,
+			(size_t)len, -1) < 0) {
+		c->state = RPC_SENDING; /* nothing was asked of the front */
+		rpc_free(c);
+		return NULL;
+	}
+	tv.tv_sec = (time_t)t;
+	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+	evtimer_add(&c->timer, &tv);
+	return c;
+}
+
+/* await.invoke(code, addr, proxyN, ..., proxy1) -> true, fn | false, err */
+int rpc_await_invoke(lua_State *L)
+{
+	struct aroutine *ar = ar_current(L);
+	struct rpc_call *c;
+
+	if (ar == NULL)
+		return luaL_error(L, "not in asynchronous routine");
+	c = rpc_start(L, false);
+	if (c == NULL) {
+		lua_pushboolean(L, 0);
+		lua_pushstring(L, ruleset_front() == NULL
+					  ? "the front is restarting"
+					  : "too many RPC calls in flight");
+		return 2;
+	}
+	c->ar = ar;
+	return ar_wait(L, c, rpc_cancel, NULL);
+}
+
+/* neosocksd.invoke(code, addr, proxyN, ..., proxy1): fire and forget */
+int rpc_nsd_invoke(lua_State *L)
+{
+	if (rpc_start(L, true) == NULL)
+		LOG_RL(LOGL_WARN, 10, "neosocksd.invoke: %s; the call is "
+				      "dropped",
+		       ruleset_front() == NULL ? "the front is restarting"
+					       : "too many RPC calls in flight");
+	return 0;
+}
