@@ -90,6 +90,20 @@ static void chanev_write_cb(evutil_socket_t fd, short what, void *arg)
 		event_del(ce->wev);
 		return;
 	}
+	if (r == 0) {
+		/* partly written: wait until the socket takes more (this run
+		 * may have come from event_active, with the event not added) */
+		if (event_add(ce->wev, NULL) < 0) {
+			r = -1;
+			errno = ENOMEM;
+		} else {
+			return;
+		}
+	}
+	if (r < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+		event_del(ce->wev);
+		return; /* a dead peer is reported by the read side */
+	}
 	if (r < 0) {
 		ce->in_cb = true;
 		chanev_fail(ce, errno, strerror(errno));
@@ -124,15 +138,14 @@ int chanev_init(struct chanev *ce, struct event_base *base, int fd,
 	return 0;
 }
 
+/* Writing waits for the end of this round of callbacks: every message
+ * queued meanwhile (a burst of routing requests, say) leaves in one
+ * sendmsg. */
 static int chanev_kick(struct chanev *ce)
 {
-	int r = msgchan_flush(&ce->ch);
-
-	if (r == 0)
-		return event_add(ce->wev, NULL);
-	if (r < 0 && errno != EPIPE && errno != ECONNRESET)
-		return -1;
-	return 0; /* a dead peer is reported by the read side */
+	if (!event_pending(ce->wev, EV_WRITE, NULL))
+		event_active(ce->wev, EV_WRITE, 0);
+	return 0;
 }
 
 int chanev_sendv(struct chanev *ce, uint16_t type, uint32_t id,
