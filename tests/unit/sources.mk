@@ -4,3 +4,4 @@ UT_SRCS_socks_proto := src/front/socks_proto.c
 UT_SRCS_addr       := src/common/addr.c
 UT_SRCS_proxyuri   := src/common/proxyuri.c src/common/addr.c
 UT_SRCS_msgchan    := src/common/msgchan.c src/common/msg.c
+UT_SRCS_sandbox    := src/privsep/sandbox.c src/privsep/sandbox_policy.c
