@@ -1,0 +1,136 @@
+/* sandbox: lock a process down for its role, in one call.
+ *
+ * The children (front, ruleset) call sandbox_apply() once, after their
+ * start-up (event base, channel, resolver, everything that opens a file or
+ * binds) and before they serve. The parent calls it with ROLE_PARENT once
+ * its listeners are bound and its event base exists. The order of the
+ * layers is fixed here (see docs/sandbox.md):
+ *
+ *   children: [ruleset: unshare(NEWNET|NEWIPC)] -> [chroot(jail), chdir /]
+ *     -> bounding set emptied -> setgroups(0) -> setresgid -> setresuid
+ *     -> every capability set cleared (incl. ambient) -> NO_NEW_PRIVS
+ *     -> DUMPABLE 0 -> RLIMIT_NPROC/FSIZE/CORE 0 -> Landlock (no rules)
+ *     -> seccomp allowlist (default: kill the process)
+ *   parent: bounding set cut to keep_prm -> capabilities cut to
+ *     keep_eff/keep_prm, inheritable and ambient cleared -> NO_NEW_PRIVS
+ *     -> DUMPABLE 0 -> RLIMIT_CORE 0 -> seccomp allowlist
+ *
+ * A layer that needs a privilege the process does not have (not root, or a
+ * systemd unit that withholds the capability) is skipped and named in
+ * `skipped`; anything else that fails makes sandbox_apply() return -1, and
+ * the caller must exit: a process never runs half-sandboxed.
+ *
+ * The allowlists are data, one table per role, in sandbox_policy.c. */
+#ifndef NEOSOCKSD_SANDBOX_H
+#define NEOSOCKSD_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/msg.h"
+
+struct sandbox_conf {
+	enum role role;   /* ROLE_FRONT, ROLE_RULESET or ROLE_PARENT */
+	bool drop_user;   /* switch to uid/gid (needs CAP_SETUID+CAP_SETGID) */
+	uid_t uid;        /* never 0 when drop_user */
+	gid_t gid;        /* never 0 when drop_user */
+	const char *jail; /* empty root-owned directory to chroot into, or
+			   * NULL. Meant for the ruleset; the front may use
+			   * one too. Refused if not a directory owned by
+			   * root, writable by group/other, or not empty. */
+	bool netns;       /* ruleset only: unshare(CLONE_NEWNET|CLONE_NEWIPC)
+			   * when CAP_SYS_ADMIN allows it */
+	bool debug;       /* forbidden syscalls are reported on fd 2 and
+			   * fail with ENOSYS instead of killing (also on
+			   * when NEOSOCKSD_SANDBOX_DEBUG=1 is in the
+			   * environment) */
+	uint64_t parent_keep_eff; /* ROLE_PARENT: capabilities (bit n = cap
+				   * n) to keep effective */
+	uint64_t parent_keep_prm; /* ROLE_PARENT: to keep permitted and in
+				   * the bounding set; must include keep_eff
+				   * and what the children need for their own
+				   * setup (they inherit it across exec) */
+};
+
+/* Layers, as reported by sandbox_state(). */
+#define SANDBOX_SECCOMP  (1u << 0) /* allowlist loaded */
+#define SANDBOX_NNP      (1u << 1) /* no_new_privs set */
+#define SANDBOX_CAPS     (1u << 2) /* capability sets cut and verified */
+#define SANDBOX_USER     (1u << 3) /* uid/gid switched, groups dropped */
+#define SANDBOX_CHROOT   (1u << 4) /* chrooted into the jail */
+#define SANDBOX_NETNS    (1u << 5) /* own network and IPC namespaces */
+#define SANDBOX_LANDLOCK (1u << 6) /* Landlock domain without rules */
+#define SANDBOX_BOUNDING (1u << 7) /* bounding set cut */
+#define SANDBOX_RLIMITS  (1u << 8) /* resource limits lowered */
+#define SANDBOX_DEBUG    (1u << 9) /* the filter reports instead of kills */
+
+/* Apply every layer for c->role, in order. Returns 0 when every layer the
+ * process can apply is in place; `skipped` (may be NULL) then lists the
+ * layers left out and why, comma-separated ("" if none), for one log line.
+ * Returns -1 with `err` filled when something failed that should have
+ * worked; the process may then be half-changed and must exit.
+ * Call it once per process. Not thread-safe: call it single-threaded. */
+int sandbox_apply(const struct sandbox_conf *c, char *skipped,
+		  size_t skippedcap, char *err, size_t errcap);
+
+/* Write the role's seccomp filter (kill mode) as libseccomp PFC text to
+ * fd. 0, or -1. */
+int sandbox_dump(enum role role, int fd);
+
+/* Bitmask of SANDBOX_* layers this process has applied. */
+unsigned sandbox_state(void);
+
+/* "seccomp,nnp,caps,..." for a state mask; returns buf. */
+const char *sandbox_state_str(unsigned state, char *buf, size_t cap);
+
+#ifdef NEOSOCKSD_SANITIZE
+/* Sanitizer builds only: include (the default) or leave out the extra
+ * syscalls the ASan/UBSan/LSan runtime needs, so tests can check the exact
+ * release allowlists. */
+void sandbox_set_sanitizer_extras(bool on);
+#endif
+
+/* ---- policy tables (sandbox_policy.c), for sandbox.c and the tests ---- */
+
+#define SANDBOX_MAX_CMP 3
+
+enum sandbox_dyn {
+	SANDBOX_DYN_NONE = 0,
+	SANDBOX_DYN_PID, /* datum: getpid() of the process building it */
+	SANDBOX_DYN_TID, /* datum: gettid() of the process building it */
+};
+
+struct sandbox_cmp {
+	uint8_t arg;   /* 0..5 */
+	uint8_t op;    /* enum scmp_compare */
+	uint8_t dyn;   /* enum sandbox_dyn */
+	uint64_t mask; /* SCMP_CMP_MASKED_EQ only */
+	uint64_t datum;
+};
+
+/* One row: syscall nr (SCMP_SYS), allowed when every comparison holds
+ * (rows for the same syscall are alternatives), or failing with errno_ret
+ * instead of being allowed when errno_ret != 0. */
+struct sandbox_rule {
+	int nr;
+	int errno_ret;
+	uint8_t ncmp;
+	struct sandbox_cmp cmp[SANDBOX_MAX_CMP];
+	const char *note; /* the condition in words, for docs and dumps */
+};
+
+struct sandbox_policy {
+	const char *name;
+	unsigned includes; /* (1u << role): also every row of these roles */
+	const struct sandbox_rule *rules;
+	size_t nrules;
+	const struct sandbox_rule *extras; /* sanitizer runtime (else none) */
+	size_t nextras;
+};
+
+/* The policy of a role, or NULL. */
+const struct sandbox_policy *sandbox_policy_get(enum role role);
+
+#endif
