@@ -98,8 +98,11 @@ static void rpcdial_done(const struct dial_result *r, void *arg)
 	}
 	x->d = NULL;
 	if (r->err == DIAL_OK) {
-		rpcdial_answer(x->id, r->fd, NULL);
-		close(r->fd); /* the ruleset process has its copy */
+		/* the channel owns the socket now (closed once it is sent) */
+		if (RD.ch != NULL && RD.ch->open)
+			rpcdial_answer(x->id, r->fd, NULL);
+		else
+			close(r->fd);
 	} else {
 		rpcdial_answer(x->id, -1, dial_strerror(r->err));
 	}

@@ -219,6 +219,7 @@ static void parent_sandbox_self(void)
 		.role = ROLE_PARENT,
 		.debug = P.front_sb.debug != 0,
 		.parent_keep_eff = priv_caps_needed(&P.conf),
+		.parent_state_dirfd = parent_api_state_dfd(),
 		.parent_keep_prm = priv_caps_needed(&P.conf) |
 				   identity_respawn_caps(&P.front_sb,
 							 &P.ruleset_sb),

@@ -243,15 +243,13 @@ void parent_api_send_listener(void)
 	    !P.ruleset.ch.open)
 		return;
 	parent_api_send_tokens();
+	/* the channel owns the copy from here, sent or not */
 	fd = fcntl(PA.fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || chanev_send(&P.ruleset.ch, MSG_R_LISTENER, 0, &ml,
 				  sizeof(ml), fd) < 0) {
 		LOGE("cannot hand the API listener over: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return;
 	}
-	close(fd);
 	PA.listener_sent = true;
 }
 

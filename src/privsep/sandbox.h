@@ -48,6 +48,9 @@ struct sandbox_conf {
 			   * environment) */
 	uint64_t parent_keep_eff; /* ROLE_PARENT: capabilities (bit n = cap
 				   * n) to keep effective */
+	int parent_state_dirfd;   /* ROLE_PARENT: the --state-dir directory
+				   * (> 0), where it may write the saved
+				   * updates; 0 or -1: none */
 	uint64_t parent_keep_prm; /* ROLE_PARENT: to keep permitted and in
 				   * the bounding set; must include keep_eff
 				   * and what the children need for their own
@@ -100,6 +103,8 @@ enum sandbox_dyn {
 	SANDBOX_DYN_NONE = 0,
 	SANDBOX_DYN_PID, /* datum: getpid() of the process building it */
 	SANDBOX_DYN_TID, /* datum: gettid() of the process building it */
+	SANDBOX_DYN_STATE_DIR, /* datum: conf's parent_state_dirfd; the row
+				* is left out when there is none */
 };
 
 struct sandbox_cmp {

@@ -231,6 +231,19 @@ static const struct sandbox_rule parent_rules[] = {
 	/* files: config, ruleset, modules, tokens, resolver files */
 	ROW1(openat, MASKED(2, OPEN_WRITING, 0),
 	     "read-only: no O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND/O_TMPFILE"),
+	/* --state-dir: the saved updates, written next to the old file and
+	 * renamed over it, relative to the directory opened at start only
+	 * (rows left out without --state-dir) */
+	ROW2(openat, SELF(0, SANDBOX_DYN_STATE_DIR),
+	     MASKED(2, O_ACCMODE | O_APPEND | SBX_O_TMPFILE_BIT, O_WRONLY),
+	     "--state-dir only: write-only, may create and truncate"),
+	ROW2(renameat, SELF(0, SANDBOX_DYN_STATE_DIR),
+	     SELF(2, SANDBOX_DYN_STATE_DIR), "within --state-dir only"),
+	ROW2(renameat2, SELF(0, SANDBOX_DYN_STATE_DIR),
+	     SELF(2, SANDBOX_DYN_STATE_DIR), "within --state-dir only"),
+	ROW1(unlinkat, SELF(0, SANDBOX_DYN_STATE_DIR),
+	     "within --state-dir only (a failed save's temporary file)"),
+	ROW(fsync, "--state-dir: the saved updates reach the disk"),
 	ROW(newfstatat, NULL), ROW(fstat, NULL), ROW(statx, NULL),
 	ROW(lseek, NULL), ROW(pread64, "the loader reads ELF headers"),
 	ROW(getdents64, "module search paths"),

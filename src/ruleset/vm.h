@@ -4,7 +4,7 @@
  * - memory: a counting allocator with a hard cap; an allocation past it
  *   fails, that call raises "not enough memory", the state lives on;
  * - time: every entry into Lua from C (a callback, a resumed routine, a
- *   tick) gets a time budget; past it a count hook raises an error, and
+ *   tick) gets a budget of CPU time; past it a count hook raises an error, and
  *   keeps raising on every instruction so no pcall can swallow it;
  * - library: base (no dofile/loadfile, text chunks only), string, table,
  *   math, utf8, coroutine, os.time/clock/date/difftime, debug.traceback,
