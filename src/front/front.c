@@ -139,7 +139,13 @@ static int front_compile(struct front_conf *fc)
 		off += (size_t)n;
 	}
 	fc->use_ruleset = c->ruleset[0] != '\0' || c->config_file[0] != '\0';
-	if (c->forward[0]) {
+	if (strcmp(c->forward, ":") == 0 && fc->use_ruleset) {
+		/* -f ":": the ruleset names the target of every connection
+		 * (its resolve callback is asked with ":") */
+		memset(&fc->forward, 0, sizeof(fc->forward));
+		fc->forward.type = ADDR_DOMAIN;
+		fc->has_forward = true;
+	} else if (c->forward[0]) {
 		if (addr_parse(&fc->forward, c->forward, strlen(c->forward),
 			       -1) < 0) {
 			LOGE("-f: bad address");

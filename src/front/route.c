@@ -104,6 +104,9 @@ int route_ask(struct session *s)
 	struct route_request r = { 0 };
 	int n = addr_format(&hs->target, addr, sizeof(addr));
 
+	if (hs->target.type == ADDR_DOMAIN && hs->target.namelen == 0 &&
+	    hs->target.port == 0)
+		n = snprintf(addr, sizeof(addr), ":"); /* -f ":" */
 	if (!RT.ch.open || n < 0)
 		return -1;
 	r.kind = hs->target.type == ADDR_DOMAIN ? ROUTE_KIND_RESOLVE

@@ -369,3 +369,25 @@ def test_ruleset_killed_during_load(daemon_factory, tmp_path, http_target):
     assert d.log().count("LOADING") >= 2
     d.socks = socks
     assert served(d, http_target.port)
+
+
+def test_forward_target_from_ruleset(daemon_factory, tmp_path, http_target):
+    """-f ":" with a ruleset: the ruleset's resolve callback gets ":" and
+    names the target of each forwarded connection."""
+    rs = write(tmp_path, "fwd.lua", """
+        local n = 0
+        return { resolve = function(addr)
+            n = n + 1
+            if addr ~= ":" or n == 2 then return nil end
+            return "127.0.0.1:%d"
+        end }
+    """ % http_target.port)
+    port, = free_ports(1)
+    daemon_factory("-l", f"127.0.0.1:{port}", "-f", ":", "-r", rs, "--loglevel", "5")
+    rc, out, err = curl(f"http://127.0.0.1:{port}/size/300")
+    assert rc == 0 and out == pattern_bytes(300), err
+    # the second connection is refused by the ruleset: closed, no data
+    rc, out, _ = curl(f"http://127.0.0.1:{port}/size/300")
+    assert rc != 0 and out == b""
+    rc, out, err = curl(f"http://127.0.0.1:{port}/size/300")
+    assert rc == 0 and out == pattern_bytes(300), err
