@@ -1349,22 +1349,18 @@ local function with_authenticate(f)
     end
 end
 
--- Dial the decision now with await.forward. The routine then returns:
---   nothing when the forward succeeded (the request is committed and the
---     daemon relays it; the return values no longer matter);
---   nothing when the decision was a rejection (await.forward(nil) does
---     not dial);
---   nothing when the dial failed: the request is given up (rejected),
---     after logging why.
--- A decision of true means an action already committed the request itself
--- (e.g. with ruleset.failover). Without await.forward the decision is
--- returned for the daemon to dial.
+-- Hand the decision to the daemon, which dials it: the address and the
+-- proxies (trailing nils dropped), or nothing for a rejection. A decision
+-- of true means an action already committed the request itself with
+-- await.forward (e.g. ruleset.failover); the daemon knows, and relays it.
+--
+-- The reference's libruleset dials every decision here with await.forward
+-- and rejects the request when that fails. Returning the decision is the
+-- same routing with half the messages, and a failed dial reaches the client
+-- with its own error (connection refused, timeout, ...) instead of a
+-- generic refusal.
 local function forwarding(decide_fn)
     return function(addr)
-        local forward = await.forward
-        if forward == nil then
-            return decide_fn(addr)
-        end
         local d = tpack(decide_fn(addr))
         while d.n > 0 and d[d.n] == nil do
             d.n = d.n - 1 -- trailing nils are not hops
@@ -1372,11 +1368,7 @@ local function forwarding(decide_fn)
         if d[1] == nil or d[1] == false or d[1] == true then
             return nil
         end
-        local ok, err = forward(tunpack(d, 1, d.n))
-        if ok == false then
-            evlogf("forward %q failed: %s", addr, tostring(err))
-        end
-        return nil
+        return tunpack(d, 1, d.n)
     end
 end
 

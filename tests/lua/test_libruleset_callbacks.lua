@@ -105,9 +105,9 @@ local function events()
     return out
 end
 
--- ---- callbacks: decide, then await.forward ----
+-- ---- callbacks: decide, and hand the decision to the daemon ----
 
-function t.test_callbacks_forward_the_decision()
+function t.test_callbacks_return_the_decision()
     scoped(function(set)
         local calls = forwarder(set)
         set(_G, "redirect_name", {
@@ -116,33 +116,18 @@ function t.test_callbacks_forward_the_decision()
         })
         set(_G, "route", { { inet.subnet("10.0.0.0/8"), rule.proxy("socks4a://ten:1") } })
         set(_G, "route6", { { inet6.subnet("::1/128"), rule.redirect(":8080") } })
-        -- the callbacks return nothing: the request was committed by
-        -- await.forward, whose arguments are the decision (addr, proxyN,
-        -- ..., proxy1)
-        same({}, ruleset.resolve("www.chain.test:443"))
-        same({ "127.0.0.1:443", "http://hop2:2", "socks5://hop1:1" }, table.unpack(calls[1], 1, calls[1].n))
-        same({}, ruleset.route("10.1.2.3:80"))
-        same({ "10.1.2.3:80", "socks4a://ten:1" }, table.unpack(calls[2], 1, calls[2].n))
-        same({}, ruleset.route6("[::1]:80"))
-        same({ "[::1]:8080" }, table.unpack(calls[3], 1, calls[3].n))
+        -- the decision: addr, proxyN, ..., proxy1 (the daemon dials it)
+        same({ "127.0.0.1:443", "http://hop2:2", "socks5://hop1:1" },
+             ruleset.resolve("www.chain.test:443"))
+        same({ "10.1.2.3:80", "socks4a://ten:1" }, ruleset.route("10.1.2.3:80"))
+        same({ "[::1]:8080" }, ruleset.route6("[::1]:80"))
         -- direct (no tables match, no default)
-        same({}, ruleset.resolve("other.test:80"))
-        same({ "other.test:80" }, table.unpack(calls[4], 1, calls[4].n))
-        -- a rejection: returns nil, nothing is dialed
-        same({ nil }, ruleset.resolve("blocked.test:80"))
-        eq(#calls, 4, "no forward for a rejection")
+        same({ "other.test:80" }, ruleset.resolve("other.test:80"))
+        -- a rejection: nothing
+        same({}, ruleset.resolve("blocked.test:80"))
+        eq(#calls, 0, "nothing dialed by the ruleset itself")
         eq(num_requests, 5, "requests counted")
         eq(num_authorized, 5, "all authorized (no auth required)")
-    end)
-end
-
-function t.test_callbacks_forward_failure_rejects()
-    scoped(function(set)
-        local calls = forwarder(set, function() return false, "connection refused" end)
-        -- the routine gives up: nil (the daemon rejects the request)
-        same({ nil }, ruleset.resolve("a.test:80"))
-        eq(#calls, 1, "one attempt")
-        eq(events()[1], 'forward "a.test:80" failed: connection refused', "logged")
     end)
 end
 
@@ -158,44 +143,39 @@ function t.test_callbacks_action_commits_itself()
     scoped(function(set)
         local calls = forwarder(set)
         -- an action that forwards by itself (ruleset.failover) and returns
-        -- true or nothing: no second forward
+        -- true or nothing: the callback returns nothing more to dial
         set(_G, "route_default", { function(addr)
             return ruleset.failover(addr, { { "socks5://p:1" } })
         end })
-        same({ nil }, ruleset.resolve("a.test:80"))
+        same({}, ruleset.resolve("a.test:80"))
         eq(#calls, 1, "one forward")
         same({ "a.test:80", "socks5://p:1" }, table.unpack(calls[1], 1, calls[1].n))
         set(_G, "route_default", { function(addr)
             ruleset.failover(addr, { {} })
         end })
-        same({ nil }, ruleset.resolve("b.test:80"))
+        same({}, ruleset.resolve("b.test:80"))
         eq(#calls, 2, "one more forward")
+    end)
+end
+
+function t.test_callbacks_failover_gives_up()
+    scoped(function(set)
+        local calls = forwarder(set, function() return false, "connection refused" end)
+        set(_G, "route_default", { function(addr)
+            return ruleset.failover(addr, { { "socks5://p:1" }, {} })
+        end })
+        -- every chain failed: false from the action, a rejection
+        same({}, ruleset.resolve("a.test:80"))
+        eq(#calls, 2, "both chains tried")
     end)
 end
 
 function t.test_callbacks_trailing_nils_are_not_hops()
     scoped(function(set)
-        local calls = forwarder(set)
         set(_G, "route_default", { function(addr) return addr, "socks5://p:1", nil end })
-        ruleset.resolve("a.test:80")
-        eq(calls[1].n, 2, "forward arguments")
-    end)
-end
-
-function t.test_callbacks_without_forward()
-    scoped(function(set)
-        -- an engine without await.forward: the decision is returned
-        set(await, "forward", nil)
-        set(_G, "route_default", { rule.proxy("socks5://p1:1", "socks5://p2:2") })
-        same({ "a.test:80", "socks5://p2:2", "socks5://p1:1" }, ruleset.resolve("a.test:80"))
-    end)
-end
-
-function t.test_real_forward_outside_request()
-    -- the real await.forward refuses routines that are not request
-    -- handlers; the callback lets the error through
-    scoped(function()
-        raises("request handler", ruleset.resolve, "a.test:80")
+        local r = table.pack(ruleset.resolve("a.test:80"))
+        eq(r.n, 2, "values returned")
+        same({ "a.test:80", "socks5://p:1" }, table.unpack(r, 1, r.n))
     end)
 end
 
@@ -203,21 +183,17 @@ end
 
 function t.test_authenticate_secrets()
     scoped(function(set)
-        local calls = forwarder(set)
         set(config, "auth_required", true)
         set(_G, "secrets", { alice = "pw", bob = true, carol = false })
-        same({}, ruleset.resolve("a.test:80", "alice", "pw"))
-        eq(#calls, 1, "alice with her password")
-        same({ nil }, ruleset.resolve("a.test:80", "alice", "wrong"))
-        same({ nil }, ruleset.resolve("a.test:80", "alice", nil))
-        same({}, ruleset.route("10.0.0.1:80", "bob", "anything"))
-        same({}, ruleset.route6("[::1]:80", "bob", nil))
-        eq(#calls, 3, "bob with any password")
-        same({ nil }, ruleset.resolve("a.test:80", "carol", "false"))
-        same({ nil }, ruleset.resolve("a.test:80", "mallory", "pw"))
-        same({ nil }, ruleset.resolve("a.test:80", nil, nil))
-        same({ nil }, ruleset.resolve("a.test:80", "ALICE", "pw"))
-        eq(#calls, 3, "nothing else forwarded")
+        same({ "a.test:80" }, ruleset.resolve("a.test:80", "alice", "pw"))
+        same({}, ruleset.resolve("a.test:80", "alice", "wrong"))
+        same({}, ruleset.resolve("a.test:80", "alice", nil))
+        same({ "10.0.0.1:80" }, ruleset.route("10.0.0.1:80", "bob", "anything"))
+        same({ "[::1]:80" }, ruleset.route6("[::1]:80", "bob", nil))
+        same({}, ruleset.resolve("a.test:80", "carol", "false"))
+        same({}, ruleset.resolve("a.test:80", "mallory", "pw"))
+        same({}, ruleset.resolve("a.test:80", nil, nil))
+        same({}, ruleset.resolve("a.test:80", "ALICE", "pw"))
         eq(num_requests, 9, "all counted")
         eq(num_authorized, 3, "three authorized")
         eq(table.concat(events(), "|"), table.concat({
@@ -231,18 +207,16 @@ function t.test_authenticate_secrets()
         eq(recent_events:get(-1).count, 2, "alice failed twice")
         -- no secrets at all: everyone fails
         set(_G, "secrets", nil)
-        same({ nil }, ruleset.resolve("a.test:80", "alice", "pw"))
+        same({}, ruleset.resolve("a.test:80", "alice", "pw"))
         -- auth not required: credentials are ignored
         set(config, "auth_required", false)
-        same({}, ruleset.resolve("a.test:80", "mallory", "x"))
-        same({}, ruleset.resolve("a.test:80"))
-        eq(#calls, 5, "forwarded without auth")
+        same({ "a.test:80" }, ruleset.resolve("a.test:80", "mallory", "x"))
+        same({ "a.test:80" }, ruleset.resolve("a.test:80"))
     end)
 end
 
 function t.test_authenticate_custom()
     scoped(function(set)
-        local calls = forwarder(set)
         set(config, "auth_required", true)
         set(_G, "secrets", { alice = true }) -- ignored when a function is set
         local seen = {}
@@ -250,10 +224,9 @@ function t.test_authenticate_custom()
             table.insert(seen, table.pack(addr, user, pass))
             return user == "dave" and pass == addr:match("^(%w+)")
         end)
-        same({}, ruleset.resolve("open:80", "dave", "open"))
-        same({ nil }, ruleset.route("10.0.0.1:80", "dave", "open"))
-        same({ nil }, ruleset.resolve("open:80", "alice", "x"))
-        eq(#calls, 1, "one forwarded")
+        same({ "open:80" }, ruleset.resolve("open:80", "dave", "open"))
+        same({}, ruleset.route("10.0.0.1:80", "dave", "open"))
+        same({}, ruleset.resolve("open:80", "alice", "x"))
         same({ "open:80", "dave", "open" }, table.unpack(seen[1], 1, seen[1].n))
         same({ "10.0.0.1:80", "dave", "open" }, table.unpack(seen[2], 1, seen[2].n))
         eq(num_authorized, 1, "authorized")
@@ -262,8 +235,7 @@ function t.test_authenticate_custom()
             await.sleep(0.001)
             return true
         end)
-        same({}, ruleset.resolve("x:1", "anyone", "x"))
-        eq(#calls, 2, "async authenticate")
+        same({ "x:1" }, ruleset.resolve("x:1", "anyone", "x"))
     end)
 end
 
@@ -272,19 +244,16 @@ function t.test_authenticate_follows_settings_in_force()
     -- settings apply; the settings in force switch the check on (checked
     -- at the first request after loading and after each tick)
     scoped(function(set)
-        local calls = forwarder(set)
         set(_G, "secrets", { alice = "pw" })
         set(neosocksd, "config", function() return { auth_required = true } end)
         ruleset.tick(1)
-        same({ nil }, ruleset.resolve("a.test:80", "alice", "wrong"))
+        same({}, ruleset.resolve("a.test:80", "alice", "wrong"))
         eq(config.auth_required, true, "switched on")
-        same({}, ruleset.resolve("a.test:80", "alice", "pw"))
-        eq(#calls, 1, "only alice with her password")
+        same({ "a.test:80" }, ruleset.resolve("a.test:80", "alice", "pw"))
         -- never switched off by the settings
         set(neosocksd, "config", function() return { auth_required = false } end)
         ruleset.tick(2)
-        same({ nil }, ruleset.resolve("a.test:80", "alice", "wrong"))
-        eq(#calls, 1, "still checked")
+        same({}, ruleset.resolve("a.test:80", "alice", "wrong"))
     end)
     ruleset.tick(3) -- sync again with the real settings (no auth)
 end
