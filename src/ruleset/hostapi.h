@@ -15,6 +15,8 @@ int luaopen_neosocksd(lua_State *L);
 
 /* await.resolve (also neosocksd.resolve inside a routine) */
 int await_resolve_impl(lua_State *L);
+/* neosocksd.unpark(key): wake the routines parked on key (await.park). */
+int await_unpark_impl(lua_State *L);
 void await_on_resolve_result(const struct msg *m);
 void await_on_executed(const struct msg *m);
 

@@ -17,6 +17,7 @@
 #include "ruleset/request.h"
 #include "ruleset/rpcall.h"
 #include "ruleset/ruleset.h"
+#include "ruleset/vm.h"
 
 #define RESOLVE_PENDING_MAX 1024
 
@@ -283,12 +284,128 @@ static int await_execute(lua_State *L)
 	return ar_wait(L, op, exec_cancel, NULL);
 }
 
+/* ---- await.park(key) / neosocksd.unpark(key): a routine waits until
+ * something else (another routine, a callback) wakes it. libruleset's
+ * futures and await.callback are built on these. Wakes are delivered on
+ * the next loop iteration, never inside unpark's caller. ---- */
+
+#define PARK_MAX 4096
+
+struct park_op {
+	struct park_op *next;
+	int keyref; /* LUA_REGISTRYINDEX reference to the key */
+	bool ready;
+	struct aroutine *ar;
+};
+
+static struct park_op *parked;
+static unsigned nparked;
+static struct event *unpark_ev;
+
+static void park_unlink(struct park_op *op)
+{
+	struct park_op **pp = &parked;
+
+	while (*pp != NULL && *pp != op)
+		pp = &(*pp)->next;
+	if (*pp == op) {
+		*pp = op->next;
+		nparked--;
+	}
+	luaL_unref(vm_state(), LUA_REGISTRYINDEX, op->keyref);
+}
+
+static void park_cancel(void *arg)
+{
+	park_unlink(arg);
+	free(arg);
+}
+
+static int park_push(lua_State *co, void *ud)
+{
+	(void)co;
+	(void)ud;
+	return 0;
+}
+
+static void unpark_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (;;) {
+		struct park_op *op = parked;
+		struct aroutine *ar;
+
+		while (op != NULL && !op->ready)
+			op = op->next;
+		if (op == NULL)
+			return;
+		ar = op->ar;
+		park_unlink(op);
+		free(op);
+		ar_wake(ar, park_push, NULL); /* may park or unpark again */
+	}
+}
+
+static int await_park(lua_State *L)
+{
+	struct aroutine *ar = await_check(L);
+	struct park_op *op;
+
+	luaL_argcheck(L, lua_istable(L, 1) || lua_isuserdata(L, 1), 1,
+		      "table or userdata expected");
+	if (nparked == PARK_MAX)
+		return luaL_error(L, "await.park: too many parked routines");
+	if (unpark_ev == NULL) {
+		unpark_ev = event_new(ruleset_base(), -1, 0, unpark_cb, NULL);
+		if (unpark_ev == NULL)
+			return luaL_error(L, "out of memory");
+	}
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return luaL_error(L, "out of memory");
+	lua_settop(L, 1);
+	op->keyref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (op->keyref == LUA_REFNIL || op->keyref == LUA_NOREF) {
+		free(op);
+		return luaL_error(L, "out of memory");
+	}
+	op->ar = ar;
+	op->next = parked;
+	parked = op;
+	nparked++;
+	return ar_wait(L, op, park_cancel, NULL);
+}
+
+int await_unpark_impl(lua_State *L)
+{
+	int n = 0;
+
+	luaL_checkany(L, 1);
+	for (struct park_op *op = parked; op != NULL; op = op->next) {
+		if (op->ready)
+			continue;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, op->keyref);
+		if (lua_rawequal(L, -1, 1)) {
+			op->ready = true;
+			n++;
+		}
+		lua_pop(L, 1);
+	}
+	if (n > 0 && unpark_ev != NULL)
+		event_active(unpark_ev, EV_TIMEOUT, 0);
+	lua_pushinteger(L, n);
+	return 1;
+}
+
 static const luaL_Reg await_funcs[] = {
 	{ "sleep", await_sleep },
 	{ "resolve", await_resolve_impl },
 	{ "forward", request_await_forward },
 	{ "execute", await_execute },
 	{ "invoke", rpc_await_invoke },
+	{ "park", await_park },
 	{ NULL, NULL },
 };
 

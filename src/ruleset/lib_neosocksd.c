@@ -350,6 +350,7 @@ static const luaL_Reg nsd_funcs[] = {
 	{ "setinterval", nsd_setinterval },
 	{ "async", nsd_async },
 	{ "invoke", rpc_nsd_invoke },
+	{ "unpark", await_unpark_impl },
 	{ "stats", nsd_stats },
 	{ "now", nsd_now },
 	{ "traceback", nsd_traceback },

@@ -490,13 +490,20 @@ _G.inet, _G.inet6 = inet, inet6
 -- 5. Asynchronous helpers
 -- ---------------------------------------------------------------------
 
--- Park the current asynchronous routine until cond() is true.
--- The engine has no primitive to suspend a routine and wake it from Lua,
--- so the routine polls with await.sleep: the first check is on the next
--- loop iteration, then the interval doubles up to POLL_MAX seconds.
+-- Park the current asynchronous routine on key until cond() is true:
+-- await.park(key) suspends it and neosocksd.unpark(key) (called by
+-- whatever makes cond() true) wakes it on the next loop iteration.
+-- Engines without await.park get a poll with await.sleep instead.
 local POLL_MIN, POLL_MAX = 0.001, 0.02
-local function wait_until(cond)
+local function wait_until(key, cond)
     if cond() then
+        return
+    end
+    local park = await.park
+    if park then
+        repeat
+            park(key)
+        until cond()
         return
     end
     await.sleep(0)
@@ -504,6 +511,13 @@ local function wait_until(cond)
     while not cond() do
         await.sleep(interval)
         interval = math.min(interval * 2, POLL_MAX)
+    end
+end
+
+local function wake(key)
+    local unpark = neosocksd.unpark
+    if unpark then
+        unpark(key)
     end
 end
 
@@ -520,7 +534,7 @@ end
 -- true, results... or false, error. Any number of routines may wait on
 -- the same future; a finished future answers at once, anywhere.
 function future:get()
-    wait_until(function() return self.result ~= nil end)
+    wait_until(self, function() return self.result ~= nil end)
     return tunpack(self.result, 1, self.result.n)
 end
 
@@ -531,6 +545,7 @@ function _G.async(f, ...)
     local fut = setmetatable({}, future_mt)
     local function finish(...)
         fut.result = tpack(...)
+        wake(fut)
     end
     local ok, co, err = pcall(neosocksd.async, finish, f, ...)
     if not ok then
@@ -547,13 +562,15 @@ end
 -- routine, a timer...). Only the first call of cb counts.
 function await.callback(f, ...)
     local result
+    local key = {}
     local function cb(...)
         if result == nil then
             result = tpack(...)
+            wake(key)
         end
     end
     f(cb, ...)
-    wait_until(function() return result ~= nil end)
+    wait_until(key, function() return result ~= nil end)
     return tunpack(result, 1, result.n)
 end
 
