@@ -33,6 +33,8 @@ static const struct msg_desc msg_table[] = {
 	  0, 0 },
 	{ MSG_PRIV_SOCKET, "PRIV_SOCKET", CHAN_PARENT_FRONT, ROLE_FRONT,
 	  MSG_FD_NONE, EXACT(struct msg_priv_socket) },
+	{ MSG_PEER_FAULT, "PEER_FAULT", CHAN_PARENT_FRONT, ROLE_FRONT,
+	  MSG_FD_NONE, 0, 0 },
 
 	{ MSG_R_CONFIG, "R_CONFIG", CHAN_PARENT_RULESET, ROLE_PARENT,
 	  MSG_FD_NONE, EXACT(struct config) },
@@ -72,6 +74,8 @@ static const struct msg_desc msg_table[] = {
 	{ MSG_R_PERSIST, "R_PERSIST", CHAN_PARENT_RULESET, ROLE_RULESET,
 	  MSG_FD_NONE, sizeof(struct msg_update),
 	  sizeof(struct msg_update) + MSG_LUA_SRC_MAX },
+	{ MSG_R_PEER_FAULT, "R_PEER_FAULT", CHAN_PARENT_RULESET, ROLE_RULESET,
+	  MSG_FD_NONE, 0, 0 },
 	{ MSG_R_EXECUTE, "R_EXECUTE", CHAN_PARENT_RULESET, ROLE_RULESET,
 	  MSG_FD_NONE, 1, MSG_COMMAND_MAX },
 	{ MSG_R_MODULE_REQ, "R_MODULE_REQ", CHAN_PARENT_RULESET, ROLE_RULESET,

@@ -55,6 +55,8 @@ enum msg_type {
 	MSG_DRAINED,      /* empty: no sessions left after MSG_SHUTDOWN */
 	MSG_PRIV_SOCKET,  /* struct msg_priv_socket: an outbound socket with
 			   * the configured privileged options */
+	MSG_PEER_FAULT,   /* empty: the ruleset process broke the protocol
+			   * on the front<->ruleset channel */
 
 	/* parent -> ruleset */
 	MSG_R_CONFIG = 64, /* struct config, exact */
@@ -80,6 +82,8 @@ enum msg_type {
 	MSG_R_CONFIGURED,  /* struct msg_loaded + struct config, or + error */
 	MSG_R_EXECUTE,     /* a shell command (id: request) */
 	MSG_R_PERSIST,     /* struct msg_update + source: save an update */
+	MSG_R_PEER_FAULT,  /* empty: the front broke the protocol on the
+			    * front<->ruleset channel */
 
 	/* front -> ruleset (id: the front's request id) */
 	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */

@@ -104,6 +104,12 @@ static void front_priv_reply(const struct msg *m)
 	dial_priv_socket(d, m->fd, rep.err);
 }
 
+/* The ruleset process broke the protocol: the parent replaces it. */
+static void front_peer_fault(void)
+{
+	chanev_send(&F.parent, MSG_PEER_FAULT, 0, NULL, 0, -1);
+}
+
 static void front_exit(int code)
 {
 	chanev_drain(&F.parent, 1000);
@@ -220,6 +226,7 @@ static int front_start(const struct msg_sandbox *sb)
 	relay_setup(c->pipe);
 	session_setup(F.base, &F.fc);
 	route_setup(F.base);
+	route_set_fault_cb(front_peer_fault);
 	rpcdial_setup(F.base, &F.fc);
 	socks_set_auth_required(c->auth_required);
 	http_set_auth_required(c->auth_required);

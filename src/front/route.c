@@ -73,6 +73,25 @@ static struct session *route_find(uint32_t id)
 	return s;
 }
 
+static void (*route_fault_cb)(void);
+
+void route_set_fault_cb(void (*cb)(void))
+{
+	route_fault_cb = cb;
+}
+
+static void route_fail_all(void);
+
+/* The ruleset process broke the protocol: drop the channel and tell the
+ * parent, which replaces that process (and so the channel). */
+static void route_peer_fault(void)
+{
+	chanev_close(&RT.ch);
+	route_fail_all();
+	if (route_fault_cb != NULL)
+		route_fault_cb();
+}
+
 bool route_available(void)
 {
 	return RT.ch.open;
@@ -159,8 +178,7 @@ static void route_decision(const struct msg *m, bool forward)
 	if (route_wire_decode(m->data, m->len, &d) < 0 ||
 	    (forward && d.result != ROUTE_GO)) {
 		LOGE("malformed %s from the ruleset process", msg_name(m->type));
-		chanev_close(&RT.ch);
-		route_fail_all();
+		route_peer_fault();
 		return;
 	}
 	if (s == NULL)
@@ -289,8 +307,7 @@ static void route_on_msg(struct chanev *ce, struct msg *m, void *arg)
 	default:
 		LOGE("unexpected %s from the ruleset process",
 		     msg_name(m->type));
-		chanev_close(&RT.ch);
-		route_fail_all();
+		route_peer_fault();
 	}
 }
 
@@ -298,11 +315,14 @@ static void route_on_err(struct chanev *ce, int err, const char *why,
 			 void *arg)
 {
 	(void)arg;
-	if (err != 0)
+	(void)ce;
+	if (err != 0) {
 		LOGE("ruleset channel: %s", why);
-	else
-		LOGN("ruleset channel closed; requests fail until it is back");
-	chanev_close(ce);
+		route_peer_fault();
+		return;
+	}
+	LOGN("ruleset channel closed; requests fail until it is back");
+	chanev_close(&RT.ch);
 	route_fail_all();
 }
 

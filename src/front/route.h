@@ -14,6 +14,8 @@ struct session;
 void route_setup(struct event_base *base);
 /* A new channel to the ruleset process (after it (re)started). */
 void route_attach(int fd);
+/* Called when the ruleset process breaks the protocol on our channel. */
+void route_set_fault_cb(void (*cb)(void));
 bool route_available(void);
 
 /* Ask for a decision for s (its hs holds the target and credentials).

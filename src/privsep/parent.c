@@ -208,18 +208,14 @@ static void parent_status(void)
 
 static void parent_sandbox_self(void)
 {
-	if (P.conf.enable_execute) {
-		/* commands would inherit the parent's filter and die on the
-		 * first call it does not allow */
-		LOGW("--enable-execute: the parent runs without its own "
-		     "seccomp filter");
-		return;
-	}
 	struct sandbox_conf sc = {
 		.role = ROLE_PARENT,
 		.debug = P.front_sb.debug != 0,
 		.parent_keep_eff = priv_caps_needed(&P.conf),
 		.parent_state_dirfd = parent_api_state_dfd(),
+		/* commands would inherit the parent's filter and die on the
+		 * first call it does not allow */
+		.parent_no_filter = P.conf.enable_execute,
 		.parent_keep_prm = priv_caps_needed(&P.conf) |
 				   identity_respawn_caps(&P.front_sb,
 							 &P.ruleset_sb),
@@ -328,6 +324,7 @@ static void parent_stop(int sig)
 			evtimer_del(c->respawn_ev);
 		if (!c->running)
 			continue;
+		c->stopping = true;
 		if (c->ch.open)
 			chanev_send(&c->ch,
 				    c->role == ROLE_FRONT ? MSG_SHUTDOWN

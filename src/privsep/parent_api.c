@@ -3,10 +3,10 @@
  * The parent binds the API listener (TCP, or a unix socket given a mode
  * and an owner), reads the bearer token files (their contents go to the
  * ruleset process only, never to a log), tells the ruleset process the
- * daemon's status, and keeps --state-dir: every /ruleset/update the
- * ruleset process reports is saved (the parent is the only process that
- * writes files) and replayed, in order, after each start of the ruleset
- * process. */
+ * daemon's status, and keeps every /ruleset/update the ruleset process
+ * reports: replayed, in order, to each new ruleset process (a respawn keeps
+ * them) and, with --state-dir, saved to a file (the parent is the only
+ * process that writes files) so that a restart keeps them too. */
 #include "privsep/parent.h"
 
 #include <errno.h>
@@ -481,9 +481,10 @@ static void parent_api_replay(void)
 	}
 }
 
-/* The ruleset process applied an update: save it. The latest update of
- * the ruleset and of each module is kept, in the order they were last
- * applied. */
+/* The ruleset process applied an update: keep it (for a respawned ruleset
+ * process) and, with --state-dir, save it (for a restart). The latest
+ * update of the ruleset and of each module is kept, in the order they were
+ * last applied. */
 int parent_api_persist(const struct msg *m)
 {
 	struct msg_update u;
@@ -491,8 +492,6 @@ int parent_api_persist(const struct msg *m)
 	size_t len = m->len - sizeof(u);
 	int j = 0;
 
-	if (!P.conf.state_dir[0])
-		return -1; /* it was told there is no state directory */
 	memcpy(&u, m->data, sizeof(u));
 	memset(&e, 0, sizeof(e));
 	e.rec.kind = u.kind;
@@ -530,7 +529,7 @@ int parent_api_persist(const struct msg *m)
 		PA.state[PA.nstate++] = e;
 		PA.state_bytes += len;
 	}
-	if (state_save() < 0)
+	if (PA.state_dfd >= 0 && state_save() < 0)
 		LOGE("--state-dir %s: cannot save: %s", P.conf.state_dir,
 		     strerror(errno));
 	return 0;
@@ -539,10 +538,12 @@ int parent_api_persist(const struct msg *m)
 /* SIGHUP loaded the files again: they are the truth now. */
 void parent_api_state_clear(void)
 {
-	if (!P.conf.state_dir[0] || PA.nstate == 0)
+	if (PA.nstate == 0)
 		return;
 	state_free_all();
-	if (state_save() < 0)
+	if (PA.state_dfd < 0)
+		LOGN("reload: updates made through the API dropped");
+	else if (state_save() < 0)
 		LOGE("--state-dir %s: cannot save: %s", P.conf.state_dir,
 		     strerror(errno));
 	else

@@ -64,6 +64,13 @@ static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
 		if (priv_socket(c, m) < 0)
 			proc_kill(c, "privileged request refused");
 		return;
+	case MSG_PEER_FAULT:
+		/* the ruleset process is the less trusted one: replace it
+		 * (which also gives both a new channel) */
+		if (P.ruleset.running)
+			proc_kill(&P.ruleset, "the front reports a protocol "
+					      "violation on their channel");
+		return;
 	default:
 		proc_kill(c, "message not handled");
 	}

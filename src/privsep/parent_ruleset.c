@@ -54,7 +54,17 @@ static void parent_ruleset_spawned(struct child *c)
 		proc_kill(c, "cannot send the configuration");
 		return;
 	}
-	parent_api_ruleset_spawned();
+	parent_api_ruleset_spawned(); /* the API updates, in order */
+	if (P.ruleset_trial.data != NULL) {
+		/* a SIGHUP came while no ruleset process was up: try it now,
+		 * on top of the last good state */
+		P.ruleset_trial_seq = ++P.ruleset_seq;
+		if (parent_send_ruleset(&P.ruleset_trial, RULESET_LOAD_RELOAD,
+					P.ruleset_trial_seq) < 0) {
+			proc_kill(c, "cannot send the configuration");
+			return;
+		}
+	}
 	parent_link_peers();
 }
 
@@ -215,6 +225,13 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		if (execute_request(c, m) < 0)
 			proc_kill(c, "execute refused");
 		return;
+	case MSG_R_PEER_FAULT:
+		/* not trusted enough to get the front killed (which would cut
+		 * every tunnel): both get a fresh channel instead */
+		LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
+				       "violation by the front; new channel");
+		parent_link_peers();
+		return;
 	case MSG_R_PERSIST:
 		if (parent_api_persist(m) < 0)
 			proc_kill(c, "bad update to save");
@@ -234,13 +251,15 @@ static void parent_ruleset_exited(struct child *c)
 		parent_check_exit();
 		return;
 	}
-	if (P.ruleset_trial.data != NULL) {
+	if (P.ruleset_trial.data != NULL && P.ruleset_trial_seq != 0) {
 		/* died while trying the new ruleset: keep the old one */
 		LOGE("reload: the ruleset process died loading %s; the "
 		     "previous ruleset stays",
 		     parent_source_path());
 		free(P.ruleset_trial.data);
 		P.ruleset_trial = (struct blob){ 0 };
+		P.ruleset_trial_seq = 0;
+		notify_ready_after_reload();
 	}
 	if (!P.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
 		/* a ruleset that fails to load says so and stops us earlier;
@@ -273,9 +292,14 @@ void parent_ruleset_reload(void)
 		return;
 	}
 	if (!P.ruleset.running || !P.ruleset.ch.open) {
-		/* the respawned process will get it if it loads then */
-		free(P.ruleset_good.data);
-		P.ruleset_good = src;
+		/* tried on the respawned process, after the last good one:
+		 * it becomes the good one only if it loads there */
+		free(P.ruleset_trial.data);
+		P.ruleset_trial = src;
+		P.ruleset_trial_seq = 0;
+		LOGN("reload: the ruleset process is restarting; %s will be "
+		     "tried when it is back",
+		     parent_source_path());
 		notify_ready_after_reload();
 		return;
 	}

@@ -82,12 +82,14 @@ static void proc_chan_err(struct chanev *ce, int err, const char *why,
 	struct child *c = arg;
 
 	(void)ce;
-	if (err == 0) {
+	if (err == 0 && c->stopping) {
 		LOGD("%s channel closed", role_name(c->role));
 		chanev_close(&c->ch);
 		return;
 	}
-	proc_kill(c, why);
+	/* a child that closes its channel unasked is of no use and might
+	 * not be exiting: make sure (it is respawned) */
+	proc_kill(c, err == 0 ? "closed its channel" : why);
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
@@ -158,6 +160,7 @@ int proc_spawn(struct child *c)
 	c->pid = pid;
 	c->running = true;
 	c->ready = false;
+	c->stopping = false;
 	c->started_ms = proc_now_ms();
 	c->last_pong_ms = c->started_ms;
 	c->logfd = lp[0];

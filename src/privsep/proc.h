@@ -27,6 +27,7 @@ struct child {
 	pid_t pid;
 	bool running; /* forked and not yet reaped */
 	bool ready;   /* said MSG_READY */
+	bool stopping; /* told to shut down: its channel may close */
 	struct chanev ch;
 	int logfd;
 	struct event *logev;

@@ -896,7 +896,10 @@ int sandbox_apply(const struct sandbox_conf *c, char *skipped,
 		__sanitizer_sandbox_on_notify(NULL);
 #endif
 	rc = c->role == ROLE_PARENT ? sbx_parent(&s) : sbx_child(&s);
-	if (rc == 0)
+	if (rc == 0 && c->role == ROLE_PARENT && c->parent_no_filter)
+		sbx_note(&s, "seccomp (--enable-execute: commands would inherit "
+		       "the filter)");
+	else if (rc == 0)
 		rc = sbx_seccomp(&s, ctx);
 	seccomp_release(ctx);
 	return rc;

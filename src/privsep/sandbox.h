@@ -48,6 +48,9 @@ struct sandbox_conf {
 			   * environment) */
 	uint64_t parent_keep_eff; /* ROLE_PARENT: capabilities (bit n = cap
 				   * n) to keep effective */
+	bool parent_no_filter;    /* ROLE_PARENT: every layer but the seccomp
+				   * filter (--enable-execute: the commands it
+				   * starts would inherit it) */
 	int parent_state_dirfd;   /* ROLE_PARENT: the --state-dir directory
 				   * (> 0), where it may write the saved
 				   * updates; 0 or -1: none */

@@ -179,6 +179,13 @@ static int req_start(lua_State *L)
 	return 0;
 }
 
+static bool req_fail_closed;
+
+void request_set_fail_closed(bool on)
+{
+	req_fail_closed = on;
+}
+
 void request_on_route(const struct msg *m)
 {
 	struct route_request in;
@@ -191,7 +198,10 @@ void request_on_route(const struct msg *m)
 		return;
 	}
 	if (!vm_has_ruleset()) {
-		req_reply_result(m->id, ROUTE_NO_RULESET);
+		/* none configured: direct, as the reference; one configured
+		 * that did not load here: fail closed, never direct */
+		req_reply_result(m->id, req_fail_closed ? ROUTE_ERROR
+							: ROUTE_NO_RULESET);
 		return;
 	}
 	r = calloc(1, sizeof(*r));

@@ -15,4 +15,9 @@ void request_drop_all(void);
 int request_await_forward(lua_State *L);
 unsigned request_pending(void);
 
+/* The configured ruleset did not load in this process (a respawn that
+ * failed to load the last good one): requests fail instead of going
+ * direct until one loads. */
+void request_set_fail_closed(bool on);
+
 #endif

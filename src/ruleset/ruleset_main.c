@@ -37,6 +37,7 @@ struct deferred {
 	struct deferred *next;
 	uint16_t type;
 	uint32_t id, len;
+	int fd;
 	uint8_t data[];
 };
 
@@ -79,8 +80,8 @@ void ruleset_persist(int kind, const char *module, const char *chunkname,
 	struct iovec iov[2] = { { &u, sizeof(u) },
 				{ (void *)(uintptr_t)src, len } };
 
-	if (!R.conf.state_dir[0])
-		return;
+	/* always: the parent replays them to a respawned process, and saves
+	 * them with --state-dir */
 	snprintf(u.name, sizeof(u.name), "%s", module);
 	snprintf(u.chunkname, sizeof(u.chunkname), "%s", chunkname);
 	if (chanev_sendv(&R.parent, MSG_R_PERSIST, 0, iov, 2, -1) < 0)
@@ -156,6 +157,11 @@ static void ruleset_configfile(const struct msg *m)
 			  m->len - sizeof(h), chunk, &merged, err,
 			  sizeof(err)) < 0) {
 		LOGW("%s", err);
+		if (!vm_has_ruleset()) {
+			LOGE("the configuration did not load: requests fail "
+			     "until a ruleset does");
+			request_set_fail_closed(true);
+		}
 		ruleset_send_configured(h.seq, err);
 	} else {
 		struct vm_conf vc = {
@@ -188,6 +194,11 @@ static void ruleset_load(const struct msg *m)
 		LOGI("ruleset loaded (%s)", chunk);
 	else
 		LOGW("ruleset: %s", err);
+	if (r != 0 && h.kind == RULESET_LOAD_START && !vm_has_ruleset()) {
+		LOGE("the configured ruleset did not load: requests fail "
+		     "until one does");
+		request_set_fail_closed(true);
+	}
 	ruleset_send_loaded(h.seq, r == 0, err);
 	ruleset_ready();
 }
@@ -262,14 +273,17 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	request_drop_all();
 	api_routes_front_gone();
 	rpc_client_front_gone();
+	chanev_send(&R.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
 }
 
 static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 			      void *arg)
 {
 	(void)arg;
-	if (err != 0)
+	if (err != 0) {
 		LOGE("front channel: %s", why);
+		chanev_send(&R.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
+	}
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
 	api_routes_front_gone();
@@ -278,7 +292,8 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 
 static void ruleset_take_front(int fd);
 
-/* Messages that arrived while require() waited, for after it. */
+/* Messages that arrived while require() waited, for after it, in order
+ * (and every later one behind them). Takes m->fd. */
 static void ruleset_defer(const struct msg *m)
 {
 	struct deferred *d = malloc(sizeof(*d) + m->len);
@@ -291,6 +306,7 @@ static void ruleset_defer(const struct msg *m)
 	d->type = m->type;
 	d->id = m->id;
 	d->len = m->len;
+	d->fd = m->fd;
 	memcpy(d->data, m->data, m->len);
 	*R.deferred_tail = d;
 	R.deferred_tail = &d->next;
@@ -306,7 +322,7 @@ static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	while ((d = R.deferred) != NULL) {
 		struct msg m = { .type = d->type, .id = d->id, .len = d->len,
-				 .data = d->data, .fd = -1 };
+				 .data = d->data, .fd = d->fd };
 
 		R.deferred = d->next;
 		if (R.deferred == NULL)
@@ -314,6 +330,39 @@ static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
 		ruleset_parent_msg(&R.parent, &m, NULL);
 		free(d);
 	}
+}
+
+/* Whole messages already read but not taken: no read event will come for
+ * them, so they join the deferred queue. */
+static void ruleset_defer_buffered(struct msgchan *ch)
+{
+	struct msg m;
+	int r;
+
+	while ((r = msgchan_get(ch, &m)) == 1) {
+		const char *why;
+
+		if (msg_check(CHAN_PARENT_RULESET, ROLE_PARENT, &m, &why) < 0) {
+			LOGE("parent channel: %s", why);
+			ruleset_exit(1);
+		}
+		ruleset_defer(&m);
+	}
+	if (r < 0) {
+		LOGE("parent channel: malformed frame");
+		ruleset_exit(1);
+	}
+}
+
+/* The parent channel's handler: behind anything deferred, in order. */
+static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
+				    void *arg)
+{
+	if (R.deferred != NULL) {
+		ruleset_defer(m);
+		return;
+	}
+	ruleset_parent_msg(ce, m, arg);
 }
 
 /* require(): ask the parent for name.lua and wait for the answer (the
@@ -324,6 +373,7 @@ static int ruleset_fetch_module(const char *name, char **src, size_t *len)
 	struct msgchan *ch = &R.parent.ch;
 	uint32_t id = ++R.module_seq;
 	struct msg m;
+	ssize_t n;
 
 	if (chanev_send(&R.parent, MSG_R_MODULE_REQ, id, name, strlen(name),
 			-1) < 0)
@@ -343,22 +393,34 @@ static int ruleset_fetch_module(const char *name, char **src, size_t *len)
 			}
 			if (m.type == MSG_R_MODULE && m.id == id) {
 				struct msg_module mm;
+				int found;
 
 				memcpy(&mm, m.data, sizeof(mm));
-				if (mm.found != 1)
-					return mm.found < 0 ? -1 : 0;
-				*len = m.len - sizeof(mm);
-				*src = malloc(*len + 1);
-				if (*src == NULL)
-					return -1;
-				memcpy(*src, m.data + sizeof(mm), *len);
-				(*src)[*len] = '\0';
-				return 1;
+				found = mm.found == 1 ? 1 : mm.found < 0 ? -1 : 0;
+				if (found == 1) {
+					*len = m.len - sizeof(mm);
+					*src = malloc(*len + 1);
+					if (*src == NULL)
+						found = -1;
+					else {
+						memcpy(*src, m.data + sizeof(mm),
+						       *len);
+						(*src)[*len] = '\0';
+					}
+				}
+				ruleset_defer_buffered(ch);
+				return found;
 			}
-			if (m.type == MSG_R_RULESET)
-				ruleset_defer(&m);
-			else
+			if (m.type == MSG_R_PING) {
 				ruleset_parent_msg(&R.parent, &m, NULL);
+			} else if (m.type == MSG_R_MODULE) {
+				continue; /* an answer to a require that gave up */
+			} else {
+				/* after the chunk that is loading, in the order
+				 * they came: a saved update must land on the
+				 * ruleset it was made for */
+				ruleset_defer(&m);
+			}
 		}
 		if (r < 0) {
 			LOGE("parent channel: malformed frame");
@@ -368,7 +430,8 @@ static int ruleset_fetch_module(const char *name, char **src, size_t *len)
 			LOGE("no answer for module '%s'", name);
 			return -1;
 		}
-		if (msgchan_read(ch) <= 0 && errno != EAGAIN)
+		n = msgchan_read(ch);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			ruleset_exit(0); /* the parent is gone */
 	}
 }
@@ -503,8 +566,9 @@ int ruleset_main(void)
 	vm_set_module_fetch(ruleset_fetch_module);
 	if (R.base == NULL || R.deferred_ev == NULL ||
 	    chanev_init(&R.parent, R.base, RULESET_CHAN_FD,
-			CHAN_PARENT_RULESET, ROLE_PARENT, ruleset_parent_msg,
-			ruleset_parent_err, NULL) < 0) {
+			CHAN_PARENT_RULESET, ROLE_PARENT,
+			ruleset_parent_chan_msg, ruleset_parent_err,
+			NULL) < 0) {
 		LOGE("cannot set up the parent channel");
 		return 1;
 	}

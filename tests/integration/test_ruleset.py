@@ -391,3 +391,59 @@ def test_forward_target_from_ruleset(daemon_factory, tmp_path, http_target):
     assert rc != 0 and out == b""
     rc, out, err = curl(f"http://127.0.0.1:{port}/size/300")
     assert rc == 0 and out == pattern_bytes(300), err
+
+
+RPC_MIME = "application/x-neosocksd-rpc; version=1"
+
+
+def rpcall(api_port, code):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", api_port, timeout=20)
+    c.request("POST", "/ruleset/rpcall", body=code.encode(),
+              headers={"Content-Type": RPC_MIME})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body.decode()
+
+
+def test_execute_refused_without_flag(daemon_factory, tmp_path):
+    rs = write(tmp_path, "rs.lua", "return {}")
+    socks, api = free_ports(2)
+    daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs)
+    st, body = rpcall(api, "return pcall(await.execute, 'true')")
+    assert st == 200
+    assert body.startswith("return true,false,") and \
+        "await.execute is disabled (start the daemon with --enable-execute)" in body, body
+
+
+def test_execute_with_flag(daemon_factory, tmp_path):
+    """--enable-execute: /bin/sh -c CMD run by the parent as the ruleset
+    process's user, with os.execute-like results; the parent keeps every
+    other layer of its sandbox (no seccomp filter: the commands would
+    inherit it)."""
+    import pathlib
+    import shutil
+    import tempfile
+    rs = write(tmp_path, "rs.lua", "return {}")
+    # a directory the ruleset's user can reach (pytest's tmp is private)
+    out = pathlib.Path(tempfile.mkdtemp(prefix="nsd-exec-"))
+    os.chmod(out, 0o777)
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                       "--enable-execute")
+    assert rpcall(api, "return await.execute('true')") == (200, 'return true,true,"exit",0')
+    assert rpcall(api, "return await.execute('exit 3')") == (200, 'return true,nil,"exit",3')
+    assert rpcall(api, "return await.execute('kill -9 $$')") == \
+        (200, 'return true,nil,"signal",9')
+    st, _ = rpcall(api, f"return await.execute('id -u > {out}/uid')")
+    assert st == 200
+    uid = int((out / "uid").read_text())
+    ruleset_pid = d.child_by_title("neosocksd: ruleset")
+    assert uid == os.stat(f"/proc/{ruleset_pid}").st_uid
+    if os.geteuid() == 0:
+        assert uid != 0, "a command never runs as root"
+    shutil.rmtree(out)
+    status = open(f"/proc/{d.pid}/status").read()
+    assert "NoNewPrivs:\t1" in status
+    assert "Seccomp:\t0" in status
