@@ -13,7 +13,7 @@ import pytest
 from conftest import BIN, Daemon
 from helpers import (connect, exchange, free_ports, recv_all, socks5_connect,
                      wait_until)
-from privsep_util import (IS_ROOT, alive, caps, comm, getfd, socket_of,
+from privsep_util import (IS_ROOT, alive, caps, comm, fd_targets, getfd, socket_of,
                           status, tcp_fd_to)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
@@ -342,3 +342,52 @@ def test_runs_without_root(tmp_path, http_target):
     finally:
         d.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def peer_channel_of(pid):
+    """pid's end of the front<->ruleset channel: its one AF_UNIX stream
+    socket other than the parent channel (fd 3)."""
+    for fd, target in fd_targets(pid).items():
+        if fd == 3 or not target.startswith("socket:"):
+            continue
+        s = socket_of(pid, fd)
+        if s.family == socket.AF_UNIX and s.type == socket.SOCK_STREAM:
+            return s
+        s.close()
+    raise AssertionError(f"no peer channel in {pid}")
+
+
+@needs_root
+def test_peer_fault_from_ruleset_replaces_it(daemon_factory, http_target, tmp_path):
+    """Garbage on the front<->ruleset channel, as if the ruleset process
+    sent it: the front drops the channel and reports it; the parent replaces
+    the ruleset process, and requests are decided again."""
+    rs = tmp_path / "rs.lua"
+    rs.write_text("local function d(a) return a end\n"
+                  "return { resolve = d, route = d, route6 = d }\n")
+    d = start(daemon_factory, "-r", str(rs))
+    rpid = ruleset_pid(d)
+    ch = peer_channel_of(rpid)
+    ch.sendall(b"\x01\x00\xa0\x00" + b"\xff" * 28)  # ROUTE_REPLY, absurd length
+    ch.close()
+    d.wait_log("reports a protocol violation on their channel")
+    wait_until(lambda: ruleset_pid(d) not in (None, rpid), 5, "ruleset not replaced")
+    assert alive(d.pid)
+    wait_until(lambda: served(d, http_target.port), 5)
+
+
+@needs_root
+def test_peer_fault_from_front_gives_new_channel(daemon_factory, http_target, tmp_path):
+    """The same from the front's side: the ruleset process reports it, and
+    the parent hands both a fresh channel without killing the front."""
+    rs = tmp_path / "rs.lua"
+    rs.write_text("local function d(a) return a end\n"
+                  "return { resolve = d, route = d, route6 = d }\n")
+    d = start(daemon_factory, "-r", str(rs))
+    fpid, rpid = front_pid(d), ruleset_pid(d)
+    ch = peer_channel_of(fpid)
+    ch.sendall(b"\x07\x00" + b"\xff" * 30)  # version 7: not ours
+    ch.close()
+    d.wait_log("reports a protocol violation by the front")
+    wait_until(lambda: served(d, http_target.port), 5)
+    assert front_pid(d) == fpid and ruleset_pid(d) == rpid

@@ -447,3 +447,62 @@ def test_execute_with_flag(daemon_factory, tmp_path):
     status = open(f"/proc/{d.pid}/status").read()
     assert "NoNewPrivs:\t1" in status
     assert "Seccomp:\t0" in status
+
+
+def test_api_update_survives_respawn(daemon_factory, tmp_path, http_target):
+    """An update made through the API is given again to a respawned ruleset
+    process, after the base ruleset, even when the base requires a module
+    while it loads (the replay waits behind the require)."""
+    import http.client
+    rs = write(tmp_path, "base.lua", """
+        local ruleset = require("libruleset")
+        _G.redirect_name = {}
+        return ruleset
+    """)
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                       "--loglevel", "5")
+    d.socks = socks
+    update = """
+        local ruleset = require("libruleset")
+        _G.redirect_name = { { match.exact("upd.test:80"), rule.redirect("127.0.0.1:%d") } }
+        return ruleset
+    """ % http_target.port
+    c = http.client.HTTPConnection("127.0.0.1", api, timeout=20)
+    c.request("POST", "/ruleset/update", body=textwrap.dedent(update).encode())
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    c.close()
+
+    def upd_served():
+        rep, data = http_get_via_socks5(socks, "upd.test", 80)
+        return rep == 0 and data.endswith(pattern_bytes(1000))
+    assert upd_served()
+    victim = d.child_by_title("neosocksd: ruleset")
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: d.child_by_title("neosocksd: ruleset") not in (None, victim), 10,
+               "ruleset process respawned")
+    wait_until(upd_served, 10, "the update routes again")
+
+
+def test_respawn_that_cannot_load_fails_closed(daemon_factory, tmp_path, http_target):
+    """The last good ruleset no longer loads in a respawned ruleset process
+    (here: it refuses to load after a moment in time): requests then fail,
+    they never go direct."""
+    deadline = int(time.time()) + 2
+    rs = write(tmp_path, "late.lua", """
+        if os.time() >= %d then error("too late to load") end
+        local function d(a) return a end
+        return { resolve = d, route = d, route6 = d }
+    """ % deadline)
+    d = start(daemon_factory, rs)
+    s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port)
+    s.close()
+    assert rep == 0
+    wait_until(lambda: time.time() >= deadline + 0.1, 5, "the deadline")
+    victim = d.child_by_title("neosocksd: ruleset")
+    os.kill(victim, signal.SIGKILL)
+    d.wait_log("the configured ruleset did not load")
+    s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port)
+    s.close()
+    assert rep == 0x01, "routed without its ruleset"
