@@ -287,6 +287,10 @@ struct msg_ping {
 	uint64_t seq;
 };
 
+/* A module name as require() and /ruleset/update accept it: 1 to
+ * MSG_MODULE_NAME_MAX letters, digits, '_' or '-' (so never a path). */
+bool msg_module_name_ok(const char *name, size_t len);
+
 /* The descriptor of a type, or NULL for an unknown type. */
 const struct msg_desc *msg_lookup(uint16_t type);
 const char *msg_name(uint16_t type);

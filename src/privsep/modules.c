@@ -22,19 +22,6 @@ struct module {
 
 static struct module *modules;
 
-static bool module_name_ok(const char *p, size_t len)
-{
-	if (len == 0 || len > MSG_MODULE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 void modules_clear(void)
 {
 	while (modules != NULL) {
@@ -96,7 +83,7 @@ int modules_request(struct child *c, const struct msg *m)
 	struct blob src = { 0 };
 	struct iovec iov[2];
 
-	if (!module_name_ok((const char *)m->data, m->len)) {
+	if (!msg_module_name_ok((const char *)m->data, m->len)) {
 		LOGE("the ruleset process asked for a module with a bad name");
 		return -1;
 	}

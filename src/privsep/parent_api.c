@@ -278,22 +278,14 @@ void parent_api_status(void)
 
 /* ---- --state-dir ---- */
 
+/* A NUL-terminated string within cap; for a module, a valid name. */
 static bool state_name_ok(const char *s, size_t cap, bool module)
 {
 	const char *end = memchr(s, '\0', cap);
 
 	if (end == NULL)
 		return false;
-	if (!module)
-		return true;
-	if (end == s)
-		return false;
-	for (; s < end; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' ||
-		      *s == '-'))
-			return false;
-	return true;
+	return !module || msg_module_name_ok(s, (size_t)(end - s));
 }
 
 static bool state_rec_ok(const struct state_rec *r)

@@ -152,7 +152,8 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 
 		base = base != NULL ? base + 1 : P.conf.config_file;
 		/* "file:line: ..." already names the place; else name the file */
-		if (P.cli.check && strncmp(text, base, strlen(base)) == 0)
+		if (P.cli.check && (size_t)tlen >= strlen(base) &&
+		    memcmp(text, base, strlen(base)) == 0)
 			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
 		else if (P.cli.check)
 			fprintf(stderr, "neosocksd: %s: %.*s\n", base, tlen,

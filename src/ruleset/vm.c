@@ -13,7 +13,7 @@
 #include "ruleset/lib.h"
 
 #define VM_HOOK_COUNT 10000
-#define VM_MODULE_NAME_MAX 64
+#define VM_MODULE_NAME_MAX MSG_MODULE_NAME_MAX
 
 static struct {
 	lua_State *L;
@@ -453,19 +453,6 @@ void vm_set_module_fetch(vm_module_fetch f)
 	V.fetch = f;
 }
 
-static bool vm_module_name_ok(const char *name, size_t len)
-{
-	if (len == 0 || len > VM_MODULE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 /* require(name): package.loaded, else the parent reads name.lua from the
  * ruleset's directory or --lua-path, else a built-in module. Sources are
  * held as Lua strings so an error cannot leak them. */
@@ -485,7 +472,7 @@ static int vm_require(lua_State *L)
 	if (lua_toboolean(L, -1))
 		return 1;
 	lua_pop(L, 1);
-	if (!vm_module_name_ok(name, nlen))
+	if (!msg_module_name_ok(name, nlen))
 		return luaL_error(L, "module '%s': invalid name (letters, "
 				     "digits, '_' and '-' only)", name);
 	from_file = V.fetch != NULL ? V.fetch(name, &src, &len) : 0;
