@@ -315,13 +315,18 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		F.have_conf = true;
 		return;
 	case MSG_RESOLVCONF:
-		if (F.started ||
-		    front_copy_blob(&F.resolvconf, &F.resolvconf_len, m) < 0)
+		if (front_copy_blob(&F.resolvconf, &F.resolvconf_len, m) < 0)
 			goto bad;
 		return;
 	case MSG_HOSTS:
-		if (F.started || front_copy_blob(&F.hosts, &F.hosts_len, m) < 0)
+		/* after RESOLVCONF; once serving, it is a SIGHUP's reload */
+		if (front_copy_blob(&F.hosts, &F.hosts_len, m) < 0)
 			goto bad;
+		if (F.started &&
+		    resolver_reload(F.resolvconf ? F.resolvconf : "",
+				    F.resolvconf_len, F.hosts ? F.hosts : "",
+				    F.hosts_len) < 0)
+			LOGE("resolver: cannot reload");
 		return;
 	case MSG_LISTENER: {
 		struct msg_listener ml;

@@ -188,6 +188,31 @@ static void resolvconf_line(const char *p, const char *end)
 	}
 }
 
+static void hosts_free(void)
+{
+	for (size_t i = 0; i < R.hcap; i++)
+		free(R.hosts[i].name);
+	free(R.hosts);
+	R.hosts = NULL;
+	R.hcap = R.hcount = 0;
+}
+
+/* The hosts table from the file's contents (replacing any). */
+static int resolver_load_hosts(const char *hosts, size_t hlen)
+{
+	hosts_free();
+	R.hcap = 64;
+	while (R.hcap < hlen / 8 && R.hcap < (1u << 22))
+		R.hcap <<= 1;
+	R.hosts = calloc(R.hcap, sizeof(R.hosts[0]));
+	if (R.hosts == NULL) {
+		R.hcap = 0;
+		return -1;
+	}
+	for_each_line(hosts, hlen, hosts_line);
+	return 0;
+}
+
 int resolver_init(struct event_base *base, int family,
 		  const char *resolvconf, size_t rlen, const char *hosts,
 		  size_t hlen, const char *nameserver)
@@ -207,14 +232,28 @@ int resolver_init(struct event_base *base, int family,
 		R.skip_ns = true;
 	}
 	for_each_line(resolvconf, rlen, resolvconf_line);
-	R.hcap = 64;
-	while (R.hcap < hlen / 8 && R.hcap < (1u << 22))
-		R.hcap <<= 1;
-	R.hosts = calloc(R.hcap, sizeof(R.hosts[0]));
-	if (R.hosts == NULL)
+	if (resolver_load_hosts(hosts, hlen) < 0)
 		return -1;
-	for_each_line(hosts, hlen, hosts_line);
 	LOGD("resolver: %d nameservers, %zu hosts entries",
+	     evdns_base_count_nameservers(R.dns), R.hcount);
+	return 0;
+}
+
+int resolver_reload(const char *resolvconf, size_t rlen, const char *hosts,
+		    size_t hlen)
+{
+	if (R.dns == NULL)
+		return -1;
+	if (!R.skip_ns) {
+		/* queries in flight are kept and retried on the new servers */
+		evdns_base_clear_nameservers_and_suspend(R.dns);
+		evdns_base_search_clear(R.dns);
+		for_each_line(resolvconf, rlen, resolvconf_line);
+		evdns_base_resume(R.dns);
+	}
+	if (resolver_load_hosts(hosts, hlen) < 0)
+		return -1;
+	LOGN("resolver reloaded: %d nameservers, %zu hosts entries",
 	     evdns_base_count_nameservers(R.dns), R.hcount);
 	return 0;
 }
@@ -223,9 +262,7 @@ void resolver_free(void)
 {
 	if (R.dns != NULL)
 		evdns_base_free(R.dns, 1);
-	for (size_t i = 0; i < R.hcap; i++)
-		free(R.hosts[i].name);
-	free(R.hosts);
+	hosts_free();
 	memset(&R, 0, sizeof(R));
 }
 

@@ -22,6 +22,10 @@ typedef void (*resolver_cb)(int result, const struct sockaddr *sa,
 
 /* family: AF_UNSPEC, AF_INET or AF_INET6 (from -4/-6). nameserver: an
  * "ip[:port]" that replaces resolv.conf's servers, or NULL. 0 or -1. */
+/* SIGHUP: new resolv.conf and hosts contents (nameservers are kept when
+ * --nameserver names one). 0 or -1. */
+int resolver_reload(const char *resolvconf, size_t rlen, const char *hosts,
+		    size_t hlen);
 int resolver_init(struct event_base *base, int family,
 		  const char *resolvconf, size_t rlen, const char *hosts,
 		  size_t hlen, const char *nameserver);

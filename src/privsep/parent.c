@@ -356,6 +356,12 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 			break;
 		notify_reloading();
 		parent_read_resolver_files();
+		if (P.front.running && P.front.ch.open && P.front.ready) {
+			chanev_send(&P.front.ch, MSG_RESOLVCONF, 0,
+				    P.resolvconf.data, P.resolvconf.len, -1);
+			chanev_send(&P.front.ch, MSG_HOSTS, 0, P.hosts.data,
+				    P.hosts.len, -1);
+		}
 		parent_api_reload();
 		parent_ruleset_reload();
 		break;

@@ -1,11 +1,13 @@
 """Name resolution through evdns against a local DNS server, and -4/-6."""
 
+import os
 import socket
 import struct
 import threading
 
 import pytest
 
+from conftest import ROOT
 from helpers import free_ports, recv_all, socks5_connect
 
 
@@ -125,3 +127,31 @@ def test_ipv4_preference(daemon_factory, dns):
     assert _served_by(v4, port, "localhost") == 0
     v6.close()
     v4.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
+def test_sighup_reloads_hosts(daemon_factory, tmp_path, http_target):
+    """SIGHUP reads /etc/hosts again and the running front uses it: the
+    daemon runs in a mount namespace of its own where /etc/hosts is a file
+    of this test."""
+    import shutil
+    import signal
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.2 reload.invalid\n")
+    socks, = free_ports(1)
+    binary = os.environ.get("NEOSOCKSD_BIN") or os.path.join(ROOT, "build", "neosocksd")
+    script = (f"mount --bind {hosts} /etc/hosts && exec {binary} "
+              f"-l 127.0.0.1:{socks} --loglevel 5")
+    d = daemon_factory("-m", "sh", "-c", script, binary=shutil.which("unshare"))
+    s, rep = socks5_connect(socks, "reload.invalid", http_target.port)
+    s.close()
+    assert rep != 0, "127.0.0.2 has no server on that port"
+    with open(hosts, "r+") as f:  # same inode: the bind mount sees it
+        f.seek(0)
+        f.truncate()
+        f.write("127.0.0.1 reload.invalid\n")
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_log("resolver reloaded")
+    s, rep = socks5_connect(socks, "reload.invalid", http_target.port)
+    s.close()
+    assert rep == 0
