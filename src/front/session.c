@@ -125,7 +125,8 @@ static void session_log(const struct session *s, const char *outcome)
 		strcpy(client, "?");
 	LOGI("[#%u] %s %s -> %s via %s up=%llu down=%llu %.3fs %s", s->id,
 	     client, proto_name(s->proto), s->target ? s->target : "-",
-	     s->route ? s->route : "direct", (unsigned long long)s->bytes_up,
+	     !s->dialed ? "-" : s->route ? s->route : "direct",
+	     (unsigned long long)s->bytes_up,
 	     (unsigned long long)s->bytes_down, dur, outcome);
 }
 
@@ -454,6 +455,7 @@ static void session_dial(struct session *s)
 	struct hs *hs = s->hs;
 
 	s->state = SS_DIAL;
+	s->dialed = true;
 	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, session_dialed,
 			      session_dial_watch, s);
 	if (hs->dial == NULL) {

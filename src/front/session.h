@@ -92,6 +92,8 @@ struct session {
 	struct session *route_next;  /* route.c's pending table */
 	bool route_pending;          /* a decision is awaited */
 	bool route_owned;            /* route (below) is allocated */
+	bool dialed;                 /* a dial started (the log names its
+				      * route; else "via -") */
 	uint32_t id;
 	uint8_t state; /* enum sess_state */
 	uint8_t proto; /* enum sess_proto */
