@@ -5,6 +5,7 @@ targets: every target and peer is on loopback.
   ruleset_simple.lua  tables only: a name redirected to the target, names
                       and private addresses refused, hosts, IPv4/IPv6
   lb.lua              lb.iwrr over two local backends, weights 3:1
+  default.lua         what make run starts with: direct, .invalid refused
   ruleset.lua         authentication (secrets), tags in the log, a chain to
                       a second daemon, failover, a sub-chain, a regex
 """
@@ -364,3 +365,17 @@ def test_full_as_config(daemon_factory, nsd, tmp_path):
     s.close()
     assert rep == 1
     d.wait_log('[blocked] "ads.example:80"')
+
+
+def test_default_lets_through_refuses_invalid(daemon_factory, nsd, http_target):
+    """default.lua (what `make run` starts with): everything direct, names
+    under .invalid refused and tagged."""
+    ex = start_example(daemon_factory, nsd, "default.lua")
+    port = http_target.port
+    assert socks5_get(ex.socks, "127.0.0.1", port) == TARGET_BODY
+    assert socks5_get(ex.socks, "localhost", port) == TARGET_BODY
+    assert socks5_get(ex.socks, "x.invalid", port) == 1
+    ex.d.wait_log(f'[invalid] "x.invalid:{port}"')
+    s, status = connect_status(ex.http, f"y.invalid:{port}")
+    s.close()
+    assert status == 403
