@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/u32sort.h"
 #include "common/route_wire.h"
 #include "front/resolver.h"
 #include "front/rpcdial.h"
@@ -238,13 +239,6 @@ static void route_resolve(const struct msg *m)
 		       (void *)(uintptr_t)m->id);
 }
 
-static int route_u32cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* /stats and /metrics in the ruleset process ask for our counters */
 static void route_send_stats(uint32_t id)
 {
@@ -274,7 +268,7 @@ static void route_send_stats(uint32_t id)
 			   (uint64_t)ts.tv_nsec;
 	if (f->nlat > 0) {
 		memcpy(lat, f->lat, f->nlat * sizeof(lat[0]));
-		qsort(lat, f->nlat, sizeof(lat[0]), route_u32cmp);
+		u32sort(lat, f->nlat);
 		m.lat_p50_us = lat[(f->nlat - 1) * 50 / 100];
 		m.lat_p90_us = lat[(f->nlat - 1) * 90 / 100];
 		m.lat_p99_us = lat[(f->nlat - 1) * 99 / 100];

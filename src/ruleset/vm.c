@@ -9,6 +9,7 @@
 #include <lualib.h>
 
 #include "common/log.h"
+#include "common/u32sort.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/lib.h"
 
@@ -141,13 +142,6 @@ static void vm_leave(lua_State *thread)
 	lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
 }
 
-static int vm_u32cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 void vm_event_percentiles(unsigned *n, double *p50, double *p90,
 			  double *p99, double *max)
 {
@@ -158,7 +152,7 @@ void vm_event_percentiles(unsigned *n, double *p50, double *p90,
 	if (V.ev_n == 0)
 		return;
 	memcpy(tmp, V.ev_ns, V.ev_n * sizeof(tmp[0]));
-	qsort(tmp, V.ev_n, sizeof(tmp[0]), vm_u32cmp);
+	u32sort(tmp, V.ev_n);
 	*p50 = tmp[(V.ev_n - 1) * 50 / 100] / 1e9;
 	*p90 = tmp[(V.ev_n - 1) * 90 / 100] / 1e9;
 	*p99 = tmp[(V.ev_n - 1) * 99 / 100] / 1e9;
