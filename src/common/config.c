@@ -69,7 +69,8 @@ static int config_check_addrs(const struct config *c, char *err, size_t cap)
 	if (c->forward[0]) {
 		if (addr_splithostport(c->forward, strlen(c->forward), host,
 				       sizeof(host), port, sizeof(port)) < 0 ||
-		    (host[0] == '\0' && port[0] == '\0' && !c->ruleset[0]) ||
+		    (host[0] == '\0' && port[0] == '\0' && !c->ruleset[0] &&
+		     !c->config_file[0]) ||
 		    (!(host[0] == '\0' && port[0] == '\0') &&
 		     addr_parse(&na, c->forward, strlen(c->forward), -1) < 0))
 			return config_fail(err, cap,

@@ -160,6 +160,9 @@ struct msg_priv_socket_reply {
 enum ruleset_load_kind {
 	RULESET_LOAD_START = 1, /* at (re)start: the last good one */
 	RULESET_LOAD_RELOAD,    /* SIGHUP: replace only if it loads */
+	RULESET_LOAD_CONFIGURE, /* -c at the daemon's start: its settings
+				 * count (later evaluations only give the
+				 * ruleset) */
 };
 
 struct msg_ruleset_hdr {

@@ -48,7 +48,11 @@ static void parent_ruleset_spawned(struct child *c)
 	bad |= chanev_send(ch, MSG_R_START, 0, &P.ruleset_sb,
 			   sizeof(P.ruleset_sb), -1);
 	if (!bad && P.ruleset_good.data != NULL)
-		bad |= parent_send_ruleset(&P.ruleset_good, RULESET_LOAD_START,
+		bad |= parent_send_ruleset(&P.ruleset_good,
+					   P.conf.config_file[0] &&
+							   !P.configured
+						   ? RULESET_LOAD_CONFIGURE
+						   : RULESET_LOAD_START,
 					   ++P.ruleset_seq);
 	if (bad) {
 		proc_kill(c, "cannot send the configuration");

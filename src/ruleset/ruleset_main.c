@@ -157,13 +157,13 @@ static void ruleset_configfile(const struct msg *m)
 			  m->len - sizeof(h), chunk, &merged, err,
 			  sizeof(err)) < 0) {
 		LOGW("%s", err);
-		if (!vm_has_ruleset()) {
+		if (h.kind == RULESET_LOAD_START && !vm_has_ruleset()) {
 			LOGE("the configuration did not load: requests fail "
 			     "until a ruleset does");
 			request_set_fail_closed(true);
 		}
 		ruleset_send_configured(h.seq, err);
-	} else {
+	} else if (h.kind == RULESET_LOAD_CONFIGURE) {
 		struct vm_conf vc = {
 			.memlimit = (size_t)merged.memlimit << 20,
 			.traceback = merged.traceback,
@@ -173,6 +173,12 @@ static void ruleset_configfile(const struct msg *m)
 		log_level = R.conf.loglevel;
 		vm_reconf(&vc);
 		LOGI("config loaded (%s)", chunk);
+		ruleset_send_configured(h.seq, NULL);
+	} else {
+		/* a respawn or a SIGHUP: the settings in force stay (they
+		 * were checked once, by the parent, at start); only the
+		 * ruleset the file sets is taken */
+		LOGI("config loaded (%s); settings unchanged", chunk);
 		ruleset_send_configured(h.seq, NULL);
 	}
 	ruleset_ready();

@@ -194,6 +194,22 @@ int vm_pcall(lua_CFunction fn, void *ud)
 	return LUA_OK;
 }
 
+/* [co] in protected mode: replace the error message at the top of the dead
+ * coroutine co with message + co's traceback. */
+static int vm_co_traceback(lua_State *L)
+{
+	lua_State *co = lua_touserdata(L, 1);
+
+	/* the message stays on co (and alive) until the trace replaces it,
+	 * so a failure here leaves co as it was */
+	luaL_traceback(L, co, lua_tostring(co, -1), 0);
+	if (!lua_checkstack(co, 1))
+		return luaL_error(L, "stack overflow");
+	lua_xmove(L, co, 1);
+	lua_remove(co, -2);
+	return 0;
+}
+
 int vm_resume(lua_State *co, int nargs, int *nres)
 {
 	int r;
@@ -201,6 +217,11 @@ int vm_resume(lua_State *co, int nargs, int *nres)
 	vm_enter(co);
 	r = lua_resume(co, V.L, nargs, nres);
 	vm_leave(co);
+	/* a routine has no message handler: --traceback adds the trace
+	 * of where it failed (a message that is not a string stays as is) */
+	if (r > LUA_YIELD && V.traceback && lua_type(co, -1) == LUA_TSTRING &&
+	    vm_pcall(vm_co_traceback, co) != LUA_OK)
+		lua_pop(V.L, 1); /* no memory for it: the plain message */
 	return r;
 }
 
