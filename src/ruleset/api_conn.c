@@ -124,6 +124,7 @@ static int obuf_add(struct obuf *b, const void *p, size_t n)
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct api_conn *c);
+static void conn_consume(struct api_conn *c);
 
 static void conn_watch(struct api_conn *c, short flags)
 {
@@ -237,6 +238,7 @@ static void conn_respond(struct api_conn *c, int status, const char *ctype,
 		c->close_after = true;
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: %s\r\n"
+		     "Cache-Control: no-store\r\n"
 		     "%s%s%s%sContent-Length: %zu\r\n\r\n",
 		     status, http1_reason(status),
 		     http_date(date, sizeof(date)),
@@ -378,6 +380,15 @@ static bool api_host_ok(const struct api_conn *c, const char *buf,
 	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
 }
 
+/* These take the request body as their input: one must be framed. */
+static bool api_needs_body(const char *method, const char *path)
+{
+	return strcmp(method, "POST") == 0 &&
+	       (strcmp(path, "/ruleset/invoke") == 0 ||
+		strcmp(path, "/ruleset/update") == 0 ||
+		strcmp(path, "/ruleset/rpcall") == 0);
+}
+
 /* Reading is GET on these three paths; all else needs an admin. */
 static int api_level_needed(const char *method, const char *path)
 {
@@ -430,7 +441,8 @@ static void conn_req_fields(struct api_conn *c, struct api_req *r,
 }
 
 /* The head is whole: set the request up, check access, learn the body's
- * framing. 0 go on; -1 answered (maybe closing). */
+ * framing. 0 go on; -1 answered and closing; -2 answered, the head is
+ * consumed and the next request may follow. */
 static int conn_head(struct api_conn *c, const struct http1_head *h)
 {
 	struct api_req *r;
@@ -476,6 +488,13 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	if (c->clen > (int64_t)API_BODY_MAX) {
 		conn_error(c, 413, NULL, true);
 		return -1;
+	}
+	if (c->clen < 0 && !c->chunked && api_needs_body(r->method, r->path)) {
+		/* no body at all is well framed: answer and go on */
+		conn_error(c, 411, NULL, false);
+		c->body_in = 0;
+		conn_consume(c);
+		return -2;
 	}
 	v = http1_known_value(h, HTTP1_H_EXPECT);
 	if (v != NULL) {
@@ -627,8 +646,11 @@ static void conn_process(struct api_conn *c)
 				break;
 			}
 			c->head_len = (size_t)r;
-			if (conn_head(c, &h) < 0) {
+			r = conn_head(c, &h);
+			if (r < 0) {
 				conn_drop_req(c);
+				if (r == -2)
+					continue;
 				break;
 			}
 			c->state = C_BODY;

@@ -111,6 +111,20 @@ static int query_get(const char *q, const char *key, char *out, size_t cap)
 	return 0;
 }
 
+/* Every %-escape well formed (two hex digits, not %00). */
+static bool query_valid(const char *q)
+{
+	for (; *q != '\0'; q++) {
+		if (*q != '%')
+			continue;
+		if (hexval(q[1]) < 0 || hexval(q[2]) < 0 ||
+		    (q[1] == '0' && q[2] == '0'))
+			return false;
+		q += 2;
+	}
+	return true;
+}
+
 /* A bare key counts as true here (the reference reads it as false). */
 static bool query_bool(const char *q, const char *key, bool dflt)
 {
@@ -279,16 +293,21 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		free(d.p);
 		return;
 	}
+	if (kind == SK_POST && !RT.have_prev) {
+		/* the first POST: rates since the start; no CPU time to
+		 * compare with ("(unknown)") */
+		memset(&RT.prev, 0, sizeof(RT.prev));
+	}
 	text_stats(&d, &v, !query_bool(r->query, "nobanner", false),
 		   query_bool(r->query, "server", true),
 		   query_bool(r->query, "runtime", false),
-		   kind == SK_POST ? (RT.have_prev ? &RT.prev : &v) : NULL);
+		   kind == SK_POST ? &RT.prev : NULL);
 	if (kind == SK_POST) {
 		char q[1024];
 		struct strcall s = {
 			.field = "stats",
 			.nargs = 2,
-			.dt = RT.have_prev ? v.uptime - RT.prev.uptime : v.uptime,
+			.dt = v.uptime - RT.prev.uptime,
 			.q = q,
 		};
 
@@ -527,6 +546,10 @@ void api_dispatch(struct api_req *r)
 			snprintf(allow, sizeof(allow), "Allow: %s\r\n",
 				 e->methods);
 			reply_status(r, 405, allow);
+			return;
+		}
+		if (!query_valid(r->query)) {
+			reply_status(r, 400, NULL);
 			return;
 		}
 		e->fn(r);
