@@ -1,0 +1,696 @@
+"""The REST API through real clients (curl and raw sockets): every endpoint,
+compression both ways, keep-alive and pipelining, the body and inflate
+limits, deadlines and the connection cap, bounded /ruleset/invoke, failed
+updates keeping the previous ruleset, authentication and access control,
+the unix socket listener, --state-dir, and /stats and /metrics counters
+following real traffic (with a strict Prometheus text parser)."""
+
+import gzip
+import math
+import os
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import textwrap
+import threading
+import time
+import zlib
+
+import pytest
+
+from conftest import BIN
+from helpers import connect, curl, free_ports, recv_all, socks5_connect, wait_until
+from privsep_util import comm, status
+
+RPC_MIME = "application/x-neosocksd-rpc; version=1"
+LIMIT = 4 << 20  # request bodies, before and after inflating
+MIB = 1 << 20
+
+# The ruleset the tests route with. @NAME@ is the one host it sends to the
+# HTTP target (so which ruleset is active shows in a SOCKS reply); a module
+# "names" may add hosts; /ruleset/invoke may set _G.INVOKED.
+RULESET = """
+    local target = "127.0.0.1:@PORT@"
+    local rs = {}
+    function rs.resolve(addr)
+        local host = neosocksd.splithostport(addr)
+        if host == "@NAME@" then return target end
+        local names = package.loaded["names"]
+        if type(names) == "table" and names[host] then return target end
+        if host == "invoked.test" and rawget(_G, "INVOKED") then return target end
+        return nil
+    end
+    function rs.route(addr) return addr end
+    function rs.route6(addr) return addr end
+    function rs.healthy() return rawget(_G, "UNHEALTHY") end
+    function rs.stats(dt, q)
+        return string.format("custom stats: dt is %s, q=%s\\n", type(dt), tostring(q))
+    end
+    return rs
+"""
+
+
+def ruleset_text(name, port):
+    return textwrap.dedent(RULESET).replace("@NAME@", name).replace("@PORT@", str(port))
+
+
+def write_ruleset(tmp_path, name, port, fname=None):
+    p = tmp_path / (fname or f"{name}.lua")
+    p.write_text(ruleset_text(name, port))
+    return str(p)
+
+
+# ---- an HTTP/1.1 client that shows the wire ----
+
+class Resp:
+    def __init__(self, status, headers, body, raw_head=b""):
+        self.status, self.headers, self.body, self.raw_head = status, headers, body, raw_head
+
+    @property
+    def text(self):
+        return self.body.decode(errors="replace")
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
+
+
+def parse_head(head):
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 "), head
+    st = int(lines[0].split(b" ")[1])
+    headers = {}
+    for ln in lines[1:]:
+        if not ln:
+            continue
+        k, _, v = ln.decode().partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return st, headers
+
+
+class RawConn:
+    """One connection to the API: send bytes, read whole responses (by
+    Content-Length; every response of ours carries one)."""
+
+    def __init__(self, api, timeout=10.0):
+        if api.unix:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(api.unix)
+        else:
+            self.s = connect(api.port, timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self):
+        chunk = self.s.recv(1 << 16)
+        if not chunk:
+            raise EOFError(f"EOF (buffered {self.buf[:200]!r})")
+        self.buf += chunk
+
+    def response(self):
+        while True:
+            while b"\r\n\r\n" not in self.buf:
+                self._fill()
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            st, headers = parse_head(head)
+            if 100 <= st < 200:
+                continue
+            assert "content-length" in headers, head
+            n = int(headers["content-length"])
+            while len(self.buf) < n:
+                self._fill()
+            body, self.buf = self.buf[:n], self.buf[n:]
+            return Resp(st, headers, body, head)
+
+    def closed_by_peer(self, timeout=5.0):
+        """True if the server closes (EOF/reset) within timeout, with
+        nothing more sent."""
+        self.s.settimeout(timeout)
+        try:
+            data = self.s.recv(4096)
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+        assert data == b"", f"unexpected bytes {data!r}"
+        return True
+
+    def close(self):
+        self.s.close()
+
+
+def request(method, path, body=b"", headers=None, version="1.1", host=None):
+    h = dict(headers or {})
+    lines = [f"{method} {path} HTTP/{version}"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    if body or method == "POST":
+        h.setdefault("Content-Length", str(len(body)))
+    for k, v in h.items():
+        if v is not None:
+            lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Api:
+    """Where the API of a daemon is and how to talk to it."""
+
+    def __init__(self, port=None, unix=None, token=None):
+        self.port, self.unix, self.token = port, unix, token
+
+    @property
+    def host(self):
+        return "localhost" if self.unix else f"127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return f"http://{self.host}{path}"
+
+    def curl(self, path, *args, token="default"):
+        """curl the API; returns a Resp (the last response's head)."""
+        token = self.token if token == "default" else token
+        extra = []
+        if self.unix:
+            extra += ["--unix-socket", self.unix]
+        if token:
+            extra += ["-H", f"Authorization: Bearer {token}"]
+        bodyf = f"/tmp/nsd-api-body-{os.getpid()}-{threading.get_ident()}"
+        try:
+            rc, out, err = curl("-D", "-", "-o", bodyf, *extra, *args, self.url(path))
+            assert rc == 0, f"curl {path}: rc={rc} {err}"
+            with open(bodyf, "rb") as f:
+                body = f.read()
+        finally:
+            if os.path.exists(bodyf):
+                os.unlink(bodyf)
+        blocks = [b for b in out.split(b"\r\n\r\n") if b.strip()]
+        st, headers = parse_head(blocks[-1])
+        return Resp(st, headers, body, blocks[-1])
+
+    def conn(self):
+        return RawConn(self)
+
+    def one(self, method, path, body=b"", headers=None, version="1.1", token="default"):
+        """One request on a fresh connection."""
+        token = self.token if token == "default" else token
+        h = dict(headers or {})
+        if token:
+            h.setdefault("Authorization", f"Bearer {token}")
+        c = self.conn()
+        try:
+            c.send(request(method, path, body, h, version, host=self.host))
+            return c.response()
+        finally:
+            c.close()
+
+    def rpc(self, code, headers=None):
+        h = {"Content-Type": RPC_MIME}
+        h.update(headers or {})
+        return self.one("POST", "/ruleset/rpcall", code.encode(), h)
+
+    def invoke(self, code):
+        return self.one("POST", "/ruleset/invoke", code.encode())
+
+    def metrics(self):
+        r = self.one("GET", "/metrics")
+        assert r.status == 200, r
+        return parse_prometheus(r.text)
+
+
+def start_api(daemon_factory, tmp_path, port, *extra, name="v1.test", token=None):
+    socks, api = free_ports(2)
+    rs = write_ruleset(tmp_path, name, port)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                       "--loglevel", "5", *extra)
+    d.socks = socks
+    d.api = Api(port=api, token=token)
+    return d
+
+
+def routed(d, host):
+    """True if the ruleset sends host to the HTTP target (which answers a
+    GET through the tunnel); False if the request is refused."""
+    s, rep = socks5_connect(d.socks, host, 80)
+    try:
+        if rep != 0:
+            assert rep == 0x01, f"{host}: REP {rep}"
+            return False
+        s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = recv_all(s)
+        assert b"hello from the target" in data, data[:200]
+        return True
+    finally:
+        s.close()
+
+
+def ruleset_pid(d):
+    for pid in d.children():
+        try:
+            if comm(pid) == "neosocksd-rules":
+                return pid
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def vm_hwm_kib(pid):
+    return int(status(pid)["VmHWM"].split()[0])
+
+
+# ---- a strict Prometheus text-format (0.0.4) parser ----
+
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+TYPES = ("counter", "gauge", "summary", "histogram", "untyped")
+
+
+def parse_float(s):
+    if s in ("+Inf", "Inf"):
+        return math.inf
+    if s == "-Inf":
+        return -math.inf
+    if s == "NaN":
+        return math.nan
+    assert re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", s), f"bad float {s!r}"
+    return float(s)
+
+
+def parse_labels(s):
+    """'a="x",b="y\\"z"' -> dict; strict about quoting and escapes."""
+    labels = {}
+    i = 0
+    while i < len(s):
+        m = re.match(r"([a-zA-Z_][a-zA-Z0-9_]*)=\"", s[i:])
+        assert m, f"bad label at {s[i:]!r}"
+        name = m.group(1)
+        i += m.end()
+        val = ""
+        while True:
+            assert i < len(s), f"unterminated label value in {s!r}"
+            ch = s[i]
+            if ch == "\\":
+                assert i + 1 < len(s) and s[i + 1] in '\\"n', f"bad escape in {s!r}"
+                val += {"\\": "\\", '"': '"', "n": "\n"}[s[i + 1]]
+                i += 2
+            elif ch == '"':
+                i += 1
+                break
+            else:
+                assert ch != "\n"
+                val += ch
+                i += 1
+        assert name not in labels, f"label {name} twice in {s!r}"
+        labels[name] = val
+        if i < len(s):
+            assert s[i] == ",", f"expected ',' in {s!r}"
+            i += 1
+    return labels
+
+
+def family_of(name, types):
+    """The declared family a sample name belongs to."""
+    if name in types:
+        return name
+    for suffix, kinds in (("_sum", ("summary", "histogram")), ("_count", ("summary", "histogram")),
+                          ("_bucket", ("histogram",))):
+        if name.endswith(suffix) and types.get(name[:-len(suffix)]) in kinds:
+            return name[:-len(suffix)]
+    return None
+
+
+def parse_prometheus(text):
+    """Returns {family: {"type":, "help":, "samples": [(name, labels, value)]}}.
+    Fails on anything outside the text format: every sample's family must
+    have been declared by a TYPE line before it, a family's samples must be
+    contiguous, no series twice, HELP/TYPE at most once per family."""
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    fams = {}
+    types = {}
+    seen_series = set()
+    closed = set()
+    current = None
+    for ln in text.split("\n")[:-1]:
+        assert ln == ln.strip() or ln.startswith("# "), f"stray whitespace: {ln!r}"
+        if ln.startswith("#"):
+            parts = ln.split(" ", 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                name = parts[2]
+                assert METRIC_NAME.match(name), ln
+                f = fams.setdefault(name, {"type": None, "help": None, "samples": []})
+                if parts[1] == "TYPE":
+                    assert len(parts) == 4 and parts[3] in TYPES, ln
+                    assert f["type"] is None, f"TYPE twice for {name}"
+                    assert not f["samples"], f"TYPE after samples for {name}"
+                    f["type"] = types[name] = parts[3]
+                else:
+                    assert f["help"] is None, f"HELP twice for {name}"
+                    f["help"] = parts[3] if len(parts) == 4 else ""
+            continue
+        assert ln, "empty line"
+        m = re.fullmatch(r"([^{ ]+)(\{(.*)\})? ([^ ]+)( -?\d+)?", ln)
+        assert m, f"not a sample line: {ln!r}"
+        name, labels, value = m.group(1), parse_labels(m.group(3) or ""), parse_float(m.group(4))
+        assert METRIC_NAME.match(name), ln
+        for k in labels:
+            assert LABEL_NAME.match(k) and not k.startswith("__"), ln
+        fam = family_of(name, types)
+        assert fam is not None, f"sample {name} has no TYPE declared before it"
+        if current != fam:
+            assert fam not in closed, f"samples of {fam} are not contiguous"
+            if current is not None:
+                closed.add(current)
+            current = fam
+        key = (name, tuple(sorted(labels.items())))
+        assert key not in seen_series, f"series twice: {ln}"
+        seen_series.add(key)
+        if types[fam] == "counter":
+            assert value >= 0, ln
+        if types[fam] == "summary" and name == fam:
+            assert "quantile" in labels, ln
+        fams[fam]["samples"].append((name, labels, value))
+    return fams
+
+
+def sample(fams, name, **labels):
+    fam = family_of(name, {k: v["type"] for k, v in fams.items()})
+    assert fam is not None, f"no family {name}"
+    found = [v for n, lb, v in fams[fam]["samples"] if n == name and lb == labels]
+    assert len(found) == 1, f"{name}{labels}: {found}"
+    return found[0]
+
+
+def test_prometheus_parser_is_strict():
+    """The parser used below refuses what the format forbids."""
+    good = ("# HELP a_total A.\n# TYPE a_total counter\na_total 1\n"
+            "# TYPE s summary\ns{quantile=\"0.5\"} 1e-3\ns_sum 2\ns_count 3\n")
+    fams = parse_prometheus(good)
+    assert sample(fams, "s_count") == 3 and sample(fams, "s", quantile="0.5") == 0.001
+    bad = [
+        "a 1\n",                                          # no TYPE
+        "# TYPE a counter\na 1",                          # no final newline
+        "# TYPE a counter\na{x=\"1} 1\n",                 # unterminated label
+        "# TYPE a counter\na{x=1} 1\n",                   # unquoted label
+        "# TYPE a counter\na 1,5\n",                      # bad float
+        "# TYPE a counter\n# TYPE a counter\na 1\n",      # TYPE twice
+        "# TYPE a counter\n# TYPE b gauge\na 1\nb 1\na{x=\"y\"} 2\n",  # not contiguous
+        "# TYPE a counter\na 1\na 2\n",                   # same series twice
+        "# TYPE a widget\na 1\n",                         # unknown type
+        "# TYPE 1a counter\n1a 1\n",                      # bad name
+        "# TYPE a counter\na -1\n",                       # negative counter
+    ]
+    for text in bad:
+        with pytest.raises(AssertionError):
+            parse_prometheus(text)
+
+
+# ---- endpoints ----
+
+def test_healthy(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    r = d.api.curl("/healthy")
+    assert r.status == 200 and r.body == b"" and "content-type" not in r.headers, r
+    assert r.headers["content-length"] == "0"
+    # the ruleset's healthy() returning a string: 503 with that text
+    assert d.api.invoke('_G.UNHEALTHY = "backend pool empty"').status == 200
+    r = d.api.curl("/healthy")
+    assert r.status == 503 and r.body == b"backend pool empty", r
+    assert r.headers["content-type"].startswith("text/plain")
+    # ... and raising: 503 with the error
+    assert d.api.invoke('_G.UNHEALTHY = nil; ruleset.healthy = function() '
+                        'error("probe failed", 0) end').status == 200
+    r = d.api.curl("/healthy")
+    assert r.status == 503 and r.body == b"probe failed", r
+    assert d.api.invoke("ruleset.healthy = nil").status == 200
+    assert d.api.curl("/healthy").status == 200
+    r = d.api.curl("/healthy", "-X", "POST")
+    assert r.status == 405 and r.headers["allow"] == "GET", r
+
+
+def stats_value(text, label):
+    m = re.search(rf"^{re.escape(label)} *: (.*)$", text, re.M)
+    assert m, f"no {label!r} in:\n{text}"
+    return m.group(1)
+
+
+def test_stats_get_and_post(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    r = d.api.curl("/stats")
+    assert r.status == 200, r
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.text.startswith("neosocksd ")
+    for label in ("Server Time", "Uptime", "Num Sessions", "Num Rejected", "Conn Accepts",
+                  "Requests", "API Requests", "Traffic", "Connect Latency"):
+        stats_value(r.text, label)
+    # GET is stateless: no rates, no ruleset output, no runtime by default
+    assert "Accept Rate" not in r.text and "custom stats" not in r.text
+    assert "Ruleset Allocated" not in r.text
+    # nobanner: bare key is true (the reference reads it as false), =0 false
+    assert not d.api.curl("/stats?nobanner").text.startswith("neosocksd")
+    assert not d.api.curl("/stats?nobanner=1").text.startswith("neosocksd")
+    assert d.api.curl("/stats?nobanner=0").text.startswith("neosocksd")
+    # server=0: the banner only; with nobanner nothing at all
+    r = d.api.curl("/stats?server=0")
+    assert r.status == 200 and "Uptime" not in r.text and r.text.startswith("neosocksd")
+    assert d.api.curl("/stats?server=0&nobanner").body == b""
+    # runtime: the Lua heap and its cap
+    r = d.api.curl("/stats?runtime=1")
+    assert re.search(r"^Ruleset Allocated +: \S+ < 128MiB \(", r.text, re.M), r.text
+    stats_value(r.text, "Ruleset Threads")
+    # POST: rates since the previous POST and the ruleset's own text with q
+    r = d.api.curl("/stats?nobanner&q=hello%20there", "-X", "POST")
+    assert r.status == 200, r
+    assert "custom stats: dt is number, q=hello there\n" in r.text, r.text
+    # the first POST has nothing to compare CPU time with
+    assert re.search(r"^Server Load +: \(unknown\) \(last \S+\)$", r.text, re.M), r.text
+    for label in ("Accept Rate", "Request Rate", "Reject Rate", "Throughput"):
+        stats_value(r.text, label)
+    r = d.api.curl("/stats?nobanner", "-X", "POST")
+    assert "custom stats: dt is number, q=nil\n" in r.text, r.text
+    assert re.search(r"^Server Load +: \d+\.\d{3}% \(last \S+\)$", r.text, re.M), r.text
+    # q on GET reaches nothing
+    assert "custom stats" not in d.api.curl("/stats?q=x").text
+    # a malformed escape is refused
+    assert d.api.curl("/stats?q=%zz").status == 400
+    r = d.api.curl("/stats", "-X", "PUT")
+    assert r.status == 405 and r.headers["allow"] == "GET, POST", r
+
+
+def test_metrics_endpoint(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--memlimit", "64")
+    r = d.api.curl("/metrics")
+    assert r.status == 200, r
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["cache-control"] == "no-store"
+    fams = parse_prometheus(r.text)
+    for name in ("sessions_active", "uptime_seconds", "connections_accepted_total",
+                 "requests_total", "requests_success_total", "api_requests_total",
+                 "uplink_bytes_total", "downlink_bytes_total", "lua_memory_bytes",
+                 "lua_objects", "lua_threads_active"):
+        assert "neosocksd_" + name in fams, name
+        assert fams["neosocksd_" + name]["help"], name
+    # ours: restarts and sandbox layers per role, the Lua cap, API by status
+    for role in ("front", "ruleset"):
+        assert sample(fams, "neosocksd_process_restarts_total", role=role) == 0
+    layers = {}
+    for role in ("main", "front", "ruleset"):
+        for layer in ("seccomp", "nnp", "caps"):
+            layers[role, layer] = sample(fams, "neosocksd_sandbox_layer", role=role, layer=layer)
+    assert all(v in (0, 1) for v in layers.values()), layers
+    assert layers["front", "seccomp"] == 1 and layers["ruleset", "seccomp"] == 1
+    assert sample(fams, "neosocksd_lua_memory_limit_bytes") == 64 * MIB
+    assert 0 < sample(fams, "neosocksd_lua_memory_bytes") < 64 * MIB
+    before = sample(fams, "neosocksd_api_responses_total", code="4xx")
+    ok_before = sample(fams, "neosocksd_api_responses_total", code="2xx")
+    assert d.api.curl("/no-such-page").status == 404
+    fams = d.api.metrics()
+    assert sample(fams, "neosocksd_api_responses_total", code="4xx") == before + 1
+    # the 200 for the first /metrics was counted once it was answered
+    assert sample(fams, "neosocksd_api_responses_total", code="2xx") == ok_before + 1
+    r = d.api.curl("/metrics", "-X", "POST")
+    assert r.status == 405 and r.headers["allow"] == "GET", r
+
+
+def test_invoke(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    assert not routed(d, "invoked.test")
+    r = d.api.curl("/ruleset/invoke", "--data-binary", "_G.INVOKED = true")
+    assert r.status == 200 and r.body == b"", r
+    assert routed(d, "invoked.test")
+    # bare globals stay in the chunk's own environment
+    assert d.api.invoke("BARE = 1").status == 200
+    assert d.api.rpc('return rawget(_G, "BARE"), rawget(_G, "INVOKED")').body == \
+        b"return true,nil,true"
+    r = d.api.curl("/ruleset/invoke", "--data-binary", "return (")
+    assert r.status == 500 and r.text.startswith("(invoke):1:"), r
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    r = d.api.curl("/ruleset/invoke", "--data-binary", 'error("deliberate")')
+    assert r.status == 500 and r.text == "(invoke):1: deliberate", r
+    # invoke is synchronous: awaiting is not allowed
+    r = d.api.curl("/ruleset/invoke", "--data-binary", "await.sleep(0.01)")
+    assert r.status == 500 and "asynchronous" in r.text, r
+    r = d.api.curl("/ruleset/invoke")
+    assert r.status == 405 and r.headers["allow"] == "POST", r
+
+
+def test_update_ruleset_and_module(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    assert routed(d, "v1.test") and not routed(d, "v2.test")
+    v2 = ruleset_text("v2.test", http_target.port)
+    r = d.api.curl("/ruleset/update?chunkname=%40v2.lua", "--data-binary", v2)
+    assert r.status == 200 and re.fullmatch(r"Time Cost +: \S+\n", r.text), r
+    assert routed(d, "v2.test") and not routed(d, "v1.test")
+    # a module: package.loaded[name] is replaced
+    r = d.api.curl("/ruleset/update?module=names", "--data-binary",
+                   'local name = ...; return { ["mod.test"] = name == "names" }')
+    assert r.status == 200, r
+    assert routed(d, "mod.test")
+    # _G[name] follows the module only if it was the module before
+    assert d.api.invoke('_G.names = package.loaded.names; _G.other = {}').status == 200
+    assert d.api.curl("/ruleset/update?module=names", "--data-binary",
+                      'return { ["mod2.test"] = true }').status == 200
+    assert d.api.curl("/ruleset/update?module=other", "--data-binary",
+                      'return { replaced = true }').status == 200
+    r = d.api.rpc("return _G.names == package.loaded.names, _G.names['mod2.test'], "
+                  "_G.other.replaced, package.loaded.other.replaced")
+    assert r.body == b"return true,true,true,nil,true", r
+    assert routed(d, "mod2.test") and not routed(d, "mod.test")
+    # a module returning nothing is loaded as true
+    assert d.api.curl("/ruleset/update?module=empty", "--data-binary", "local x = 1").status == 200
+    assert d.api.rpc("return package.loaded.empty").body == b"return true,true"
+    # chunkname (URL-decoded) names the chunk in errors; default =<module>
+    r = d.api.curl("/ruleset/update?module=names&chunkname=%40names.lua", "--data-binary",
+                   'error("at load")')
+    assert r.status == 500 and r.text == "names.lua:1: at load", r
+    r = d.api.curl("/ruleset/update?module=names", "--data-binary", 'error("again")')
+    assert r.status == 500 and r.text == "names:1: again", r
+    assert routed(d, "mod2.test")
+    # module names are checked
+    assert d.api.curl("/ruleset/update?module=a%2Fb", "--data-binary", "return 1").status == 400
+    r = d.api.curl("/ruleset/update")
+    assert r.status == 405 and r.headers["allow"] == "POST", r
+
+
+@pytest.mark.parametrize("module", [False, True])
+def test_failed_update_keeps_previous(daemon_factory, tmp_path, http_target, module):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    path = "/ruleset/update"
+    if module:
+        path += "?module=names"
+        assert d.api.curl(path, "--data-binary", 'return {["mod.test"] = true}').status == 200
+        assert routed(d, "mod.test")
+    cases = [
+        ("return {", "unexpected symbol" if False else "expected"),
+        ('local t = nil; return t.x', "attempt to index"),
+        ('error("refused by the new code")', "refused by the new code"),
+    ]
+    if not module:
+        cases += [("return 42", "ruleset: expected table, got number"),
+                  ("return", "ruleset: expected table, got nil")]
+    for src, why in cases:
+        r = d.api.curl(path, "--data-binary", src)
+        assert r.status == 500 and why in r.text, (src, r)
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        assert routed(d, "v1.test"), src
+        assert not routed(d, "v2.test")
+        if module:
+            assert routed(d, "mod.test"), src
+
+
+def test_gc(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    assert d.api.invoke('_G.junk = {}; for i = 1, 20000 do _G.junk[i] = {i} end; '
+                        '_G.junk = nil').status == 200
+    r = d.api.curl("/ruleset/gc", "-X", "POST")
+    assert r.status == 200, r
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    diff = stats_value(r.text, "Difference")
+    assert re.fullmatch(r"-\d\S*(B|KiB|MiB) \(-\S+ objects\)", diff), r.text
+    assert re.fullmatch(r"\S+ < 128MiB \(\S+ objects\)", stats_value(r.text, "Ruleset Allocated"))
+    stats_value(r.text, "Ruleset Threads")
+    stats_value(r.text, "Time Cost")
+    assert d.api.curl("/ruleset/gc").status == 405
+
+
+def test_rpcall(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port, "-t", "5")
+    r = d.api.curl("/ruleset/rpcall", "-H", f"Content-Type: {RPC_MIME}", "--data-binary",
+                   'return 1, "a\\nb", {2, x = "y"}, nil, true, 3.5')
+    assert r.status == 200, r
+    assert r.headers["content-type"] == RPC_MIME
+    assert r.body == b'return true,1,"a\\\nb",{2,["x"]="y",},nil,true,0x1.cp+1', r.body
+    assert d.api.rpc("local x = 1").body == b"return true"
+    # it runs in an asynchronous routine: it may await
+    r = d.api.rpc('await.sleep(0.05); return "slept"')
+    assert r.status == 200 and r.body == b'return true,"slept"', r
+    # parameters in another order and quoted
+    r = d.api.rpc("return 7", {"Content-Type": 'application/x-neosocksd-rpc;charset=x; version="1"'})
+    assert r.body == b"return true,7", r
+    # the wrong MIME type, version or none at all: 400
+    for ct in ("text/plain", "application/x-neosocksd-rpc", "application/x-neosocksd-rpc; version=2",
+               "application/x-neosocksd-rpc; version=10", None):
+        r = d.api.rpc("return 1", {"Content-Type": ct})
+        assert r.status == 400, (ct, r)
+    # a runtime error: 500 with the message in the RPC type (a deviation:
+    # the reference says only "rpcall did not return")
+    r = d.api.rpc('error("remote failure")')
+    assert r.status == 500 and r.headers["content-type"] == RPC_MIME, r
+    assert r.body == b"(rpc):1: remote failure"
+    # a load error: 500 text/plain with the message
+    r = d.api.rpc("return (")
+    assert r.status == 500 and r.headers["content-type"].startswith("text/plain"), r
+    assert r.text.startswith("(rpc):1:")
+    # results that marshal cannot write
+    r = d.api.rpc("return function() end")
+    assert r.status == 500, r
+    # sandboxed: bare globals do not persist
+    assert d.api.rpc("LEAK = 1").status == 200
+    assert d.api.rpc('return rawget(_G, "LEAK")').body == b"return true,nil"
+    assert d.api.curl("/ruleset/rpcall").status == 405
+
+
+def test_not_found_method_and_length(daemon_factory, tmp_path, http_target):
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    c = d.api.conn()
+    try:
+        for path in ("/", "/stats/", "/metrics/", "/ruleset", "/ruleset/", "/ruleset/invoke/x",
+                     "/Stats", "/nope"):
+            c.send(request("GET", path, host=d.api.host))
+            r = c.response()
+            assert r.status == 404, (path, r)
+        for method, path, allow in (("GET", "/ruleset/invoke", "POST"), ("DELETE", "/stats", "GET, POST"),
+                                    ("POST", "/healthy", "GET"), ("PUT", "/ruleset/gc", "POST")):
+            c.send(request(method, path, host=d.api.host))
+            r = c.response()
+            assert r.status == 405 and r.headers["allow"] == allow, (method, path, r)
+        # a POST with a body but no length (and not chunked) for endpoints
+        # that take a body
+        for path in ("/ruleset/invoke", "/ruleset/update", "/ruleset/rpcall"):
+            c.send(request("POST", path, headers={"Content-Length": None,
+                                                  "Content-Type": RPC_MIME}, host=d.api.host))
+            r = c.response()
+            assert r.status == 411, (path, r)
+        # well-framed errors keep the connection: it still answers
+        c.send(request("GET", "/healthy", host=d.api.host))
+        assert c.response().status == 200
+    finally:
+        c.close()
+    # gc needs no body
+    c = d.api.conn()
+    c.send(b"POST /ruleset/gc HTTP/1.1\r\n\r\n")
+    assert c.response().status == 200
+    c.close()
+    # a framing error closes the connection
+    c = d.api.conn()
+    c.send(b"GET /healthy HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+    assert c.response().status == 400
+    assert c.closed_by_peer()
+    c.close()
+    # an unknown content coding
+    r = d.api.one("POST", "/ruleset/invoke", b"x", {"Content-Encoding": "br"})
+    assert r.status == 415, r
