@@ -66,6 +66,7 @@ struct api_conn {
 	char encoding[32];
 	bool close_after; /* close once the output is written */
 	bool eof;         /* the client finished sending */
+	bool deadline;    /* the timer is the request's deadline */
 	struct obuf out;
 };
 
@@ -165,8 +166,29 @@ static void conn_close(struct api_conn *c)
 static void conn_timer(struct api_conn *c, const struct timeval *tv)
 {
 	evtimer_del(&c->timer);
+	c->deadline = false;
 	if (tv != NULL)
 		evtimer_add(&c->timer, tv);
+}
+
+/* A request has begun: it must be whole within --api-timeout of its
+ * first byte. Armed once; more bytes do not push it back (a client
+ * sending a byte at a time is cut off all the same). */
+static void conn_deadline(struct api_conn *c)
+{
+	if (c->deadline)
+		return;
+	conn_timer(c, &A.req_tv);
+	c->deadline = true;
+}
+
+/* Between requests: the keep-alive idle timeout. */
+static void conn_wait_next(struct api_conn *c)
+{
+	if (c->inlen > 0)
+		conn_deadline(c);
+	else if (!c->deadline)
+		conn_timer(c, &A.idle_tv);
 }
 
 static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -602,6 +624,7 @@ static void conn_consume(struct api_conn *c)
 	c->head_len = 0;
 	c->body_in = 0;
 	http1_parser_init(&c->parser, HTTP1_REQUEST);
+	conn_timer(c, NULL); /* it arrived whole: its deadline is over */
 }
 
 static void conn_drop_req(struct api_conn *c)
@@ -637,8 +660,7 @@ static void conn_process(struct api_conn *c)
 			r = http1_parse(&c->parser, c->in, c->inlen, &h);
 			if (r == 0) {
 				if (!conn_stop_waiting(c))
-					conn_timer(c, c->inlen > 0 ? &A.req_tv
-								   : &A.idle_tv);
+					conn_wait_next(c);
 				break;
 			}
 			if (r < 0) {
@@ -658,7 +680,7 @@ static void conn_process(struct api_conn *c)
 		r = conn_body(c);
 		if (r == 0) {
 			if (!conn_stop_waiting(c))
-				conn_timer(c, &A.req_tv);
+				conn_deadline(c);
 			break;
 		}
 		if (r < 0) {
@@ -851,7 +873,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		A.conns->prev = c;
 	A.conns = c;
 	A.ctr.conns++;
-	conn_timer(c, &A.req_tv); /* the first request must come in time */
+	conn_deadline(c); /* the first request must come in time */
 	conn_watch(c, EV_READ);
 }
 
