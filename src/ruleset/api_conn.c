@@ -52,8 +52,9 @@ struct api_conn {
 	struct sockaddr_storage peer;
 	char host_here[INET6_ADDRSTRLEN + 8]; /* "addr:port" it came to */
 	/* input */
-	char *in;
-	size_t inlen, incap;
+	char *inbuf;      /* the allocation, incap bytes */
+	char *in;         /* where the unconsumed input starts in it */
+	size_t inlen, incap; /* inlen: unconsumed bytes from in */
 	struct http1_parser parser;
 	size_t head_len; /* of the request being read */
 	int64_t clen;    /* Content-Length, or -1 */
@@ -67,6 +68,8 @@ struct api_conn {
 	bool close_after; /* close once the output is written */
 	bool eof;         /* the client finished sending */
 	bool deadline;    /* the timer is the request's deadline */
+	bool dispatching; /* inside conn_process: replies do not re-enter */
+	bool stalled;     /* requests wait until the output drains */
 	struct obuf out;
 };
 
@@ -157,7 +160,7 @@ static void conn_close(struct api_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	A.ctr.conns--;
-	free(c->in);
+	free(c->inbuf);
 	free(c->body);
 	free(c->out.p);
 	free(c);
@@ -206,8 +209,9 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
-/* Write what is queued, then decide what to watch (or close). */
-static void conn_flush(struct api_conn *c)
+/* Write what is queued, then decide what to watch (or close). 0, or -1
+ * when the connection was closed (and freed). */
+static int conn_flush(struct api_conn *c)
 {
 	short want = 0;
 
@@ -218,7 +222,7 @@ static void conn_flush(struct api_conn *c)
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			conn_close(c);
-			return;
+			return -1;
 		}
 		c->out.off += (size_t)n;
 		A.ctr.tx += (uint64_t)n;
@@ -227,7 +231,7 @@ static void conn_flush(struct api_conn *c)
 		c->out.off = c->out.len = 0;
 		if (c->close_after && c->state != C_BUSY) {
 			conn_close(c);
-			return;
+			return -1;
 		}
 	}
 	if (c->out.len > c->out.off)
@@ -236,6 +240,7 @@ static void conn_flush(struct api_conn *c)
 	    c->inlen < API_IN_MAX)
 		want |= EV_READ;
 	conn_watch(c, want);
+	return 0;
 }
 
 static const char *http_date(char *buf, size_t cap)
@@ -619,8 +624,12 @@ static void conn_consume(struct api_conn *c)
 {
 	size_t used = c->head_len + c->body_in;
 
-	memmove(c->in, c->in + used, c->inlen - used);
+	/* no move here: with many pipelined requests buffered, moving the
+	 * rest after each one would cost quadratic time */
+	c->in += used;
 	c->inlen -= used;
+	if (c->inlen == 0)
+		c->in = c->inbuf;
 	c->head_len = 0;
 	c->body_in = 0;
 	http1_parser_init(&c->parser, HTTP1_REQUEST);
@@ -648,11 +657,22 @@ static bool conn_stop_waiting(struct api_conn *c)
 	return true;
 }
 
-/* Parse and dispatch while whole requests are buffered. */
+/* Parse and dispatch while whole requests are buffered. A handler that
+ * answers at once does not re-enter (pipelined requests are a loop here,
+ * not a recursion), and no request is taken while API_OUT_MAX of answers
+ * wait for the client to read them. */
 static void conn_process(struct api_conn *c)
 {
 	while (c->state == C_HEAD || c->state == C_BODY) {
 		int r;
+
+		if (c->out.len - c->out.off >= API_OUT_MAX) {
+			/* resumed by conn_cb once written; a client that
+			 * does not read is idle */
+			c->stalled = true;
+			conn_timer(c, &A.idle_tv);
+			break;
+		}
 
 		if (c->state == C_HEAD) {
 			struct http1_head h;
@@ -701,10 +721,13 @@ static void conn_process(struct api_conn *c)
 		c->req->body_len = c->body_len;
 		c->body = NULL;
 		c->state = C_BUSY;
-		api_dispatch(c->req); /* may answer at once (and re-enter) */
-		return;
+		c->dispatching = true;
+		api_dispatch(c->req); /* may answer at once */
+		c->dispatching = false;
+		if (c->state == C_BUSY)
+			return; /* answered later; api_reply goes on */
 	}
-	conn_flush(c);
+	(void)conn_flush(c);
 }
 
 bool api_req_alive(const struct api_req *req)
@@ -726,6 +749,8 @@ void api_reply(struct api_req *req, int status, const char *ctype,
 	conn_respond(c, status, ctype, body, len, extra_headers, false);
 	conn_drop_req(c);
 	c->state = c->close_after ? C_CLOSING : C_HEAD;
+	if (c->dispatching)
+		return; /* answered inside conn_process: its loop goes on */
 	conn_process(c); /* pipelined requests, then writing */
 }
 
@@ -756,6 +781,13 @@ static void conn_read(struct api_conn *c)
 		size_t space;
 		ssize_t n;
 
+		if ((size_t)(c->in - c->inbuf) + c->inlen == c->incap &&
+		    c->in != c->inbuf) {
+			/* consumed bytes at the front: reuse that room
+			 * (offsets into the input are relative to in) */
+			memmove(c->inbuf, c->in, c->inlen);
+			c->in = c->inbuf;
+		}
 		if (c->inlen == c->incap) {
 			size_t cap = c->incap ? c->incap * 2 : 16384;
 			char *np;
@@ -764,15 +796,15 @@ static void conn_read(struct api_conn *c)
 				break; /* the rest waits for processing */
 			if (cap > API_IN_MAX)
 				cap = API_IN_MAX;
-			np = realloc(c->in, cap);
+			np = realloc(c->inbuf, cap);
 			if (np == NULL) {
 				conn_close(c);
 				return;
 			}
-			c->in = np;
+			c->inbuf = c->in = np;
 			c->incap = cap;
 		}
-		space = c->incap - c->inlen;
+		space = c->incap - (size_t)(c->in - c->inbuf) - c->inlen;
 		n = recv(c->fd, c->in + c->inlen, space, 0);
 		if (n == 0) {
 			/* the client is done sending: answer what it sent */
@@ -797,7 +829,7 @@ static void conn_read(struct api_conn *c)
 	if (c->state == C_HEAD || c->state == C_BODY)
 		conn_process(c);
 	else
-		conn_flush(c);
+		(void)conn_flush(c);
 }
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg)
@@ -809,8 +841,14 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 		conn_read(c);
 		return; /* c may be gone */
 	}
-	if (what & EV_WRITE)
-		conn_flush(c);
+	if (what & EV_WRITE) {
+		if (conn_flush(c) < 0)
+			return;
+		if (c->stalled && c->out.len - c->out.off < API_OUT_MAX) {
+			c->stalled = false;
+			conn_process(c); /* the requests that waited */
+		}
+	}
 }
 
 static void conn_host_here(struct api_conn *c)
