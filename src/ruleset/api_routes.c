@@ -395,18 +395,23 @@ static void ep_invoke(struct api_req *r)
 	api_reply(r, 200, NULL, NULL, 0, NULL);
 }
 
+/* Lua module names, dotted ones included ("lib.sub"); the parent saves
+ * them under --state-dir with the same alphabet. */
 static bool module_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > MSG_MODULE_NAME_MAX)
+	if (n == 0 || n > MSG_MODULE_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
 		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.' && s[i + 1] == '.')
+			return false;
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
 		      (s[i] >= 'A' && s[i] <= 'Z') ||
 		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		      s[i] == '-'))
+		      s[i] == '-' || s[i] == '.'))
 			return false;
+	}
 	return true;
 }
 
