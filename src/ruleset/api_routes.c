@@ -539,8 +539,25 @@ static bool method_in(const char *m, const char *list)
 	return false;
 }
 
+/* Started without -r or -c, the front never asks the ruleset: updating
+ * or running code would look successful and change nothing. */
+static bool ruleset_enabled(void)
+{
+	const struct config *conf = ruleset_conf();
+
+	return conf->ruleset[0] != '\0' || conf->config_file[0] != '\0';
+}
+
 void api_dispatch(struct api_req *r)
 {
+	if (strncmp(r->path, "/ruleset/", 9) == 0 && !ruleset_enabled()) {
+		static const char msg[] = "ruleset is not enabled on the server";
+
+		/* the reference's answer, before the method or path */
+		api_reply(r, 500, TEXT_MIME, msg, sizeof(msg) - 1,
+			  "X-Content-Type-Options: nosniff\r\n");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
 		const struct endpoint *e = &endpoints[i];
 		char allow[64];

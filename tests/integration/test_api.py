@@ -1663,3 +1663,45 @@ def test_counters_follow_traffic(daemon_factory, tmp_path, http_target):
     assert s1["down"] * 1.01 - s0["down"] >= n * size, (s0, s1)
     assert s1["up"] * 1.01 - s0["up"] >= n * len(get), (s0, s1)
     assert s1["api"] > s0["api"]
+
+
+def test_token_rotation_on_sighup(daemon_factory, tmp_path, http_target):
+    a, ro = token_files(tmp_path)
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-token-file", a)
+    assert d.api.curl("/stats", token=ADMIN_TOKEN).status == 200
+    new = "rotated-T0ken-0123456789abcdef"
+    with open(a, "w") as f:
+        f.write(new + "\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_notify("READY=1")
+    wait_until(lambda: d.api.curl("/stats", token=new).status == 200, 5,
+               "the new token is not accepted after SIGHUP")
+    assert d.api.curl("/stats", token=ADMIN_TOKEN).status == 401
+    # a bad file on reload: the previous token stays
+    with open(a, "w") as f:
+        f.write("short\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_notify("READY=1")
+    d.wait_log("the previous API tokens stay")
+    assert d.api.curl("/stats", token=new).status == 200
+    assert new not in d.log() and "short" not in d.log().replace("shorter", "")
+
+
+def test_no_ruleset(daemon_factory):
+    """Started without -r or -c the front never asks a ruleset: /ruleset/*
+    says so (the reference's 500) instead of pretending to apply updates;
+    /healthy, /stats and /metrics work."""
+    socks, api_port = free_ports(2)
+    daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api_port}")
+    api = Api(port=api_port)
+    for path, args in (("/ruleset/update", ("--data-binary", "return {}")),
+                       ("/ruleset/invoke", ("--data-binary", "x = 1")),
+                       ("/ruleset/rpcall", ("-H", f"Content-Type: {RPC_MIME}", "--data-binary", "return 1")),
+                       ("/ruleset/gc", ("-X", "POST")),
+                       ("/ruleset/nothing", ())):
+        r = api.curl(path, *args)
+        assert r.status == 500 and r.body == b"ruleset is not enabled on the server", (path, r)
+    assert api.curl("/healthy").status == 200
+    assert api.curl("/stats").status == 200
+    fams = api.metrics()
+    assert sample(fams, "neosocksd_lua_memory_bytes") >= 0
