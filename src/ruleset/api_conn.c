@@ -229,14 +229,18 @@ static int conn_flush(struct api_conn *c)
 	}
 	if (c->out.off == c->out.len) {
 		c->out.off = c->out.len = 0;
-		if (c->close_after && c->state != C_BUSY) {
+		/* the last answer is out (a request that asked for the close
+		 * may still be arriving: C_HEAD, C_BODY or C_BUSY) */
+		if (c->state == C_CLOSING) {
 			conn_close(c);
 			return -1;
 		}
 	}
 	if (c->out.len > c->out.off)
 		want |= EV_WRITE;
-	if (!c->close_after && !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
+	if ((c->state == C_HEAD || c->state == C_BODY ||
+	     (c->state == C_BUSY && !c->close_after)) &&
+	    !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
 	    c->inlen < API_IN_MAX)
 		want |= EV_READ;
 	conn_watch(c, want);
@@ -295,8 +299,8 @@ static void conn_error(struct api_conn *c, int status, const char *extra,
 	A.ctr.requests++;
 	conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
 		     extra, close);
-	if (close)
-		c->state = C_CLOSING;
+	if (close || c->close_after)
+		c->state = C_CLOSING; /* or the request asked for it */
 }
 
 /* ---- access control ---- */
@@ -667,11 +671,16 @@ static void conn_process(struct api_conn *c)
 		int r;
 
 		if (c->out.len - c->out.off >= API_OUT_MAX) {
-			/* resumed by conn_cb once written; a client that
-			 * does not read is idle */
+			if (conn_flush(c) < 0)
+				return;
+			if (c->out.len - c->out.off < API_OUT_MAX)
+				continue; /* it was written */
+			/* resumed by conn_cb once written (conn_flush
+			 * watches for it); a client that does not read is
+			 * idle */
 			c->stalled = true;
 			conn_timer(c, &A.idle_tv);
-			break;
+			return;
 		}
 
 		if (c->state == C_HEAD) {

@@ -851,6 +851,33 @@ def test_keepalive_and_close(daemon_factory, tmp_path, http_target):
         assert c.closed_by_peer()
     finally:
         c.close()
+    # a request that asks for the close is still read whole: its body may
+    # come later than its head (HTTP/1.0, Connection: close), or in many
+    # segments (await.invoke sends Connection: close with big bodies)
+    for version, hdr in (("1.0", {}), ("1.1", {"Connection": "close"})):
+        c = d.api.conn()
+        body = b"_G.INVOKED = true"
+        c.send(request("POST", "/ruleset/invoke", headers=dict(hdr, **{"Content-Length": str(len(body))}),
+                       version=version))
+        # the body comes once the server has read the head
+        port = c.s.getsockname()[1]
+        wait_until(lambda: (server_socket_queues(d.api.port, port) or (0, 0))[1] == 0, 5)
+        c.send(body)
+        r = c.response()
+        assert r.status == 200 and r.headers["connection"] == "close", (version, r)
+        assert c.closed_by_peer()
+        c.close()
+    big = b'return "' + b"y" * (2 * MIB) + b'"'
+    r = d.api.one("POST", "/ruleset/rpcall", big, {"Content-Type": RPC_MIME, "Connection": "close"})
+    assert r.status == 200 and len(r.body) == len("return true,") + len(big) - len("return "), r
+    # an error answered by the transport ends such a connection too
+    c = d.api.conn()
+    c.send(request("POST", "/ruleset/invoke", headers={"Content-Length": None, "Connection": "close"})
+           + request("GET", "/healthy"))
+    r = c.response()
+    assert r.status == 411 and r.headers["connection"] == "close", r
+    assert c.closed_by_peer()
+    c.close()
     # HTTP/1.0 closes
     c = d.api.conn()
     c.send(request("GET", "/healthy", version="1.0"))
@@ -946,6 +973,20 @@ def test_deep_pipeline(daemon_factory, tmp_path, http_target):
         t.join(30)
     assert ruleset_pid(d) == pid, "the ruleset process died"
     assert routed(d, "v1.test")
+
+
+def server_socket_queues(api_port, client_port):
+    """(tx_queue, rx_queue) of the server's side of a loopback connection
+    (rx_queue 0: the server has read everything sent so far), or None."""
+    want_local = "0100007F:%04X" % api_port
+    want_remote = "0100007F:%04X" % client_port
+    with open("/proc/net/tcp") as f:
+        for ln in f.readlines()[1:]:
+            parts = ln.split()
+            if parts[1] == want_local and parts[2] == want_remote:
+                tx, rx = parts[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None  # gone (closed)
 
 
 def server_socket_state(api_port, client_port):
