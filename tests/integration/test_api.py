@@ -1182,7 +1182,10 @@ def test_slow_client_cut_off_others_served(daemon_factory, tmp_path, http_target
         except OSError:
             pass
         result["sent"] = sent
-        result["closed"] = slow.closed_by_peer(timeout=10)
+        try:
+            result["closed"] = slow.closed_by_peer(timeout=10)
+        except AssertionError as e:  # it got an answer
+            result["closed"] = str(e)
         result["elapsed"] = time.monotonic() - t0
 
     t = threading.Thread(target=trickle)
@@ -1198,7 +1201,7 @@ def test_slow_client_cut_off_others_served(daemon_factory, tmp_path, http_target
         t.join(20)
         slow.close()
     assert served >= 3
-    assert result["closed"], "the slow client was not cut off"
+    assert result["closed"] is True, f"the slow client was not cut off: {result['closed']}"
     assert result["sent"] < len(head), "the whole head was sent"
     assert 0.9 <= result["elapsed"] < 5.0, result
     # and the slow one got no answer (closed_by_peer asserts no bytes)
@@ -1284,6 +1287,8 @@ def test_invoke_bounded(daemon_factory, tmp_path, http_target, code, why):
         assert routed(d, "v1.test")
         n += 1
     t.join(30)
+    if why == "time budget":
+        assert n >= 1, "no SOCKS request was made while the loop ran"
     r = result["r"]
     assert r.status == 500 and why in r.text, r
     assert len(r.body) < 4096
