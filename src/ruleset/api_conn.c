@@ -489,6 +489,18 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	c->req = r;
 	r->conn = c;
 	r->seq = ++c->nreq;
+	{
+		/* the path and the query must fit, not be cut */
+		const char *t = c->in + h->target.off;
+		const char *q = memchr(t, '?', h->target.len);
+		size_t plen = q ? (size_t)(q - t) : h->target.len;
+		size_t qlen = q ? h->target.len - plen - 1 : 0;
+
+		if (plen >= sizeof(r->path) || qlen >= sizeof(r->query)) {
+			conn_error(c, 414, NULL, true);
+			return -1;
+		}
+	}
 	conn_req_fields(c, r, h);
 	if (!r->keepalive)
 		c->close_after = true; /* HTTP/1.0 and Connection: close */
