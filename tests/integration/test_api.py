@@ -660,6 +660,22 @@ def test_rpcall(daemon_factory, tmp_path, http_target):
     assert d.api.rpc("LEAK = 1").status == 200
     assert d.api.rpc('return rawget(_G, "LEAK")').body == b"return true,nil"
     assert d.api.curl("/ruleset/rpcall").status == 405
+    # exactly what the reference's await.invoke sends: no Host, Connection:
+    # close, a deflated body (>= 256 bytes), Accept-Encoding: deflate
+    code = ('local t = {} for i = 1, 100 do t[i] = string.format("%03d", i) end '
+            'return table.concat(t, ",") -- ' + "pad" * 80).encode()
+    body = zlib.compress(code)
+    c = d.api.conn()
+    c.send(b"POST /ruleset/rpcall HTTP/1.1\r\nAccept-Encoding: deflate\r\nConnection: close\r\n"
+           b"Content-Length: %d\r\nContent-Type: %s\r\nContent-Encoding: deflate\r\n\r\n"
+           % (len(body), RPC_MIME.encode()) + body)
+    r = c.response()
+    assert c.closed_by_peer()
+    c.close()
+    assert r.status == 200 and r.headers["connection"] == "close", r
+    assert r.headers["content-encoding"] == "deflate"
+    assert zlib.decompress(r.body) == b'return true,"' + ",".join(
+        "%03d" % i for i in range(1, 101)).encode() + b'"'
     # the client leaves while its call waits: the late answer is dropped
     for _ in range(3):
         c = d.api.conn()
@@ -1756,3 +1772,18 @@ def test_no_ruleset(daemon_factory):
     assert api.curl("/stats").status == 200
     fams = api.metrics()
     assert sample(fams, "neosocksd_lua_memory_bytes") >= 0
+
+
+def test_ipv6_api(daemon_factory, tmp_path, http_target):
+    port = free_ports(1, "::1")[0]
+    socks, = free_ports(1)
+    rs = write_ruleset(tmp_path, "v1.test", http_target.port)
+    daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"[::1]:{port}", "-r", rs,
+                   "--api-allow", "::1/128")
+    url = f"http://[::1]:{port}/stats"
+    rc, out, err = curl(url)
+    assert rc == 0 and out.startswith(b"neosocksd"), err
+    rc, out, err = curl("-w", "%{http_code}", "-o", "/dev/null", "-H", f"Host: localhost:{port}", url)
+    assert out == b"200"
+    rc, out, err = curl("-w", "%{http_code}", "-o", "/dev/null", "-H", f"Host: [::2]:{port}", url)
+    assert out == b"403"
