@@ -140,6 +140,9 @@ static bool query_bool(const char *q, const char *key, bool dflt)
 	       strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0;
 }
 
+/* api_text.c; here because api_text.h is shared with other work */
+void text_time_cost(struct dstr *d, double seconds);
+
 /* ---- replies ---- */
 
 static void reply_status(struct api_req *r, int status, const char *extra)
@@ -418,12 +421,12 @@ static bool module_name_ok(const char *s)
 static void ep_update(struct api_req *r)
 {
 	char module[MSG_MODULE_NAME_MAX + 1] = "", chunk[128];
-	char err[MSG_ERRTEXT_MAX], out[400];
+	char err[MSG_ERRTEXT_MAX];
+	struct dstr d = { 0 };
 	int hm = query_get(r->query, "module", module, sizeof(module));
 	int hc = query_get(r->query, "chunkname", chunk, sizeof(chunk));
 	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
 	double t0 = mono_us();
-	int n;
 
 	if (hm < 0 || hc < 0 || (hm == 1 && !module_name_ok(module))) {
 		reply_status(r, 400, NULL);
@@ -438,9 +441,12 @@ static void ep_update(struct api_req *r)
 		return;
 	}
 	ruleset_persist(kind, module, chunk, r->body, r->body_len);
-	n = snprintf(out, sizeof(out), "%-20s: %.2fµs\n", "Time Cost",
-		     mono_us() - t0);
-	api_reply(r, 200, TEXT_MIME, out, (size_t)n, NULL);
+	text_time_cost(&d, (mono_us() - t0) / 1e6);
+	if (d.failed)
+		reply_status(r, 500, NULL);
+	else
+		api_reply(r, 200, TEXT_MIME, d.p, d.len, NULL);
+	free(d.p);
 }
 
 static int gc_fn(lua_State *L)
@@ -461,7 +467,7 @@ static void ep_gc(struct api_req *r)
 	stats_fill(&v, NULL);
 	text_gc(&d, &v, (double)vm_memory() - (double)m0,
 		(double)vm_objects() - (double)o0);
-	dstr_printf(&d, "%-20s: %.2fµs\n", "Time Cost", mono_us() - t0);
+	text_time_cost(&d, (mono_us() - t0) / 1e6);
 	if (d.failed)
 		reply_status(r, 500, NULL);
 	else
