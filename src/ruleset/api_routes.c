@@ -333,7 +333,12 @@ static void ep_stats_common(struct api_req *r, enum stats_kind kind)
 {
 	struct chanev *front = ruleset_front();
 
-	if (front == NULL || RT.nwait == STATS_PENDING_MAX ||
+	if (RT.nwait == STATS_PENDING_MAX) {
+		/* zeros would read as counter resets: ask to come back */
+		reply_status(r, 503, "Retry-After: 1\r\n");
+		return;
+	}
+	if (front == NULL ||
 	    chanev_send(front, MSG_STATS_REQ, ++RT.stats_seq, NULL, 0, -1) < 0) {
 		stats_answer(r, kind, NULL); /* the front is away: zeros */
 		return;

@@ -1787,3 +1787,35 @@ def test_ipv6_api(daemon_factory, tmp_path, http_target):
     assert out == b"200"
     rc, out, err = curl("-w", "%{http_code}", "-o", "/dev/null", "-H", f"Host: [::2]:{port}", url)
     assert out == b"403"
+
+
+def test_stats_queue_full(daemon_factory, tmp_path, http_target):
+    """/stats and /metrics wait for the front's counters; with 64 waiting
+    already, another is told to come back (503, Retry-After) rather than
+    given zeros, which a scraper would read as counter resets."""
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-max-conns", "100")
+    front = next(p for p in d.children() if comm(p) == "neosocksd-front")
+    conns = []
+    os.kill(front, signal.SIGSTOP)
+    try:
+        for _ in range(64):
+            c = d.api.conn()
+            c.send(request("GET", "/metrics"))
+            conns.append(c)
+
+        def all_read():
+            return all((server_socket_queues(d.api.port, c.s.getsockname()[1]) or (0, 1))[1] == 0
+                       for c in conns)
+
+        wait_until(all_read, 5, "the server did not read the requests")
+        r = d.api.one("GET", "/stats")
+        assert r.status == 503 and r.headers["retry-after"] == "1", r
+        assert d.api.one("GET", "/healthy").status == 200
+    finally:
+        os.kill(front, signal.SIGCONT)
+    for c in conns:
+        r = c.response()
+        assert r.status == 200, r
+        parse_prometheus(r.text)
+        c.close()
+    assert sample(d.api.metrics(), "neosocksd_process_restarts_total", role="front") == 0
