@@ -107,13 +107,16 @@ class RawConn:
         self.s.sendall(data)
 
     def _fill(self):
+        if time.monotonic() > self.deadline:
+            raise AssertionError(f"no whole response in time (buffered {self.buf[:200]!r})")
         chunk = self.s.recv(1 << 16)
         if not chunk:
             raise EOFError(f"EOF (buffered {self.buf[:200]!r})")
         self.buf += chunk
 
-    def response(self):
-        while True:
+    def response(self, timeout=30.0):
+        self.deadline = time.monotonic() + timeout
+        for _ in range(10):  # interim (1xx) answers, then the final one
             while b"\r\n\r\n" not in self.buf:
                 self._fill()
             head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -126,6 +129,7 @@ class RawConn:
                 self._fill()
             body, self.buf = self.buf[:n], self.buf[n:]
             return Resp(st, headers, body, head)
+        raise AssertionError("more than 9 interim responses")
 
     def closed_by_peer(self, timeout=5.0):
         """True if the server closes (EOF/reset) within timeout, with
