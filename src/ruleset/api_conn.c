@@ -897,11 +897,6 @@ static void conn_host_here(struct api_conn *c)
 
 static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-				   "Connection: close\r\n"
-				   "Content-Type: text/plain\r\n"
-				   "Content-Length: 24\r\n\r\n"
-				   "503 Service Unavailable\n";
 	struct api_conn *c;
 
 	if (!api_peer_allowed(ss)) {
@@ -910,7 +905,19 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	if (A.ctr.conns >= (uint32_t)A.max_conns) {
-		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		char busy[256], date[64];
+		int n = snprintf(busy, sizeof(busy),
+				 "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Date: %s\r\nConnection: close\r\n"
+				 "Cache-Control: no-store\r\n"
+				 "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Retry-After: 1\r\n"
+				 "Content-Length: 24\r\n\r\n"
+				 "503 Service Unavailable\n",
+				 http_date(date, sizeof(date)));
+
+		if (n > 0 && (size_t)n < sizeof(busy))
+			(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
 		LOG_RL(LOGL_WARN, 10, "api: more than %d connections",
 		       A.max_conns);
 		close(fd);

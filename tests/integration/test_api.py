@@ -1265,6 +1265,7 @@ def test_max_conns(daemon_factory, tmp_path, http_target):
         extra = d.api.conn()
         r = extra.response()
         assert r.status == 503 and r.headers["connection"] == "close", r
+        assert r.headers["retry-after"] == "1" and "date" in r.headers
         assert extra.closed_by_peer()
         extra.close()
         held.pop().close()
