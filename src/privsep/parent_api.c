@@ -171,7 +171,8 @@ static int parent_api_bind_unix(const char *path)
 	struct stat st;
 	unsigned uid = (unsigned)-1, gid = (unsigned)-1;
 	char why[256];
-	int fd;
+	mode_t old_mask;
+	int fd, rc;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		LOGF("--api %s: path too long for a unix socket", path);
@@ -197,8 +198,12 @@ static int parent_api_bind_unix(const char *path)
 		LOGF("socket: %s", strerror(errno));
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, (mode_t)P.conf.api_mode) < 0 ||
+	/* created owner-only, then given its mode and owner: nobody else
+	 * can connect in between */
+	old_mask = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	(void)umask(old_mask);
+	if (rc < 0 || chmod(path, (mode_t)P.conf.api_mode) < 0 ||
 	    ((uid != (unsigned)-1 || gid != (unsigned)-1) &&
 	     chown(path, uid, gid) < 0) ||
 	    listen(fd, SOMAXCONN) < 0) {

@@ -52,8 +52,9 @@ struct api_conn {
 	struct sockaddr_storage peer;
 	char host_here[INET6_ADDRSTRLEN + 8]; /* "addr:port" it came to */
 	/* input */
-	char *in;
-	size_t inlen, incap;
+	char *inbuf;      /* the allocation, incap bytes */
+	char *in;         /* where the unconsumed input starts in it */
+	size_t inlen, incap; /* inlen: unconsumed bytes from in */
 	struct http1_parser parser;
 	size_t head_len; /* of the request being read */
 	int64_t clen;    /* Content-Length, or -1 */
@@ -66,6 +67,9 @@ struct api_conn {
 	char encoding[32];
 	bool close_after; /* close once the output is written */
 	bool eof;         /* the client finished sending */
+	bool deadline;    /* the timer is the request's deadline */
+	bool dispatching; /* inside conn_process: replies do not re-enter */
+	bool stalled;     /* requests wait until the output drains */
 	struct obuf out;
 };
 
@@ -124,6 +128,7 @@ static int obuf_add(struct obuf *b, const void *p, size_t n)
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct api_conn *c);
+static void conn_consume(struct api_conn *c);
 
 static void conn_watch(struct api_conn *c, short flags)
 {
@@ -155,7 +160,7 @@ static void conn_close(struct api_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	A.ctr.conns--;
-	free(c->in);
+	free(c->inbuf);
 	free(c->body);
 	free(c->out.p);
 	free(c);
@@ -164,8 +169,29 @@ static void conn_close(struct api_conn *c)
 static void conn_timer(struct api_conn *c, const struct timeval *tv)
 {
 	evtimer_del(&c->timer);
+	c->deadline = false;
 	if (tv != NULL)
 		evtimer_add(&c->timer, tv);
+}
+
+/* A request has begun: it must be whole within --api-timeout of its
+ * first byte. Armed once; more bytes do not push it back (a client
+ * sending a byte at a time is cut off all the same). */
+static void conn_deadline(struct api_conn *c)
+{
+	if (c->deadline)
+		return;
+	conn_timer(c, &A.req_tv);
+	c->deadline = true;
+}
+
+/* Between requests: the keep-alive idle timeout. */
+static void conn_wait_next(struct api_conn *c)
+{
+	if (c->inlen > 0)
+		conn_deadline(c);
+	else if (!c->deadline)
+		conn_timer(c, &A.idle_tv);
 }
 
 static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -183,8 +209,9 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
-/* Write what is queued, then decide what to watch (or close). */
-static void conn_flush(struct api_conn *c)
+/* Write what is queued, then decide what to watch (or close). 0, or -1
+ * when the connection was closed (and freed). */
+static int conn_flush(struct api_conn *c)
 {
 	short want = 0;
 
@@ -195,24 +222,29 @@ static void conn_flush(struct api_conn *c)
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			conn_close(c);
-			return;
+			return -1;
 		}
 		c->out.off += (size_t)n;
 		A.ctr.tx += (uint64_t)n;
 	}
 	if (c->out.off == c->out.len) {
 		c->out.off = c->out.len = 0;
-		if (c->close_after && c->state != C_BUSY) {
+		/* the last answer is out (a request that asked for the close
+		 * may still be arriving: C_HEAD, C_BODY or C_BUSY) */
+		if (c->state == C_CLOSING) {
 			conn_close(c);
-			return;
+			return -1;
 		}
 	}
 	if (c->out.len > c->out.off)
 		want |= EV_WRITE;
-	if (!c->close_after && !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
+	if ((c->state == C_HEAD || c->state == C_BODY ||
+	     (c->state == C_BUSY && !c->close_after)) &&
+	    !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
 	    c->inlen < API_IN_MAX)
 		want |= EV_READ;
 	conn_watch(c, want);
+	return 0;
 }
 
 static const char *http_date(char *buf, size_t cap)
@@ -237,6 +269,7 @@ static void conn_respond(struct api_conn *c, int status, const char *ctype,
 		c->close_after = true;
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: %s\r\n"
+		     "Cache-Control: no-store\r\n"
 		     "%s%s%s%sContent-Length: %zu\r\n\r\n",
 		     status, http1_reason(status),
 		     http_date(date, sizeof(date)),
@@ -266,8 +299,8 @@ static void conn_error(struct api_conn *c, int status, const char *extra,
 	A.ctr.requests++;
 	conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
 		     extra, close);
-	if (close)
-		c->state = C_CLOSING;
+	if (close || c->close_after)
+		c->state = C_CLOSING; /* or the request asked for it */
 }
 
 /* ---- access control ---- */
@@ -378,6 +411,15 @@ static bool api_host_ok(const struct api_conn *c, const char *buf,
 	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
 }
 
+/* These take the request body as their input: one must be framed. */
+static bool api_needs_body(const char *method, const char *path)
+{
+	return strcmp(method, "POST") == 0 &&
+	       (strcmp(path, "/ruleset/invoke") == 0 ||
+		strcmp(path, "/ruleset/update") == 0 ||
+		strcmp(path, "/ruleset/rpcall") == 0);
+}
+
 /* Reading is GET on these three paths; all else needs an admin. */
 static int api_level_needed(const char *method, const char *path)
 {
@@ -430,7 +472,8 @@ static void conn_req_fields(struct api_conn *c, struct api_req *r,
 }
 
 /* The head is whole: set the request up, check access, learn the body's
- * framing. 0 go on; -1 answered (maybe closing). */
+ * framing. 0 go on; -1 answered and closing; -2 answered, the head is
+ * consumed and the next request may follow. */
 static int conn_head(struct api_conn *c, const struct http1_head *h)
 {
 	struct api_req *r;
@@ -446,6 +489,18 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	c->req = r;
 	r->conn = c;
 	r->seq = ++c->nreq;
+	{
+		/* the path and the query must fit, not be cut */
+		const char *t = c->in + h->target.off;
+		const char *q = memchr(t, '?', h->target.len);
+		size_t plen = q ? (size_t)(q - t) : h->target.len;
+		size_t qlen = q ? h->target.len - plen - 1 : 0;
+
+		if (plen >= sizeof(r->path) || qlen >= sizeof(r->query)) {
+			conn_error(c, 414, NULL, true);
+			return -1;
+		}
+	}
 	conn_req_fields(c, r, h);
 	if (!r->keepalive)
 		c->close_after = true; /* HTTP/1.0 and Connection: close */
@@ -476,6 +531,13 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	if (c->clen > (int64_t)API_BODY_MAX) {
 		conn_error(c, 413, NULL, true);
 		return -1;
+	}
+	if (c->clen < 0 && !c->chunked && api_needs_body(r->method, r->path)) {
+		/* no body at all is well framed: answer and go on */
+		conn_error(c, 411, NULL, false);
+		c->body_in = 0;
+		conn_consume(c);
+		return -2;
 	}
 	v = http1_known_value(h, HTTP1_H_EXPECT);
 	if (v != NULL) {
@@ -578,11 +640,16 @@ static void conn_consume(struct api_conn *c)
 {
 	size_t used = c->head_len + c->body_in;
 
-	memmove(c->in, c->in + used, c->inlen - used);
+	/* no move here: with many pipelined requests buffered, moving the
+	 * rest after each one would cost quadratic time */
+	c->in += used;
 	c->inlen -= used;
+	if (c->inlen == 0)
+		c->in = c->inbuf;
 	c->head_len = 0;
 	c->body_in = 0;
 	http1_parser_init(&c->parser, HTTP1_REQUEST);
+	conn_timer(c, NULL); /* it arrived whole: its deadline is over */
 }
 
 static void conn_drop_req(struct api_conn *c)
@@ -606,11 +673,27 @@ static bool conn_stop_waiting(struct api_conn *c)
 	return true;
 }
 
-/* Parse and dispatch while whole requests are buffered. */
+/* Parse and dispatch while whole requests are buffered. A handler that
+ * answers at once does not re-enter (pipelined requests are a loop here,
+ * not a recursion), and no request is taken while API_OUT_MAX of answers
+ * wait for the client to read them. */
 static void conn_process(struct api_conn *c)
 {
 	while (c->state == C_HEAD || c->state == C_BODY) {
 		int r;
+
+		if (c->out.len - c->out.off >= API_OUT_MAX) {
+			if (conn_flush(c) < 0)
+				return;
+			if (c->out.len - c->out.off < API_OUT_MAX)
+				continue; /* it was written */
+			/* resumed by conn_cb once written (conn_flush
+			 * watches for it); a client that does not read is
+			 * idle */
+			c->stalled = true;
+			conn_timer(c, &A.idle_tv);
+			return;
+		}
 
 		if (c->state == C_HEAD) {
 			struct http1_head h;
@@ -618,8 +701,7 @@ static void conn_process(struct api_conn *c)
 			r = http1_parse(&c->parser, c->in, c->inlen, &h);
 			if (r == 0) {
 				if (!conn_stop_waiting(c))
-					conn_timer(c, c->inlen > 0 ? &A.req_tv
-								   : &A.idle_tv);
+					conn_wait_next(c);
 				break;
 			}
 			if (r < 0) {
@@ -627,8 +709,11 @@ static void conn_process(struct api_conn *c)
 				break;
 			}
 			c->head_len = (size_t)r;
-			if (conn_head(c, &h) < 0) {
+			r = conn_head(c, &h);
+			if (r < 0) {
 				conn_drop_req(c);
+				if (r == -2)
+					continue;
 				break;
 			}
 			c->state = C_BODY;
@@ -636,7 +721,7 @@ static void conn_process(struct api_conn *c)
 		r = conn_body(c);
 		if (r == 0) {
 			if (!conn_stop_waiting(c))
-				conn_timer(c, &A.req_tv);
+				conn_deadline(c);
 			break;
 		}
 		if (r < 0) {
@@ -657,10 +742,13 @@ static void conn_process(struct api_conn *c)
 		c->req->body_len = c->body_len;
 		c->body = NULL;
 		c->state = C_BUSY;
-		api_dispatch(c->req); /* may answer at once (and re-enter) */
-		return;
+		c->dispatching = true;
+		api_dispatch(c->req); /* may answer at once */
+		c->dispatching = false;
+		if (c->state == C_BUSY)
+			return; /* answered later; api_reply goes on */
 	}
-	conn_flush(c);
+	(void)conn_flush(c);
 }
 
 bool api_req_alive(const struct api_req *req)
@@ -682,6 +770,8 @@ void api_reply(struct api_req *req, int status, const char *ctype,
 	conn_respond(c, status, ctype, body, len, extra_headers, false);
 	conn_drop_req(c);
 	c->state = c->close_after ? C_CLOSING : C_HEAD;
+	if (c->dispatching)
+		return; /* answered inside conn_process: its loop goes on */
 	conn_process(c); /* pipelined requests, then writing */
 }
 
@@ -712,6 +802,13 @@ static void conn_read(struct api_conn *c)
 		size_t space;
 		ssize_t n;
 
+		if ((size_t)(c->in - c->inbuf) + c->inlen == c->incap &&
+		    c->in != c->inbuf) {
+			/* consumed bytes at the front: reuse that room
+			 * (offsets into the input are relative to in) */
+			memmove(c->inbuf, c->in, c->inlen);
+			c->in = c->inbuf;
+		}
 		if (c->inlen == c->incap) {
 			size_t cap = c->incap ? c->incap * 2 : 16384;
 			char *np;
@@ -720,15 +817,15 @@ static void conn_read(struct api_conn *c)
 				break; /* the rest waits for processing */
 			if (cap > API_IN_MAX)
 				cap = API_IN_MAX;
-			np = realloc(c->in, cap);
+			np = realloc(c->inbuf, cap);
 			if (np == NULL) {
 				conn_close(c);
 				return;
 			}
-			c->in = np;
+			c->inbuf = c->in = np;
 			c->incap = cap;
 		}
-		space = c->incap - c->inlen;
+		space = c->incap - (size_t)(c->in - c->inbuf) - c->inlen;
 		n = recv(c->fd, c->in + c->inlen, space, 0);
 		if (n == 0) {
 			/* the client is done sending: answer what it sent */
@@ -753,7 +850,7 @@ static void conn_read(struct api_conn *c)
 	if (c->state == C_HEAD || c->state == C_BODY)
 		conn_process(c);
 	else
-		conn_flush(c);
+		(void)conn_flush(c);
 }
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg)
@@ -765,8 +862,14 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 		conn_read(c);
 		return; /* c may be gone */
 	}
-	if (what & EV_WRITE)
-		conn_flush(c);
+	if (what & EV_WRITE) {
+		if (conn_flush(c) < 0)
+			return;
+		if (c->stalled && c->out.len - c->out.off < API_OUT_MAX) {
+			c->stalled = false;
+			conn_process(c); /* the requests that waited */
+		}
+	}
 }
 
 static void conn_host_here(struct api_conn *c)
@@ -794,11 +897,6 @@ static void conn_host_here(struct api_conn *c)
 
 static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-				   "Connection: close\r\n"
-				   "Content-Type: text/plain\r\n"
-				   "Content-Length: 24\r\n\r\n"
-				   "503 Service Unavailable\n";
 	struct api_conn *c;
 
 	if (!api_peer_allowed(ss)) {
@@ -807,7 +905,19 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	if (A.ctr.conns >= (uint32_t)A.max_conns) {
-		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		char busy[256], date[64];
+		int n = snprintf(busy, sizeof(busy),
+				 "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Date: %s\r\nConnection: close\r\n"
+				 "Cache-Control: no-store\r\n"
+				 "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Retry-After: 1\r\n"
+				 "Content-Length: 24\r\n\r\n"
+				 "503 Service Unavailable\n",
+				 http_date(date, sizeof(date)));
+
+		if (n > 0 && (size_t)n < sizeof(busy))
+			(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
 		LOG_RL(LOGL_WARN, 10, "api: more than %d connections",
 		       A.max_conns);
 		close(fd);
@@ -829,7 +939,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		A.conns->prev = c;
 	A.conns = c;
 	A.ctr.conns++;
-	conn_timer(c, &A.req_tv); /* the first request must come in time */
+	conn_deadline(c); /* the first request must come in time */
 	conn_watch(c, EV_READ);
 }
 

@@ -111,6 +111,20 @@ static int query_get(const char *q, const char *key, char *out, size_t cap)
 	return 0;
 }
 
+/* Every %-escape well formed (two hex digits, not %00). */
+static bool query_valid(const char *q)
+{
+	for (; *q != '\0'; q++) {
+		if (*q != '%')
+			continue;
+		if (hexval(q[1]) < 0 || hexval(q[2]) < 0 ||
+		    (q[1] == '0' && q[2] == '0'))
+			return false;
+		q += 2;
+	}
+	return true;
+}
+
 /* A bare key counts as true here (the reference reads it as false). */
 static bool query_bool(const char *q, const char *key, bool dflt)
 {
@@ -125,6 +139,9 @@ static bool query_bool(const char *q, const char *key, bool dflt)
 	       strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0 ||
 	       strcasecmp(v, "t") == 0 || strcasecmp(v, "true") == 0;
 }
+
+/* api_text.c; here because api_text.h is shared with other work */
+void text_time_cost(struct dstr *d, double seconds);
 
 /* ---- replies ---- */
 
@@ -279,16 +296,21 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		free(d.p);
 		return;
 	}
+	if (kind == SK_POST && !RT.have_prev) {
+		/* the first POST: rates since the start; no CPU time to
+		 * compare with ("(unknown)") */
+		memset(&RT.prev, 0, sizeof(RT.prev));
+	}
 	text_stats(&d, &v, !query_bool(r->query, "nobanner", false),
 		   query_bool(r->query, "server", true),
 		   query_bool(r->query, "runtime", false),
-		   kind == SK_POST ? (RT.have_prev ? &RT.prev : &v) : NULL);
+		   kind == SK_POST ? &RT.prev : NULL);
 	if (kind == SK_POST) {
 		char q[1024];
 		struct strcall s = {
 			.field = "stats",
 			.nargs = 2,
-			.dt = RT.have_prev ? v.uptime - RT.prev.uptime : v.uptime,
+			.dt = v.uptime - RT.prev.uptime,
 			.q = q,
 		};
 
@@ -311,7 +333,12 @@ static void ep_stats_common(struct api_req *r, enum stats_kind kind)
 {
 	struct chanev *front = ruleset_front();
 
-	if (front == NULL || RT.nwait == STATS_PENDING_MAX ||
+	if (RT.nwait == STATS_PENDING_MAX) {
+		/* zeros would read as counter resets: ask to come back */
+		reply_status(r, 503, "Retry-After: 1\r\n");
+		return;
+	}
+	if (front == NULL ||
 	    chanev_send(front, MSG_STATS_REQ, ++RT.stats_seq, NULL, 0, -1) < 0) {
 		stats_answer(r, kind, NULL); /* the front is away: zeros */
 		return;
@@ -376,30 +403,35 @@ static void ep_invoke(struct api_req *r)
 	api_reply(r, 200, NULL, NULL, 0, NULL);
 }
 
+/* Lua module names, dotted ones included ("lib.sub"); the parent saves
+ * them under --state-dir with the same alphabet. */
 static bool module_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > MSG_MODULE_NAME_MAX)
+	if (n == 0 || n > MSG_MODULE_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
 		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.' && s[i + 1] == '.')
+			return false;
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
 		      (s[i] >= 'A' && s[i] <= 'Z') ||
 		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		      s[i] == '-'))
+		      s[i] == '-' || s[i] == '.'))
 			return false;
+	}
 	return true;
 }
 
 static void ep_update(struct api_req *r)
 {
 	char module[MSG_MODULE_NAME_MAX + 1] = "", chunk[128];
-	char err[MSG_ERRTEXT_MAX], out[400];
+	char err[MSG_ERRTEXT_MAX];
+	struct dstr d = { 0 };
 	int hm = query_get(r->query, "module", module, sizeof(module));
 	int hc = query_get(r->query, "chunkname", chunk, sizeof(chunk));
 	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
 	double t0 = mono_us();
-	int n;
 
 	if (hm < 0 || hc < 0 || (hm == 1 && !module_name_ok(module))) {
 		reply_status(r, 400, NULL);
@@ -414,9 +446,12 @@ static void ep_update(struct api_req *r)
 		return;
 	}
 	ruleset_persist(kind, module, chunk, r->body, r->body_len);
-	n = snprintf(out, sizeof(out), "%-20s: %.2fµs\n", "Time Cost",
-		     mono_us() - t0);
-	api_reply(r, 200, TEXT_MIME, out, (size_t)n, NULL);
+	text_time_cost(&d, (mono_us() - t0) / 1e6);
+	if (d.failed)
+		reply_status(r, 500, NULL);
+	else
+		api_reply(r, 200, TEXT_MIME, d.p, d.len, NULL);
+	free(d.p);
 }
 
 static int gc_fn(lua_State *L)
@@ -437,7 +472,7 @@ static void ep_gc(struct api_req *r)
 	stats_fill(&v, NULL);
 	text_gc(&d, &v, (double)vm_memory() - (double)m0,
 		(double)vm_objects() - (double)o0);
-	dstr_printf(&d, "%-20s: %.2fµs\n", "Time Cost", mono_us() - t0);
+	text_time_cost(&d, (mono_us() - t0) / 1e6);
 	if (d.failed)
 		reply_status(r, 500, NULL);
 	else
@@ -515,8 +550,25 @@ static bool method_in(const char *m, const char *list)
 	return false;
 }
 
+/* Started without -r or -c, the front never asks the ruleset: updating
+ * or running code would look successful and change nothing. */
+static bool ruleset_enabled(void)
+{
+	const struct config *conf = ruleset_conf();
+
+	return conf->ruleset[0] != '\0' || conf->config_file[0] != '\0';
+}
+
 void api_dispatch(struct api_req *r)
 {
+	if (strncmp(r->path, "/ruleset/", 9) == 0 && !ruleset_enabled()) {
+		static const char msg[] = "ruleset is not enabled on the server";
+
+		/* the reference's answer, before the method or path */
+		api_reply(r, 500, TEXT_MIME, msg, sizeof(msg) - 1,
+			  "X-Content-Type-Options: nosniff\r\n");
+		return;
+	}
 	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
 		const struct endpoint *e = &endpoints[i];
 		char allow[64];
@@ -527,6 +579,10 @@ void api_dispatch(struct api_req *r)
 			snprintf(allow, sizeof(allow), "Allow: %s\r\n",
 				 e->methods);
 			reply_status(r, 405, allow);
+			return;
+		}
+		if (!query_valid(r->query)) {
+			reply_status(r, 400, NULL);
 			return;
 		}
 		e->fn(r);

@@ -62,14 +62,26 @@ static void rpc_answer(struct rpc_srv *s, lua_State *co, int status,
 		api_reply(s->req, 500, RPC_MIME, e, strlen(e), NULL);
 		return;
 	}
-	if (lib_marshal_values(co, 1, nres) != 0) {
-		const char *e = lua_gettop(co) > nres ? lua_tostring(co, -1)
-						      : "results not marshallable";
-		api_reply(s->req, 500, RPC_MIME, e, e ? strlen(e) : 0, NULL);
-		return;
+	if (nres == 0) {
+		/* returned nothing: "return true" */
+		out = "";
+		len = 0;
+	} else {
+		int top = lua_gettop(co);
+
+		/* the results are the top nres values */
+		if (lib_marshal_values(co, top - nres + 1, top) != 0) {
+			const char *e = lua_gettop(co) > top
+						? lua_tostring(co, -1)
+						: NULL;
+
+			if (e == NULL)
+				e = "results not marshallable";
+			api_reply(s->req, 500, RPC_MIME, e, strlen(e), NULL);
+			return;
+		}
+		out = lua_tolstring(co, -1, &len);
 	}
-	luaL_checkstack(co, 2, NULL);
-	out = lua_tolstring(co, -1, &len);
 	{
 		char *body = malloc(len + 12);
 		size_t n;
