@@ -185,13 +185,16 @@ int msg_check(enum chan_kind chan, enum role sender, const struct msg *m,
 	return 0;
 }
 
-bool msg_module_name_ok(const char *name, size_t len)
+bool msg_module_name_ok(const char *name, size_t len, bool dots)
 {
 	if (len == 0 || len > MSG_MODULE_NAME_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
 
+		if (c == '.' && dots && i > 0 && i + 1 < len &&
+		    name[i + 1] != '.')
+			continue;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
 			return false;

@@ -290,9 +290,11 @@ struct msg_ping {
 	uint64_t seq;
 };
 
-/* A module name as require() and /ruleset/update accept it: 1 to
- * MSG_MODULE_NAME_MAX letters, digits, '_' or '-' (so never a path). */
-bool msg_module_name_ok(const char *name, size_t len);
+/* A module name: 1 to MSG_MODULE_NAME_MAX letters, digits, '_' or '-'
+ * (so never a path). With dots, also single dots between such characters
+ * ("lib.sub"), as /ruleset/update and the saved updates accept them;
+ * require() reads files only for names without dots. */
+bool msg_module_name_ok(const char *name, size_t len, bool dots);
 
 /* The descriptor of a type, or NULL for an unknown type. */
 const struct msg_desc *msg_lookup(uint16_t type);

@@ -83,7 +83,7 @@ int modules_request(struct child *c, const struct msg *m)
 	struct blob src = { 0 };
 	struct iovec iov[2];
 
-	if (!msg_module_name_ok((const char *)m->data, m->len)) {
+	if (!msg_module_name_ok((const char *)m->data, m->len, false)) {
 		LOGE("the ruleset process asked for a module with a bad name");
 		return -1;
 	}

@@ -290,7 +290,7 @@ static bool state_name_ok(const char *s, size_t cap, bool module)
 
 	if (end == NULL)
 		return false;
-	return !module || msg_module_name_ok(s, (size_t)(end - s));
+	return !module || msg_module_name_ok(s, (size_t)(end - s), true);
 }
 
 static bool state_rec_ok(const struct state_rec *r)

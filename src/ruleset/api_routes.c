@@ -141,7 +141,6 @@ static bool query_bool(const char *q, const char *key, bool dflt)
 }
 
 /* api_text.c; here because api_text.h is shared with other work */
-void text_time_cost(struct dstr *d, double seconds);
 
 /* ---- replies ---- */
 
@@ -403,26 +402,6 @@ static void ep_invoke(struct api_req *r)
 	api_reply(r, 200, NULL, NULL, 0, NULL);
 }
 
-/* Lua module names, dotted ones included ("lib.sub"); the parent saves
- * them under --state-dir with the same alphabet. */
-static bool module_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > MSG_MODULE_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.' && s[i + 1] == '.')
-			return false;
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		      s[i] == '-' || s[i] == '.'))
-			return false;
-	}
-	return true;
-}
-
 static void ep_update(struct api_req *r)
 {
 	char module[MSG_MODULE_NAME_MAX + 1] = "", chunk[128];
@@ -433,7 +412,8 @@ static void ep_update(struct api_req *r)
 	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
 	double t0 = mono_us();
 
-	if (hm < 0 || hc < 0 || (hm == 1 && !module_name_ok(module))) {
+	if (hm < 0 || hc < 0 || (hm == 1 &&
+				   !msg_module_name_ok(module, strlen(module), true))) {
 		reply_status(r, 400, NULL);
 		return;
 	}

@@ -148,7 +148,6 @@ static void fmt_percentiles(char *buf, size_t cap, double p50, double p90,
 
 /* "Time Cost           : 85.07µs" for /ruleset/update and /ruleset/gc.
  * (Declared by its user too: api_text.h is not this change's to edit.) */
-void text_time_cost(struct dstr *d, double seconds);
 void text_time_cost(struct dstr *d, double seconds)
 {
 	char a[32];

@@ -44,6 +44,8 @@ void text_runtime(struct dstr *d, const struct stats_view *v);
 /* /ruleset/gc: "Difference" and the runtime lines. */
 void text_gc(struct dstr *d, const struct stats_view *v, double dmem,
 	     double dobjects);
+/* "Time Cost           : 85.07µs" in the adaptive duration format. */
+void text_time_cost(struct dstr *d, double seconds);
 void text_metrics(struct dstr *d, const struct stats_view *v);
 
 #endif

@@ -487,7 +487,7 @@ static int vm_require(lua_State *L)
 	if (lua_toboolean(L, -1))
 		return 1;
 	lua_pop(L, 1);
-	if (!msg_module_name_ok(name, nlen))
+	if (!msg_module_name_ok(name, nlen, false))
 		return luaL_error(L, "module '%s': invalid name (letters, "
 				     "digits, '_' and '-' only)", name);
 	from_file = V.fetch != NULL ? V.fetch(name, &src, &len) : 0;
