@@ -304,9 +304,10 @@ int config_validate_wire(const struct config *c, size_t len)
 	return 0;
 }
 
-static void config_dump_str(FILE *f, const char *key, const char *v)
+static void config_dump_strp(FILE *f, const char *prefix, const char *key,
+			     const char *v)
 {
-	fprintf(f, "    %s = ", key);
+	fprintf(f, "    %s%s = ", prefix, key);
 	if (!v[0]) {
 		fputs("nil,\n", f);
 		return;
@@ -321,6 +322,18 @@ static void config_dump_str(FILE *f, const char *key, const char *v)
 			fputc(*p, f);
 	}
 	fputs("\",\n", f);
+}
+
+static void config_dump_str(FILE *f, const char *key, const char *v)
+{
+	config_dump_strp(f, "", key, v);
+}
+
+/* A setting a config file may not set (it decides how the process that
+ * evaluates the file runs): shown as a comment, so the output loads. */
+static void config_dump_cli(FILE *f, const char *key, const char *v)
+{
+	config_dump_strp(f, "-- (command line only) ", key, v);
 }
 
 static void config_dump_bool(FILE *f, const char *key, bool v)
@@ -349,14 +362,14 @@ void config_dump(const struct config *c, FILE *f)
 	config_dump_int(f, "api_max_conns", c->api_max_conns);
 	fprintf(f, "    api_mode = tonumber(\"%04o\", 8),\n",
 		(unsigned)c->api_mode);
-	config_dump_str(f, "api_owner", c->api_owner);
+	config_dump_cli(f, "api_owner", c->api_owner);
 	config_dump_str(f, "state_dir", c->state_dir);
-	config_dump_str(f, "user_name", c->user_name);
+	config_dump_cli(f, "user_name", c->user_name);
 	config_dump_str(f, "nameserver", c->nameserver);
 	config_dump_str(f, "netdev", c->netdev);
 	config_dump_str(f, "ruleset", c->ruleset);
-	config_dump_str(f, "ruleset_user", c->ruleset_user);
-	config_dump_str(f, "jail", c->jail_dir);
+	config_dump_cli(f, "ruleset_user", c->ruleset_user);
+	config_dump_cli(f, "jail", c->jail_dir);
 	config_dump_int(f, "mark", c->mark);
 	fprintf(f, "    drain_timeout = %.17g,\n", c->drain_timeout);
 	config_dump_int(f, "loglevel", c->loglevel);

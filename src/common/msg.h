@@ -81,6 +81,8 @@ enum msg_type {
 	MSG_R_MODULE_REQ,  /* module name (id: request) */
 	MSG_R_CONFIGURED,  /* struct msg_loaded + struct config, or + error */
 	MSG_R_EXECUTE,     /* a shell command (id: request) */
+	MSG_R_EXECUTE_CANCEL, /* empty: the routine waiting for that command
+			       * is gone; kill it (id: request) */
 	MSG_R_PERSIST,     /* struct msg_update + source: save an update */
 	MSG_R_PEER_FAULT,  /* empty: the front broke the protocol on the
 			    * front<->ruleset channel */

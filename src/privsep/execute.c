@@ -101,6 +101,32 @@ int execute_request(struct child *c, const struct msg *m)
 	return 0;
 }
 
+/* The command's whole process group (it called setsid: its pid is the
+ * group's id); the pid alone if it has not got that far yet. */
+static void execute_kill(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0)
+		(void)kill(pid, SIGKILL);
+}
+
+void execute_cancel(uint32_t id, pid_t ruleset)
+{
+	for (int i = 0; i < njobs; i++) {
+		if (jobs[i].id == id && jobs[i].ruleset == ruleset) {
+			LOGI("execute (pid %d): cancelled", (int)jobs[i].pid);
+			execute_kill(jobs[i].pid);
+			return;
+		}
+	}
+}
+
+void execute_kill_all(pid_t ruleset)
+{
+	for (int i = 0; i < njobs; i++)
+		if (ruleset == 0 || jobs[i].ruleset == ruleset)
+			execute_kill(jobs[i].pid);
+}
+
 bool execute_reaped(pid_t pid, int status)
 {
 	for (int i = 0; i < njobs; i++) {

@@ -314,6 +314,7 @@ static void parent_stop(int sig)
 	P.stopping = true;
 	LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
 	     P.drain_seconds);
+	execute_kill_all(0);
 	notify_send("STOPPING=1");
 	parent_close_listeners();
 	event_del(P.heartbeat);
@@ -428,8 +429,10 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 		config_dump(&P.conf, stdout);
 		return -1;
 	}
-	if (P.cli.check && !P.conf.config_file[0] && !P.conf.ruleset[0]) {
-		printf("neosocksd: configuration OK\n");
+	if (P.conf.ruleset[0] && P.conf.config_file[0]) {
+		fprintf(stderr, "neosocksd: -r and -c are mutually exclusive "
+				"(set 'ruleset' in the config file)\n");
+		*exit_code = 2;
 		return -1;
 	}
 	return 0;
@@ -441,7 +444,7 @@ void parent_finish(int code)
 	P.stopping = true;
 	for (int i = 0; i < NCHILDREN; i++)
 		if (children[i]->running)
-			proc_kill(children[i], "stopping");
+			proc_kill(children[i], code == 0 ? NULL : "stopping");
 	event_base_loopexit(P.base, NULL);
 }
 
@@ -491,8 +494,15 @@ int parent_main(int argc, char **argv)
 	notify_init();
 	if (identity_resolve(&P.conf, &P.front_sb, &P.ruleset_sb, err,
 			     sizeof(err)) < 0) {
+		if (P.cli.check)
+			fprintf(stderr, "neosocksd: %s\n", err);
 		LOGF("%s", err);
 		return 1;
+	}
+	if (P.cli.check && !P.conf.config_file[0] && !P.conf.ruleset[0]) {
+		/* flags and users checked; nothing to load */
+		printf("neosocksd: configuration OK\n");
+		return 0;
 	}
 	exe_fd = parent_open_exe();
 	if (exe_fd < 0)

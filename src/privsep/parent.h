@@ -95,6 +95,10 @@ void modules_clear(void);
 
 /* execute.c: await.execute (with --enable-execute). */
 int execute_request(struct child *c, const struct msg *m);
+/* The routine waiting for command id is gone: kill the command. */
+void execute_cancel(uint32_t id, pid_t ruleset);
+/* Kill the commands of that ruleset process (0: every command). */
+void execute_kill_all(pid_t ruleset);
 /* A child that is not the front or the ruleset was reaped: a command? */
 bool execute_reaped(pid_t pid, int status);
 

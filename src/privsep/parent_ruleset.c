@@ -230,6 +230,9 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		if (execute_request(c, m) < 0)
 			proc_kill(c, "execute refused");
 		return;
+	case MSG_R_EXECUTE_CANCEL:
+		execute_cancel(m->id, c->pid);
+		return;
 	case MSG_R_PEER_FAULT:
 		/* not trusted enough to get the front killed (which would cut
 		 * every tunnel): both get a fresh channel instead */
@@ -252,6 +255,8 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 
 static void parent_ruleset_exited(struct child *c)
 {
+	/* the routines waiting for its commands are gone with it */
+	execute_kill_all(c->pid);
 	if (P.stopping) {
 		parent_check_exit();
 		return;

@@ -183,8 +183,9 @@ int proc_spawn(struct child *c)
 void proc_kill(struct child *c, const char *why)
 {
 	if (c->running) {
-		LOGE("killing %s (pid %d): %s", role_name(c->role), (int)c->pid,
-		     why);
+		if (why != NULL)
+			LOGE("killing %s (pid %d): %s", role_name(c->role),
+			     (int)c->pid, why);
 		kill(c->pid, SIGKILL);
 	}
 	chanev_close(&c->ch);

@@ -47,7 +47,8 @@ struct child {
 void proc_setup(struct event_base *base, int exe_fd);
 /* Fork and exec. 0, or -1 (logged). */
 int proc_spawn(struct child *c);
-/* Kill (SIGKILL) and stop listening to it; it is reaped later. */
+/* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
+ * as an error; NULL for an expected end (the daemon is finishing). */
 void proc_kill(struct child *c, const char *why);
 /* Reap exited children; call on SIGCHLD. Pids that are none of these go
  * to other (commands run for await.execute). */

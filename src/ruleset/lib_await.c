@@ -219,8 +219,13 @@ static void exec_forget(struct exec_op *op)
 
 static void exec_cancel(void *arg)
 {
-	exec_forget(arg);
-	free(arg);
+	struct exec_op *op = arg;
+
+	/* the routine is gone: so is the point of the command */
+	chanev_send(ruleset_parent(), MSG_R_EXECUTE_CANCEL, op->id, NULL, 0,
+		    -1);
+	exec_forget(op);
+	free(op);
 }
 
 static int exec_push(lua_State *co, void *ud)

@@ -267,8 +267,16 @@ static int nsd_async_finish(lua_State *L)
 	struct async_done *d = lua_touserdata(L, 1);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, d->finish);
-	if (!lua_isfunction(L, -1))
+	if (!lua_isfunction(L, -1)) {
+		/* nobody to hand an error to: it is not lost silently */
+		if (d->status != LUA_OK)
+			LOG_RL(LOGL_WARN, 1, "async routine: %s",
+			       d->status == LUA_ERRMEM ? "not enough memory"
+			       : lua_type(d->co, -1) == LUA_TSTRING
+				       ? lua_tostring(d->co, -1)
+				       : "(error object is not a string)");
 		return 0;
+	}
 	lua_pushboolean(L, d->status == LUA_OK);
 	if (d->status == LUA_OK) {
 		luaL_checkstack(L, d->nres, "async results");

@@ -76,6 +76,20 @@ def test_opt_equals_value_and_dump_config():
     assert "forward = nil," in out
 
 
+def test_dump_config_output_is_a_config_file(tmp_path):
+    """What --dump-config prints loads back with -c (settings that only the
+    command line may give are comments) and gives the same settings."""
+    p = run("-l", "127.0.0.1:1080", "--http", "127.0.0.1:8080", "-t", "7.5",
+            "--api", "127.0.0.1:9080", "--api-max-conns", "9", "--dump-config")
+    assert p.returncode == 0, p.stderr
+    conf = tmp_path / "dumped.lua"
+    conf.write_bytes(p.stdout)
+    q = run("-c", str(conf), "--dump-config")
+    assert q.returncode == 0, q.stderr
+    assert q.stdout == p.stdout
+    assert b"-- (command line only) jail = " in p.stdout
+
+
 def test_listen_port_in_use_fails_clearly(daemon_factory):
     port = free_port()
     daemon_factory("-l", f"127.0.0.1:{port}")

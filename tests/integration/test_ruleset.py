@@ -506,3 +506,51 @@ def test_respawn_that_cannot_load_fails_closed(daemon_factory, tmp_path, http_ta
     s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port)
     s.close()
     assert rep == 0x01, "routed without its ruleset"
+
+
+def _procs_with_cmdline(needle):
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle in f.read():
+                    out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
+def test_execute_killed_with_its_routine(daemon_factory, tmp_path):
+    """A command whose routine goes away (here: a request handler whose
+    request ends at the -t deadline) is killed, and so is every command
+    when the daemon stops."""
+    import socket as so
+    marker = b"sleep 31.4159"
+    rs = write(tmp_path, "rs.lua", """
+        return { resolve = function(addr)
+            await.execute("%s")
+            return addr
+        end }
+    """ % marker.decode())
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                       "--enable-execute", "-t", "5", "--loglevel", "5")
+    s = so.create_connection(("127.0.0.1", socks), timeout=15)
+    s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03\x09slow.test\x00\x50")
+    wait_until(lambda: _procs_with_cmdline(marker), 10, "the command runs")
+    reply = recv_all(s)
+    s.close()
+    assert reply[:2] == b"\x05\x00" and reply[3] == 0x06, "the request ends at -t"
+    wait_until(lambda: not _procs_with_cmdline(marker), 10, "the command killed")
+    d.wait_log("cancelled")
+    # and at stop: a command started by an rpcall
+    body = b"return await.execute('" + marker + b"')"
+    c = so.create_connection(("127.0.0.1", api))
+    c.sendall(b"POST /ruleset/rpcall HTTP/1.1\r\nContent-Type: " + RPC_MIME.encode() +
+              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    wait_until(lambda: _procs_with_cmdline(marker), 10, "the command runs")
+    d.stop()
+    c.close()
+    wait_until(lambda: not _procs_with_cmdline(marker), 10, "the command killed at stop")
