@@ -5,7 +5,7 @@
 -- libruleset turns the tables below into the ruleset callbacks. Each
 -- request goes through them in this order (the first matching rule wins):
 --
---   a name (SOCKS4A, SOCKS5 with a name, every HTTP proxy request):
+--   a name (SOCKS4A; SOCKS5 and HTTP CONNECT with a name):
 --       redirect_name -> hosts -> (as an address: redirect -> route)
 --       -> route_default
 --   an IPv4 address:   redirect  -> route  -> route_default

@@ -1,7 +1,8 @@
 /* proc: the parent's children. Each is started by fork and re-exec of the
  * daemon's own binary (opened once at start, so a replaced file on disk
- * does not change what runs), with argv[0] "neosocksd: <role>" as the
- * internal role marker and the process title. The channel is fd 3; stdout
+ * does not change what runs); the role is given by NEOSOCKSD_ROLE in the
+ * environment, and argv[0] "neosocksd: <role>" is the process title. The
+ * channel is fd 3; stdout
  * and stderr go into a non-blocking pipe that the parent reads and logs. */
 #ifndef NEOSOCKSD_PROC_H
 #define NEOSOCKSD_PROC_H

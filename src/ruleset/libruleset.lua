@@ -1282,9 +1282,10 @@ function decide.route6(addr)
     return route_default(addr)
 end
 
--- name requests (and every HTTP proxy request): _G.redirect_name (matchers
--- get addr), then _G.hosts (lowercased host -> address), then by the type
--- of the host: the IPv4 or IPv6 pipeline, else the default
+-- name requests (SOCKS4A, SOCKS5 and HTTP CONNECT with a name):
+-- _G.redirect_name (matchers get addr), then _G.hosts (lowercased host ->
+-- address), then by the type of the host: the IPv4 or IPv6 pipeline, else
+-- the default
 function decide.resolve(addr)
     local action, tag = run_chain(_G.redirect_name, addr)
     if action then
