@@ -16,6 +16,9 @@ temp dir), then runs the scenarios with tests/bench/bin/loadgen:
   bulk16  the same with 16 streams.
   rate    connect + SOCKS5 handshake + 1-byte echo + close, 64 concurrent
           clients: operations/s, p50 and p99 latency.
+  respawn neosocksd with the 1,000-rule ruleset only: kill -9 its ruleset
+          process (then its front) and time until a SOCKS5 CONNECT is
+          decided and served again.
 
 bulk1, bulk16 and rate are interleaved: for each round, for each scenario,
 for each peer; the median over --rounds is reported. The whole run stays
@@ -54,7 +57,7 @@ RULES_PEER = "neosocksd-rules"
 LINEAR_PEER = "neosocksd-linear"
 RULE_PEERS = (RULES_PEER, LINEAR_PEER)
 RULES_COUNT = 1000
-ALL_SCENARIOS = ["idle", "bulk1", "bulk16", "rate"]
+ALL_SCENARIOS = ["idle", "bulk1", "bulk16", "rate", "respawn"]
 RATE_CONCURRENCY = 64
 SPREAD = 16          # loopback address pairs for connection churn (see loadgen.c)
 READY_TIMEOUT = 10.0
@@ -495,6 +498,62 @@ def run_rate(peer, args, budget, echo_port):
     return res if res is not None else {"error": err}
 
 
+def socks5_echo_once(port, echo_port, timeout=1.0):
+    """One SOCKS5 CONNECT to the echo port and a 1-byte echo: True when
+    served, False when refused or closed."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01"
+                      + echo_port.to_bytes(2, "big"))
+            got = b""
+            while len(got) < 12:
+                b = s.recv(12 - len(got))
+                if not b:
+                    return False
+                got += b
+            if got[:2] != b"\x05\x00" or got[3] != 0:
+                return False
+            s.sendall(b"x")
+            return s.recv(1) == b"x"
+    except OSError:
+        return False
+
+
+def child_by_comm(root, comm):
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == comm:
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+def run_respawn(peer, args, budget, echo_port):
+    """Kill -9 the ruleset process, then the front; seconds until a request
+    is decided and served again (polled every 2 ms, each try bounded)."""
+    if not budget.fits(15):
+        return {"skipped": "time budget"}
+    out = {}
+    for comm, key in (("neosocksd-rules", "ruleset_s"), ("neosocksd-front", "front_s")):
+        if not socks5_echo_once(peer.port, echo_port, 5):
+            return {"error": "not serving before the kill"}
+        victim = child_by_comm(peer.proc.pid, comm)
+        if victim is None:
+            return {"error": f"no {comm} process"}
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        while not socks5_echo_once(peer.port, echo_port, 1.0):
+            if time.monotonic() - t0 > 10:
+                return {"error": f"{comm}: not serving 10 s after the kill"}
+            time.sleep(0.002)
+        out[key] = time.monotonic() - t0
+        # the next kill must not land within the 10 s "lived long enough"
+        # window: a quick second death is respawned after a back-off
+    return out
+
+
 def run_idle(peer, args, budget, echo_port):
     n = args.idle_conns
     if not budget.fits(30):
@@ -652,6 +711,12 @@ def build_report(args, peers, results, facts, elapsed):
         if p99r is not None and p990 is not None:
             line += (f"; added latency p50 {p50r - p500:+,.0f} µs, p99 {p99r - p990:+,.0f} µs")
         lines.append(line)
+    rs, rs_all = metric_value(results, RULES_PEER, "respawn", "ruleset_s")
+    fr, fr_all = metric_value(results, RULES_PEER, "respawn", "front_s")
+    if rs is not None and fr is not None:
+        lines.append(f"- respawn after kill -9 (until a request is decided and served again): "
+                     f"ruleset process {rs * 1000:.0f} ms (max {max(rs_all) * 1000:.0f}), "
+                     f"front {fr * 1000:.0f} ms (max {max(fr_all) * 1000:.0f})")
     if lines:
         out.append(f"## Ruleset cost (libruleset, every request decided in Lua)")
         out.append("")
@@ -683,6 +748,9 @@ def build_report(args, peers, results, facts, elapsed):
                     if r.get("errors"):
                         notes.append(f"{n} rate: {r['errors']} failed operations in a round"
                                      + (f" ({r['stderr'].splitlines()[0]})" if r.get("stderr") else ""))
+                elif scen == "respawn":
+                    vals.append(f"ruleset {r['ruleset_s'] * 1000:.0f} ms, "
+                                f"front {r['front_s'] * 1000:.0f} ms")
                 elif scen == "idle":
                     if "rss_per_tunnel" in r:
                         vals.append(
@@ -845,13 +913,19 @@ def main(argv):
                 else:
                     log(f"idle {peer.name}: {res.get('error') or res.get('skipped')}")
         for rnd in range(args.rounds):
-            for scen in ("bulk1", "bulk16", "rate"):
+            for scen in ("bulk1", "bulk16", "rate", "respawn"):
                 if scen not in args.only:
                     continue
                 for peer in live:
-                    if peer.name in RULE_PEERS and scen != "rate":
+                    if peer.name in RULE_PEERS and scen not in ("rate", "respawn"):
                         continue
-                    if scen == "rate":
+                    if scen == "respawn":
+                        if peer.name != RULES_PEER:
+                            continue
+                        res = run_respawn(peer, args, budget, echo_port)
+                        msg = (f"ruleset back in {res['ruleset_s'] * 1000:.0f} ms, front in "
+                               f"{res['front_s'] * 1000:.0f} ms" if "front_s" in res else None)
+                    elif scen == "rate":
                         res = run_rate(peer, args, budget, echo_port)
                         msg = (f"{res['ops_per_sec']:,.0f} ops/s p50 {res['p50_us']} µs "
                                f"p99 {res['p99_us']} µs errors {res['errors']}"
