@@ -149,13 +149,19 @@ static void ruleset_configfile(const struct msg *m)
 	char err[MSG_ERRTEXT_MAX];
 	char chunk[sizeof(h.chunkname) + 1];
 	struct config merged = R.conf;
+	int rc;
 
 	memcpy(&h, m->data, sizeof(h));
 	memcpy(chunk, h.chunkname, sizeof(h.chunkname));
 	chunk[sizeof(h.chunkname)] = '\0';
-	if (confload_eval((const char *)m->data + sizeof(h),
-			  m->len - sizeof(h), chunk, &merged, err,
-			  sizeof(err)) < 0) {
+	if (h.kind == RULESET_LOAD_RELOAD)
+		vm_modules_stash(); /* modules are read again from the files */
+	rc = confload_eval((const char *)m->data + sizeof(h),
+			   m->len - sizeof(h), chunk, &merged, err,
+			   sizeof(err));
+	if (h.kind == RULESET_LOAD_RELOAD)
+		vm_modules_unstash(rc < 0);
+	if (rc < 0) {
 		LOGW("%s", err);
 		if (h.kind == RULESET_LOAD_START && !vm_has_ruleset()) {
 			LOGE("the configuration did not load: requests fail "
@@ -194,8 +200,12 @@ static void ruleset_load(const struct msg *m)
 	memcpy(&h, m->data, sizeof(h));
 	memcpy(chunk, h.chunkname, sizeof(h.chunkname));
 	chunk[sizeof(h.chunkname)] = '\0';
+	if (h.kind == RULESET_LOAD_RELOAD)
+		vm_modules_stash(); /* modules are read again from the files */
 	r = vm_load_ruleset((const char *)m->data + sizeof(h),
 			    m->len - sizeof(h), chunk, err, sizeof(err));
+	if (h.kind == RULESET_LOAD_RELOAD)
+		vm_modules_unstash(r != 0);
 	if (r == 0)
 		LOGI("ruleset loaded (%s)", chunk);
 	else

@@ -53,6 +53,7 @@ static int upd_call(lua_State *L)
 	}
 	lua_pushvalue(L, 1);
 	lua_setfield(L, 2, u->name);
+	vm_mark_module(L, u->name);
 	return 0;
 }
 

@@ -463,6 +463,76 @@ bool vm_has_ruleset(void)
 
 /* ---- require ---- */
 
+#define VM_MODULES "neosocksd.modules"       /* names we installed */
+#define VM_MODULES_STASH "neosocksd.stash"   /* their values, on trial */
+
+void vm_mark_module(lua_State *L, const char *name)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, VM_MODULES) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, VM_MODULES);
+	}
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
+/* [op] in protected mode: 1 stash and clear, 2 restore, 3 drop the stash */
+static int vm_modules_op(lua_State *L)
+{
+	int op = (int)(intptr_t)lua_touserdata(L, 1);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2 */
+	if (op == 1) {
+		lua_newtable(L); /* 3: the stash */
+		if (lua_getfield(L, LUA_REGISTRYINDEX, VM_MODULES) ==
+		    LUA_TTABLE) { /* 4 */
+			lua_pushnil(L);
+			while (lua_next(L, 4) != 0) {
+				lua_pop(L, 1);
+				lua_pushvalue(L, -1);     /* name */
+				lua_rawget(L, 2);         /* loaded[name] */
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, 3);         /* stash[name] = it */
+				lua_pushvalue(L, -1);
+				lua_pushnil(L);
+				lua_rawset(L, 2);         /* loaded[name] = nil */
+			}
+		}
+		lua_settop(L, 3);
+		lua_setfield(L, LUA_REGISTRYINDEX, VM_MODULES_STASH);
+		return 0;
+	}
+	if (op == 2 && lua_getfield(L, LUA_REGISTRYINDEX, VM_MODULES_STASH) ==
+			       LUA_TTABLE) { /* 3 */
+		lua_pushnil(L);
+		while (lua_next(L, 3) != 0) {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, 2); /* loaded[name] = stashed */
+		}
+	}
+	lua_pushnil(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, VM_MODULES_STASH);
+	return 0;
+}
+
+void vm_modules_stash(void)
+{
+	if (vm_pcall(vm_modules_op, (void *)(intptr_t)1) != LUA_OK)
+		lua_pop(V.L, 1);
+}
+
+void vm_modules_unstash(bool restore)
+{
+	if (vm_pcall(vm_modules_op, (void *)(intptr_t)(restore ? 2 : 3)) !=
+	    LUA_OK)
+		lua_pop(V.L, 1);
+}
+
 void vm_set_module_fetch(vm_module_fetch f)
 {
 	V.fetch = f;
@@ -524,5 +594,6 @@ static int vm_require(lua_State *L)
 	}
 	lua_pushvalue(L, -1);
 	lua_setfield(L, 2, name);
+	vm_mark_module(L, name);
 	return 1;
 }

@@ -69,4 +69,11 @@ const char *vm_builtin_module(const char *name, size_t *len);
 void vm_event_percentiles(unsigned *n, double *p50, double *p90,
 			  double *p99, double *max);
 
+/* require() and module updates note the modules they install. A reload
+ * takes them out of package.loaded first (so the new ruleset's require
+ * reads them again), and puts them back if the reload fails. */
+void vm_mark_module(lua_State *L, const char *name);
+void vm_modules_stash(void);
+void vm_modules_unstash(bool restore);
+
 #endif

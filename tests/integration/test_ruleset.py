@@ -554,3 +554,30 @@ def test_execute_killed_with_its_routine(daemon_factory, tmp_path):
     d.stop()
     c.close()
     wait_until(lambda: not _procs_with_cmdline(marker), 10, "the command killed at stop")
+
+
+def test_sighup_reads_modules_again(daemon_factory, tmp_path, http_target):
+    """After SIGHUP the ruleset's require() reads its modules from the files
+    again; a reload that fails keeps the old ruleset and the old modules."""
+    mod = tmp_path / "target.lua"
+    mod.write_text('return "127.0.0.1:1"\n')
+    rs = write(tmp_path, "rs.lua", """
+        local target = require("target")
+        return { resolve = function(addr) return target end }
+    """)
+    d = start(daemon_factory, rs)
+    s, rep = socks5_connect(d.socks, "any.test", 80)
+    s.close()
+    assert rep != 0, "port 1 refuses"
+    mod.write_text(f'return "127.0.0.1:{http_target.port}"\n')
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_notify("READY=1")
+    wait_until(lambda: served(d, http_target.port), 10, "the new module routes")
+    # a broken ruleset file: the old ruleset, with the module it loaded
+    mod.write_text('return "127.0.0.1:1"\n')
+    with open(rs, "a") as f:
+        f.write("\nthis is not lua\n")
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_log("reload: ")
+    d.wait_notify("READY=1")
+    assert served(d, http_target.port)
