@@ -367,7 +367,7 @@ void config_dump(const struct config *c, FILE *f)
 	config_dump_cli(f, "user_name", c->user_name);
 	config_dump_str(f, "nameserver", c->nameserver);
 	config_dump_str(f, "netdev", c->netdev);
-	config_dump_str(f, "ruleset", c->ruleset);
+	config_dump_cli(f, "ruleset", c->ruleset);
 	config_dump_cli(f, "ruleset_user", c->ruleset_user);
 	config_dump_cli(f, "jail", c->jail_dir);
 	config_dump_int(f, "mark", c->mark);
