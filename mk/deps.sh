@@ -3,7 +3,7 @@
 # Usage: mk/deps.sh build|test|bench
 set -eu
 build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev"
-test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux"
+test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck"
 bench_pkgs="$build_pkgs microsocks dante-server procps"
 case "${1:-build}" in
 build) want=$build_pkgs ;;

@@ -107,7 +107,7 @@ static void marshal_integer(struct marshal *m, lua_Integer x)
 static void marshal_hexfloat(char *out, size_t cap, double x)
 {
 	static const char hex[] = "0123456789abcdef";
-	char digits[32];
+	char digits[32] = "";
 	int e, nd = 0;
 	bool neg = signbit(x);
 	double mant = frexp(neg ? -x : x, &e) * 2 - 1;

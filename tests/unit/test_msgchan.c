@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -261,6 +262,7 @@ static void test_undeclared_fd(void **state)
 	int fds[2];
 
 	assert_int_equal(pipe(fds), 0);
+	memset(&cmsg, 0, sizeof(cmsg));
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
 	mh.msg_control = cmsg.buf;
@@ -287,6 +289,13 @@ static void test_fd_lost_at_limit(void **state)
 	struct rlimit old, tight;
 	struct msg m;
 	int fds[2], fds2[2], top;
+
+	/* valgrind keeps descriptors of its own above the limit it reports,
+	 * so the kernel never truncates the message there */
+	if (getenv("NEOSOCKSD_UNDER_VALGRIND") != NULL) {
+		skip();
+		return;
+	}
 
 	assert_int_equal(pipe(fds), 0);
 	assert_int_equal(pipe(fds2), 0);
