@@ -4,16 +4,14 @@ parent's supervision (faults, signals, systemd notify, logging)."""
 import os
 import signal
 import socket
-import subprocess
 import threading
-import time
 
 import pytest
 
 from conftest import BIN, Daemon
-from helpers import (connect, exchange, free_ports, recv_all, socks5_connect,
+from helpers import (connect, exchange, free_ports, http_connect, recv_all, socks5_connect,
                      wait_until)
-from privsep_util import (IS_ROOT, alive, caps, comm, fd_targets, getfd, socket_of,
+from privsep_util import (IS_ROOT, alive, caps, comm, fd_targets, socket_of,
                           status, tcp_fd_to)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
@@ -385,3 +383,44 @@ def test_peer_fault_from_front_gives_new_channel(daemon_factory, http_target, tm
     d.wait_log("reports a protocol violation by the front")
     wait_until(lambda: served(d, http_target.port), 5)
     assert front_pid(d) == fpid and ruleset_pid(d) == rpid
+
+
+def test_fail_closed_while_ruleset_down(daemon_factory, http_target, hash_server, tmp_path):
+    """While the ruleset process is down, requests that need a decision
+    fail closed (SOCKS5 01, HTTP 503), never routed direct; a tunnel that
+    was already open keeps flowing; routing resumes when it is back. (The
+    parent is paused so the respawn cannot come first.)"""
+    rs = tmp_path / "rs.lua"
+    rs.write_text("local function d(a) return a end\n"
+                  "return { resolve = d, route = d, route6 = d }\n")
+    d = start(daemon_factory, "-r", str(rs))
+    tunnel, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    old = ruleset_pid(d)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        os.kill(old, signal.SIGKILL)
+        # a request in flight when the channel dies fails too
+        s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port)
+        s.close()
+        assert rep == 0x01, "decided without the ruleset process"
+        s, status, head = http_connect(d.http, f"127.0.0.1:{http_target.port}")
+        s.close()
+        assert status == 503, head
+        exchange(tunnel, 1 << 20, 1 << 20)  # the open tunnel still works
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    wait_until(lambda: ruleset_pid(d) not in (None, old), 10, "respawned")
+    wait_until(lambda: served(d, http_target.port), 10, "routing again")
+    tunnel.close()
+
+
+def test_sigint_drains_like_sigterm(daemon_factory, hash_server):
+    d = start(daemon_factory)
+    s, rep = socks5_connect(d.socks, "127.0.0.1", hash_server.port)
+    assert rep == 0
+    d.proc.send_signal(signal.SIGINT)
+    d.wait_notify("STOPPING=1")
+    exchange(s, 1 << 20, 1 << 20)  # drains: the tunnel still works
+    s.close()
+    assert d.proc.wait(20) == 0
