@@ -26,6 +26,12 @@ struct aroutine {
 
 static unsigned ar_nactive, ar_npeak;
 
+/* Finished routines kept for reuse: a new routine then costs no
+ * allocation (the userdata, the thread and its stack stay). */
+#define AR_POOL_MAX 64
+static struct aroutine *ar_pool[AR_POOL_MAX];
+static unsigned ar_npool;
+
 unsigned ar_active(void)
 {
 	return ar_nactive;
@@ -69,8 +75,17 @@ static void ar_free(struct aroutine *ar)
 	lua_State *L = vm_state();
 
 	ar_set(ar->co, NULL);
-	ar->freed = true;
 	ar_nactive--;
+	if (!ar->running && ar_npool < AR_POOL_MAX &&
+	    lua_resetthread(ar->co) == LUA_OK) {
+		ar->waiting = ar->dropped = false;
+		ar->op = ar->arg = NULL;
+		ar->cancel = NULL;
+		ar->done = NULL;
+		ar_pool[ar_npool++] = ar;
+		return;
+	}
+	ar->freed = true;
 	/* Drop what the thread holds now, and cut the userdata's link to
 	 * it: a userdata with a finalizer outlives emergency collections,
 	 * and must not keep a dead routine's garbage (say, the table that
@@ -128,6 +143,10 @@ struct aroutine *ar_start(lua_State *L, int nargs, enum ar_kind kind,
 	struct aroutine *ar;
 	int nres = 0, status;
 
+	if (ar_npool > 0) {
+		ar = ar_pool[--ar_npool];
+		goto ready;
+	}
 	/* everything below may raise; nothing is owned by C until the
 	 * reference is taken */
 	ar = lua_newuserdatauv(L, sizeof(*ar), 1);
@@ -140,6 +159,7 @@ struct aroutine *ar_start(lua_State *L, int nargs, enum ar_kind kind,
 	ar->co = lua_newthread(L);
 	lua_setiuservalue(L, -2, 1);
 	ar->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+ready:
 	ar->kind = kind;
 	ar->done = done;
 	ar->arg = arg;

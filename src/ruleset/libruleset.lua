@@ -433,6 +433,12 @@ function inet.subnet(s)
     for i, n in ipairs(lengths) do
         masks[i] = mask4(n)
     end
+    if #lengths == 1 then -- one prefix length: one lookup
+        local set, mask = sets[lengths[1]], masks[1]
+        return function(ip)
+            return set[ip & mask] == true
+        end
+    end
     return function(ip)
         for i, n in ipairs(lengths) do
             if sets[n][ip & masks[i]] then
@@ -1196,22 +1202,49 @@ _G.lb = lb
 -- ---------------------------------------------------------------------
 
 -- first matching rule of a chain -> action, tag (nil: none matched)
-function run_chain(chain, ...)
+-- (matchers get one value, or two for IPv6; fixed parameters are cheaper
+-- than a vararg on this path, run for every request)
+local function run_chain1(chain, a)
     if chain == nil then
         return nil
     end
     for _, r in ipairs(chain) do
         local matcher, action = r[1], r[2]
         if action == nil then
-            local a, tag = matcher(...) -- a functional matcher
-            if a then
-                return a, tag
+            local act, tag = matcher(a) -- a functional matcher
+            if act then
+                return act, tag
             end
-        elseif matcher(...) then
+        elseif matcher(a) then
             return action, r[3]
         end
     end
     return nil
+end
+
+local function run_chain2(chain, a, b)
+    if chain == nil then
+        return nil
+    end
+    for _, r in ipairs(chain) do
+        local matcher, action = r[1], r[2]
+        if action == nil then
+            local act, tag = matcher(a, b)
+            if act then
+                return act, tag
+            end
+        elseif matcher(a, b) then
+            return action, r[3]
+        end
+    end
+    return nil
+end
+
+function run_chain(chain, ...)
+    if select("#", ...) <= 1 then
+        return run_chain1(chain, ...)
+    end
+    return run_chain2(chain, ...)
 end
 
 local function apply(action, tag, addr)
@@ -1235,7 +1268,7 @@ end
 
 -- the IPv4 stage: _G.route (matchers get the integer address), default
 function route_ip4(addr, ip)
-    local action, tag = run_chain(_G.route, ip)
+    local action, tag = run_chain1(_G.route, ip)
     if action then
         return apply(action, tag, addr)
     end
@@ -1244,7 +1277,7 @@ end
 
 -- the IPv6 stage: _G.route6 (matchers get hi, lo), default
 function route_ip6(addr, hi, lo)
-    local action, tag = run_chain(_G.route6, hi, lo)
+    local action, tag = run_chain2(_G.route6, hi, lo)
     if action then
         return apply(action, tag, addr)
     end
@@ -1253,7 +1286,7 @@ end
 
 -- IPv4 requests: _G.redirect (matchers get addr), then the IPv4 stage
 function decide.route(addr)
-    local action, tag = run_chain(_G.redirect, addr)
+    local action, tag = run_chain1(_G.redirect, addr)
     if action then
         return apply(action, tag, addr)
     end
@@ -1267,7 +1300,7 @@ end
 
 -- IPv6 requests: _G.redirect6 (matchers get addr), then the IPv6 stage
 function decide.route6(addr)
-    local action, tag = run_chain(_G.redirect6, addr)
+    local action, tag = run_chain1(_G.redirect6, addr)
     if action then
         return apply(action, tag, addr)
     end
@@ -1287,7 +1320,7 @@ end
 -- address), then by the type of the host: the IPv4 or IPv6 pipeline, else
 -- the default
 function decide.resolve(addr)
-    local action, tag = run_chain(_G.redirect_name, addr)
+    local action, tag = run_chain1(_G.redirect_name, addr)
     if action then
         return apply(action, tag, addr)
     end
@@ -1377,16 +1410,23 @@ end
 -- same routing with half the messages, and a failed dial reaches the client
 -- with its own error (connection refused, timeout, ...) instead of a
 -- generic refusal.
+local function decision(first, ...)
+    if first == nil or first == false or first == true then
+        return nil
+    end
+    if select("#", ...) == 0 then
+        return first -- the usual case: an address, no proxies
+    end
+    local d = tpack(first, ...)
+    while d.n > 0 and d[d.n] == nil do
+        d.n = d.n - 1 -- trailing nils are not hops
+    end
+    return tunpack(d, 1, d.n)
+end
+
 local function forwarding(decide_fn)
     return function(addr)
-        local d = tpack(decide_fn(addr))
-        while d.n > 0 and d[d.n] == nil do
-            d.n = d.n - 1 -- trailing nils are not hops
-        end
-        if d[1] == nil or d[1] == false or d[1] == true then
-            return nil
-        end
-        return tunpack(d, 1, d.n)
+        return decision(decide_fn(addr))
     end
 end
 
