@@ -1,4 +1,5 @@
 /* proxyuri: parse and format outbound proxy URIs and chains. Pure. */
+#include "common/hexdigit.h"
 #include "common/proxyuri.h"
 
 #include <stdbool.h>
@@ -50,17 +51,6 @@ static const struct scheme_def *scheme_by_id(unsigned scheme)
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode s[0..len) into dst[PROXY_CRED_MAX + 1]. Raw bytes must be
  * printable ASCII; "%XX" may give any byte but NUL. */
 static int pct_decode(char *dst, const char *s, size_t len, const char **err)
@@ -73,8 +63,8 @@ static int pct_decode(char *dst, const char *s, size_t len, const char **err)
 		if (c == '%') {
 			if (len - i < 2)
 				return fail(err, "malformed percent escape");
-			hi = hexval(s[i]);
-			lo = hexval(s[i + 1]);
+			hi = hex_digit(s[i]);
+			lo = hex_digit(s[i + 1]);
 			if (hi < 0 || lo < 0)
 				return fail(err, "malformed percent escape");
 			c = hi * 16 + lo;

@@ -27,6 +27,7 @@ struct cli_opt {
 	uint8_t arg;
 	cli_setter set;
 	size_t off, cap; /* string fields: offset and size in struct config */
+	double lo;       /* set_seconds: the smallest value */
 };
 
 static int cli_fail(char *err, size_t cap, const char *fmt, ...)
@@ -128,45 +129,7 @@ static int set_flag(const struct cli_opt *o, const char *v, struct config *c,
 	return 0;
 }
 
-static int set_timeout(const struct cli_opt *o, const char *v,
-		       struct config *c, struct cli *cl, char *err, size_t cap)
-{
-	char *end;
-	double t;
-
-	(void)cl;
-	errno = 0;
-	t = strtod(v, &end);
-	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
-	    t < CONF_TIMEOUT_MIN || t > CONF_TIMEOUT_MAX)
-		return cli_fail(err, cap,
-				"%s: '%s' is not a number of seconds in "
-				"[5, 86400]",
-				cli_name(o), v);
-	c->timeout = t;
-	return 0;
-}
-
-static int set_drain(const struct cli_opt *o, const char *v, struct config *c,
-		     struct cli *cl, char *err, size_t cap)
-{
-	char *end;
-	double t;
-
-	(void)cl;
-	errno = 0;
-	t = strtod(v, &end);
-	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
-	    t < 0 || t > CONF_TIMEOUT_MAX)
-		return cli_fail(err, cap,
-				"%s: '%s' is not a number of seconds in "
-				"[0, 86400]",
-				cli_name(o), v);
-	c->drain_timeout = t;
-	return 0;
-}
-
-/* Seconds in [lo, 86400] into a double field. */
+/* Seconds in [o->lo, 86400] into a double field. */
 static int set_seconds(const struct cli_opt *o, const char *v,
 		       struct config *c, struct cli *cl, char *err, size_t cap)
 {
@@ -177,11 +140,11 @@ static int set_seconds(const struct cli_opt *o, const char *v,
 	errno = 0;
 	t = strtod(v, &end);
 	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
-	    t < 0.1 || t > CONF_TIMEOUT_MAX)
+	    t < o->lo || t > CONF_TIMEOUT_MAX)
 		return cli_fail(err, cap,
 				"%s: '%s' is not a number of seconds in "
-				"[0.1, 86400]",
-				cli_name(o), v);
+				"[%g, 86400]",
+				cli_name(o), v, o->lo);
 	*(double *)(void *)((char *)c + o->off) = t;
 	return 0;
 }
@@ -353,56 +316,58 @@ static int set_user(const struct cli_opt *o, const char *v, struct config *c,
 	return set_str(o, v, c, cl, err, cap);
 }
 
-#define STR(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define STR(f) offsetof(struct config, f), sizeof(((struct config *)0)->f), 0
 #define NUM(f) offsetof(struct config, f), 0
 
 static const struct cli_opt cli_opts[] = {
-	{ "-h", "--help", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--version", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--dump-config", ARG_NONE, set_flag, 0, 0 },
+	{ "-h", "--help", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--version", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--dump-config", ARG_NONE, set_flag, 0, 0, 0 },
 	{ "-l", "--listen", ARG_REQUIRED, set_str, STR(listen) },
 	{ NULL, "--http", ARG_OPTIONAL, set_http, STR(http_listen) },
 	{ "-f", "--forward", ARG_REQUIRED, set_str, STR(forward) },
 	{ "-x", "--proxy", ARG_REQUIRED, set_str, STR(proxy) },
 	{ NULL, "--nameserver", ARG_REQUIRED, set_str, STR(nameserver) },
-	{ "-4", "--ipv4", ARG_NONE, set_flag, 0, 0 },
-	{ "-6", "--ipv6", ARG_NONE, set_flag, 0, 0 },
-	{ "-t", "--timeout", ARG_REQUIRED, set_timeout, 0, 0 },
-	{ "-m", "--max-sessions", ARG_REQUIRED, set_maxsessions, 0, 0 },
-	{ NULL, "--max-startups", ARG_REQUIRED, set_startups, 0, 0 },
-	{ NULL, "--block-outbound", ARG_REQUIRED, set_block, 0, 0 },
-	{ NULL, "--reuseport", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--pipe", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--no-pipe", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--no-fastopen", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--fastopen-connect", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--loglevel", ARG_REQUIRED, set_loglevel, 0, 0 },
-	{ NULL, "--log", ARG_REQUIRED, set_log, 0, 0 },
+	{ "-4", "--ipv4", ARG_NONE, set_flag, 0, 0, 0 },
+	{ "-6", "--ipv6", ARG_NONE, set_flag, 0, 0, 0 },
+	{ "-t", "--timeout", ARG_REQUIRED, set_seconds, NUM(timeout),
+	  CONF_TIMEOUT_MIN },
+	{ "-m", "--max-sessions", ARG_REQUIRED, set_maxsessions, 0, 0, 0 },
+	{ NULL, "--max-startups", ARG_REQUIRED, set_startups, 0, 0, 0 },
+	{ NULL, "--block-outbound", ARG_REQUIRED, set_block, 0, 0, 0 },
+	{ NULL, "--reuseport", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--pipe", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--no-pipe", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--no-fastopen", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--fastopen-connect", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--loglevel", ARG_REQUIRED, set_loglevel, 0, 0, 0 },
+	{ NULL, "--log", ARG_REQUIRED, set_log, 0, 0, 0 },
 	{ "-u", "--user", ARG_REQUIRED, set_user, STR(user_name) },
 	{ NULL, "--ruleset-user", ARG_REQUIRED, set_user, STR(ruleset_user) },
 	{ NULL, "--jail", ARG_REQUIRED, set_str, STR(jail_dir) },
-	{ NULL, "--sandbox-debug", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--drain", ARG_REQUIRED, set_drain, 0, 0 },
+	{ NULL, "--sandbox-debug", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--drain", ARG_REQUIRED, set_seconds, NUM(drain_timeout), 0 },
 	{ "-r", "--ruleset", ARG_REQUIRED, set_str, STR(ruleset) },
 	{ "-c", "--config", ARG_REQUIRED, set_str, STR(config_file) },
-	{ "-C", "--check", ARG_NONE, set_flag, 0, 0 },
+	{ "-C", "--check", ARG_NONE, set_flag, 0, 0, 0 },
 	{ NULL, "--lua-path", ARG_REQUIRED, set_str, STR(lua_path) },
-	{ NULL, "--memlimit", ARG_REQUIRED, set_memlimit, 0, 0 },
-	{ NULL, "--traceback", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--auth-required", ARG_NONE, set_flag, 0, 0 },
-	{ NULL, "--enable-execute", ARG_NONE, set_flag, 0, 0 },
+	{ NULL, "--memlimit", ARG_REQUIRED, set_memlimit, 0, 0, 0 },
+	{ NULL, "--traceback", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--auth-required", ARG_NONE, set_flag, 0, 0, 0 },
+	{ NULL, "--enable-execute", ARG_NONE, set_flag, 0, 0, 0 },
 	{ "-i", "--netdev", ARG_REQUIRED, set_str, STR(netdev) },
-	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0 },
+	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0, 0 },
 	{ NULL, "--api", ARG_REQUIRED, set_str, STR(restapi) },
 	{ NULL, "--api-allow", ARG_REQUIRED, set_str, STR(api_allow) },
 	{ NULL, "--api-token-file", ARG_REQUIRED, set_str,
 	  STR(api_token_file) },
 	{ NULL, "--api-readonly-token-file", ARG_REQUIRED, set_str,
 	  STR(api_ro_token_file) },
-	{ NULL, "--api-timeout", ARG_REQUIRED, set_seconds, NUM(api_timeout) },
-	{ NULL, "--api-idle", ARG_REQUIRED, set_seconds, NUM(api_idle) },
-	{ NULL, "--api-max-conns", ARG_REQUIRED, set_api_conns, 0, 0 },
-	{ NULL, "--api-mode", ARG_REQUIRED, set_api_mode, 0, 0 },
+	{ NULL, "--api-timeout", ARG_REQUIRED, set_seconds, NUM(api_timeout),
+	  0.1 },
+	{ NULL, "--api-idle", ARG_REQUIRED, set_seconds, NUM(api_idle), 0.1 },
+	{ NULL, "--api-max-conns", ARG_REQUIRED, set_api_conns, 0, 0, 0 },
+	{ NULL, "--api-mode", ARG_REQUIRED, set_api_mode, 0, 0, 0 },
 	{ NULL, "--api-owner", ARG_REQUIRED, set_user, STR(api_owner) },
 	{ NULL, "--state-dir", ARG_REQUIRED, set_str, STR(state_dir) },
 };

@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 
+#include "common/hexdigit.h"
 #include "common/chanev.h"
 #include "common/http1.h"
 #include "common/log.h"
@@ -58,17 +59,6 @@ void api_routes_count_rpc(uint64_t rx, uint64_t tx)
 
 /* ---- query strings ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Find key in the query; decode its value into out. 1 found (a bare key
  * gives ""), 0 absent, -1 malformed. */
 static int query_get(const char *q, const char *key, char *out, size_t cap)
@@ -90,8 +80,8 @@ static int query_get(const char *q, const char *key, char *out, size_t cap)
 					int h, l;
 					if (i + 2 >= len)
 						return -1;
-					h = hexval(q[i + 1]);
-					l = hexval(q[i + 2]);
+					h = hex_digit(q[i + 1]);
+					l = hex_digit(q[i + 2]);
 					if (h < 0 || l < 0 || (h == 0 && l == 0))
 						return -1;
 					c = (char)(h * 16 + l);
@@ -117,7 +107,7 @@ static bool query_valid(const char *q)
 	for (; *q != '\0'; q++) {
 		if (*q != '%')
 			continue;
-		if (hexval(q[1]) < 0 || hexval(q[2]) < 0 ||
+		if (hex_digit(q[1]) < 0 || hex_digit(q[2]) < 0 ||
 		    (q[1] == '0' && q[2] == '0'))
 			return false;
 		q += 2;

@@ -3,30 +3,10 @@
 require("libruleset")
 local t = {}
 
--- ---- helpers (each test file has its own copy) ----
+-- ---- helpers ----
 
-local function show(v)
-    if type(v) == "string" then
-        return string.format("%q", v)
-    end
-    return tostring(v)
-end
-
-local function eq(got, want, what)
-    if got ~= want then
-        error(string.format("%s: want %s, got %s", what or "value", show(want), show(got)), 2)
-    end
-end
-
-local function raises(pattern, f, ...)
-    local ok, err = pcall(f, ...)
-    if ok then
-        error("no error raised (want " .. pattern .. ")", 2)
-    end
-    if not tostring(err):find(pattern) then
-        error(string.format("error %q does not match %q", tostring(err), pattern), 2)
-    end
-end
+local check = require("lrcheck")
+local show, eq, raises = check.show, check.eq, check.raises
 
 -- m must accept every address in yes and refuse every one in no
 local function check(m, yes, no, what)

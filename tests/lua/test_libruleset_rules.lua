@@ -5,45 +5,12 @@ local ruleset = require("libruleset")
 local decide = ruleset.decide
 local t = {}
 
--- ---- helpers (each test file has its own copy) ----
+-- ---- helpers ----
 
-local function show(v)
-    if type(v) == "string" then
-        return string.format("%q", v)
-    end
-    return tostring(v)
-end
-
-local function eq(got, want, what)
-    if got ~= want then
-        error(string.format("%s: want %s, got %s", what or "value", show(want), show(got)), 2)
-    end
-end
+local check = require("lrcheck")
+local show, eq, same, raises = check.show, check.eq, check.same, check.raises
 
 -- the results of a call, compared with a list of expected values
-local function same(want, ...)
-    local got = table.pack(...)
-    local n = math.max(got.n, want.n or #want)
-    for i = 1, n do
-        if got[i] ~= want[i] then
-            local g, w = {}, {}
-            for j = 1, got.n do g[j] = show(got[j]) end
-            for j = 1, want.n or #want do w[j] = show(want[j]) end
-            error(string.format("want (%s), got (%s)", table.concat(w, ", "),
-                table.concat(g, ", ")), 2)
-        end
-    end
-end
-
-local function raises(pattern, f, ...)
-    local ok, err = pcall(f, ...)
-    if ok then
-        error("no error raised (want " .. pattern .. ")", 2)
-    end
-    if not tostring(err):find(pattern) then
-        error(string.format("error %q does not match %q", tostring(err), pattern), 2)
-    end
-end
 
 -- scoped(function(set) ... end): set(t, k, v) assigns t[k] = v for the
 -- duration of the call; everything is restored afterwards, even on error
