@@ -502,12 +502,14 @@ def cpu_seconds(pids):
     return total / tck
 
 
-class _TcpServer:
-    """Base: a threaded TCP server on 127.0.0.1 calling self._serve(conn)."""
+class TcpServer:
+    """Base: a threaded TCP server (default 127.0.0.1, any port) calling
+    self._serve(conn) for each connection."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
@@ -544,7 +546,7 @@ class _TcpServer:
                 pass
 
 
-class ScriptedServer(_TcpServer):
+class ScriptedServer(TcpServer):
     """Reads the first chunk a client sends, answers with fixed bytes, then
     closes: a misbehaving upstream proxy."""
 
@@ -571,7 +573,7 @@ def _socks5_read_target(c):
     return host, port
 
 
-class SplitReplyProxy(_TcpServer):
+class SplitReplyProxy(TcpServer):
     """A one-hop proxy ("socks5" or "http", no auth) that sends the first
     bytes of its CONNECT reply, sets .first_sent, waits for .release, then
     sends the rest and tunnels to the (loopback) target."""

@@ -14,13 +14,12 @@ import base64
 import os
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BIN, ROOT, Daemon
-from helpers import (free_port, free_ports, http_connect, http_get_over, recv_all,
+from conftest import BIN, ROOT
+from helpers import (TcpServer, free_port, free_ports, http_connect, http_get_over, recv_all,
                      socks5_connect)
 
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -149,37 +148,19 @@ def test_simple_hosts_and_ipv6(daemon_factory, nsd, http_target):
 
 # ---- lb.lua ----
 
-class Backend:
+class Backend(TcpServer):
     """Accepts connections on host:port; answers each with its name and
     closes. Counts connections."""
 
     def __init__(self, host, port, name):
         self.name = name
         self.count = 0
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(64)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(host, port)
 
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.count += 1
-            try:
-                c.sendall(self.name)
-            except OSError:
-                pass
-            c.close()
-
-    def close(self):
-        self.sock.close()
+    def _serve(self, c):
+        with self.lock:
+            self.count += 1
+        c.sendall(self.name)
 
 
 @pytest.fixture
