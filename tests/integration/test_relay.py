@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from conftest import pattern_bytes
-from helpers import free_ports, recv_exact, socks5_connect, wait_until
+from helpers import free_ports, socks5_connect, wait_until
 
 
 def _rss_kib(pid):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, pattern_bytes
+from conftest import pattern_bytes
 from helpers import (curl, free_ports, http_connect, recv_all, socks4_connect,
                      socks5_connect, wait_until)
 
@@ -206,7 +206,6 @@ def test_credentials_reach_callbacks(daemon_factory, tmp_path, hash_server, http
                   route = function(a, user, pass) return pick(user) end }}
     """)
     d = start(daemon_factory, rs)
-    rep, data = 0, None
     s, rep = socks5_connect(d.socks, "x.test", 1, user="alice", password="pw")
     assert rep == 0
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -311,7 +310,6 @@ def test_loop_does_not_stall_others(router, http_target):
     """While one request spins until its budget ends, established tunnels
     keep flowing (the front relays on its own) and others get decisions
     right after."""
-    from helpers import exchange
     import threading
     s0, rep = socks5_connect(router.socks, "redirect.test", 1)
     # (the HTTP target accepts a GET; use it as a live tunnel)
@@ -326,15 +324,15 @@ def test_loop_does_not_stall_others(router, http_target):
 
 
 def test_errors_in_every_callback(daemon_factory, tmp_path, http_target):
-    rs = write(tmp_path, "errs.lua", f"""
+    rs = write(tmp_path, "errs.lua", """
         neosocksd.setinterval(0.05)
         local ticks = 0
-        return {{
+        return {
             resolve = function() error("in resolve") end,
             route = function() error("in route") end,
             route6 = function() error("in route6") end,
             tick = function() ticks = ticks + 1 if ticks == 2 then neosocksd.setinterval(0) end error("in tick") end,
-        }}
+        }
     """)
     d = start(daemon_factory, rs)
     for host in ("name.test", "127.0.0.1", "::1"):
@@ -352,7 +350,6 @@ def test_errors_in_every_callback(daemon_factory, tmp_path, http_target):
 def test_ruleset_killed_during_load(daemon_factory, tmp_path, http_target):
     """The parent respawns a ruleset process that dies while loading, with
     the same ruleset, and routing resumes."""
-    marker = tmp_path / "loads"
     rs = write(tmp_path, "slow.lua", f"""
         print("LOADING")
         local t0 = os.clock()
