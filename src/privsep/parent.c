@@ -268,16 +268,25 @@ void parent_check_exit(void)
 static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	int64_t now = proc_now_ms();
+	bool stalled = now - P.last_beat_ms > HEARTBEAT_TIMEOUT_MS / 2;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
+	if (stalled)
+		LOGN("the parent was held up for %lld ms; heartbeat deadlines "
+		     "restart now", (long long)(now - P.last_beat_ms));
+	P.last_beat_ms = now;
 	for (int i = 0; i < NCHILDREN; i++) {
 		struct child *c = children[i];
 		struct msg_ping ping = { .seq = ++P.ping_seq };
 
 		if (!c->running || !c->ready || !c->ch.open)
 			continue;
+		/* the parent itself was stopped or starved: the children's
+		 * answers may be waiting unread; give them a new chance */
+		if (stalled)
+			c->last_pong_ms = now;
 		if (now - c->last_pong_ms > HEARTBEAT_TIMEOUT_MS) {
 			proc_kill(c, "stopped answering the heartbeat");
 			continue;
@@ -477,6 +486,7 @@ static int parent_setup_events(void)
 				NULL);
 	if (P.heartbeat == NULL || event_add(P.heartbeat, &hb) < 0)
 		return -1;
+	P.last_beat_ms = proc_now_ms();
 	return 0;
 }
 

@@ -48,6 +48,7 @@ struct parent {
 	double drain_seconds;
 	struct event *heartbeat, *stop_timer;
 	uint64_t ping_seq;
+	int64_t last_beat_ms; /* when the heartbeat last ran */
 };
 
 extern struct parent P;

@@ -231,6 +231,25 @@ def test_heartbeat_kills_hung_ruleset(daemon_factory):
             os.kill(r, signal.SIGCONT)
 
 
+def test_stalled_parent_does_not_kill_children(daemon_factory, http_target):
+    """A parent stopped for longer than the heartbeat timeout (a debugger,
+    a starved host) restarts its deadlines when it runs again instead of
+    killing the children whose answers it could not read."""
+    import time
+    d = start(daemon_factory)
+    f, r = front_pid(d), ruleset_pid(d)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        # the stimulus, not a synchronisation: 6 s is the heartbeat timeout
+        time.sleep(7)
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    d.wait_log("heartbeat deadlines restart now")
+    assert served(d, http_target.port)
+    assert (front_pid(d), ruleset_pid(d)) == (f, r)
+    assert "stopped answering the heartbeat" not in d.log()
+
+
 def test_sighup_broken_ruleset_keeps_old(daemon_factory, http_target, tmp_path):
     rs = tmp_path / "rs.lua"
     rs.write_text("return { }\n")
