@@ -478,16 +478,52 @@ static void parent_api_replay(void)
 	}
 }
 
+static bool state_same_key(const struct state_rec *a, const struct state_rec *b)
+{
+	return a->kind == b->kind && strcmp(a->name, b->name) == 0;
+}
+
+static void state_remove(int i)
+{
+	PA.state_bytes -= PA.state[i].rec.len;
+	free(PA.state[i].src);
+	memmove(&PA.state[i], &PA.state[i + 1],
+		(size_t)(PA.nstate - i - 1) * sizeof(PA.state[0]));
+	PA.nstate--;
+}
+
+/* Make room for an entry of len bytes by dropping the oldest updates that a
+ * later update of the same ruleset or module replaced. */
+static bool state_make_room(size_t len)
+{
+	for (int i = 0; i < PA.nstate &&
+			(PA.nstate == STATE_MAX_ENTRIES ||
+			 PA.state_bytes + len > STATE_MAX_BYTES);) {
+		bool superseded = false;
+
+		for (int k = i + 1; k < PA.nstate && !superseded; k++)
+			superseded = state_same_key(&PA.state[i].rec,
+						    &PA.state[k].rec);
+		if (superseded)
+			state_remove(i);
+		else
+			i++;
+	}
+	return PA.nstate < STATE_MAX_ENTRIES &&
+	       PA.state_bytes + len <= STATE_MAX_BYTES;
+}
+
 /* The ruleset process applied an update: keep it (for a respawned ruleset
- * process) and, with --state-dir, save it (for a restart). The latest
- * update of the ruleset and of each module is kept, in the order they were
- * last applied. */
+ * process) and, with --state-dir, save it (for a restart). The log replays
+ * exactly what was applied, in order, so a module that used another one
+ * while loading sees the same version again. An update of the same ruleset
+ * or module as the one just before it replaces that one; when the log is
+ * full, the oldest updates that a later one replaced are dropped. */
 int parent_api_persist(const struct msg *m)
 {
 	struct msg_update u;
 	struct state_entry e;
 	size_t len = m->len - sizeof(u);
-	int j = 0;
 
 	memcpy(&u, m->data, sizeof(u));
 	memset(&e, 0, sizeof(e));
@@ -504,20 +540,10 @@ int parent_api_persist(const struct msg *m)
 	}
 	memcpy(e.src, (const char *)m->data + sizeof(u), len);
 	e.src[len] = '\0';
-	for (int i = 0; i < PA.nstate; i++) {
-		struct state_entry *o = &PA.state[i];
-
-		if (o->rec.kind == e.rec.kind &&
-		    strcmp(o->rec.name, e.rec.name) == 0) {
-			PA.state_bytes -= o->rec.len;
-			free(o->src);
-			continue;
-		}
-		PA.state[j++] = *o;
-	}
-	PA.nstate = j;
-	if (PA.nstate == STATE_MAX_ENTRIES ||
-	    PA.state_bytes + len > STATE_MAX_BYTES) {
+	if (PA.nstate > 0 &&
+	    state_same_key(&PA.state[PA.nstate - 1].rec, &e.rec))
+		state_remove(PA.nstate - 1);
+	if (!state_make_room(len)) {
 		LOGE("--state-dir: more than %d updates or %u MiB saved; "
 		     "this one is applied but not saved",
 		     STATE_MAX_ENTRIES, STATE_MAX_BYTES >> 20);

@@ -253,6 +253,54 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
     assert "replayed a saved update" not in d.log()
 
 
+def test_state_dir_replays_in_order(daemon_factory, tmp_path, http_target):
+    """Saved updates are applied again as they were made, in order: a module
+    that copied another one while loading sees the same version of it after
+    a restart, even when that one was updated again later."""
+    state = tmp_path / "state"
+    rs = write_ruleset(tmp_path, "v1.test", http_target.port)
+
+    def start():
+        socks, api = free_ports(2)
+        d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                           "--state-dir", str(state), "--loglevel", "5")
+        d.socks, d.api = socks, Api(port=api)
+        return d
+
+    # "names" (what the ruleset consults) copies "base" when it loads; it
+    # cannot load without it
+    names = ('local base = assert(package.loaded["base"], "base first")\n'
+             'local t = { ["own.test"] = true }\n'
+             'for k in pairs(base) do t[k] = true end\n'
+             'return t\n')
+    d = start()
+    r = d.api.curl("/ruleset/update?module=names", "--data-binary", names)
+    assert r.status == 500 and "base first" in r.text, r
+    for v in ("0", "1"):  # two in a row: only the last is kept
+        assert d.api.curl("/ruleset/update?module=base", "--data-binary",
+                          f'return {{ ["old{v}-base.test"] = true }}').status == 200
+    assert d.api.curl("/ruleset/update?module=names", "--data-binary", names).status == 200
+    # base changes again: "names" keeps the copy it made
+    assert d.api.curl("/ruleset/update?module=base", "--data-binary",
+                      'return { ["new-base.test"] = true }').status == 200
+    want = {"own.test": True, "old1-base.test": True, "new-base.test": False,
+            "old0-base.test": False}
+    assert {h: routed(d, h) for h in want} == want
+    saved = state / "updates"
+    wait_until(lambda: saved.exists() and b"new-base.test" in saved.read_bytes(), 5)
+    assert b"old0-base.test" not in saved.read_bytes()
+    assert d.stop() == 0
+    d = start()
+    assert {h: routed(d, h) for h in want} == want
+    assert d.log().count("replayed a saved update") == 3, d.log()
+    # the ruleset process respawned: the same again
+    old = ruleset_pid(d)
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: ruleset_pid(d) not in (None, old), 10)
+    wait_until(lambda: routed(d, "own.test"), 10)
+    assert {h: routed(d, h) for h in want} == want
+
+
 def test_state_dir_checks(tmp_path):
     """A group-writable state directory, or one without a ruleset, is
     refused at start."""

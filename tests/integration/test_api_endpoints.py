@@ -127,7 +127,10 @@ def test_metrics_endpoint(daemon_factory, tmp_path, http_target):
     for name in ("sessions_active", "uptime_seconds", "connections_accepted_total",
                  "requests_total", "requests_success_total", "api_requests_total",
                  "uplink_bytes_total", "downlink_bytes_total", "lua_memory_bytes",
-                 "lua_objects", "lua_threads_active"):
+                 "lua_objects", "lua_threads_active", "sessions_peak", "halfopen_connections",
+                 "process_cpu_seconds_total", "rejects_timeout_total", "rejects_upstream_total",
+                 "dns_queries_total", "dns_success_total", "api_client_requests_total",
+                 "lua_threads_peak", "lua_memory_limit_bytes", "log_lines_dropped_total"):
         assert "neosocksd_" + name in fams, name
         assert fams["neosocksd_" + name]["help"], name
     # ours: restarts and sandbox layers per role, the Lua cap, API by status
@@ -141,6 +144,9 @@ def test_metrics_endpoint(daemon_factory, tmp_path, http_target):
     assert layers["front", "seccomp"] == 1 and layers["ruleset", "seccomp"] == 1
     assert sample(fams, "neosocksd_lua_memory_limit_bytes") == 64 * MIB
     assert 0 < sample(fams, "neosocksd_lua_memory_bytes") < 64 * MIB
+    assert sample(fams, "neosocksd_process_cpu_seconds_total") > 0
+    assert sample(fams, "neosocksd_halfopen_connections") == 0
+    assert sample(fams, "neosocksd_lua_threads_peak") >= sample(fams, "neosocksd_lua_threads_active")
     before = sample(fams, "neosocksd_api_responses_total", code="4xx")
     ok_before = sample(fams, "neosocksd_api_responses_total", code="2xx")
     assert d.api.curl("/no-such-page").status == 404
@@ -150,6 +156,37 @@ def test_metrics_endpoint(daemon_factory, tmp_path, http_target):
     assert sample(fams, "neosocksd_api_responses_total", code="2xx") == ok_before + 1
     r = d.api.curl("/metrics", "-X", "POST")
     assert r.status == 405 and r.headers["allow"] == "GET", r
+
+
+def test_metrics_and_stats_callbacks(daemon_factory, tmp_path):
+    """ruleset.metrics() is appended to /metrics verbatim; when it raises,
+    the page is still whole and valid and the error is logged; an error
+    in ruleset.stats() shows in the POST /stats page instead of its text."""
+    socks, api = free_ports(2)
+    rs = tmp_path / "cb.lua"
+    rs.write_text(
+        "local rs = {}\n"
+        "function rs.metrics()\n"
+        "    if rawget(_G, 'BROKEN') then error('metrics went wrong') end\n"
+        "    return '# HELP my_queue_depth Items waiting.\\n# TYPE my_queue_depth gauge\\n'\n"
+        "        .. 'my_queue_depth{queue=\"a\"} 7\\n'\n"
+        "end\n"
+        "function rs.stats(dt, q) error('stats went wrong') end\n"
+        "return rs\n")
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", str(rs))
+    d.api = Api(port=api)
+    fams = d.api.metrics()
+    assert sample(fams, "my_queue_depth", queue="a") == 7
+    assert fams["my_queue_depth"]["help"] == "Items waiting."
+    assert "neosocksd_uptime_seconds" in fams
+    assert d.api.invoke("_G.BROKEN = true").status == 200
+    fams = d.api.metrics()
+    assert "my_queue_depth" not in fams and "neosocksd_uptime_seconds" in fams
+    d.wait_log("metrics went wrong")
+    r = d.api.curl("/stats", "-X", "POST")
+    assert r.status == 200, r
+    stats_value(r.text, "Uptime")
+    assert "stats went wrong" in r.text, r.text
 
 
 def test_invoke(daemon_factory, tmp_path, http_target):

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import BIN, ROOT
-from helpers import (TcpServer, free_port, free_ports, http_connect, http_get_over, recv_all,
+from helpers import (TcpServer, curl, free_port, free_ports, http_connect, http_get_over, recv_all,
                      socks5_connect)
 
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -297,6 +297,17 @@ def test_full_authentication(daemon_factory, nsd, http_target):
     s, status = connect_status(ex.http, f"web.lan:{port}", auth="guest:")
     s.close()
     assert status == 200
+    # the same with curl (the password has a space: percent-encoded in the URL)
+    url = f"http://web.lan:{port}/"
+    for opts, proxy in ((["--socks5-hostname"], f"127.0.0.1:{ex.socks}"),
+                        (["-p", "-x"], f"http://127.0.0.1:{ex.http}")):
+        scheme, hostport = proxy.split("127.0.0.1")[0], "127.0.0.1" + proxy.split("127.0.0.1")[1]
+        for cred, good in (("alice:correct%20horse@", True), ("alice:wrong@", False), ("", False)):
+            rc, out, err = curl(*opts, f"{scheme}{cred}{hostport}", url)
+            if good:
+                assert rc == 0 and out == TARGET_BODY, (opts, cred, err)
+            else:
+                assert rc != 0 and out == b"", (opts, cred, out)
 
 
 def test_full_rules(daemon_factory, nsd, http_target):

@@ -387,6 +387,28 @@ def test_peer_fault_from_ruleset_replaces_it(daemon_factory, http_target, tmp_pa
     wait_until(lambda: served(d, http_target.port), 5)
 
 
+def test_decision_for_gone_session_dropped(daemon_factory, http_target, tmp_path):
+    """A well-formed decision for a session the front no longer has (the
+    client left, the deadline fired) is dropped: not a protocol fault, the
+    front and the ruleset process stay, and routing goes on."""
+    import struct
+    rs = tmp_path / "rs.lua"
+    rs.write_text("local function d(a) return a end\n"
+                  "return { resolve = d, route = d, route6 = d }\n")
+    d = start(daemon_factory, "-r", str(rs))
+    assert served(d, http_target.port)
+    fpid, rpid = front_pid(d), ruleset_pid(d)
+    addr = f"127.0.0.1:{http_target.port}".encode()
+    body = struct.pack("=HH", 1, 0) + struct.pack("=H", len(addr)) + addr  # ROUTE_GO
+    ch = peer_channel_of(rpid)
+    for sid in (0x7ffffff0, 0x7ffffff1):
+        ch.sendall(struct.pack("=HHIII", 1, 160, len(body), sid, 0) + body)
+    ch.close()
+    assert served(d, http_target.port)
+    assert (front_pid(d), ruleset_pid(d)) == (fpid, rpid)
+    assert "protocol violation" not in d.log() and "malformed" not in d.log()
+
+
 @needs_root
 def test_peer_fault_from_front_gives_new_channel(daemon_factory, http_target, tmp_path):
     """The same from the front's side: the ruleset process reports it, and

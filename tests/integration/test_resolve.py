@@ -101,6 +101,27 @@ def test_name_resolved_by_dns_query(daemon_factory, dns):
     srv.close()
 
 
+def test_dns_counters_in_stats_and_metrics(daemon_factory, dns):
+    """/stats "Name Resolves" and the dns_* metrics count the front's queries
+    and answers: one name found, one NXDOMAIN, literals not counted."""
+    from api_util import Api, parse_prometheus, sample, stats_value
+    port, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{port}", "--api", f"127.0.0.1:{api}",
+                       "--nameserver", f"127.0.0.1:{dns.port}", "-4")
+    d.api = Api(port=api)
+    srv = _v4_only_server()
+    assert _served_by(srv, port, "www.example.test") == 0
+    assert _served_by(srv, port, "127.0.0.1") == 0
+    s, rep = socks5_connect(port, "missing.example", 80)
+    s.close()
+    assert rep == 0x04
+    srv.close()
+    fams = parse_prometheus(d.api.curl("/metrics").text)
+    assert sample(fams, "neosocksd_dns_queries_total") == 2
+    assert sample(fams, "neosocksd_dns_success_total") == 1
+    assert stats_value(d.api.curl("/stats").text, "Name Resolves") == "1 (+1)"
+
+
 def test_ipv6_preference(daemon_factory, dns):
     """-6 resolves to IPv6 only: a v6-only target is reached, a v4-only one
     is not (the name resolves to ::1 there)."""

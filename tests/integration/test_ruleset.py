@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import pattern_bytes
-from helpers import (curl, free_ports, http_connect, recv_all, socks4_connect,
-                     socks5_connect, wait_until)
+from helpers import (SilentServer, connect, curl, free_ports, http_connect, recv_all,
+                     socks4_connect, socks5_connect, socks5_read_reply, wait_until)
 
 
 def write(tmp_path, name, text):
@@ -304,6 +304,97 @@ def test_callback_that_never_returns(router, http_target):
     s.close()
     assert status == 504, head
     assert served(router, http_target.port)
+
+
+ORDER = """
+    local target = "127.0.0.1:%d"
+    local gate = {}
+    local rs = {}
+    function rs.resolve(addr)
+        local host = neosocksd.splithostport(addr)
+        if host == "slow.test" then
+            print("slow.test waits")
+            await.park(gate)
+            return target
+        end
+        if host == "release.test" then neosocksd.unpark(gate) end
+        return target
+    end
+    return rs
+"""
+
+
+def test_decisions_answered_out_of_order(daemon_factory, tmp_path, http_target):
+    """Requests wait for their decisions together: a request decided later
+    does not hold up one decided sooner, and each answer reaches its own
+    client."""
+    import select
+    import struct
+    d = start(daemon_factory, write(tmp_path, "order.lua", ORDER % http_target.port))
+    slow = connect(d.socks)
+    slow.sendall(b"\x05\x01\x00\x05\x01\x00\x03\x09slow.test" + struct.pack(">H", 80))
+    assert slow.recv(2) == b"\x05\x00"
+    d.wait_log("slow.test waits")
+    # a second request is decided while the first still waits
+    s, rep = socks5_connect(d.socks, "fast.test", 80)
+    assert rep == 0
+    s.sendall(b"GET /size/10 HTTP/1.0\r\n\r\n")
+    assert recv_all(s).endswith(pattern_bytes(10))
+    s.close()
+    assert select.select([slow], [], [], 0)[0] == [], "the first request was answered"
+    # a third request lets the first one go: it gets its own reply
+    s, rep = socks5_connect(d.socks, "release.test", 80)
+    assert rep == 0
+    s.close()
+    rep, _ = socks5_read_reply(slow)
+    assert rep == 0
+    slow.sendall(b"GET /size/20 HTTP/1.0\r\n\r\n")
+    assert recv_all(slow).endswith(pattern_bytes(20))
+    slow.close()
+
+
+def test_invoke_cancelled_with_its_request(daemon_factory, tmp_path):
+    """A routine that waits in await.invoke on a peer that never answers is
+    cancelled at the request's -t deadline: the client gets its timeout
+    reply and the connection to the peer is closed, not leaked."""
+    peer = SilentServer()
+    try:
+        rs = write(tmp_path, "inv.lua", f"""
+            return {{ resolve = function(addr)
+                print("invoking")
+                local ok, err = await.invoke("return 1", "127.0.0.1:{peer.port}")
+                print("invoke returned", ok, err)
+                return nil
+            end }}
+        """)
+        d = start(daemon_factory, rs, "-t", "5")
+        s, rep = socks5_connect(d.socks, "x.test", 80, timeout=15)
+        s.close()
+        assert rep == 0x06
+        wait_until(lambda: peer.accepted == 1 and peer.peer_closed == 1, 10,
+                   "the connection to the silent peer was not closed")
+        assert "invoke returned" not in d.log()
+    finally:
+        peer.close()
+
+
+def test_tick_that_never_returns(daemon_factory, tmp_path, http_target):
+    """ruleset.tick spinning forever is cut off by the budget and logged;
+    requests keep being decided between ticks."""
+    rs = write(tmp_path, "spin.lua", f"""
+        neosocksd.setinterval(0.2)
+        local target = "127.0.0.1:{http_target.port}"
+        return {{
+            tick = function() while true do end end,
+            resolve = function(addr) return target end,
+        }}
+    """)
+    d = start(daemon_factory, rs)
+    d.wait_log("ruleset.tick: ", timeout=15)
+    line = [ln for ln in d.log().splitlines() if "ruleset.tick: " in ln][0]
+    assert "time budget of" in line and "exceeded" in line, line
+    for _ in range(3):
+        assert served(d, http_target.port)
 
 
 def test_loop_does_not_stall_others(router, http_target):
