@@ -281,6 +281,38 @@ def test_thousand_rules(daemon_factory, tmp_path, http_target):
         assert (rep == 0) == ok, (host, rep)
 
 
+@pytest.mark.parametrize("form", ["indexed", "linear"])
+def test_thousand_libruleset_rules(daemon_factory, tmp_path, http_target, form):
+    """1,000 libruleset rules for IPv4 destinations (the shape `make bench`
+    measures), written as a few table matchers or as 1,000 entries tried in
+    order: the same decisions for the first, middle and last rules and for
+    an address no rule covers. Even rules redirect to the HTTP target, odd
+    ones refuse; the default refuses."""
+    n = 1000
+    cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n)]
+    acts = ["rule.redirect(TARGET)", "rule.reject()"]
+    if form == "linear":
+        rows = [f'{{ inet.subnet("{c}"), {acts[i % 2]} }},' for i, c in enumerate(cidrs)]
+    else:
+        rows = ["{ inet.subnet({ %s }), %s }," % (
+            ", ".join(f'"{c}"' for i, c in enumerate(cidrs) if i % 2 == a), act)
+            for a, act in enumerate(acts)]
+    rs = write(tmp_path, "rules.lua", "local ruleset = require('libruleset')\n"
+               f"local TARGET = '127.0.0.1:{http_target.port}'\n"
+               "_G.route = {\n" + "\n".join(rows) + "\n}\n"
+               "_G.route_default = { rule.reject() }\n"
+               "return ruleset\n")
+    d = start(daemon_factory, rs)
+    for i, ok in [(0, True), (1, False), (500, True), (501, False), (998, True), (999, False)]:
+        addr = f"10.{i // 256}.{i % 256}.77"
+        rep, data = http_get_via_socks5(d.socks, addr, 9)
+        assert (rep == 0) == ok and (rep in (0, 1)), (addr, rep)
+        if ok:
+            assert data.endswith(pattern_bytes(1000)), addr
+    rep, _ = http_get_via_socks5(d.socks, "10.200.0.1", 9)
+    assert rep == 1
+
+
 @pytest.mark.parametrize("host", ["loop.test", "pcall.test", "bomb.test", "error.test",
                                   "badaddr.test", "notstring.test"])
 def test_bounds_then_fresh_client(router, http_target, host):
