@@ -718,7 +718,7 @@ def build_report(args, peers, results, facts, elapsed):
                      f"ruleset process {rs * 1000:.0f} ms (max {max(rs_all) * 1000:.0f}), "
                      f"front {fr * 1000:.0f} ms (max {max(fr_all) * 1000:.0f})")
     if lines:
-        out.append(f"## Ruleset cost (libruleset, every request decided in Lua)")
+        out.append("## Ruleset cost (libruleset, every request decided in Lua)")
         out.append("")
         out += lines
         out.append("")

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from helpers import free_ports, wait_until
+from helpers import TcpServer, free_ports, wait_until
 
 TOKEN = "b-admin-token-0123456789abcdef"
 RPC_MIME = "application/x-neosocksd-rpc; version=1"
@@ -132,6 +132,64 @@ def test_rpcall_large_results_are_compressed_both_ways(pair):
     out = on_a(pair, f"local ok, s = await.rpcall({t}, 'echo', string.rep('q', 5000)) "
                      "return ok, #s")
     assert out == "true,5000"
+
+
+class RecordingPeer(TcpServer):
+    """A stand-in for a remote daemon's API: records the request exactly as
+    it arrived and answers a fixed rpcall result, deflated."""
+
+    def __init__(self, result):
+        self.result, self.requests = result, []
+        super().__init__()
+
+    def _serve(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        hd = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        while len(body) < int(hd["content-length"]):
+            body += c.recv(65536)
+        self.requests.append((lines[0], hd, body))
+        out = zlib.compress(self.result)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + RPC_MIME.encode() +
+                  b"\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(out) +
+                  out)
+
+
+def test_rpcall_compression_on_the_wire(daemon_factory, tmp_path):
+    """What await.rpcall sends and accepts, seen by the peer: a request body
+    of 256 bytes or more is deflated (Content-Encoding: deflate), smaller
+    ones are sent as they are, Accept-Encoding: deflate is offered, and a
+    deflated answer is inflated for the caller."""
+    peer = RecordingPeer(b"return true," + b'"' + b"y" * 3000 + b'"')
+    try:
+        a_socks, a_api = free_ports(2)
+        ra = write(tmp_path, "a.lua", 'local libruleset = require("libruleset")\n'
+                   "return libruleset\n")
+        daemon_factory("-l", f"127.0.0.1:{a_socks}", "--api", f"127.0.0.1:{a_api}", "-r", ra)
+
+        class A:
+            pass
+        a = A()
+        a.a_api = a_api
+        t = f"{{'127.0.0.1:{peer.port}'}}"
+        assert on_a(a, f"local ok, s = await.rpcall({t}, 'f', string.rep('q', 5000)) "
+                       "return ok, #s") == "true,3000"
+        assert on_a(a, f"local ok, s = await.rpcall({t}, 'f', 1) return ok, #s") == "true,3000"
+        (line1, h1, b1), (line2, h2, b2) = peer.requests
+        assert line1 == line2 == "POST /ruleset/rpcall HTTP/1.1"
+        for h in (h1, h2):
+            assert h["content-type"] == RPC_MIME and h["accept-encoding"] == "deflate"
+        assert h1["content-encoding"] == "deflate"
+        big = zlib.decompress(b1)
+        assert b"q" * 5000 in big and len(b1) < 1000
+        # the reference's request form: a chunk calling the handler
+        assert "content-encoding" not in h2 and b2 == b'return rpc["f"](1)', (h2, b2)
+        assert big.startswith(b'return rpc["f"]("qqq')
+    finally:
+        peer.close()
 
 
 def test_rpcall_errors(pair):
