@@ -1,6 +1,7 @@
 /* addr: parse, format and classify network addresses. Pure functions:
  * no sockets, no allocation, no name resolution. */
 #include "common/addr.h"
+#include "common/outbuf.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -274,52 +275,6 @@ int addr_set_host(struct netaddr *a, const char *host, size_t len,
 	if (len >= 2 && host[0] == '[' && host[len - 1] == ']')
 		return set_host(a, host + 1, len - 2, port, true);
 	return set_host(a, host, len, port, false);
-}
-
-/* Bounded output: fails instead of truncating; keeps buf NUL-terminated. */
-struct outbuf {
-	char *buf;
-	size_t cap;
-	size_t len;
-	bool fail;
-};
-
-static void out_init(struct outbuf *o, char *buf, size_t cap)
-{
-	o->buf = buf;
-	o->cap = cap;
-	o->len = 0;
-	o->fail = buf == NULL || cap == 0;
-	if (!o->fail)
-		buf[0] = '\0';
-}
-
-static void out_put(struct outbuf *o, const char *s, size_t n)
-{
-	if (o->fail)
-		return;
-	if (n >= o->cap - o->len) {
-		o->fail = true;
-		return;
-	}
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-}
-
-static void out_str(struct outbuf *o, const char *s)
-{
-	out_put(o, s, strlen(s));
-}
-
-static int out_end(struct outbuf *o)
-{
-	if (o->fail) {
-		if (o->buf != NULL && o->cap > 0)
-			o->buf[0] = '\0';
-		return -1;
-	}
-	return (int)o->len;
 }
 
 static void out_port(struct outbuf *o, uint16_t port)

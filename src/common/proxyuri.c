@@ -1,5 +1,6 @@
 /* proxyuri: parse and format outbound proxy URIs and chains. Pure. */
 #include "common/hexdigit.h"
+#include "common/outbuf.h"
 #include "common/proxyuri.h"
 
 #include <stdbool.h>
@@ -207,32 +208,6 @@ int proxyuri_parse_chain(struct proxy_hop *hops, size_t cap, size_t *n,
 	return -1;
 }
 
-/* Bounded output: fails instead of truncating; keeps buf NUL-terminated. */
-struct outbuf {
-	char *buf;
-	size_t cap;
-	size_t len;
-	bool fail;
-};
-
-static void out_put(struct outbuf *o, const char *s, size_t n)
-{
-	if (o->fail)
-		return;
-	if (n >= o->cap - o->len) {
-		o->fail = true;
-		return;
-	}
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-}
-
-static void out_str(struct outbuf *o, const char *s)
-{
-	out_put(o, s, strlen(s));
-}
-
 /* Bytes that may stand unescaped in a user name: RFC 3986 unreserved and
  * sub-delims, except ',' (the chain separator). */
 static bool user_char_plain(unsigned char c)
@@ -269,14 +244,12 @@ int proxyuri_format(const struct proxy_hop *hop, char *buf, size_t cap)
 {
 	const struct scheme_def *sd;
 	char host[ADDR_STRLEN];
-	struct outbuf o = { buf, cap, 0, buf == NULL || cap == 0 };
+	struct outbuf o;
 
-	if (!o.fail)
-		buf[0] = '\0';
+	out_init(&o, buf, cap);
 	sd = hop != NULL ? scheme_by_id(hop->scheme) : NULL;
-	if (sd == NULL || addr_format(&hop->addr, host, sizeof(host)) < 0)
-		o.fail = true;
-	if (o.fail)
+	if (o.fail || sd == NULL ||
+	    addr_format(&hop->addr, host, sizeof(host)) < 0)
 		return -1;
 	out_str(&o, sd->prefix);
 	if (hop->has_user) {
@@ -284,11 +257,7 @@ int proxyuri_format(const struct proxy_hop *hop, char *buf, size_t cap)
 		out_put(&o, "@", 1);
 	}
 	out_str(&o, host);
-	if (o.fail) {
-		buf[0] = '\0';
-		return -1;
-	}
-	return (int)o.len;
+	return out_end(&o);
 }
 
 const char *proxyuri_scheme_name(enum proxy_scheme s)

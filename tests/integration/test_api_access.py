@@ -181,6 +181,14 @@ def test_unix_socket(daemon_factory, tmp_path, http_target):
 # ---- --state-dir ----
 
 
+def start_with_state(daemon_factory, rs, state):
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
+                       "--state-dir", str(state), "--loglevel", "5")
+    d.socks, d.api = socks, Api(port=api)
+    return d
+
+
 def test_state_dir(daemon_factory, tmp_path, http_target):
     """Updates (the ruleset and the latest of each module) survive a
     respawn of the ruleset process and a restart of the daemon; invoke is
@@ -191,11 +199,7 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
     rs = write_ruleset(tmp_path, "v1.test", http_target.port)
 
     def start():
-        socks, api = free_ports(2)
-        d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
-                           "--state-dir", str(state), "--loglevel", "5")
-        d.socks, d.api = socks, Api(port=api)
-        return d
+        return start_with_state(daemon_factory, rs, state)
 
     d = start()
     api = d.api
@@ -261,11 +265,7 @@ def test_state_dir_replays_in_order(daemon_factory, tmp_path, http_target):
     rs = write_ruleset(tmp_path, "v1.test", http_target.port)
 
     def start():
-        socks, api = free_ports(2)
-        d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
-                           "--state-dir", str(state), "--loglevel", "5")
-        d.socks, d.api = socks, Api(port=api)
-        return d
+        return start_with_state(daemon_factory, rs, state)
 
     # "names" (what the ruleset consults) copies "base" when it loads; it
     # cannot load without it
