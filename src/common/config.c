@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdarg.h>
@@ -10,26 +11,6 @@
 
 #include "common/addr.h"
 #include "common/proxyuri.h"
-
-void config_defaults(struct config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->size = sizeof(*c);
-	c->loglevel = 4;
-	c->timeout = 60.0;
-	c->pipe = true;
-	c->tcp_fastopen = true;
-	c->tcp_nodelay = true;
-	c->tcp_keepalive = true;
-	c->block_multicast = true;
-	c->startup_limit_rate = 30;
-	c->drain_timeout = 10.0;
-	c->api_timeout = CONF_API_TIMEOUT;
-	c->api_idle = CONF_API_IDLE;
-	c->api_max_conns = CONF_API_MAX_CONNS;
-	c->api_mode = CONF_API_MODE;
-	snprintf(c->jail_dir, sizeof(c->jail_dir), "%s", CONF_JAIL_DEFAULT);
-}
 
 static int config_fail(char *err, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -44,21 +25,37 @@ static int config_fail(char *err, size_t cap, const char *fmt, ...)
 	return -1;
 }
 
-static int config_check_addrs(const struct config *c, char *err, size_t cap)
+/* ---- each value's own checks (the rows' check column) ---- */
+
+static int config_check_listen(const struct config *c, char *err, size_t cap)
 {
 	struct sockaddr_storage ss;
-	struct netaddr na;
-	char host[CONF_ADDR_MAX], port[8];
 
 	if (c->listen[0] && addr_parse_listen(c->listen, &ss) < 0)
 		return config_fail(err, cap,
 				   "-l: invalid listen address '%s' "
 				   "(want host:port, [v6]:port or :port)",
 				   c->listen);
+	return 0;
+}
+
+static int config_check_http_listen(const struct config *c, char *err,
+				    size_t cap)
+{
+	struct sockaddr_storage ss;
+
 	if (c->http_listen[0] && addr_parse_listen(c->http_listen, &ss) < 0)
 		return config_fail(err, cap,
 				   "--http: invalid listen address '%s'",
 				   c->http_listen);
+	return 0;
+}
+
+static int config_check_restapi(const struct config *c, char *err,
+				size_t cap)
+{
+	struct sockaddr_storage ss;
+
 	if (c->restapi[0] && c->restapi[0] != '/' &&
 	    addr_parse_listen(c->restapi, &ss) < 0)
 		return config_fail(err, cap,
@@ -66,24 +63,54 @@ static int config_check_addrs(const struct config *c, char *err, size_t cap)
 				   "host:port, [v6]:port or an absolute unix "
 				   "socket path)",
 				   c->restapi);
-	if (c->forward[0]) {
-		if (addr_splithostport(c->forward, strlen(c->forward), host,
-				       sizeof(host), port, sizeof(port)) < 0 ||
-		    (host[0] == '\0' && port[0] == '\0' && !c->ruleset[0] &&
-		     !c->config_file[0]) ||
-		    (!(host[0] == '\0' && port[0] == '\0') &&
-		     addr_parse(&na, c->forward, strlen(c->forward), -1) < 0))
-			return config_fail(err, cap,
-					   "-f: invalid forward address '%s' "
-					   "(want host:port)",
-					   c->forward);
-	}
-	if (c->nameserver[0] &&
-	    addr_parse(&na, c->nameserver, strlen(c->nameserver), 53) < 0)
+	return 0;
+}
+
+/* -f ":" (the ruleset decides): host and port both empty */
+static bool config_forward_any(const struct config *c)
+{
+	char host[CONF_ADDR_MAX], port[8];
+
+	return c->forward[0] &&
+	       addr_splithostport(c->forward, strlen(c->forward), host,
+				  sizeof(host), port, sizeof(port)) == 0 &&
+	       host[0] == '\0' && port[0] == '\0';
+}
+
+static int config_fail_forward(const struct config *c, char *err, size_t cap)
+{
+	return config_fail(err, cap,
+			   "-f: invalid forward address '%s' (want host:port)",
+			   c->forward);
+}
+
+static int config_check_forward(const struct config *c, char *err,
+				size_t cap)
+{
+	struct netaddr na;
+	char host[CONF_ADDR_MAX], port[8];
+
+	if (!c->forward[0] || config_forward_any(c))
+		return 0;
+	if (addr_splithostport(c->forward, strlen(c->forward), host,
+			       sizeof(host), port, sizeof(port)) < 0 ||
+	    addr_parse(&na, c->forward, strlen(c->forward), -1) < 0)
+		return config_fail_forward(c, err, cap);
+	return 0;
+}
+
+static int config_check_nameserver(const struct config *c, char *err,
+				   size_t cap)
+{
+	struct netaddr na;
+
+	if (!c->nameserver[0])
+		return 0;
+	if (addr_parse(&na, c->nameserver, strlen(c->nameserver), 53) < 0)
 		return config_fail(err, cap,
 				   "--nameserver: invalid address '%s'",
 				   c->nameserver);
-	if (c->nameserver[0] && na.type == ADDR_DOMAIN)
+	if (na.type == ADDR_DOMAIN)
 		return config_fail(err, cap,
 				   "--nameserver: '%s' is not an IP address",
 				   c->nameserver);
@@ -95,71 +122,210 @@ static int config_check_proxy(const struct config *c, char *err, size_t cap)
 	static struct proxy_hop hops[PROXYCHAIN_MAX];
 	size_t n;
 	const char *why = "";
+	int rc = 0;
 
 	if (!c->proxy[0])
 		return 0;
 	if (proxyuri_parse_chain(hops, PROXYCHAIN_MAX, &n, c->proxy,
 				 strlen(c->proxy), &why) < 0)
-		return config_fail(err, cap, "-x: %s in '%s'", why, c->proxy);
-	return 0;
+		rc = config_fail(err, cap, "-x: %s in '%s'", why, c->proxy);
+	explicit_bzero(hops, sizeof(hops));
+	return rc;
 }
 
-static int config_check_limits(const struct config *c, char *err, size_t cap)
+static int config_check_resolve_pf(const struct config *c, char *err,
+				   size_t cap)
 {
-	if (c->loglevel < 0 || c->loglevel > 8)
-		return config_fail(err, cap,
-				   "--loglevel: %d is out of range (0 - 8)",
-				   c->loglevel);
-	if (!(c->timeout >= CONF_TIMEOUT_MIN && c->timeout <= CONF_TIMEOUT_MAX))
-		return config_fail(err, cap,
-				   "-t: timeout %g is out of range (5 - 86400)",
-				   c->timeout);
 	if (c->resolve_pf != 0 && c->resolve_pf != AF_INET &&
 	    c->resolve_pf != AF_INET6)
 		return config_fail(err, cap, "resolve_pf: bad value %d",
 				   c->resolve_pf);
-	if (c->memlimit < 0 || c->memlimit > 65536)
+	return 0;
+}
+
+static int config_check_api_allow(const struct config *c, char *err,
+				  size_t cap)
+{
+	const char *p = c->api_allow;
+
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		int family, bits;
+		uint8_t a[16];
+
+		if (addr_parse_cidr(p, len, &family, a, &bits) < 0)
+			return config_fail(err, cap,
+					   "--api-allow: '%.*s' is not an "
+					   "address or CIDR",
+					   (int)len, p);
+		p += len + (comma ? 1 : 0);
+	}
+	return 0;
+}
+
+static int config_check_state_dir(const struct config *c, char *err,
+				  size_t cap)
+{
+	if (c->state_dir[0] && c->state_dir[0] != '/')
 		return config_fail(err, cap,
-				   "--memlimit: %d MiB is out of range (0 - "
-				   "65536; 0: the default)",
-				   c->memlimit);
-	if (c->max_sessions < 0)
-		return config_fail(err, cap,
-				   "-m: max sessions must not be negative");
-	if (c->startup_limit_start < 0 || c->startup_limit_full < 0)
-		return config_fail(err, cap,
-				   "--max-startups: values must not be negative");
-	if (c->startup_limit_rate < 0 || c->startup_limit_rate > 100)
-		return config_fail(err, cap,
-				   "--max-startups: rate %d is out of range "
-				   "(0 - 100)",
-				   c->startup_limit_rate);
-	if (c->startup_limit_full > 0 &&
-	    c->startup_limit_start > c->startup_limit_full)
-		return config_fail(err, cap,
-				   "--max-startups: start %d is greater than "
-				   "full %d",
-				   c->startup_limit_start,
-				   c->startup_limit_full);
-	if (c->startup_limit_full > 0 && c->max_sessions > 0 &&
-	    c->startup_limit_full > c->max_sessions)
-		return config_fail(err, cap,
-				   "--max-startups: full %d is greater than "
-				   "-m %d",
-				   c->startup_limit_full, c->max_sessions);
-	if (!(c->drain_timeout >= 0 && c->drain_timeout <= CONF_TIMEOUT_MAX))
-		return config_fail(err, cap,
-				   "--drain: %g is out of range (0 - 86400)",
-				   c->drain_timeout);
-	if (c->mark < 0)
-		return config_fail(err, cap, "--mark: must not be negative");
+				   "--state-dir: '%s' is not an absolute path",
+				   c->state_dir);
+	return 0;
+}
+
+static int config_check_jail(const struct config *c, char *err, size_t cap)
+{
 	if (c->jail_dir[0] != '/')
 		return config_fail(err, cap,
 				   "--jail: '%s' is not an absolute path",
 				   c->jail_dir);
-	if (c->tcp_sndbuf < 0 || c->tcp_rcvbuf < 0)
-		return config_fail(err, cap,
-				   "tcp_sndbuf/tcp_rcvbuf must not be negative");
+	return 0;
+}
+
+/* ---- the table ---- */
+
+#define CONFIG_DEF_STR(d) 0
+#define CONFIG_DEF_INT(d) (d)
+#define CONFIG_DEF_OCT(d) (d)
+#define CONFIG_DEF_NUM(d) (d)
+#define CONFIG_DEF_BOOL(d) (d)
+#define CONFIG_DEFSTR_STR(d) (d)
+#define CONFIG_DEFSTR_INT(d) NULL
+#define CONFIG_DEFSTR_OCT(d) NULL
+#define CONFIG_DEFSTR_NUM(d) NULL
+#define CONFIG_DEFSTR_BOOL(d) NULL
+
+const struct config_setting config_settings[] = {
+#define SETTING(field, type, cap, sopt, lopt, meta, set, def, lo, hi, key,   \
+		flags, check, help)                                          \
+	{ key, sopt, lopt, CONF_T_##type, flags,                             \
+	  offsetof(struct config, field),                                    \
+	  sizeof(((struct config *)0)->field), lo, hi, CONFIG_DEF_##type(def), \
+	  CONFIG_DEFSTR_##type(def), check },
+#define UNSUPPORTED(key)                                                     \
+	{ key, NULL, NULL, CONF_T_UNSUPPORTED, CONF_LUA, 0, 0, 0, 0, 0, NULL, \
+	  0 },
+#include "common/settings.def"
+};
+
+const size_t config_nsettings =
+	sizeof(config_settings) / sizeof(config_settings[0]);
+
+const struct config_setting *config_find(const char *key)
+{
+	for (size_t i = 0; i < config_nsettings; i++)
+		if (config_settings[i].key != NULL &&
+		    strcmp(config_settings[i].key, key) == 0)
+			return &config_settings[i];
+	return NULL;
+}
+
+const char *config_str(const struct config *c, const struct config_setting *s)
+{
+	return (const char *)c + s->off;
+}
+
+int config_int(const struct config *c, const struct config_setting *s)
+{
+	int v;
+
+	memcpy(&v, (const char *)c + s->off, sizeof(v));
+	return v;
+}
+
+double config_num(const struct config *c, const struct config_setting *s)
+{
+	double v;
+
+	memcpy(&v, (const char *)c + s->off, sizeof(v));
+	return v;
+}
+
+/* read as a byte: a received bool may hold any value until validated */
+bool config_bool(const struct config *c, const struct config_setting *s)
+{
+	uint8_t v;
+
+	memcpy(&v, (const char *)c + s->off, sizeof(v));
+	return v != 0;
+}
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->size = sizeof(*c);
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+		char *p = (char *)c + s->off;
+		int iv = (int)s->def;
+		bool bv = s->def != 0;
+
+		switch (s->type) {
+		case CONF_T_STR:
+			snprintf(p, s->cap, "%s", s->defstr);
+			break;
+		case CONF_T_INT:
+		case CONF_T_OCT:
+			memcpy(p, &iv, sizeof(iv));
+			break;
+		case CONF_T_NUM:
+			memcpy(p, &s->def, sizeof(s->def));
+			break;
+		case CONF_T_BOOL:
+			memcpy(p, &bv, sizeof(bv));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* ---- checks ---- */
+
+static void config_fmt_num(const struct config_setting *s, double v,
+			   char *buf, size_t cap)
+{
+	if (s->type == CONF_T_OCT && v < 0)
+		snprintf(buf, cap, "-%#o", -(unsigned)(int)v);
+	else if (s->type == CONF_T_OCT)
+		snprintf(buf, cap, "%#o", (unsigned)v);
+	else if (s->type == CONF_T_INT)
+		snprintf(buf, cap, "%d", (int)v);
+	else
+		snprintf(buf, cap, "%g", v);
+}
+
+static int config_fail_range(const struct config_setting *s, double v,
+			     char *err, size_t cap)
+{
+	const char *opt = s->sopt != NULL ? s->sopt : s->lopt;
+	char val[32], lo[32], hi[32];
+
+	config_fmt_num(s, v, val, sizeof(val));
+	config_fmt_num(s, s->lo, lo, sizeof(lo));
+	config_fmt_num(s, s->hi, hi, sizeof(hi));
+	return config_fail(err, cap, "%s%s%s %s is out of range (%s - %s)",
+			   opt != NULL ? opt : "", opt != NULL ? ": " : "",
+			   s->key, val, lo, hi);
+}
+
+int config_check_ranges(const struct config *c, char *err, size_t errcap)
+{
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+		double v;
+
+		if (s->type == CONF_T_INT || s->type == CONF_T_OCT)
+			v = config_int(c, s);
+		else if (s->type == CONF_T_NUM)
+			v = config_num(c, s);
+		else
+			continue;
+		/* NaN fails both */
+		if (!(v == s->def || (v >= s->lo && v <= s->hi)))
+			return config_fail_range(s, v, err, errcap);
+	}
 	return 0;
 }
 
@@ -184,132 +350,107 @@ static bool config_api_local(const char *addr)
 	return false;
 }
 
-static int config_check_api(const struct config *c, char *err, size_t cap)
+#define CONFIG_RULE(cond, ...)                                               \
+	do {                                                                 \
+		if (cond)                                                    \
+			return config_fail(err, cap, __VA_ARGS__);           \
+	} while (0)
+
+/* The rules between settings, each value being valid on its own. */
+static int config_check_rules(const struct config *c, char *err, size_t cap)
 {
-	const char *p = c->api_allow;
+	bool rules = c->ruleset[0] || c->config_file[0];
 
-	while (*p != '\0') {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		int family, bits;
-		uint8_t a[16];
-
-		if (addr_parse_cidr(p, len, &family, a, &bits) < 0)
-			return config_fail(err, cap,
-					   "--api-allow: '%.*s' is not an "
-					   "address or CIDR",
-					   (int)len, p);
-		p += len + (comma ? 1 : 0);
-	}
-	if (!(c->api_timeout >= 0.1 && c->api_timeout <= CONF_TIMEOUT_MAX))
-		return config_fail(err, cap,
-				   "--api-timeout: %g is out of range "
-				   "(0.1 - 86400)",
-				   c->api_timeout);
-	if (!(c->api_idle >= 0.1 && c->api_idle <= CONF_TIMEOUT_MAX))
-		return config_fail(err, cap,
-				   "--api-idle: %g is out of range (0.1 - "
-				   "86400)",
-				   c->api_idle);
-	if (c->api_max_conns < 1 || c->api_max_conns > 65536)
-		return config_fail(err, cap,
-				   "--api-max-conns: %d is out of range (1 - "
-				   "65536)",
-				   c->api_max_conns);
-	if (c->api_mode < 0 || c->api_mode > 0777)
-		return config_fail(err, cap,
-				   "--api-mode: %o is not a file mode",
-				   (unsigned)c->api_mode);
-	if (c->state_dir[0] && c->state_dir[0] != '/')
-		return config_fail(err, cap,
-				   "--state-dir: '%s' is not an absolute path",
-				   c->state_dir);
-	if (c->state_dir[0] && !c->ruleset[0] && !c->config_file[0])
-		return config_fail(err, cap,
-				   "--state-dir needs a ruleset (-r or -c): "
-				   "saved updates are applied over it");
-	if (!c->restapi[0])
-		return 0;
-	if (!config_api_local(c->restapi) && !c->api_token_file[0] &&
-	    !c->api_allow[0])
-		return config_fail(err, cap,
-				   "--api %s is not a loopback address: refusing "
-				   "to serve it without --api-token-file or "
-				   "--api-allow",
-				   c->restapi);
-	if (c->api_ro_token_file[0] && !c->api_token_file[0])
-		return config_fail(err, cap,
-				   "--api-readonly-token-file needs "
-				   "--api-token-file (else the admin endpoints "
-				   "would be open)");
+	CONFIG_RULE(!c->listen[0] && !c->http_listen[0],
+		    "listen address is not specified "
+		    "(use -l ADDR and/or --http ADDR)");
+	CONFIG_RULE(c->http_only && !c->listen[0],
+		    "--http without an address needs -l ADDR");
+	CONFIG_RULE((c->http_listen[0] || c->http_only) && c->forward[0],
+		    "--http is incompatible with -f");
+	if (config_forward_any(c) && !rules)
+		return config_fail_forward(c, err, cap);
+	CONFIG_RULE(c->block_local && c->block_global,
+		    "--block-outbound: local and global together would "
+		    "block everything");
+	CONFIG_RULE(c->auth_required && c->forward[0],
+		    "--auth-required is not supported with -f");
+	CONFIG_RULE(c->auth_required && !rules,
+		    "--auth-required needs a ruleset (-r or -c)");
+	CONFIG_RULE(c->ruleset[0] && c->config_file[0],
+		    "-r and -c are mutually exclusive "
+		    "(set 'ruleset' in the config file)");
+	CONFIG_RULE(c->startup_limit_full > 0 &&
+			    c->startup_limit_start > c->startup_limit_full,
+		    "--max-startups: start %d is greater than full %d",
+		    c->startup_limit_start, c->startup_limit_full);
+	CONFIG_RULE(c->startup_limit_full > 0 && c->max_sessions > 0 &&
+			    c->startup_limit_full > c->max_sessions,
+		    "--max-startups: full %d is greater than -m %d",
+		    c->startup_limit_full, c->max_sessions);
+	CONFIG_RULE(c->state_dir[0] && !rules,
+		    "--state-dir needs a ruleset (-r or -c): saved updates "
+		    "are applied over it");
+	CONFIG_RULE(c->restapi[0] && !config_api_local(c->restapi) &&
+			    !c->api_token_file[0] && !c->api_allow[0],
+		    "--api %s is not a loopback address: refusing to serve it "
+		    "without --api-token-file or --api-allow",
+		    c->restapi);
+	CONFIG_RULE(c->restapi[0] && c->api_ro_token_file[0] &&
+			    !c->api_token_file[0],
+		    "--api-readonly-token-file needs --api-token-file (else "
+		    "the admin endpoints would be open)");
 	return 0;
 }
 
 int config_check(const struct config *c, char *err, size_t errcap)
 {
-	if (!c->listen[0] && !c->http_listen[0])
-		return config_fail(err, errcap,
-				   "listen address is not specified "
-				   "(use -l ADDR and/or --http ADDR)");
-	if (c->http_only && !c->listen[0])
-		return config_fail(err, errcap,
-				   "--http without an address needs -l ADDR");
-	if ((c->http_listen[0] || c->http_only) && c->forward[0])
-		return config_fail(err, errcap,
-				   "--http is incompatible with -f");
-	if (c->block_local && c->block_global)
-		return config_fail(err, errcap,
-				   "--block-outbound: local and global together "
-				   "would block everything");
-	if (c->auth_required && c->forward[0])
-		return config_fail(err, errcap,
-				   "--auth-required is not supported with -f");
-	if (c->auth_required && !c->ruleset[0] && !c->config_file[0])
-		return config_fail(err, errcap,
-				   "--auth-required needs a ruleset (-r or -c)");
-	if (c->ruleset[0] && c->config_file[0])
-		return config_fail(err, errcap,
-				   "-r and -c are mutually exclusive "
-				   "(set 'ruleset' in the config file)");
-	if (config_check_addrs(c, err, errcap) < 0 ||
-	    config_check_proxy(c, err, errcap) < 0 ||
-	    config_check_limits(c, err, errcap) < 0 ||
-	    config_check_api(c, err, errcap) < 0)
+	if (config_check_ranges(c, err, errcap) < 0)
 		return -1;
-	return 0;
-}
-
-static bool config_str_ok(const char *s, size_t cap)
-{
-	return memchr(s, '\0', cap) != NULL;
+	for (size_t i = 0; i < config_nsettings; i++)
+		if (config_settings[i].check != NULL &&
+		    config_settings[i].check(c, err, errcap) < 0)
+			return -1;
+	return config_check_rules(c, err, errcap);
 }
 
 int config_validate_wire(const struct config *c, size_t len)
 {
+	char err[256];
+
 	if (len != sizeof(*c) || c->size != sizeof(*c))
 		return -1;
-#define STR_OK(f) config_str_ok(c->f, sizeof(c->f))
-	if (!STR_OK(listen) || !STR_OK(http_listen) || !STR_OK(forward) ||
-	    !STR_OK(proxy) || !STR_OK(restapi) || !STR_OK(nameserver) ||
-	    !STR_OK(netdev) || !STR_OK(user_name) || !STR_OK(ruleset) ||
-	    !STR_OK(config_file) || !STR_OK(ruleset_user) ||
-	    !STR_OK(jail_dir) || !STR_OK(lua_path) || !STR_OK(api_allow) ||
-	    !STR_OK(api_token_file) || !STR_OK(api_ro_token_file) ||
-	    !STR_OK(state_dir) || !STR_OK(api_owner))
-		return -1;
-#undef STR_OK
-	if (!isfinite(c->timeout) || !isfinite(c->drain_timeout) ||
-	    !isfinite(c->api_timeout) || !isfinite(c->api_idle))
-		return -1;
-	return 0;
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+		const char *p = (const char *)c + s->off;
+
+		if (s->type == CONF_T_STR && memchr(p, '\0', s->cap) == NULL)
+			return -1;
+		if (s->type == CONF_T_BOOL && (uint8_t)p[0] > 1)
+			return -1;
+		if (s->type == CONF_T_NUM && !isfinite(config_num(c, s)))
+			return -1;
+	}
+	return config_check_ranges(c, err, sizeof(err));
 }
 
-static void config_dump_strp(FILE *f, const char *prefix, const char *key,
-			     const char *v)
+void config_keep_cli(struct config *dst, const struct config *cli)
 {
-	fprintf(f, "    %s%s = ", prefix, key);
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+
+		if ((s->flags & CONF_CLI) && s->type != CONF_T_UNSUPPORTED)
+			memcpy((char *)dst + s->off,
+			       (const char *)cli + s->off, s->cap);
+	}
+}
+
+/* ---- --dump-config ---- */
+
+static void config_dump_str(FILE *f, const char *v)
+{
 	if (!v[0]) {
-		fputs("nil,\n", f);
+		fputs("nil", f);
 		return;
 	}
 	fputc('"', f);
@@ -321,78 +462,34 @@ static void config_dump_strp(FILE *f, const char *prefix, const char *key,
 		else
 			fputc(*p, f);
 	}
-	fputs("\",\n", f);
-}
-
-static void config_dump_str(FILE *f, const char *key, const char *v)
-{
-	config_dump_strp(f, "", key, v);
+	fputc('"', f);
 }
 
 /* A setting a config file may not set (it decides how the process that
- * evaluates the file runs): shown as a comment, so the output loads. */
-static void config_dump_cli(FILE *f, const char *key, const char *v)
-{
-	config_dump_strp(f, "-- (command line only) ", key, v);
-}
-
-static void config_dump_bool(FILE *f, const char *key, bool v)
-{
-	fprintf(f, "    %s = %s,\n", key, v ? "true" : "false");
-}
-
-static void config_dump_int(FILE *f, const char *key, int v)
-{
-	fprintf(f, "    %s = %d,\n", key, v);
-}
-
+ * evaluates the file runs) is printed as a comment, so the output loads. */
 void config_dump(const struct config *c, FILE *f)
 {
 	fputs("return {\n", f);
-	config_dump_str(f, "listen", c->listen);
-	config_dump_str(f, "forward", c->forward);
-	config_dump_str(f, "proxy", c->proxy);
-	config_dump_str(f, "restapi", c->restapi);
-	config_dump_str(f, "http_listen", c->http_listen);
-	config_dump_str(f, "api_allow", c->api_allow);
-	config_dump_str(f, "api_token_file", c->api_token_file);
-	config_dump_str(f, "api_readonly_token_file", c->api_ro_token_file);
-	fprintf(f, "    api_timeout = %.17g,\n", c->api_timeout);
-	fprintf(f, "    api_idle = %.17g,\n", c->api_idle);
-	config_dump_int(f, "api_max_conns", c->api_max_conns);
-	fprintf(f, "    api_mode = tonumber(\"%04o\", 8),\n",
-		(unsigned)c->api_mode);
-	config_dump_cli(f, "api_owner", c->api_owner);
-	config_dump_str(f, "state_dir", c->state_dir);
-	config_dump_cli(f, "user_name", c->user_name);
-	config_dump_str(f, "nameserver", c->nameserver);
-	config_dump_str(f, "netdev", c->netdev);
-	config_dump_cli(f, "ruleset", c->ruleset);
-	config_dump_cli(f, "ruleset_user", c->ruleset_user);
-	config_dump_cli(f, "jail", c->jail_dir);
-	config_dump_int(f, "mark", c->mark);
-	fprintf(f, "    drain_timeout = %.17g,\n", c->drain_timeout);
-	config_dump_int(f, "loglevel", c->loglevel);
-	config_dump_int(f, "resolve_pf", c->resolve_pf);
-	fprintf(f, "    timeout = %.17g,\n", c->timeout);
-	config_dump_int(f, "memlimit", c->memlimit);
-	config_dump_bool(f, "auth_required", c->auth_required);
-	config_dump_bool(f, "pipe", c->pipe);
-	config_dump_bool(f, "reuseport", c->reuseport);
-	config_dump_bool(f, "tcp_fastopen", c->tcp_fastopen);
-	config_dump_bool(f, "tcp_fastopen_connect", c->tcp_fastopen_connect);
-	config_dump_bool(f, "tcp_nodelay", c->tcp_nodelay);
-	config_dump_bool(f, "tcp_keepalive", c->tcp_keepalive);
-	config_dump_bool(f, "traceback", c->traceback);
-	config_dump_bool(f, "block_loopback", c->block_loopback);
-	config_dump_bool(f, "block_multicast", c->block_multicast);
-	config_dump_bool(f, "block_local", c->block_local);
-	config_dump_bool(f, "block_global", c->block_global);
-	config_dump_int(f, "tcp_sndbuf", c->tcp_sndbuf);
-	config_dump_int(f, "tcp_rcvbuf", c->tcp_rcvbuf);
-	config_dump_int(f, "max_sessions", c->max_sessions);
-	config_dump_int(f, "startup_limit_start", c->startup_limit_start);
-	config_dump_int(f, "startup_limit_rate", c->startup_limit_rate);
-	config_dump_int(f, "startup_limit_full", c->startup_limit_full);
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+
+		if (s->key == NULL || s->type == CONF_T_UNSUPPORTED)
+			continue;
+		fprintf(f, "    %s%s = ",
+			(s->flags & CONF_CLI) ? "-- (command line only) " : "",
+			s->key);
+		if (s->type == CONF_T_STR)
+			config_dump_str(f, config_str(c, s));
+		else if (s->type == CONF_T_INT)
+			fprintf(f, "%d", config_int(c, s));
+		else if (s->type == CONF_T_OCT)
+			fprintf(f, "tonumber(\"%04o\", 8)",
+				(unsigned)config_int(c, s));
+		else if (s->type == CONF_T_NUM)
+			fprintf(f, "%.17g", config_num(c, s));
+		else
+			fputs(config_bool(c, s) ? "true" : "false", f);
+		fputs(",\n", f);
+	}
 	fputs("}\n", f);
 }

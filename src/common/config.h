@@ -1,10 +1,12 @@
 /* config: the effective settings. One plain struct with fixed-size
  * strings, so it travels to the children as one message of exact size.
- * An empty string means "not set". */
+ * An empty string means "not set". Its fields, defaults, ranges, keys and
+ * options are the rows of settings.def. */
 #ifndef NEOSOCKSD_CONFIG_H
 #define NEOSOCKSD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -14,6 +16,7 @@
 #define CONF_NAME_MAX 128
 #define CONF_IFNAME_MAX 16
 #define CONF_CIDRS_MAX 1024
+#define CONF_JAIL_MAX 256
 
 #define CONF_JAIL_DEFAULT "/run/neosocksd/empty"
 #define CONF_TIMEOUT_MIN 5.0
@@ -23,72 +26,79 @@
 #define CONF_API_MAX_CONNS 64
 #define CONF_API_MODE 0600
 
+#define CONFIG_FIELD_STR(f, cap) char f[cap]
+#define CONFIG_FIELD_INT(f, cap) int f
+#define CONFIG_FIELD_OCT(f, cap) int f
+#define CONFIG_FIELD_NUM(f, cap) double f
+#define CONFIG_FIELD_BOOL(f, cap) bool f
+
 struct config {
 	uint32_t size; /* sizeof(struct config): a sanity check on receipt */
-
-	/* listeners and routing */
-	char listen[CONF_ADDR_MAX];      /* -l */
-	char http_listen[CONF_ADDR_MAX]; /* --http ADDR */
-	bool http_only;                  /* --http without ADDR: -l is HTTP */
-	char forward[CONF_ADDR_MAX];     /* -f */
-	char proxy[CONF_PROXY_MAX];      /* -x */
-	char restapi[CONF_ADDR_MAX];     /* --api */
-	char api_allow[CONF_CIDRS_MAX];  /* --api-allow CIDR,... */
-	char api_token_file[CONF_PATH_MAX];    /* --api-token-file */
-	char api_ro_token_file[CONF_PATH_MAX]; /* --api-readonly-token-file */
-	char state_dir[CONF_PATH_MAX];   /* --state-dir */
-	double api_timeout; /* --api-timeout: a request must arrive whole */
-	double api_idle;    /* --api-idle: keep-alive connections */
-	int api_max_conns;  /* --api-max-conns */
-	int api_mode;       /* --api-mode for a unix socket (octal) */
-	char api_owner[CONF_NAME_MAX];   /* --api-owner for a unix socket */
-	char nameserver[CONF_ADDR_MAX];  /* --nameserver */
-	char netdev[CONF_IFNAME_MAX];    /* -i */
-	char user_name[CONF_NAME_MAX];   /* -u */
-	char ruleset_user[CONF_NAME_MAX]; /* --ruleset-user */
-	char jail_dir[256];              /* --jail */
-	char ruleset[CONF_PATH_MAX];     /* -r */
-	char config_file[CONF_PATH_MAX]; /* -c */
-
-	int loglevel;   /* 0..8 */
-	int resolve_pf; /* 0, AF_INET (2) or AF_INET6 (10) */
-	double timeout; /* -t, seconds */
-	int memlimit;   /* MiB */
-
-	bool auth_required;
-	bool pipe; /* splice relay (default on here) */
-	bool reuseport;
-	bool tcp_fastopen;
-	bool tcp_fastopen_connect;
-	bool tcp_nodelay;
-	bool tcp_keepalive;
-	bool traceback;
-	bool block_loopback;
-	bool block_multicast;
-	bool block_local;
-	bool block_global;
-
-	bool sandbox_debug; /* --sandbox-debug */
-	bool enable_execute; /* --enable-execute: await.execute allowed */
-	char lua_path[CONF_PATH_MAX]; /* --lua-path: module directories */
-	double drain_timeout; /* seconds sessions may drain on SIGTERM */
-	int mark;       /* --mark: SO_MARK on outbound sockets (0: none) */
-
-	int tcp_sndbuf, tcp_rcvbuf;
-	int max_sessions;
-	int startup_limit_start, startup_limit_rate, startup_limit_full;
+#define SETTING(field, type, cap, ...) CONFIG_FIELD_##type(field, cap);
+#include "common/settings.def"
 };
+
+/* A setting's row of settings.def, as data. */
+enum config_type {
+	CONF_T_STR,
+	CONF_T_INT,
+	CONF_T_OCT,
+	CONF_T_NUM,
+	CONF_T_BOOL,
+	CONF_T_UNSUPPORTED, /* a key without a field: false only */
+};
+
+enum config_flag {
+	CONF_CLI = 1,     /* only the command line sets it */
+	CONF_LUA = 2,     /* neosocksd.config() shows it */
+	CONF_SECRETS = 4, /* proxy URIs: config() hides their passwords */
+};
+
+struct config_setting {
+	const char *key;        /* -c key and --dump-config name, or NULL */
+	const char *sopt, *lopt; /* its own option, or NULL */
+	uint8_t type;           /* enum config_type */
+	uint8_t flags;          /* enum config_flag */
+	size_t off, cap;        /* the field in struct config */
+	double lo, hi;          /* a number's range */
+	double def;             /* a number's or a bool's default */
+	const char *defstr;     /* a string's default */
+	/* own checks of the value, in config_check(); 0 or -1 with err */
+	int (*check)(const struct config *c, char *err, size_t errcap);
+};
+
+extern const struct config_setting config_settings[];
+extern const size_t config_nsettings;
+
+/* The row whose key is key, or NULL. */
+const struct config_setting *config_find(const char *key);
+
+/* A setting's value (by its row's type). */
+const char *config_str(const struct config *c, const struct config_setting *s);
+int config_int(const struct config *c, const struct config_setting *s);
+double config_num(const struct config *c, const struct config_setting *s);
+bool config_bool(const struct config *c, const struct config_setting *s);
 
 /* Defaults as the reference has them (splice on, which it makes opt-in). */
 void config_defaults(struct config *c);
 
-/* Check the whole configuration. Returns 0, or -1 with a message for the
+/* Every number within its range (or its default). Returns 0, or -1 with a
+ * message naming the option and the key. */
+int config_check_ranges(const struct config *c, char *err, size_t errcap);
+
+/* Check the whole configuration: the ranges, each value's own checks, then
+ * the rules between settings. Returns 0, or -1 with a message for the
  * operator in err (naming the flag). */
 int config_check(const struct config *c, char *err, size_t errcap);
 
-/* Check a received copy: size matches and every string is terminated
- * inside its array. 0 or -1. */
+/* Check a received copy: its size, every string terminated inside its
+ * array, every bool 0 or 1, every number finite and within its range.
+ * 0 or -1. */
 int config_validate_wire(const struct config *c, size_t len);
+
+/* Copy into dst the settings only the command line sets (CONF_CLI) from
+ * cli: what a config file evaluated by a child cannot change. */
+void config_keep_cli(struct config *dst, const struct config *cli);
 
 /* Print as a Lua table ("return { ... }"), --dump-config. */
 void config_dump(const struct config *c, FILE *f);

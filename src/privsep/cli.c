@@ -17,17 +17,29 @@ enum cli_arg {
 	ARG_OPTIONAL, /* taken when the next element does not start with '-' */
 };
 
+/* What an option's offset is into. */
+enum cli_base {
+	CLI_BASE_NONE,
+	CLI_BASE_CONF, /* struct config */
+	CLI_BASE_CLI,  /* struct cli */
+};
+
 struct cli_opt;
 typedef int (*cli_setter)(const struct cli_opt *o, const char *v,
 			  struct config *c, struct cli *cl, char *err,
 			  size_t cap);
 
+/* One row of settings.def, as the command line sees it. */
 struct cli_opt {
 	const char *sname, *lname; /* "-l", "--listen"; either may be NULL */
-	uint8_t arg;
-	cli_setter set;
-	size_t off, cap; /* string fields: offset and size in struct config */
-	double lo;       /* set_seconds: the smallest value */
+	const char *meta;  /* NULL: no value; "[ADDR]": optional; else required */
+	const char *label; /* a --help line of its own (HELPLINE) */
+	const char *help;  /* NULL: not in --help */
+	cli_setter set;    /* NULL: no option */
+	uint8_t base;      /* enum cli_base */
+	size_t off, cap;   /* the field and its size */
+	double lo, hi;     /* a number's range */
+	int value;         /* cli_set_const */
 };
 
 static int cli_fail(char *err, size_t cap, const char *fmt, ...)
@@ -48,19 +60,61 @@ static const char *cli_name(const struct cli_opt *o)
 	return o->lname != NULL ? o->lname : o->sname;
 }
 
-static int set_str(const struct cli_opt *o, const char *v, struct config *c,
-		   struct cli *cl, char *err, size_t cap)
+static char *cli_target(const struct cli_opt *o, struct config *c,
+			struct cli *cl)
 {
-	char *dst = (char *)c + o->off;
+	return (o->base == CLI_BASE_CLI ? (char *)cl : (char *)c) + o->off;
+}
+
+static int cli_set_str(const struct cli_opt *o, const char *v,
+		       struct config *c, struct cli *cl, char *err, size_t cap)
+{
 	size_t n = strlen(v);
 
-	(void)cl;
 	if (n == 0)
 		return cli_fail(err, cap, "%s: empty value", cli_name(o));
 	if (n >= o->cap)
 		return cli_fail(err, cap, "%s: value too long (max %zu bytes)",
 				cli_name(o), o->cap - 1);
-	memcpy(dst, v, n + 1);
+	memcpy(cli_target(o, c, cl), v, n + 1);
+	return 0;
+}
+
+static int cli_set_bool(const struct cli_opt *o, struct config *c,
+			struct cli *cl, bool b)
+{
+	memcpy(cli_target(o, c, cl), &b, sizeof(b));
+	return 0;
+}
+
+static int cli_set_true(const struct cli_opt *o, const char *v,
+			struct config *c, struct cli *cl, char *err, size_t cap)
+{
+	(void)v;
+	(void)err;
+	(void)cap;
+	return cli_set_bool(o, c, cl, true);
+}
+
+static int cli_set_false(const struct cli_opt *o, const char *v,
+			 struct config *c, struct cli *cl, char *err,
+			 size_t cap)
+{
+	(void)v;
+	(void)err;
+	(void)cap;
+	return cli_set_bool(o, c, cl, false);
+}
+
+/* -4, -6: the row's value into an int setting */
+static int cli_set_const(const struct cli_opt *o, const char *v,
+			 struct config *c, struct cli *cl, char *err,
+			 size_t cap)
+{
+	(void)v;
+	(void)err;
+	(void)cap;
+	memcpy(cli_target(o, c, cl), &o->value, sizeof(o->value));
 	return 0;
 }
 
@@ -80,148 +134,77 @@ static int cli_int(const char *v, long lo, long hi, int *out)
 	return 0;
 }
 
-static int set_http(const struct cli_opt *o, const char *v, struct config *c,
-		    struct cli *cl, char *err, size_t cap)
+static int cli_set_int(const struct cli_opt *o, const char *v,
+		       struct config *c, struct cli *cl, char *err, size_t cap)
+{
+	long lo = (long)o->lo, hi = (long)o->hi;
+	int x;
+
+	if (cli_int(v, lo, hi, &x) == 0) {
+		memcpy(cli_target(o, c, cl), &x, sizeof(x));
+		return 0;
+	}
+	if (hi == INT_MAX && (lo == 0 || lo == 1))
+		return cli_fail(err, cap, "%s: '%s' is not a %s integer",
+				cli_name(o), v,
+				lo == 0 ? "non-negative" : "positive");
+	return cli_fail(err, cap, "%s: '%s' is not an integer in [%ld, %ld]",
+			cli_name(o), v, lo, hi);
+}
+
+/* Seconds in [lo, hi] into a double field. */
+static int cli_set_seconds(const struct cli_opt *o, const char *v,
+			   struct config *c, struct cli *cl, char *err,
+			   size_t cap)
+{
+	char *end;
+	double t;
+
+	errno = 0;
+	t = strtod(v, &end);
+	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
+	    t < o->lo || t > o->hi)
+		return cli_fail(err, cap,
+				"%s: '%s' is not a number of seconds in "
+				"[%g, %g]",
+				cli_name(o), v, o->lo, o->hi);
+	memcpy(cli_target(o, c, cl), &t, sizeof(t));
+	return 0;
+}
+
+static int cli_set_octal(const struct cli_opt *o, const char *v,
+			 struct config *c, struct cli *cl, char *err,
+			 size_t cap)
+{
+	char *end;
+	long m;
+	int x;
+
+	errno = 0;
+	m = strtol(v, &end, 8);
+	if (v[0] == '\0' || v[0] == '-' || v[0] == '+' || *end != '\0' ||
+	    errno != 0 || m < (long)o->lo || m > (long)o->hi)
+		return cli_fail(err, cap, "%s: '%s' is not an octal file mode "
+				"(e.g. 0660)", cli_name(o), v);
+	x = (int)m;
+	memcpy(cli_target(o, c, cl), &x, sizeof(x));
+	return 0;
+}
+
+/* --http [ADDR]: without ADDR the -l listener speaks HTTP */
+static int cli_set_http(const struct cli_opt *o, const char *v,
+			struct config *c, struct cli *cl, char *err, size_t cap)
 {
 	if (v == NULL) {
 		c->http_only = true;
 		return 0;
 	}
-	return set_str(o, v, c, cl, err, cap);
+	return cli_set_str(o, v, c, cl, err, cap);
 }
 
-static int set_flag(const struct cli_opt *o, const char *v, struct config *c,
-		    struct cli *cl, char *err, size_t cap)
-{
-	(void)v;
-	(void)err;
-	(void)cap;
-	if (strcmp(o->lname, "--help") == 0)
-		cl->help = true;
-	else if (strcmp(o->lname, "--version") == 0)
-		cl->version = true;
-	else if (strcmp(o->lname, "--dump-config") == 0)
-		cl->dump_config = true;
-	else if (strcmp(o->lname, "--reuseport") == 0)
-		c->reuseport = true;
-	else if (strcmp(o->lname, "--pipe") == 0)
-		c->pipe = true;
-	else if (strcmp(o->lname, "--no-pipe") == 0)
-		c->pipe = false;
-	else if (strcmp(o->lname, "--no-fastopen") == 0)
-		c->tcp_fastopen = false;
-	else if (strcmp(o->lname, "--fastopen-connect") == 0)
-		c->tcp_fastopen_connect = true;
-	else if (strcmp(o->lname, "--sandbox-debug") == 0)
-		c->sandbox_debug = true;
-	else if (strcmp(o->lname, "--traceback") == 0)
-		c->traceback = true;
-	else if (strcmp(o->lname, "--auth-required") == 0)
-		c->auth_required = true;
-	else if (strcmp(o->lname, "--enable-execute") == 0)
-		c->enable_execute = true;
-	else if (strcmp(o->lname, "--check") == 0)
-		cl->check = true;
-	else if (strcmp(o->lname, "--ipv4") == 0)
-		c->resolve_pf = AF_INET;
-	else if (strcmp(o->lname, "--ipv6") == 0)
-		c->resolve_pf = AF_INET6;
-	return 0;
-}
-
-/* Seconds in [o->lo, 86400] into a double field. */
-static int set_seconds(const struct cli_opt *o, const char *v,
-		       struct config *c, struct cli *cl, char *err, size_t cap)
-{
-	char *end;
-	double t;
-
-	(void)cl;
-	errno = 0;
-	t = strtod(v, &end);
-	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
-	    t < o->lo || t > CONF_TIMEOUT_MAX)
-		return cli_fail(err, cap,
-				"%s: '%s' is not a number of seconds in "
-				"[%g, 86400]",
-				cli_name(o), v, o->lo);
-	*(double *)(void *)((char *)c + o->off) = t;
-	return 0;
-}
-
-static int set_api_conns(const struct cli_opt *o, const char *v,
-			 struct config *c, struct cli *cl, char *err,
-			 size_t cap)
-{
-	(void)cl;
-	if (cli_int(v, 1, 65536, &c->api_max_conns) < 0)
-		return cli_fail(err, cap, "%s: '%s' is not an integer in "
-				"[1, 65536]", cli_name(o), v);
-	return 0;
-}
-
-static int set_api_mode(const struct cli_opt *o, const char *v,
-			struct config *c, struct cli *cl, char *err, size_t cap)
-{
-	char *end;
-	long m;
-
-	(void)cl;
-	errno = 0;
-	m = strtol(v, &end, 8);
-	if (v[0] == '\0' || v[0] == '-' || v[0] == '+' || *end != '\0' ||
-	    errno != 0 || m < 0 || m > 0777)
-		return cli_fail(err, cap, "%s: '%s' is not an octal file mode "
-				"(e.g. 0660)", cli_name(o), v);
-	c->api_mode = (int)m;
-	return 0;
-}
-
-static int set_mark(const struct cli_opt *o, const char *v, struct config *c,
-		    struct cli *cl, char *err, size_t cap)
-{
-	(void)cl;
-	if (cli_int(v, 1, INT_MAX, &c->mark) < 0)
-		return cli_fail(err, cap, "%s: '%s' is not a positive integer",
-				cli_name(o), v);
-	return 0;
-}
-
-static int set_memlimit(const struct cli_opt *o, const char *v,
-			struct config *c, struct cli *cl, char *err, size_t cap)
-{
-	(void)cl;
-	if (cli_int(v, 0, 65536, &c->memlimit) < 0)
-		return cli_fail(err, cap,
-				"%s: '%s' is not a number of MiB in [0, 65536]",
-				cli_name(o), v);
-	return 0;
-}
-
-static int set_maxsessions(const struct cli_opt *o, const char *v,
-			   struct config *c, struct cli *cl, char *err,
-			   size_t cap)
-{
-	(void)cl;
-	if (cli_int(v, 0, INT_MAX, &c->max_sessions) < 0)
-		return cli_fail(err, cap,
-				"%s: '%s' is not a non-negative integer",
-				cli_name(o), v);
-	return 0;
-}
-
-static int set_loglevel(const struct cli_opt *o, const char *v,
-			struct config *c, struct cli *cl, char *err, size_t cap)
-{
-	(void)cl;
-	if (cli_int(v, 0, 8, &c->loglevel) < 0)
-		return cli_fail(err, cap, "%s: '%s' is not a level in 0..8",
-				cli_name(o), v);
-	return 0;
-}
-
-static int set_startups(const struct cli_opt *o, const char *v,
-			struct config *c, struct cli *cl, char *err, size_t cap)
+static int cli_set_startups(const struct cli_opt *o, const char *v,
+			    struct config *c, struct cli *cl, char *err,
+			    size_t cap)
 {
 	char buf[64];
 	char *a, *b, *d;
@@ -254,8 +237,9 @@ bad:
 			cli_name(o), v);
 }
 
-static int set_block(const struct cli_opt *o, const char *v, struct config *c,
-		     struct cli *cl, char *err, size_t cap)
+static int cli_set_block(const struct cli_opt *o, const char *v,
+			 struct config *c, struct cli *cl, char *err,
+			 size_t cap)
 {
 	char buf[256];
 	char *save = NULL;
@@ -285,8 +269,8 @@ static int set_block(const struct cli_opt *o, const char *v, struct config *c,
 	return 0;
 }
 
-static int set_log(const struct cli_opt *o, const char *v, struct config *c,
-		   struct cli *cl, char *err, size_t cap)
+static int cli_set_log(const struct cli_opt *o, const char *v,
+		       struct config *c, struct cli *cl, char *err, size_t cap)
 {
 	(void)c;
 	if (strcmp(v, "stderr") == 0 || strcmp(v, "terminal") == 0)
@@ -305,76 +289,43 @@ static int set_log(const struct cli_opt *o, const char *v, struct config *c,
 	return 0;
 }
 
-static int set_user(const struct cli_opt *o, const char *v, struct config *c,
-		    struct cli *cl, char *err, size_t cap)
+static int cli_set_user(const struct cli_opt *o, const char *v,
+			struct config *c, struct cli *cl, char *err, size_t cap)
 {
 	unsigned uid, gid;
 	char why[256];
 
 	if (cli_parse_user(v, &uid, &gid, why, sizeof(why)) < 0)
 		return cli_fail(err, cap, "%s: %s", cli_name(o), why);
-	return set_str(o, v, c, cl, err, cap);
+	return cli_set_str(o, v, c, cl, err, cap);
 }
 
-#define STR(f) offsetof(struct config, f), sizeof(((struct config *)0)->f), 0
-#define NUM(f) offsetof(struct config, f), 0
+#define CLI_OFF_CONF(f) offsetof(struct config, f)
+#define CLI_OFF_CLI(f) offsetof(struct cli, f)
+#define CLI_OFF_NONE(f) 0
+#define CLI_CAP_CONF(f) sizeof(((struct config *)0)->f)
+#define CLI_CAP_CLI(f) sizeof(((struct cli *)0)->f)
+#define CLI_CAP_NONE(f) 0
 
 static const struct cli_opt cli_opts[] = {
-	{ "-h", "--help", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--version", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--dump-config", ARG_NONE, set_flag, 0, 0, 0 },
-	{ "-l", "--listen", ARG_REQUIRED, set_str, STR(listen) },
-	{ NULL, "--http", ARG_OPTIONAL, set_http, STR(http_listen) },
-	{ "-f", "--forward", ARG_REQUIRED, set_str, STR(forward) },
-	{ "-x", "--proxy", ARG_REQUIRED, set_str, STR(proxy) },
-	{ NULL, "--nameserver", ARG_REQUIRED, set_str, STR(nameserver) },
-	{ "-4", "--ipv4", ARG_NONE, set_flag, 0, 0, 0 },
-	{ "-6", "--ipv6", ARG_NONE, set_flag, 0, 0, 0 },
-	{ "-t", "--timeout", ARG_REQUIRED, set_seconds, NUM(timeout),
-	  CONF_TIMEOUT_MIN },
-	{ "-m", "--max-sessions", ARG_REQUIRED, set_maxsessions, 0, 0, 0 },
-	{ NULL, "--max-startups", ARG_REQUIRED, set_startups, 0, 0, 0 },
-	{ NULL, "--block-outbound", ARG_REQUIRED, set_block, 0, 0, 0 },
-	{ NULL, "--reuseport", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--pipe", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--no-pipe", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--no-fastopen", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--fastopen-connect", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--loglevel", ARG_REQUIRED, set_loglevel, 0, 0, 0 },
-	{ NULL, "--log", ARG_REQUIRED, set_log, 0, 0, 0 },
-	{ "-u", "--user", ARG_REQUIRED, set_user, STR(user_name) },
-	{ NULL, "--ruleset-user", ARG_REQUIRED, set_user, STR(ruleset_user) },
-	{ NULL, "--jail", ARG_REQUIRED, set_str, STR(jail_dir) },
-	{ NULL, "--sandbox-debug", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--drain", ARG_REQUIRED, set_seconds, NUM(drain_timeout), 0 },
-	{ "-r", "--ruleset", ARG_REQUIRED, set_str, STR(ruleset) },
-	{ "-c", "--config", ARG_REQUIRED, set_str, STR(config_file) },
-	{ "-C", "--check", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--lua-path", ARG_REQUIRED, set_str, STR(lua_path) },
-	{ NULL, "--memlimit", ARG_REQUIRED, set_memlimit, 0, 0, 0 },
-	{ NULL, "--traceback", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--auth-required", ARG_NONE, set_flag, 0, 0, 0 },
-	{ NULL, "--enable-execute", ARG_NONE, set_flag, 0, 0, 0 },
-	{ "-i", "--netdev", ARG_REQUIRED, set_str, STR(netdev) },
-	{ NULL, "--mark", ARG_REQUIRED, set_mark, 0, 0, 0 },
-	{ NULL, "--api", ARG_REQUIRED, set_str, STR(restapi) },
-	{ NULL, "--api-allow", ARG_REQUIRED, set_str, STR(api_allow) },
-	{ NULL, "--api-token-file", ARG_REQUIRED, set_str,
-	  STR(api_token_file) },
-	{ NULL, "--api-readonly-token-file", ARG_REQUIRED, set_str,
-	  STR(api_ro_token_file) },
-	{ NULL, "--api-timeout", ARG_REQUIRED, set_seconds, NUM(api_timeout),
-	  0.1 },
-	{ NULL, "--api-idle", ARG_REQUIRED, set_seconds, NUM(api_idle), 0.1 },
-	{ NULL, "--api-max-conns", ARG_REQUIRED, set_api_conns, 0, 0, 0 },
-	{ NULL, "--api-mode", ARG_REQUIRED, set_api_mode, 0, 0, 0 },
-	{ NULL, "--api-owner", ARG_REQUIRED, set_user, STR(api_owner) },
-	{ NULL, "--state-dir", ARG_REQUIRED, set_str, STR(state_dir) },
+#define SETTING(field, type, cap, sopt, lopt, meta, set, def, lo, hi, key,   \
+		flags, check, help)                                          \
+	{ sopt, lopt, meta, NULL, help, set, CLI_BASE_CONF,                  \
+	  offsetof(struct config, field),                                    \
+	  sizeof(((struct config *)0)->field), lo, hi, 0 },
+#define OPTION(sopt, lopt, meta, set, base, field, value, help)              \
+	{ sopt, lopt, meta, NULL, help, set, CLI_BASE_##base,                \
+	  CLI_OFF_##base(field), CLI_CAP_##base(field), 0, 0, value },
+#define HELPLINE(label, help)                                                \
+	{ NULL, NULL, NULL, label, help, NULL, CLI_BASE_NONE, 0, 0, 0, 0, 0 },
+#include "common/settings.def"
 };
+
+#define CLI_NOPTS (sizeof(cli_opts) / sizeof(cli_opts[0]))
 
 static const struct cli_opt *cli_find(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(cli_opts) / sizeof(cli_opts[0]); i++) {
+	for (size_t i = 0; i < CLI_NOPTS; i++) {
 		const struct cli_opt *o = &cli_opts[i];
 		if ((o->sname && strlen(o->sname) == len &&
 		     memcmp(o->sname, name, len) == 0) ||
@@ -383,6 +334,13 @@ static const struct cli_opt *cli_find(const char *name, size_t len)
 			return o;
 	}
 	return NULL;
+}
+
+static int cli_arg(const struct cli_opt *o)
+{
+	if (o->meta == NULL)
+		return ARG_NONE;
+	return o->meta[0] == '[' ? ARG_OPTIONAL : ARG_REQUIRED;
 }
 
 int cli_parse(int argc, char **argv, struct config *c, struct cli *cl,
@@ -403,18 +361,18 @@ int cli_parse(int argc, char **argv, struct config *c, struct cli *cl,
 			return cli_fail(err, errcap,
 					"unknown option '%.*s'", (int)nlen, a);
 		if (eq != NULL) {
-			if (o->arg == ARG_NONE)
+			if (cli_arg(o) == ARG_NONE)
 				return cli_fail(err, errcap,
 						"%s takes no value",
 						cli_name(o));
 			val = eq + 1;
-		} else if (o->arg == ARG_REQUIRED) {
+		} else if (cli_arg(o) == ARG_REQUIRED) {
 			if (i + 1 >= argc)
 				return cli_fail(err, errcap,
 						"%s requires a value",
 						cli_name(o));
 			val = argv[++i];
-		} else if (o->arg == ARG_OPTIONAL && i + 1 < argc &&
+		} else if (cli_arg(o) == ARG_OPTIONAL && i + 1 < argc &&
 			   argv[i + 1][0] != '-') {
 			val = argv[++i];
 		}
@@ -463,107 +421,67 @@ int cli_parse_user(const char *spec, unsigned *uid, unsigned *gid, char *err,
 	return 0;
 }
 
+
+#define CLI_HELP_COL 27 /* where --help's descriptions start */
+
+int cli_help_entry(size_t i, struct cli_help *h)
+{
+	const struct cli_opt *o;
+	size_t n = 0;
+
+	for (size_t k = 0; k < CLI_NOPTS; k++) {
+		o = &cli_opts[k];
+		if (o->help == NULL || n++ != i)
+			continue;
+		h->sname = o->sname;
+		h->lname = o->lname;
+		h->meta = o->meta;
+		h->help = o->help;
+		if (o->label != NULL)
+			snprintf(h->label, sizeof(h->label), "%s", o->label);
+		else
+			snprintf(h->label, sizeof(h->label), "%s%s%s%s",
+				 o->sname != NULL ? o->sname : "    ",
+				 o->sname != NULL ? ", " : "",
+				 o->lname != NULL ? o->lname : "",
+				 o->meta != NULL ? " " : "");
+		if (o->meta != NULL)
+			snprintf(h->label + strlen(h->label),
+				 sizeof(h->label) - strlen(h->label), "%s",
+				 o->meta);
+		return 0;
+	}
+	return -1;
+}
+
+static void cli_usage_entry(FILE *f, const struct cli_help *h)
+{
+	int n = fprintf(f, "  %s", h->label);
+
+	fprintf(f, "%*s", n < CLI_HELP_COL ? CLI_HELP_COL - n : 2, "");
+	for (const char *p = h->help; *p != '\0'; p++) {
+		fputc(*p, f);
+		if (*p == '\n')
+			fprintf(f, "%*s", CLI_HELP_COL, "");
+	}
+	fputc('\n', f);
+}
+
 void cli_usage(FILE *f, const char *argv0)
 {
+	struct cli_help h;
+
 	fprintf(f,
 		"neosocksd %s\n"
 		"usage: %s -l ADDR [option ...]\n"
-		"\n"
-		"  -h, --help               show this help and exit\n"
-		"      --version            print the version and exit\n"
-		"  -l, --listen ADDR        SOCKS4/4A/5 listener (host:port, "
-		"[v6]:port, :port)\n"
-		"      --http [ADDR]        HTTP proxy listener; without ADDR "
-		"the -l listener\n"
-		"                           speaks HTTP instead of SOCKS\n"
-		"  -f, --forward ADDR       forward every -l connection to "
-		"ADDR (plain TCP)\n"
-		"  -x, --proxy URI[,URI...] outbound proxy chain, first hop "
-		"first:\n"
-		"                           socks4a://host:port, "
-		"socks5://[user[:pass]@]host:port,\n"
-		"                           http://[user[:pass]@]host:port\n"
-		"      --nameserver ADDR    DNS server (default: "
-		"/etc/resolv.conf)\n"
-		"  -4, -6                   resolve names to IPv4 / IPv6 "
-		"only\n"
-		"  -t, --timeout SEC        handshake deadline: handshake, "
-		"resolution and dial\n"
-		"                           (default 60, range 5-86400)\n"
-		"  -m, --max-sessions N     at most N sessions (0: "
-		"unlimited)\n"
-		"      --max-startups S:R:F drop new connections with "
-		"probability R%% once S\n"
-		"                           handshakes are pending, all once "
-		"F are\n"
-		"      --block-outbound L   refuse first hops in classes of "
-		"L (comma list of\n"
-		"                           loopback, multicast, local, "
-		"global; default multicast)\n"
-		"      --reuseport          SO_REUSEPORT on listeners\n"
-		"      --no-pipe            relay through buffers instead of "
-		"splice(2)\n"
-		"      --no-fastopen        no TCP Fast Open on listeners\n"
-		"      --fastopen-connect   TCP Fast Open on outbound "
-		"connections\n"
-		"  -r, --ruleset FILE       Lua ruleset deciding every request\n"
-		"  -c, --config FILE        Lua config file (returns a table "
-		"of settings)\n"
-		"  -C, --check              check the configuration and the "
-		"ruleset, exit\n"
-		"      --lua-path DIRS      more directories where require() "
-		"finds NAME.lua\n"
-		"                           (':'-separated; the ruleset's own "
-		"directory comes first)\n"
-		"      --memlimit MiB       Lua memory cap (default 128)\n"
-		"      --traceback          Lua errors carry a traceback\n"
-		"      --auth-required      SOCKS5/HTTP clients must send "
-		"credentials\n"
-		"      --enable-execute     allow await.execute (runs /bin/sh "
-		"as the ruleset user)\n"
-		"      --api ADDR           REST API listener (host:port or "
-		"a unix socket path)\n"
-		"      --api-token-file F   admin bearer token (API requests "
-		"must carry it)\n"
-		"      --api-readonly-token-file F  token for GET /healthy, "
-		"/stats, /metrics\n"
-		"      --api-allow CIDR,... API clients allowed (others are "
-		"refused at accept)\n"
-		"      --api-timeout SEC    a request must arrive whole (10)\n"
-		"      --api-idle SEC       keep-alive connections close "
-		"when idle (60)\n"
-		"      --api-max-conns N    concurrent API connections (64)\n"
-		"      --api-mode MODE      unix socket file mode (0600)\n"
-		"      --api-owner U[:G]    unix socket owner\n"
-		"      --state-dir DIR      save /ruleset/update and reapply "
-		"after restarts\n"
-		"  -i, --netdev IFNAME      bind outbound connections to this "
-		"interface\n"
-		"      --mark N             SO_MARK on outbound connections\n"
-		"  -u, --user USER[:GROUP]  run the front as this user (as "
-		"root: default\n"
-		"                           'neosocksd' if it exists, else "
-		"'nobody')\n"
-		"      --ruleset-user U[:G] run the ruleset process as this "
-		"user (default: -u)\n"
-		"      --jail DIR           empty root-owned directory the "
-		"ruleset process is\n"
-		"                           chrooted into (default "
-		"/run/neosocksd/empty)\n"
-		"      --sandbox-debug      log forbidden system calls "
-		"instead of killing\n"
-		"      --drain SEC          on SIGTERM, let tunnels finish for "
-		"up to SEC (10)\n"
-		"      --loglevel N         0 silent .. 4 notice (default) .. "
-		"5 info (access\n"
-		"                           log) .. 8 very verbose\n"
-		"      --log SINK           stderr (default), stdout, "
-		"terminal, syslog, discard\n"
-		"      --dump-config        print the effective settings as "
-		"a Lua table, exit\n"
+		"\n",
+		NEOSOCKSD_VERSION, argv0);
+	for (size_t i = 0; cli_help_entry(i, &h) == 0; i++)
+		cli_usage_entry(f, &h);
+	fprintf(f,
 		"\n"
 		"Options take their value as the next argument or as "
 		"--option=value.\n"
 		"Example: %s -l 127.0.0.1:1080 --http 127.0.0.1:8080\n",
-		NEOSOCKSD_VERSION, argv0, argv0);
+		argv0);
 }

@@ -114,22 +114,6 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 	}
 }
 
-/* Settings a config file cannot change: they come from the command line
- * (they decide how the process that evaluated the file was started). */
-static void parent_keep_cli_fields(struct config *merged)
-{
-	memcpy(merged->user_name, P.conf.user_name, sizeof(merged->user_name));
-	memcpy(merged->ruleset_user, P.conf.ruleset_user,
-	       sizeof(merged->ruleset_user));
-	memcpy(merged->jail_dir, P.conf.jail_dir, sizeof(merged->jail_dir));
-	memcpy(merged->api_owner, P.conf.api_owner, sizeof(merged->api_owner));
-	memcpy(merged->config_file, P.conf.config_file,
-	       sizeof(merged->config_file));
-	memcpy(merged->ruleset, P.conf.ruleset, sizeof(merged->ruleset));
-	merged->sandbox_debug = P.conf.sandbox_debug;
-	merged->enable_execute = P.conf.enable_execute;
-}
-
 /* -c evaluated: the merged settings, or why not. */
 static void parent_ruleset_configured(struct child *c, const struct msg *m)
 {
@@ -167,7 +151,9 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 		return;
 	}
 	memcpy(&merged, text, sizeof(merged));
-	parent_keep_cli_fields(&merged);
+	/* what a config file cannot change (CONF_CLI in settings.def): how
+	 * the process that evaluated it was started, the files, --lua-path */
+	config_keep_cli(&merged, &P.conf);
 	if (config_check(&merged, err, sizeof(err)) < 0) {
 		if (P.cli.check || P.cli.dump_config)
 			fprintf(stderr, "neosocksd: %s: %s\n",

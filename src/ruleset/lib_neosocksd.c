@@ -27,29 +27,8 @@ static struct {
 
 /* ---- config() ---- */
 
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-	if (v[0] != '\0')
-		lua_pushstring(L, v);
-	else
-		lua_pushnil(L);
-	lua_setfield(L, -2, k);
-}
-
-static void set_bool(lua_State *L, const char *k, bool v)
-{
-	lua_pushboolean(L, v);
-	lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-	lua_pushinteger(L, v);
-	lua_setfield(L, -2, k);
-}
-
 /* -x without passwords: config() is readable by any ruleset code */
-static void set_proxy(lua_State *L, const char *csv)
+static void nsd_config_proxy(lua_State *L, const char *csv)
 {
 	struct proxy_hop hops[PROXYCHAIN_MAX];
 	char out[CONF_PROXY_MAX];
@@ -60,7 +39,6 @@ static void set_proxy(lua_State *L, const char *csv)
 	    proxyuri_parse_chain(hops, PROXYCHAIN_MAX, &n, csv, strlen(csv),
 				 &why) < 0) {
 		lua_pushnil(L);
-		lua_setfield(L, -2, "proxy");
 		return;
 	}
 	out[0] = '\0';
@@ -76,50 +54,52 @@ static void set_proxy(lua_State *L, const char *csv)
 	}
 	explicit_bzero(hops, sizeof(hops));
 	lua_pushlstring(L, out, off);
-	lua_setfield(L, -2, "proxy");
 }
 
+static void nsd_config_push(lua_State *L, const struct config *c,
+			    const struct config_setting *s)
+{
+	const char *str;
+
+	switch (s->type) {
+	case CONF_T_STR:
+		str = config_str(c, s);
+		if (s->flags & CONF_SECRETS)
+			nsd_config_proxy(L, str);
+		else if (str[0] != '\0')
+			lua_pushstring(L, str);
+		else
+			lua_pushnil(L);
+		break;
+	case CONF_T_INT:
+	case CONF_T_OCT:
+		lua_pushinteger(L, config_int(c, s));
+		break;
+	case CONF_T_NUM:
+		lua_pushnumber(L, config_num(c, s));
+		break;
+	case CONF_T_BOOL:
+		lua_pushboolean(L, config_bool(c, s));
+		break;
+	default: /* a reference feature this daemon does not have */
+		lua_pushboolean(L, false);
+	}
+}
+
+/* The settings marked CONF_LUA in settings.def. */
 static int nsd_config(lua_State *L)
 {
 	const struct config *c = ruleset_conf();
 
 	lua_createtable(L, 0, 40);
-	set_str(L, "listen", c->listen);
-	set_str(L, "forward", c->forward);
-	set_proxy(L, c->proxy);
-	set_str(L, "restapi", c->restapi);
-	set_str(L, "http_listen", c->http_listen);
-	set_str(L, "ruleset", c->ruleset);
-	set_str(L, "user_name", c->user_name);
-	set_str(L, "nameserver", c->nameserver);
-	set_str(L, "netdev", c->netdev);
-	set_int(L, "loglevel", c->loglevel);
-	set_int(L, "resolve_pf", c->resolve_pf);
-	lua_pushnumber(L, c->timeout);
-	lua_setfield(L, -2, "timeout");
-	set_int(L, "memlimit", c->memlimit);
-	set_bool(L, "auth_required", c->auth_required);
-	set_bool(L, "pipe", c->pipe);
-	set_bool(L, "reuseport", c->reuseport);
-	set_bool(L, "tcp_fastopen", c->tcp_fastopen);
-	set_bool(L, "tcp_fastopen_connect", c->tcp_fastopen_connect);
-	set_bool(L, "tcp_nodelay", c->tcp_nodelay);
-	set_bool(L, "tcp_keepalive", c->tcp_keepalive);
-	set_bool(L, "transparent", false);
-	set_bool(L, "traceback", c->traceback);
-	set_bool(L, "socks5_bind", false);
-	set_bool(L, "socks5_udp", false);
-	set_bool(L, "daemonize", false);
-	set_bool(L, "block_loopback", c->block_loopback);
-	set_bool(L, "block_multicast", c->block_multicast);
-	set_bool(L, "block_local", c->block_local);
-	set_bool(L, "block_global", c->block_global);
-	set_int(L, "tcp_sndbuf", c->tcp_sndbuf);
-	set_int(L, "tcp_rcvbuf", c->tcp_rcvbuf);
-	set_int(L, "max_sessions", c->max_sessions);
-	set_int(L, "startup_limit_start", c->startup_limit_start);
-	set_int(L, "startup_limit_rate", c->startup_limit_rate);
-	set_int(L, "startup_limit_full", c->startup_limit_full);
+	for (size_t i = 0; i < config_nsettings; i++) {
+		const struct config_setting *s = &config_settings[i];
+
+		if (!(s->flags & CONF_LUA))
+			continue;
+		nsd_config_push(L, c, s);
+		lua_setfield(L, -2, s->key);
+	}
 	return 1;
 }
 
