@@ -107,3 +107,22 @@ def test_http_only_listener(daemon_factory, http_target):
                         f"http://127.0.0.1:{http_target.port}/")
     assert rc == 0, err
     assert out == b"hello from the target\n"
+
+
+def test_dump_config_keeps_bare_http(daemon_factory, http_target, tmp_path):
+    """Regression: --dump-config lost a bare --http, so a daemon started
+    from the dumped config served SOCKS on the -l port instead of HTTP."""
+    port = free_port()
+    p = run("-l", f"127.0.0.1:{port}", "--http", "--dump-config")
+    assert p.returncode == 0, p.stderr
+    assert b"    http_only = true,\n" in p.stdout
+    conf = tmp_path / "dumped.lua"
+    conf.write_bytes(p.stdout)
+    q = run("-c", str(conf), "--dump-config")
+    assert q.returncode == 0, q.stderr
+    assert q.stdout == p.stdout
+    daemon_factory("-c", str(conf))
+    rc, out, err = curl("-p", "-x", f"http://127.0.0.1:{port}",
+                        f"http://127.0.0.1:{http_target.port}/")
+    assert rc == 0, err
+    assert out == b"hello from the target\n"
