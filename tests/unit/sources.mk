@@ -7,3 +7,6 @@ UT_SRCS_msgchan    := src/common/msgchan.c src/common/msg.c
 UT_SRCS_lualibs    := src/ruleset/lib_regex.c src/ruleset/lib_time.c src/ruleset/lib_zlib.c src/ruleset/lib_marshal.c
 UT_SRCS_sandbox    := src/privsep/sandbox.c src/privsep/sandbox_policy.c
 UT_SRCS_u32sort    := src/common/u32sort.c
+UT_SRCS_config     := src/common/config.c src/common/addr.c src/common/proxyuri.c
+UT_SRCS_cli        := src/privsep/cli.c $(UT_SRCS_config)
+UT_SRCS_confload   := src/ruleset/confload.c $(UT_SRCS_config)
