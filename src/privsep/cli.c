@@ -1,5 +1,6 @@
 #include "privsep/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -118,13 +119,15 @@ static int cli_set_const(const struct cli_opt *o, const char *v,
 	return 0;
 }
 
-/* Decimal integer in [lo, hi], whole string. */
+/* Decimal integer in [lo, hi], whole string (no blanks, no sign but a
+ * '-' when lo is negative). */
 static int cli_int(const char *v, long lo, long hi, int *out)
 {
 	char *end;
 	long x;
 
-	if (v[0] == '\0' || v[0] == '+' || (v[0] == '-' && lo >= 0))
+	if (v[0] == '\0' || v[0] == '+' || isspace((unsigned char)v[0]) ||
+	    (v[0] == '-' && lo >= 0))
 		return -1;
 	errno = 0;
 	x = strtol(v, &end, 10);
@@ -162,7 +165,8 @@ static int cli_set_seconds(const struct cli_opt *o, const char *v,
 
 	errno = 0;
 	t = strtod(v, &end);
-	if (v[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(t) ||
+	if (v[0] == '\0' || isspace((unsigned char)v[0]) || *end != '\0' ||
+	    errno != 0 || !isfinite(t) ||
 	    t < o->lo || t > o->hi)
 		return cli_fail(err, cap,
 				"%s: '%s' is not a number of seconds in "
@@ -182,8 +186,9 @@ static int cli_set_octal(const struct cli_opt *o, const char *v,
 
 	errno = 0;
 	m = strtol(v, &end, 8);
-	if (v[0] == '\0' || v[0] == '-' || v[0] == '+' || *end != '\0' ||
-	    errno != 0 || m < (long)o->lo || m > (long)o->hi)
+	if (v[0] == '\0' || v[0] == '-' || v[0] == '+' ||
+	    isspace((unsigned char)v[0]) || *end != '\0' || errno != 0 ||
+	    m < (long)o->lo || m > (long)o->hi)
 		return cli_fail(err, cap, "%s: '%s' is not an octal file mode "
 				"(e.g. 0660)", cli_name(o), v);
 	x = (int)m;

@@ -129,6 +129,9 @@ static void test_int_option(void **state)
 		  "+1", NULL);
 	parse_err("--max-sessions: '1x' is not a non-negative integer", "-m",
 		  "1x", NULL);
+	/* regression: strtol() skipped leading blanks, so ' 1' was taken */
+	parse_err("--max-sessions: ' 1' is not a non-negative integer", "-m",
+		  " 1", NULL);
 	parse_err("--max-sessions: '' is not a non-negative integer", "-m", "",
 		  NULL);
 	parse_ok(&c, &cl, "--api-max-conns", "1", NULL);
@@ -160,6 +163,7 @@ static void test_seconds_option(void **state)
 	static const char *const bad[] = {
 		"4.99", "86400.5", "nan", "inf", "-inf", "1e999", "", "5s",
 		"0x", "abc",
+		" 6", "\t6", /* regression: strtod() skipped blanks */
 	};
 
 	(void)state;
@@ -207,6 +211,8 @@ static void test_octal_option(void **state)
 		  "--api-mode", "-1", NULL);
 	parse_err("--api-mode: '' is not an octal file mode (e.g. 0660)",
 		  "--api-mode", "", NULL);
+	parse_err("--api-mode: ' 0660' is not an octal file mode (e.g. 0660)",
+		  "--api-mode", " 0660", NULL);
 }
 
 static void test_flag_options(void **state)
