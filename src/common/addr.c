@@ -167,11 +167,70 @@ static int set_v6(struct netaddr *a, const char *s, size_t len)
 	return 0;
 }
 
-static bool name_char_ok(unsigned char c)
+/* Letters, digits, '-' and '_' (the LDH rule of RFC 952/1123, plus the
+ * underscore that SRV-style and some internal names carry). */
+static bool label_char_ok(unsigned char c)
 {
-	if (c < 0x21 || c > 0x7e)
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static bool dns_name_valid(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--; /* one trailing dot: a fully qualified name */
+	if (len == 0 || len > ADDR_DNS_NAME_MAX)
 		return false;
-	return strchr("/@[]:", c) == NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0)
+				return false; /* empty label: "..", ".a" */
+			label = 0;
+			continue;
+		}
+		if (!label_char_ok((unsigned char)s[i]) ||
+		    ++label > ADDR_DNS_LABEL_MAX)
+			return false;
+	}
+	return label > 0;
+}
+
+static bool v6_literal(const char *s, size_t len)
+{
+	char tmp[V6_TEXT_MAX + 1];
+	struct in6_addr a6;
+
+	if (len == 0 || len > V6_TEXT_MAX || memchr(s, '\0', len) != NULL)
+		return false;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	return inet_pton(AF_INET6, tmp, &a6) == 1;
+}
+
+bool addr_name_valid(const char *name, size_t len)
+{
+	if (name == NULL)
+		return false;
+	if (len > 0 && memchr(name, ':', len) != NULL)
+		return v6_literal(name, len);
+	return dns_name_valid(name, len);
+}
+
+bool addr_unmap(struct netaddr *a)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t v4[4];
+
+	if (a == NULL || a->type != ADDR_IPV6 ||
+	    memcmp(a->u.v6, mapped, sizeof(mapped)) != 0)
+		return false;
+	memcpy(v4, a->u.v6 + 12, sizeof(v4));
+	memset(&a->u, 0, sizeof(a->u));
+	memcpy(a->u.v4, v4, sizeof(v4));
+	a->type = ADDR_IPV4;
+	return true;
 }
 
 static bool is_hex(char c)
@@ -208,14 +267,7 @@ static bool looks_numeric(const char *s, size_t len)
 
 static int set_name(struct netaddr *a, const char *s, size_t len)
 {
-	size_t i;
-
-	if (len == 0 || len > ADDR_NAME_MAX)
-		return -1;
-	for (i = 0; i < len; i++)
-		if (!name_char_ok((unsigned char)s[i]))
-			return -1;
-	if (looks_numeric(s, len))
+	if (!dns_name_valid(s, len) || looks_numeric(s, len))
 		return -1;
 	memcpy(a->u.name, s, len);
 	a->u.name[len] = '\0';

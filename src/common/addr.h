@@ -16,6 +16,8 @@ enum addr_type {
 };
 
 #define ADDR_NAME_MAX 255 /* longest domain name carried by SOCKS */
+#define ADDR_DNS_NAME_MAX 253 /* longest host name (a trailing dot aside) */
+#define ADDR_DNS_LABEL_MAX 63
 /* "[" + longest IPv6 text + "]:" + port, or a 255-byte name + ":65535" */
 #define ADDR_STRLEN 264
 
@@ -31,6 +33,20 @@ struct netaddr {
 	} u;
 };
 
+/* True when name[0..len) may be handed to a resolver: a host name made
+ * of dot-separated labels of 1..63 bytes from A-Z a-z 0-9 '-' '_', at most
+ * 253 bytes, with at most one trailing dot (not counted); or an IPv6
+ * literal without brackets or zone ("::1", "::ffff:1.2.3.4"), which no
+ * library resolves. Everything else is refused: empty names and labels,
+ * '%' (an IPv6 zone makes libevent call if_nametoindex()), NUL, spaces,
+ * non-ASCII bytes. Every host name taken from the network, a ruleset or
+ * the command line passes here before any library sees it. */
+bool addr_name_valid(const char *name, size_t len);
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address
+ * it holds; anything else is left as it is. Returns true if it changed. */
+bool addr_unmap(struct netaddr *a);
+
 /* Split "host:port", "[v6]:port" or ":port" into host and port strings.
  * Brackets are removed from an IPv6 host. The ':' separator is required,
  * but the host and the port may each be empty (callers decide); the port
@@ -44,8 +60,8 @@ int addr_parse_port(const char *s, size_t len, uint16_t *port);
 
 /* Parse "host:port" into a netaddr. An IPv4 or IPv6 literal host becomes
  * ADDR_IPV4 / ADDR_IPV6 (IPv6 must be bracketed), anything else a domain
- * name, which must be 1..255 bytes of printable ASCII without spaces,
- * '/', '@', '[' or ']'. If the port is absent (no colon) and default_port
+ * name, which must pass addr_name_valid() and not end in a numeric label
+ * (a malformed IPv4 literal such as "127.1"). If the port is absent (no colon) and default_port
  * is >= 0, that port is used; otherwise a port is required.
  * Returns 0, or -1. */
 int addr_parse(struct netaddr *a, const char *s, size_t len, int default_port);

@@ -11,6 +11,7 @@
 
 #include <event2/dns.h>
 #include <event2/util.h>
+#include <net/if.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -32,10 +33,23 @@ struct hosts_entry {
 	struct in6_addr a6;
 };
 
+/* Interface zones of link-local nameservers ("fe80::1%eth0"), looked up
+ * with if_nametoindex() while the front may still do so: after the
+ * sandbox, that call (a socket and an ioctl) would kill the process. */
+#define ZONES_MAX 8
+
+struct zone {
+	char name[IF_NAMESIZE];
+	unsigned index;
+};
+
 static struct {
 	struct evdns_base *dns;
 	int family;
 	bool skip_ns; /* --nameserver replaces resolv.conf's servers */
+	bool started; /* the sandbox is on: no more interface lookups */
+	struct zone zones[ZONES_MAX];
+	unsigned nzones;
 	struct hosts_entry *hosts; /* open addressing, power of two */
 	size_t hcap, hcount;
 	struct resolver_stats stats;
@@ -151,6 +165,60 @@ static void hosts_line(const char *p, const char *end)
 	}
 }
 
+/* The interface index of a zone: a number, or a name learned before the
+ * sandbox. 0 when unknown. */
+static unsigned resolver_zone(const char *zone)
+{
+	char *end;
+	unsigned long v;
+	unsigned i;
+
+	if (zone[0] >= '0' && zone[0] <= '9') {
+		v = strtoul(zone, &end, 10);
+		return *end == '\0' && v <= UINT32_MAX ? (unsigned)v : 0;
+	}
+	if (strlen(zone) >= IF_NAMESIZE)
+		return 0;
+	for (i = 0; i < R.nzones; i++)
+		if (strcmp(R.zones[i].name, zone) == 0)
+			return R.zones[i].index;
+	if (R.started || R.nzones == ZONES_MAX)
+		return 0;
+	v = if_nametoindex(zone);
+	if (v == 0)
+		return 0;
+	strcpy(R.zones[R.nzones].name, zone);
+	R.zones[R.nzones++].index = (unsigned)v;
+	return (unsigned)v;
+}
+
+/* A resolv.conf nameserver: an IP literal, IPv6 perhaps with a zone. It
+ * is parsed here and handed to evdns as a sockaddr, because libevent's
+ * own parser looks zones up with if_nametoindex() at any time. */
+static int resolver_ns_add(char *val)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	char *pct = strchr(val, '%');
+
+	sin.sin_port = sin6.sin6_port = htons(53);
+	if (pct == NULL && inet_pton(AF_INET, val, &sin.sin_addr) == 1)
+		return evdns_base_nameserver_sockaddr_add(
+			R.dns, (struct sockaddr *)&sin, sizeof(sin), 0);
+	if (pct != NULL)
+		*pct = '\0';
+	if (inet_pton(AF_INET6, val, &sin6.sin6_addr) != 1)
+		return -1;
+	if (pct != NULL) {
+		sin6.sin6_scope_id = resolver_zone(pct + 1);
+		*pct = '%';
+		if (sin6.sin6_scope_id == 0)
+			return -1;
+	}
+	return evdns_base_nameserver_sockaddr_add(
+		R.dns, (struct sockaddr *)&sin6, sizeof(sin6), 0);
+}
+
 static void resolvconf_line(const char *p, const char *end)
 {
 	char key[32], val[256];
@@ -168,13 +236,20 @@ static void resolvconf_line(const char *p, const char *end)
 		memcpy(val, p, n);
 		val[n] = '\0';
 		if (strcmp(key, "nameserver") == 0) {
-			if (!R.skip_ns &&
-			    evdns_base_nameserver_ip_add(R.dns, val) != 0)
-				LOGW("resolv.conf: bad nameserver '%s'", val);
+			if (!R.skip_ns && resolver_ns_add(val) != 0)
+				LOGW("resolv.conf: nameserver '%s' not used%s",
+				     val, R.started && strchr(val, '%') != NULL
+						  ? " (a zone not known at start)"
+						  : "");
 			break;
 		} else if (strcmp(key, "search") == 0 ||
 			   strcmp(key, "domain") == 0) {
-			evdns_base_search_add(R.dns, val);
+			/* appended to names sent to evdns: the same rules */
+			if (addr_name_valid(val, n))
+				evdns_base_search_add(R.dns, val);
+			else
+				LOGW("resolv.conf: search domain '%s' not used",
+				     val);
 		} else if (strcmp(key, "options") == 0) {
 			char *colon = strchr(val, ':');
 			if (colon == NULL)
@@ -234,6 +309,7 @@ int resolver_init(struct event_base *base, int family,
 	for_each_line(resolvconf, rlen, resolvconf_line);
 	if (resolver_load_hosts(hosts, hlen) < 0)
 		return -1;
+	R.started = true; /* the front is sandboxed next */
 	LOGD("resolver: %d nameservers, %zu hosts entries",
 	     evdns_base_count_nameservers(R.dns), R.hcount);
 	return 0;
@@ -385,6 +461,9 @@ int resolver_lookup(const char *name, struct sockaddr_storage *ss,
 	int r;
 
 	*qp = NULL;
+	/* the last gate before libevent: whatever the caller checked */
+	if (!addr_name_valid(name, strlen(name)))
+		return -1;
 	r = resolver_local(name, ss, len);
 	if (r != 0)
 		return r;

@@ -225,7 +225,8 @@ static void route_resolve(const struct msg *m)
 
 	memcpy(name, m->data, m->len);
 	name[m->len] = '\0';
-	if (memchr(name, '\0', m->len) != NULL || RT.nres == RESOLVE_PENDING_MAX) {
+	/* a name a compromised ruleset process sends is checked here too */
+	if (!addr_name_valid(name, m->len) || RT.nres == RESOLVE_PENDING_MAX) {
 		route_resolved(-1, NULL, 0, (void *)(uintptr_t)m->id);
 		return;
 	}

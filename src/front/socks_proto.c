@@ -165,6 +165,9 @@ static int parse_s4(struct socks_parser *p, const uint8_t *buf, size_t len,
 		if (nlen == 0)
 			return fail(p, SOCKS4_REJECTED,
 				    "SOCKS4A empty host name");
+		if (!addr_name_valid((const char *)buf + off, nlen))
+			return fail(p, SOCKS4_REJECTED,
+				    "SOCKS4A bad host name");
 	}
 
 	msg_reset(m, SOCKS_MSG_S4_REQUEST, 4);
@@ -279,6 +282,8 @@ static int parse_s5_request(struct socks_parser *p, const uint8_t *buf,
 		return 0;
 	if (s5_domain_has_nul(a))
 		return fail(p, SOCKS5_REP_FAIL, "SOCKS5 NUL in domain name");
+	if (a[0] == ADDR_DOMAIN && !addr_name_valid((const char *)a + 2, a[1]))
+		return fail(p, SOCKS5_REP_FAIL, "SOCKS5 bad domain name");
 
 	msg_reset(m, SOCKS_MSG_S5_REQUEST, 5);
 	m->cmd = buf[1];

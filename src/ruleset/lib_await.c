@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 
+#include "common/addr.h"
 #include "common/chanev.h"
 #include "common/log.h"
 #include "ruleset/aroutine.h"
@@ -174,8 +175,9 @@ int await_resolve_impl(lua_State *L)
 		lua_settop(L, 1);
 		return 1;
 	}
-	if (len == 0 || len > 255 || memchr(host, '\0', len) != NULL ||
-	    front == NULL || resolve_n == RESOLVE_PENDING_MAX) {
+	/* no '%' (an IPv6 zone), NUL, empty label, ...: not a name */
+	if (!addr_name_valid(host, len) || front == NULL ||
+	    resolve_n == RESOLVE_PENDING_MAX) {
 		lua_pushnil(L);
 		return 1;
 	}

@@ -1,6 +1,6 @@
 # Sources each unit test links (pure modules only). One line per test.
 UT_SRCS_http1      := src/common/http1.c src/common/base64.c
-UT_SRCS_socks_proto := src/front/socks_proto.c
+UT_SRCS_socks_proto := src/front/socks_proto.c src/common/addr.c
 UT_SRCS_addr       := src/common/addr.c
 UT_SRCS_proxyuri   := src/common/proxyuri.c src/common/addr.c
 UT_SRCS_msgchan    := src/common/msgchan.c src/common/msg.c

@@ -221,8 +221,16 @@ static void test_parse_domain(void **state)
 	assert_int_equal(parse(&a, "1e100.net:443", -1), 0);
 	assert_int_equal(parse(&a, "1.2.3.4a:1", -1), 0);
 	assert_int_equal(parse(&a, "localhost:1", -1), 0);
-	assert_int_equal(parse(&a, "under_score.%x~!:1", -1), 0);
+	assert_int_equal(parse(&a, "under_score.x-y:1", -1), 0);
 	assert_int_equal(a.type, ADDR_DOMAIN);
+}
+
+/* n bytes of labels of 63 'n' between dots */
+static void fill_name(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		s[i] = i % 64 == 63 ? '.' : 'n';
+	s[n] = '\0';
 }
 
 static void test_parse_name_length(void **state)
@@ -231,16 +239,122 @@ static void test_parse_name_length(void **state)
 	struct netaddr a;
 
 	(void)state;
-	memset(s, 'a', ADDR_NAME_MAX);
-	strcpy(s + ADDR_NAME_MAX, ":1");
+	fill_name(s, 253);
+	strcpy(s + 253, ":1");
 	assert_int_equal(parse(&a, s, -1), 0);
 	assert_int_equal(a.type, ADDR_DOMAIN);
-	assert_int_equal(a.namelen, 255);
-	assert_int_equal(strlen(a.u.name), 255);
+	assert_int_equal(a.namelen, 253);
+	assert_int_equal(strlen(a.u.name), 253);
+	strcpy(s + 253, ".:1");
+	assert_int_equal(parse(&a, s, -1), 0);
+	assert_int_equal(a.namelen, 254);
 
-	memset(s, 'a', ADDR_NAME_MAX + 1);
+	fill_name(s, 254);
+	strcpy(s + 254, ":1");
+	assert_int_equal(parse(&a, s, -1), -1);
+	fill_name(s, ADDR_NAME_MAX + 1);
 	strcpy(s + ADDR_NAME_MAX + 1, ":1");
 	assert_int_equal(parse(&a, s, -1), -1);
+}
+
+/* addr_name_valid(): what may reach a resolver. Regression (issue 9,
+ * defect 1): "a%lo" reached evdns, which called if_nametoindex() for the
+ * "zone" and the front's seccomp filter killed the process. */
+static void test_name_valid(void **state)
+{
+	static const char *const good[] = {
+		"a", "A", "0", "_", "-", "localhost", "localhost.",
+		"example.com", "EXAMPLE.com.", "a-b_c.d", "xn--caf-dma.example",
+		"1.2.3.4", "127.1", "_dmarc.example.org", "::1",
+		"::ffff:127.0.0.1", "2001:db8::1", "::",
+	};
+	static const char *const bad[] = {
+		"", ".", "..", ".a", "a..b", "a.b..", "a%lo", "x%y", "%",
+		"a%25lo", "fe80::1%lo", "fe80::1%25lo", "[::1]", "::1]", ":",
+		"a:b", "a b", " a", "a ", "a\tb", "a/b", "a@b", "a*b", "a,b",
+		"a!b", "a~b", "a+b", "a=b", "a\\b", "a\x7f", "\x80",
+		"caf\xc3\xa9", "a\"b", "a'b", "a;b", "a\rb", "a\nb",
+		"::ffff:127.0.0.1%lo", "1.2.3.4%lo",
+	};
+	char s[ADDR_NAME_MAX + 2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(good); i++)
+		if (!addr_name_valid(good[i], strlen(good[i])))
+			fail_msg("refused \"%s\"", good[i]);
+	for (i = 0; i < ARRAY_LEN(bad); i++)
+		if (addr_name_valid(bad[i], strlen(bad[i])))
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_false(addr_name_valid(NULL, 0));
+
+	/* NUL anywhere, and the length is what is checked, not the NUL */
+	assert_false(addr_name_valid("a\0b", 3));
+	assert_false(addr_name_valid("a\0", 2));
+	assert_true(addr_name_valid("ab%", 2));
+	assert_false(addr_name_valid("::1\0", 4));
+
+	/* lengths: 253 (+ a trailing dot) is the longest name */
+	fill_name(s, 253);
+	assert_true(addr_name_valid(s, 253));
+	s[253] = '.';
+	assert_true(addr_name_valid(s, 254));
+	s[253] = 'n';
+	assert_false(addr_name_valid(s, 254));
+	s[254] = '.';
+	assert_false(addr_name_valid(s, 255)); /* 254 + dot */
+
+	/* labels: 63 bytes, not 64; an empty label anywhere is refused */
+	memset(s, 'a', 64);
+	assert_true(addr_name_valid(s, 63));
+	assert_false(addr_name_valid(s, 64));
+	s[63] = '.';
+	assert_true(addr_name_valid(s, 64));
+	memcpy(s, "a..", 3);
+	assert_false(addr_name_valid(s, 3));
+
+	/* every byte value, alone and inside a name: only LDH and '_' (a
+	 * '.' alone is an empty name, ':' alone no IPv6 literal) */
+	for (i = 0; i < 256; i++) {
+		char c = (char)i;
+		bool want = (i >= 'a' && i <= 'z') || (i >= 'A' && i <= 'Z') ||
+			    (i >= '0' && i <= '9') || i == '-' || i == '_';
+
+		if (addr_name_valid(&c, 1) != want)
+			fail_msg("byte 0x%02zx: wrong answer", i);
+		/* and the same byte inside a name */
+		memcpy(s, "ab.c", 4);
+		s[1] = c;
+		if (addr_name_valid(s, 4) != want)
+			fail_msg("byte 0x%02zx inside a name", i);
+	}
+}
+
+static void test_unmap(void **state)
+{
+	struct netaddr a;
+
+	(void)state;
+	assert_int_equal(parse(&a, "[::ffff:127.0.0.1]:80", -1), 0);
+	assert_true(addr_unmap(&a));
+	assert_int_equal(a.type, ADDR_IPV4);
+	assert_int_equal(a.port, 80);
+	assert_memory_equal(a.u.v4, ((const uint8_t[]){ 127, 0, 0, 1 }), 4);
+	assert_false(addr_unmap(&a)); /* already IPv4 */
+	assert_int_equal(parse(&a, "[::ffff:7f00:1]:1", -1), 0);
+	assert_true(addr_unmap(&a));
+	assert_memory_equal(a.u.v4, ((const uint8_t[]){ 127, 0, 0, 1 }), 4);
+	/* not mapped: IPv4-compatible, NAT64, loopback, names */
+	assert_int_equal(parse(&a, "[::127.0.0.1]:1", -1), 0);
+	assert_false(addr_unmap(&a));
+	assert_int_equal(parse(&a, "[64:ff9b::127.0.0.1]:1", -1), 0);
+	assert_false(addr_unmap(&a));
+	assert_int_equal(parse(&a, "[::1]:1", -1), 0);
+	assert_false(addr_unmap(&a));
+	assert_int_equal(a.type, ADDR_IPV6);
+	assert_int_equal(parse(&a, "example.com:1", -1), 0);
+	assert_false(addr_unmap(&a));
+	assert_false(addr_unmap(NULL));
 }
 
 static void test_parse_invalid(void **state)
@@ -274,6 +388,11 @@ static void test_parse_invalid(void **state)
 		"2130706433:80",
 		"1.2.3.4.:80",
 		"a.0x:80",
+		"a%lo:80",            /* '%': an IPv6 zone to libevent */
+		"x%y:80",
+		"a..b:80",            /* empty label */
+		".a:80",
+		"a*b:80",
 		"a b:80",             /* bad name characters */
 		"a/b:80",
 		"a@b:80",
@@ -411,10 +530,10 @@ static void test_format_longest(void **state)
 	struct netaddr a;
 
 	(void)state;
-	memset(s, 'n', ADDR_NAME_MAX);
-	strcpy(s + ADDR_NAME_MAX, ":65535");
+	fill_name(s, 253);
+	strcpy(s + 253, ".:65535");
 	assert_int_equal(parse(&a, s, -1), 0);
-	assert_int_equal(addr_format(&a, buf, sizeof(buf)), 261);
+	assert_int_equal(addr_format(&a, buf, sizeof(buf)), 260);
 	assert_string_equal(buf, s);
 
 	assert_int_equal(parse(&a, "[ffff:ffff:ffff:ffff:ffff:ffff:"
@@ -825,6 +944,8 @@ int main(void)
 		cmocka_unit_test(test_parse_ipv6),
 		cmocka_unit_test(test_parse_domain),
 		cmocka_unit_test(test_parse_name_length),
+		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_parse_invalid),
 		cmocka_unit_test(test_parse_default_port),
 		cmocka_unit_test(test_parse_bounds),

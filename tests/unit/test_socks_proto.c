@@ -310,6 +310,23 @@ static void test_s4a_literal_name_stays_domain(void **state)
 	assert_string_equal(m.user, "u");
 }
 
+/* n bytes of a host name: labels of 63 'n' between dots (so 253 bytes
+ * is the longest valid name, 254 with a trailing dot). */
+static void fill_name(uint8_t *dst, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = i % 64 == 63 ? '.' : 'n';
+}
+
+static void s4a_with_name(uint8_t *msg, size_t nlen)
+{
+	static const uint8_t hdr[9] = { 4, 1, 0, 80, 0, 0, 0, 1, 0 };
+
+	memcpy(msg, hdr, sizeof(hdr));
+	fill_name(msg + 9, nlen);
+	msg[9 + nlen] = 0;
+}
+
 static void test_s4a_name_limits(void **state)
 {
 	uint8_t msg[8 + 1 + 257];
@@ -318,24 +335,25 @@ static void test_s4a_name_limits(void **state)
 	size_t k;
 
 	(void)state;
-	memset(msg, 'n', sizeof(msg));
-	msg[0] = 4;
-	msg[1] = 1;
-	msg[2] = 0;
-	msg[3] = 80;
-	msg[4] = msg[5] = msg[6] = 0;
-	msg[7] = 1;
-	msg[8] = 0; /* empty userid */
+	/* 253 bytes: the longest name; 254 with a trailing dot */
+	s4a_with_name(msg, 253);
+	parse_one(AT_START, msg, 9 + 254, &m);
+	assert_int_equal(m.target.namelen, 253);
+	assert_int_equal(strlen(m.target.u.name), 253);
+	check_prefixes(AT_START, msg, 9 + 254);
+	s4a_with_name(msg, 254);
+	msg[9 + 253] = '.';
+	parse_one(AT_START, msg, 9 + 255, &m);
+	assert_int_equal(m.target.namelen, 254);
 
-	/* 255 bytes: accepted */
-	msg[9 + 255] = 0;
-	parse_one(AT_START, msg, 9 + 256, &m);
-	assert_int_equal(m.target.namelen, 255);
-	assert_int_equal(strlen(m.target.u.name), 255);
-	check_prefixes(AT_START, msg, 9 + 256);
+	/* 254 and 255 bytes without the trailing dot: a bad name */
+	s4a_with_name(msg, 254);
+	parse_fail(AT_START, msg, 9 + 255, SOCKS4_REJECTED);
+	s4a_with_name(msg, 255);
+	parse_fail(AT_START, msg, 9 + 256, SOCKS4_REJECTED);
 
 	/* 256 bytes: rejected as soon as the 256th byte arrives */
-	msg[9 + 255] = 'n';
+	fill_name(msg + 9, 257);
 	socks_proto_init(&p);
 	for (k = 0; k < 9 + 256; k++)
 		assert_int_equal(parse_exact(&p, msg, k, &m), 0);
@@ -345,6 +363,35 @@ static void test_s4a_name_limits(void **state)
 	/* empty name */
 	msg[9] = 0;
 	parse_fail(AT_START, msg, 10, SOCKS4_REJECTED);
+}
+
+/* Regression (issue 9, defect 1): a SOCKS4A name holding '%' reached
+ * evdns, which read it as an IPv6 zone and called if_nametoindex(); the
+ * front's seccomp filter killed it. Such names are refused by the parser
+ * with 91, and every prefix of them still just needs more bytes. */
+static void test_s4a_bad_names_refused(void **state)
+{
+	static const char *const bad[] = {
+		"a%lo", "x%y", "fe80::1%lo", "a..b", ".a", "..", ".",
+		"a b", "caf\xc3\xa9", "a/b", "a:b", "[::1]", "a\x7f",
+		"a*b", "a,b", "-%-",
+	};
+	uint8_t msg[9 + 32];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = strlen(bad[i]);
+		s4a_with_name(msg, 0);
+		memcpy(msg + 9, bad[i], n + 1);
+		parse_fail(AT_START, msg, 9 + n + 1, SOCKS4_REJECTED);
+	}
+	/* IPv6 literals and underscores are names a client may send */
+	s4a_with_name(msg, 0);
+	memcpy(msg + 9, "::ffff:127.0.0.1", 17);
+	check_prefixes(AT_START, msg, 9 + 17);
+	memcpy(msg + 9, "_srv.a-b.", 10);
+	check_prefixes(AT_START, msg, 9 + 10);
 }
 
 static void fill_s4_userid(uint8_t *msg, size_t idlen)
@@ -568,15 +615,31 @@ static void test_s5_request_domain(void **state)
 	assert_int_equal(m.target.port, 80);
 
 	memcpy(msg, s5_req_dom, 4);
-	msg[4] = 255;
-	memset(msg + 5, 'd', 255);
-	msg[5 + 255] = 0x12;
-	msg[5 + 256] = 0x34;
-	parse_one(AT_NOAUTH, msg, sizeof(msg), &m);
-	assert_int_equal(m.target.namelen, 255);
-	assert_int_equal(strlen(m.target.u.name), 255);
+	msg[4] = 253;
+	fill_name(msg + 5, 253);
+	msg[5 + 253] = 0x12;
+	msg[5 + 254] = 0x34;
+	parse_one(AT_NOAUTH, msg, 5 + 255, &m);
+	assert_int_equal(m.target.namelen, 253);
+	assert_int_equal(strlen(m.target.u.name), 253);
 	assert_int_equal(m.target.port, 0x1234);
-	check_prefixes(AT_NOAUTH, msg, sizeof(msg));
+	check_prefixes(AT_NOAUTH, msg, 5 + 255);
+
+	/* 254 bytes with a trailing dot; without it, or 255, a bad name */
+	msg[4] = 254;
+	fill_name(msg + 5, 254);
+	msg[5 + 253] = '.';
+	msg[5 + 254] = 0;
+	msg[5 + 255] = 80;
+	parse_one(AT_NOAUTH, msg, 5 + 256, &m);
+	assert_int_equal(m.target.namelen, 254);
+	msg[5 + 253] = 'n';
+	parse_fail(AT_NOAUTH, msg, 5 + 256, SOCKS5_REP_FAIL);
+	msg[4] = 255;
+	fill_name(msg + 5, 255);
+	msg[5 + 255] = 0;
+	msg[5 + 256] = 80;
+	parse_fail(AT_NOAUTH, msg, sizeof(msg), SOCKS5_REP_FAIL);
 }
 
 static void test_s5_request_cmds_and_rsv(void **state)
@@ -616,10 +679,33 @@ static void test_s5_bad_domain(void **state)
 {
 	static const uint8_t empty[] = { 5, 1, 0, 3, 0 };
 	static const uint8_t nul[] = { 5, 1, 0, 3, 3, 'a', 0, 'b', 0, 80 };
+	/* Regression (issue 9, defect 1): '%' reached evdns (an IPv6 zone:
+	 * if_nametoindex(), killed by the front's filter) */
+	static const char *const bad[] = { "x%y", "a%lo", "fe80::1%lo",
+					   "a..b", "a b", "\xff", "a.-%" };
+	uint8_t msg[5 + 16 + 2];
+	size_t n;
 
 	(void)state;
 	parse_fail(AT_NOAUTH, empty, sizeof(empty), SOCKS5_REP_FAIL);
 	parse_fail(AT_NOAUTH, nul, sizeof(nul), SOCKS5_REP_FAIL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = strlen(bad[i]);
+		memcpy(msg, (const uint8_t[]){ 5, 1, 0, 3 }, 4);
+		msg[4] = (uint8_t)n;
+		memcpy(msg + 5, bad[i], n);
+		msg[5 + n] = 0;
+		msg[6 + n] = 80;
+		/* nothing is said before the whole name is there */
+		for (size_t k = 0; k < 7 + n; k++) {
+			struct socks_parser p;
+			struct socks_msg m;
+
+			parser_at(&p, AT_NOAUTH);
+			assert_int_equal(parse_exact(&p, msg, k, &m), 0);
+		}
+		parse_fail(AT_NOAUTH, msg, 7 + n, SOCKS5_REP_FAIL);
+	}
 }
 
 static void test_s5_nmethods_zero(void **state)
@@ -1236,7 +1322,14 @@ static void test_c5_connect(void **state)
 	assert_int_equal(socks_proto_c5_connect(out, sizeof(out), &t),
 			 4 + 1 + 255 + 2);
 	assert_int_equal(out[4], 255);
-	parse_one(AT_NOAUTH, out, 4 + 1 + 255 + 2, &m);
+	/* one 255-byte label is no host name: our own server refuses it */
+	parse_fail(AT_NOAUTH, out, 4 + 1 + 255 + 2, SOCKS5_REP_FAIL);
+	fill_name((uint8_t *)name, 253);
+	name[253] = '\0';
+	set_name(&t, name, 1);
+	assert_int_equal(socks_proto_c5_connect(out, sizeof(out), &t),
+			 4 + 1 + 253 + 2);
+	parse_one(AT_NOAUTH, out, 4 + 1 + 253 + 2, &m);
 	assert_memory_equal(&m.target, &t, sizeof(t));
 
 	t.namelen = 0;
@@ -1355,6 +1448,7 @@ int main(void)
 		cmocka_unit_test(test_s4_bind_and_other_cmds),
 		cmocka_unit_test(test_s4_empty_userid_and_zero_ip),
 		cmocka_unit_test(test_s4a_name),
+		cmocka_unit_test(test_s4a_bad_names_refused),
 		cmocka_unit_test(test_s4a_literal_name_stays_domain),
 		cmocka_unit_test(test_s4a_name_limits),
 		cmocka_unit_test(test_s4_userid_255),
