@@ -219,6 +219,39 @@ static int resolver_ns_add(char *val)
 		R.dns, (struct sockaddr *)&sin6, sizeof(sin6), 0);
 }
 
+/* "search a b c" or "domain a": the last such line wins (resolv.conf(5)).
+ * evdns_base_search_add() puts a domain first, so they are added last to
+ * first. The domains are appended to names sent to evdns: the same
+ * rules as names apply. */
+#define SEARCH_MAX 6
+
+static void resolver_search_line(const char *p, const char *end)
+{
+	const char *dom[SEARCH_MAX];
+	size_t len[SEARCH_MAX], n;
+	unsigned count = 0;
+	char val[ADDR_NAME_MAX + 1];
+
+	evdns_base_search_clear(R.dns);
+	for (; p < end && count < SEARCH_MAX; p += n) {
+		p = next_field(p, end, &n);
+		if (n == 0)
+			continue;
+		if (n >= sizeof(val) || !addr_name_valid(p, n)) {
+			LOGW("resolv.conf: search domain '%.*s' not used",
+			     (int)(n < 64 ? n : 64), p);
+			continue;
+		}
+		dom[count] = p;
+		len[count++] = n;
+	}
+	while (count-- > 0) {
+		memcpy(val, dom[count], len[count]);
+		val[len[count]] = '\0';
+		evdns_base_search_add(R.dns, val);
+	}
+}
+
 static void resolvconf_line(const char *p, const char *end)
 {
 	char key[32], val[256];
@@ -244,12 +277,8 @@ static void resolvconf_line(const char *p, const char *end)
 			break;
 		} else if (strcmp(key, "search") == 0 ||
 			   strcmp(key, "domain") == 0) {
-			/* appended to names sent to evdns: the same rules */
-			if (addr_name_valid(val, n))
-				evdns_base_search_add(R.dns, val);
-			else
-				LOGW("resolv.conf: search domain '%s' not used",
-				     val);
+			resolver_search_line(p, end);
+			break;
 		} else if (strcmp(key, "options") == 0) {
 			char *colon = strchr(val, ':');
 			if (colon == NULL)
