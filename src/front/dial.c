@@ -14,6 +14,7 @@
 #include "common/http1.h"
 #include "common/log.h"
 #include "front/resolver.h"
+#include "front/selfdial.h"
 #include "front/socks_proto.h"
 
 enum dial_step {
@@ -41,6 +42,7 @@ struct dialer {
 	int fd;
 	uint8_t step;
 	bool sending;
+	bool self_ok;     /* DIAL_F_SELF_OK */
 	short watching;   /* flags the owner watches the fd for */
 	struct event ev;  /* deferred completion (no fd) */
 	struct resolver_query *rq;
@@ -154,6 +156,26 @@ static void dial_wait(struct dialer *d, short what)
 	}
 }
 
+/* The first hop is one of our own endpoints (selfdial.h). */
+static bool dial_self(const struct dialer *d, const struct sockaddr *sa,
+		      bool connected)
+{
+	char buf[ADDR_STRLEN];
+
+	if (d->self_ok)
+		return false;
+	if (!(connected ? selfdial_connected_to_self(d->fd, sa)
+			: selfdial_refused(sa)))
+		return false;
+	if (addr_format_sockaddr(sa, buf, sizeof(buf)) < 0)
+		strcpy(buf, "?");
+	LOG_RL(LOGL_WARN, 10,
+	       "refused to dial %s: this daemon's own listener or API "
+	       "(--allow-self-dial allows it)",
+	       buf);
+	return true;
+}
+
 static bool dial_blocked(const struct sockaddr *sa)
 {
 	switch (addr_classify(sa)) {
@@ -241,7 +263,7 @@ static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
 	else
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-	if (dial_blocked(sa)) {
+	if (dial_blocked(sa) || dial_self(d, sa, false)) {
 		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}
@@ -356,6 +378,12 @@ static void dial_connected(struct dialer *d)
 		err = errno;
 	if (err != 0) {
 		dial_end(d, DIAL_ERR_CONNECT, err);
+		return;
+	}
+	/* after the fact too: an address of this host the front cannot
+	 * list (another interface's) shows as local == peer */
+	if (dial_self(d, (struct sockaddr *)&d->peer, true)) {
+		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}
 	if (d->nhops == 0) {
@@ -569,7 +597,8 @@ void dial_on_event(struct dialer *d, short what)
 
 struct dialer *dial_start(const struct netaddr *target,
 			  const struct proxy_hop *hops, size_t nhops,
-			  dial_cb cb, dial_watch_cb watch, void *arg)
+			  unsigned flags, dial_cb cb, dial_watch_cb watch,
+			  void *arg)
 {
 	struct dialer *d = calloc(1, sizeof(*d));
 	const struct netaddr *first = nhops > 0 ? &hops[0].addr : target;
@@ -587,6 +616,7 @@ struct dialer *dial_start(const struct netaddr *target,
 	d->nhops = nhops;
 	d->target = *target;
 	d->fd = -1;
+	d->self_ok = (flags & DIAL_F_SELF_OK) != 0;
 	clock_gettime(CLOCK_MONOTONIC, &d->t0);
 	if (first->type != ADDR_DOMAIN) {
 		len = (socklen_t)addr_to_sockaddr(first, &ss);

@@ -75,6 +75,11 @@ void dial_priv_socket(struct dialer *d, int fd, int err);
 
 void dial_setup(struct event_base *base, const struct dial_policy *p);
 
+/* dial_start flags. DIAL_F_SELF_OK: the first hop may be one of this
+ * daemon's own listeners or its API (selfdial.h); only for connections
+ * the ruleset process makes for itself (RPC), never for a client's. */
+#define DIAL_F_SELF_OK 1u
+
 /* Start. hops[0..nhops) must stay valid until the callback. Returns the
  * dialer, or NULL when out of memory. On success the callback gets the
  * socket (still watched by the owner); on failure, and on cancel, the
@@ -82,7 +87,8 @@ void dial_setup(struct event_base *base, const struct dial_policy *p);
  * before dial_cancel). */
 struct dialer *dial_start(const struct netaddr *target,
 			  const struct proxy_hop *hops, size_t nhops,
-			  dial_cb cb, dial_watch_cb watch, void *arg);
+			  unsigned flags, dial_cb cb, dial_watch_cb watch,
+			  void *arg);
 /* An event on the socket the owner watches for this dialer. */
 void dial_on_event(struct dialer *d, short what);
 /* Abort; the callback will not run. */

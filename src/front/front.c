@@ -24,6 +24,7 @@
 #include "front/resolver.h"
 #include "front/route.h"
 #include "front/rpcdial.h"
+#include "front/selfdial.h"
 #include "front/session.h"
 #include "privsep/sandbox.h"
 
@@ -157,6 +158,7 @@ static int front_compile(struct front_conf *fc)
 			LOGE("-f: bad address");
 			return -1;
 		}
+		(void)addr_unmap(&fc->forward); /* as a client's target */
 		fc->has_forward = true;
 	}
 	return 0;
@@ -222,6 +224,7 @@ static int front_start(const struct msg_sandbox *sb)
 	free(F.resolvconf);
 	free(F.hosts);
 	F.resolvconf = F.hosts = NULL;
+	selfdial_setup(c);
 	dial_setup(F.base, &pol);
 	relay_setup(c->pipe);
 	session_setup(F.base, &F.fc);
@@ -340,6 +343,7 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 			close(m->fd);
 			goto bad;
 		}
+		(void)selfdial_add_listener(m->fd);
 		return;
 	}
 	case MSG_START: {

@@ -171,7 +171,10 @@ static void rpcdial_start(const struct msg *m)
 	RD.n++;
 	evtimer_assign(&x->timer, RD.base, rpcdial_timeout, x);
 	evtimer_add(&x->timer, &fc->timeout);
-	x->d = dial_start(&to, x->hops, n, rpcdial_done, rpcdial_watch, x);
+	/* the ruleset's own RPC, not a client's request: it may call this
+	 * daemon's API (its token and code are the ruleset's) */
+	x->d = dial_start(&to, x->hops, n, DIAL_F_SELF_OK, rpcdial_done,
+			  rpcdial_watch, x);
 	if (x->d == NULL) {
 		rpcdial_answer(m->id, -1, "out of memory");
 		rpcdial_free(x);

@@ -456,8 +456,8 @@ static void session_dial(struct session *s)
 
 	s->state = SS_DIAL;
 	s->dialed = true;
-	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, session_dialed,
-			      session_dial_watch, s);
+	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, 0,
+			      session_dialed, session_dial_watch, s);
 	if (hs->dial == NULL) {
 		struct dial_result r = { .err = DIAL_ERR_SYSTEM,
 					 .sys_errno = ENOMEM,
@@ -485,6 +485,9 @@ void session_request(struct session *s)
 	hs->request_done = true;
 	s->state = SS_ROUTE;
 	front_stats.requests++;
+	/* [::ffff:a.b.c.d] is the IPv4 host: the ruleset's route() decides
+	 * it, as the IPv4 literal (docs/ruleset.md) */
+	(void)addr_unmap(&hs->target);
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
 	if (!sess_fc->use_ruleset) {
@@ -548,6 +551,7 @@ static int session_take_decision(struct session *s,
 
 	if (addr_parse(&to, d->addr.p, d->addr.len, -1) < 0 || to.port == 0)
 		return -1;
+	(void)addr_unmap(&to);
 	if (n > PROXYCHAIN_MAX * 2)
 		return -1;
 	hops = n > 0 ? calloc(n, sizeof(*hops)) : NULL;

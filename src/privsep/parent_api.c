@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/addr.h"
 #include "common/log.h"
 #include "privsep/sandbox.h"
 
@@ -215,6 +216,22 @@ static int parent_api_bind_unix(const char *path)
 	return fd;
 }
 
+/* "--api 127.0.0.1:0": the address the front is told (it refuses to dial
+ * the API for proxy clients) names the port the kernel chose. */
+static void parent_api_bound_port(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char buf[sizeof(P.conf.restapi)]; /* an IP literal and a port fit */
+	size_t n = strlen(P.conf.restapi);
+
+	if (n < 2 || strcmp(P.conf.restapi + n - 2, ":0") != 0)
+		return;
+	if (getsockname(PA.fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    addr_format_sockaddr((struct sockaddr *)&ss, buf, sizeof(buf)) > 0)
+		snprintf(P.conf.restapi, sizeof(P.conf.restapi), "%s", buf);
+}
+
 int parent_api_bind(void)
 {
 	if (!P.conf.restapi[0])
@@ -228,6 +245,7 @@ int parent_api_bind(void)
 			return -1;
 		/* the ruleset process owns it; the front never gets it */
 		PA.fd = P.ls[--P.nls].fd;
+		parent_api_bound_port();
 	}
 	if (PA.fd < 0)
 		return -1;

@@ -662,6 +662,21 @@ local function joinhostport(host, port)
     return host .. ":" .. port
 end
 
+-- IPv4-mapped IPv6 (::ffff:a.b.c.d, as parse_ipv6's hi, lo) -> the IPv4
+-- address as parse_ipv4's integer, else nil. Such an address reaches the
+-- IPv4 host, so it is routed by the IPv4 rules: a rule that rejects
+-- 127.0.0.0/8 also rejects [::ffff:127.0.0.1].
+local function mapped_ipv4(hi, lo)
+    if hi == 0 and lo >> 32 == 0xffff then
+        return lo & 0xffffffff
+    end
+    return nil
+end
+
+local function ipv4_text(ip)
+    return strformat("%d.%d.%d.%d", ip >> 24 & 255, ip >> 16 & 255, ip >> 8 & 255, ip & 255)
+end
+
 -- {s} or s -> list of strings
 local function strings(s)
     if type(s) == "table" then
@@ -1036,9 +1051,28 @@ function rule.default()
     end
 end
 
--- resolve the host name (await.resolve) and route the result through the
--- IPv4 or IPv6 pipeline; unresolvable names are rejected
+-- resolve the host name and route the result through the IPv4 or IPv6
+-- pipeline: _G.hosts first, then await.resolve; the decision names the
+-- resolved address, so the front dials what the rules judged (no second
+-- lookup). Unresolvable names are rejected. This is the resolve-then-route
+-- rule that makes the IP rules cover names too (docs/ruleset.md): as the
+-- last rule of _G.redirect_name, or as _G.route_default. In the latter
+-- place the IP stage it starts ends in the default again, that is in this
+-- rule: an address no IP rule matched then goes direct.
 local route_ip4, route_ip6
+local resolving = setmetatable({}, { __mode = "k" })
+local function resolving_call(f, addr)
+    local co = coroutine.running()
+    local was = resolving[co]
+    resolving[co] = true
+    local r = tpack(pcall(nested, f, addr))
+    resolving[co] = was
+    if not r[1] then
+        error(r[2], 0)
+    end
+    return tunpack(r, 2, r.n)
+end
+
 function rule.resolve()
     return function(addr)
         local host, port = split(addr)
@@ -1046,19 +1080,32 @@ function rule.resolve()
             return nil
         end
         local ip = parse_ipv4(host)
-        if ip then -- already an address: no redirect tables again
-            return route_ip4(addr, ip)
+        local hi, lo
+        if not ip then
+            hi, lo = parse_ipv6(host)
         end
-        local hi, lo = parse_ipv6(host)
-        if hi then
-            return route_ip6(addr, hi, lo)
+        if ip or hi then
+            if resolving[coroutine.running()] then
+                return addr -- back from the default of our own IP stage
+            end
+            -- already an address: no redirect tables again
+            return resolving_call(function(a)
+                if ip then
+                    return route_ip4(a, ip)
+                end
+                return route_ip6(a, hi, lo)
+            end, addr)
         end
-        local resolved = await.resolve(host)
+        local hosts = _G.hosts
+        local resolved = type(hosts) == "table" and hosts[host:lower()] or nil
+        if resolved == nil then
+            resolved = await.resolve(host)
+        end
         if resolved == nil then
             evlogf("resolve failed: %q", host)
             return nil
         end
-        return nested(decide_any, joinhostport(resolved, port))
+        return resolving_call(decide_any, joinhostport(resolved, port))
     end
 end
 
@@ -1275,8 +1322,14 @@ function route_ip4(addr, ip)
     return route_default(addr)
 end
 
--- the IPv6 stage: _G.route6 (matchers get hi, lo), default
+-- the IPv6 stage: _G.route6 (matchers get hi, lo), default; a mapped
+-- IPv4 address goes to the IPv4 stage instead
 function route_ip6(addr, hi, lo)
+    local ip = mapped_ipv4(hi, lo)
+    if ip then
+        local _, port = split(addr)
+        return route_ip4(joinhostport(ipv4_text(ip), port), ip)
+    end
     local action, tag = run_chain2(_G.route6, hi, lo)
     if action then
         return apply(action, tag, addr)
@@ -1298,8 +1351,19 @@ function decide.route(addr)
     return route_default(addr)
 end
 
--- IPv6 requests: _G.redirect6 (matchers get addr), then the IPv6 stage
+-- IPv6 requests: _G.redirect6 (matchers get addr), then the IPv6 stage.
+-- An IPv4-mapped address (::ffff:a.b.c.d) is an IPv4 request: it takes
+-- the IPv4 pipeline as "a.b.c.d:port" (the front already sends those to
+-- route(); this covers names holding the literal, redirects and callers)
 function decide.route6(addr)
+    local host, port = split(addr)
+    if host then
+        local hi, lo = parse_ipv6(host)
+        local ip = hi and mapped_ipv4(hi, lo)
+        if ip then
+            return decide.route(joinhostport(ipv4_text(ip), port))
+        end
+    end
     local action, tag = run_chain1(_G.redirect6, addr)
     if action then
         return apply(action, tag, addr)

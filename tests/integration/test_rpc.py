@@ -65,8 +65,11 @@ def pair(daemon_factory, tmp_path):
     rb = write(tmp_path, "b.lua", B_RULESET % f"127.0.0.1:{b_api}")
     ra = write(tmp_path, "a.lua", A_RULESET % (f"socks5://127.0.0.1:{b_socks}", TOKEN))
     p = Pair()
+    # B's ruleset routes api.neosocksd.internal to B's own API: the
+    # overlay use that --allow-self-dial exists for
     p.b = daemon_factory("-l", f"127.0.0.1:{b_socks}", "--api", f"127.0.0.1:{b_api}",
-                         "--api-token-file", str(tok), "-r", rb, "--loglevel", "5")
+                         "--api-token-file", str(tok), "-r", rb, "--loglevel", "5",
+                         "--allow-self-dial")
     p.a = daemon_factory("-l", f"127.0.0.1:{a_socks}", "--api", f"127.0.0.1:{a_api}",
                          "-r", ra, "--loglevel", "5")
     p.a_api, p.b_api, p.b_socks = a_api, b_api, b_socks

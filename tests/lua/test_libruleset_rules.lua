@@ -478,4 +478,98 @@ function t.test_pipeline_tables_are_live()
     end)
 end
 
+-- Regression (issue 9, defect 3): a rule rejecting 127.0.0.0/8 was passed
+-- by ::ffff:127.0.0.1 (SOCKS5 ATYP 4, HTTP CONNECT [::ffff:7f00:1], a name
+-- holding the literal). IPv4-mapped addresses take the IPv4 pipeline.
+function t.test_mapped_ipv4_routed_as_ipv4()
+    scoped(function(set)
+        set(_G, "route", {
+            { inet.subnet("127.0.0.0/8"), rule.reject(), "lo" },
+            { inet.subnet("10.0.0.0/8"), rule.proxy("socks5://ten:1"), "ten" },
+        })
+        set(_G, "route6", { { inet6.subnet("::/0"), rule.direct(), "any6" } })
+        set(_G, "route_default", { rule.direct() })
+        for _, a in ipairs({ "[::ffff:127.0.0.1]:80", "[::ffff:7f00:1]:80",
+            "[::FFFF:127.1.2.3]:22", "[0:0:0:0:0:ffff:7f00:1]:80" }) do
+            same({ nil }, decide.route6(a))
+            same({ nil }, decide.resolve(a)) -- a name holding the literal
+            same({ nil }, ruleset.route6(a))
+        end
+        assert(has_event('[lo] "127.0.0.1:80"'), "judged as the IPv4 address")
+        -- the decision names the IPv4 address
+        same({ "10.1.2.3:443", "socks5://ten:1" }, decide.route6("[::ffff:10.1.2.3]:443"))
+        same({ "192.0.2.1:80" }, decide.route6("[::ffff:192.0.2.1]:80"))
+        -- the IPv4 redirect table applies too, not redirect6
+        set(_G, "redirect", { { match.host("192.0.2.1"), rule.redirect("10.0.0.9:") } })
+        set(_G, "redirect6", { { match.any(), rule.reject() } })
+        same({ "10.0.0.9:80" }, decide.route6("[::ffff:192.0.2.1]:80"))
+        -- not mapped: still IPv6 (IPv4-compatible, NAT64, loopback)
+        set(_G, "redirect6", nil)
+        same({ "[::127.0.0.1]:80" }, decide.route6("[::127.0.0.1]:80"))
+        same({ "[64:ff9b::7f00:1]:80" }, decide.route6("[64:ff9b::7f00:1]:80"))
+        same({ "[::1]:80" }, decide.route6("[::1]:80"))
+        -- rule.resolve on a mapped address or a mapped answer
+        same({ nil }, rule.resolve()("[::ffff:127.0.0.1]:80"))
+        set(await, "resolve", function() return "::ffff:127.0.0.2" end)
+        same({ nil }, rule.resolve()("evil.test:80"))
+        -- rule.redirect to a mapped address: a redirect is not a way around
+        set(_G, "redirect_name", { { match.any(), rule.loopback("^.*:", "[::ffff:127.0.0.1]:") } })
+        same({ nil }, decide.resolve("x.test:80"))
+    end)
+end
+
+-- Names reach route_default unless a rule matches names: IP rules do not
+-- see them. rule.resolve() is the resolve-then-route rule that makes them.
+function t.test_resolve_then_route()
+    scoped(function(set)
+        local asked = {}
+        set(await, "resolve", function(host)
+            table.insert(asked, host)
+            if host == "localhost" or host:endswith(".localhost") then
+                return "127.0.0.1"
+            elseif host == "six.test" then
+                return "::1"
+            elseif host == "ten.test" then
+                return "10.1.1.1"
+            end
+            return nil
+        end)
+        set(_G, "route", {
+            { inet.subnet("127.0.0.0/8"), rule.reject(), "lo" },
+            { inet.subnet("10.0.0.0/8"), rule.proxy("socks5://ten:1"), "ten" },
+        })
+        set(_G, "route6", { { inet6.subnet("::1/128"), rule.reject(), "lo6" } })
+        set(_G, "route_default", { rule.direct() })
+        -- without it: the name goes to route_default, unseen by the IP rules
+        same({ "localhost:80" }, decide.resolve("localhost:80"))
+        eq(#asked, 0, "nothing resolved")
+        -- as the last rule of redirect_name
+        set(_G, "redirect_name", { { match.any(), rule.resolve(), "resolve" } })
+        same({ nil }, decide.resolve("localhost:80"))
+        same({ nil }, decide.resolve("a.localhost:80"))
+        same({ nil }, decide.resolve("six.test:22"))
+        same({ "10.1.1.1:80", "socks5://ten:1" }, decide.resolve("ten.test:80"))
+        same({ nil }, decide.resolve("nx.test:80")) -- unresolvable: rejected
+        same({ "192.0.2.7:80" }, decide.resolve("192.0.2.7:80"))
+        -- _G.hosts is consulted first, without a lookup
+        set(_G, "hosts", { ["alias.test"] = "127.0.0.5" })
+        local n = #asked
+        same({ nil }, rule.resolve()("ALIAS.test:80"))
+        eq(#asked, n, "hosts answered")
+        -- as route_default: resolved, judged by the IP rules, and what no
+        -- IP rule matches goes direct to the resolved address (no loop)
+        set(_G, "redirect_name", nil)
+        set(_G, "hosts", nil)
+        set(_G, "route_default", { rule.resolve(), "resolve" })
+        same({ nil }, decide.resolve("localhost:80"))
+        same({ "10.1.1.1:80", "socks5://ten:1" }, decide.resolve("ten.test:80"))
+        set(await, "resolve", function() return "192.0.2.8" end)
+        same({ "192.0.2.8:443" }, decide.resolve("www.example:443"))
+        same({ "192.0.2.9:443" }, decide.route("192.0.2.9:443"))
+        same({ nil }, decide.route("127.0.0.1:443"))
+        -- and the depth count is back to zero
+        same({ "192.0.2.8:1" }, decide.resolve("again.example:1"))
+    end)
+end
+
 return t
