@@ -475,3 +475,19 @@ def test_search_domains_tried_in_resolv_conf_order(daemon_factory, tmp_path):
         d.wait_log("search domain 'bad%x.test' not used")
     finally:
         dns.close()
+
+
+def test_api_on_port_0_is_protected_too(daemon_factory):
+    """--api 127.0.0.1:0: the port the kernel chose is what the front is told,
+    so a proxy client cannot reach that API either."""
+    import re
+    socks, = free_ports(1)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", "127.0.0.1:0")
+    d.wait_log("no --api-token-file")
+    api = int(re.search(r"--api 127\.0\.0\.1:(\d+): no --api-token-file", d.log()).group(1))
+    assert api != 0
+    s = connect(api)  # the API is there
+    s.close()
+    s, rep = socks5_connect(socks, "127.0.0.1", api)
+    s.close()
+    assert rep == 0x02, rep
