@@ -227,8 +227,8 @@ static int resolver_ns_add(char *val)
 
 static void resolver_search_line(const char *p, const char *end)
 {
-	const char *dom[SEARCH_MAX];
-	size_t len[SEARCH_MAX], n;
+	const char *dom[SEARCH_MAX] = { 0 };
+	size_t len[SEARCH_MAX] = { 0 }, n;
 	unsigned count = 0;
 	char val[ADDR_NAME_MAX + 1];
 
