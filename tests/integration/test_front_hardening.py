@@ -15,8 +15,8 @@ import struct
 import pytest
 
 from conftest import ROOT
-from helpers import (connect, exchange, free_ports, http_connect, recv_exact,
-                     socks4_connect, socks5_connect, socks5_read_reply)
+from helpers import (access_line, connect, exchange, free_ports, http_connect,
+                     recv_exact, socks4_connect, socks5_connect, socks5_read_reply)
 
 FRONT = "neosocksd: front"
 
@@ -310,8 +310,9 @@ def test_allow_self_dial_lets_the_overlay_reach_its_api(daemon_factory, tmp_path
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 def test_wildcard_api_refused_on_every_local_address(daemon_factory, tmp_path):
-    """A wildcard API (--api 0.0.0.0:P) is reachable on every address of the
-    host: the front refuses P on any other address of the host too (seen
+    """A wildcard API (--api 0.0.0.0:P) or listener (-l 0.0.0.0:S) is
+    reachable on every address of the host: the front refuses P and S on
+    any other address of the host too (seen
     after connect: local address == peer address). The daemon and its client
     run in a network namespace this test creates, with 10.213.77.1 on lo."""
     import subprocess
@@ -328,7 +329,7 @@ def test_wildcard_api_refused_on_every_local_address(daemon_factory, tmp_path):
         binary = os.environ.get("NEOSOCKSD_BIN") or os.path.join(ROOT, "build", "neosocksd")
         for allow in (False, True):
             socks, api = free_ports(2)
-            args = ["netns", "exec", ns, binary, "-l", f"127.0.0.1:{socks}",
+            args = ["netns", "exec", ns, binary, "-l", f"0.0.0.0:{socks}",
                     "--api", f"0.0.0.0:{api}", "--api-allow", "127.0.0.0/8,10.0.0.0/8",
                     "--loglevel", "5"] + (["--allow-self-dial"] if allow else [])
             d = daemon_factory(*args, binary=shutil.which("ip"))
@@ -342,6 +343,14 @@ def test_wildcard_api_refused_on_every_local_address(daemon_factory, tmp_path):
             else:
                 assert p.returncode != 0 and out == "000", (out, d.log())
                 d.wait_log(f"refused to dial {ip}:{api}")
+                # the wildcard SOCKS listener itself, on that address
+                p = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "-o", "/dev/null",
+                                    "--max-time", "20", "--socks5", f"127.0.0.1:{socks}",
+                                    f"http://{ip}:{socks}/"], capture_output=True)
+                assert p.returncode == 97, p.stderr  # the proxy refused
+                # (the warning is rate-limited: the access line tells)
+                line = access_line(d, f"-> {ip}:{socks} via direct")
+                assert line.endswith("connection blocked by policy"), line
             d.stop()
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -475,6 +484,23 @@ def test_search_domains_tried_in_resolv_conf_order(daemon_factory, tmp_path):
         d.wait_log("search domain 'bad%x.test' not used")
     finally:
         dns.close()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-x", "socks5://a%lo:1080"], "-x: "),
+    (["-x", "http://127.0.0.1:1,socks4a://x..y:1"], "-x: "),
+    (["-f", "a%lo:80"], "-f: invalid forward address"),
+    (["-f", "[fe80::1%lo]:80"], "-f: invalid forward address"),
+])
+def test_bad_names_on_the_command_line_are_refused(args, needle):
+    """-x hop names and -f targets pass the same name check (issue 9,
+    defect 1): refused at start, with the flag named."""
+    import subprocess
+    from conftest import BIN
+    p = subprocess.run([BIN, "-l", "127.0.0.1:1080"] + args + ["--check"],
+                       capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0
+    assert needle in p.stderr.decode(), p.stderr
 
 
 def test_api_on_port_0_is_protected_too(daemon_factory):
