@@ -6,6 +6,7 @@
 #include "privsep/parent.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +43,9 @@ static int module_try(const char *dir, const char *name, struct blob *out)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.lua", dir, name) >=
 	    sizeof(path))
 		return 0;
-	if (parent_read_file(path, MSG_LUA_SRC_MAX, out) < 0) {
-		LOGE("require '%s': %s: %s", name, path, strerror(errno));
+	if (readfile_at(AT_FDCWD, path, MSG_LUA_SRC_MAX, out, NULL) < 0) {
+		LOGE("require '%s': %s: %s", name, path,
+		     readfile_strerror(errno));
 		return -1;
 	}
 	return out->data != NULL ? 1 : 0;

@@ -33,51 +33,14 @@ struct parent P;
 static struct child *const children[] = { &P.front, &P.ruleset };
 #define NCHILDREN ((int)(sizeof(children) / sizeof(children[0])))
 
-/* Read a whole regular file up to max bytes. A missing file is empty. */
-int parent_read_file(const char *path, size_t max, struct blob *out)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	size_t n = 0;
-
-	free(out->data);
-	out->data = NULL;
-	out->len = 0;
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size > max) {
-		int e = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	out->data = malloc((size_t)st.st_size + 1);
-	if (out->data == NULL) {
-		close(fd);
-		return -1;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, out->data + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	out->data[n] = '\0';
-	out->len = n;
-	return 0;
-}
-
 static void parent_read_resolver_files(void)
 {
-	if (parent_read_file("/etc/resolv.conf", FILE_MAX_RESOLVCONF,
-			     &P.resolvconf) < 0)
-		LOGW("/etc/resolv.conf: %s", strerror(errno));
-	if (parent_read_file("/etc/hosts", FILE_MAX_HOSTS, &P.hosts) < 0)
-		LOGW("/etc/hosts: %s", strerror(errno));
+	if (readfile_at(AT_FDCWD, "/etc/resolv.conf", FILE_MAX_RESOLVCONF,
+			&P.resolvconf, NULL) < 0)
+		LOGW("/etc/resolv.conf: %s", readfile_strerror(errno));
+	if (readfile_at(AT_FDCWD, "/etc/hosts", FILE_MAX_HOSTS, &P.hosts,
+			NULL) < 0)
+		LOGW("/etc/hosts: %s", readfile_strerror(errno));
 }
 
 static const char *listener_kind_name(int kind)
@@ -382,7 +345,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static int parent_open_exe(void)
 {
-	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int fd = open("/proc/self/exe", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
 		LOGF("cannot open /proc/self/exe (is /proc mounted?): %s",
@@ -493,6 +456,7 @@ static int parent_setup_events(void)
 int parent_main(int argc, char **argv)
 {
 	char err[512];
+	const char *src;
 	int exe_fd, code;
 
 	if (parent_parse(argc, argv, &code) < 0)
@@ -518,14 +482,12 @@ int parent_main(int argc, char **argv)
 	if (exe_fd < 0)
 		return 1;
 	parent_read_resolver_files();
-	if (parent_read_file(P.conf.config_file[0] ? P.conf.config_file
-						   : P.conf.ruleset,
-			     MSG_LUA_SRC_MAX, &P.ruleset_good) < 0 ||
-	    ((P.conf.config_file[0] || P.conf.ruleset[0]) &&
-	     P.ruleset_good.data == NULL)) {
-		LOGF("%s: %s",
-		     P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset,
-		     errno ? strerror(errno) : "no such file");
+	src = P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
+	if (src[0] && (readfile_at(AT_FDCWD, src, MSG_LUA_SRC_MAX,
+				   &P.ruleset_good, NULL) < 0 ||
+		       P.ruleset_good.data == NULL)) {
+		/* absent: readfile_at() left ENOENT in errno */
+		LOGF("%s: %s", src, readfile_strerror(errno));
 		return 1;
 	}
 	if (parent_api_state_load() < 0)

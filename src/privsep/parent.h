@@ -14,6 +14,7 @@
 #include "common/msg.h"
 #include "privsep/cli.h"
 #include "privsep/proc.h"
+#include "privsep/readfile.h"
 
 #define PARENT_MAX_LISTENERS 4
 
@@ -21,11 +22,6 @@ struct plistener {
 	int fd;
 	int kind; /* enum listener_kind */
 	char addr[CONF_ADDR_MAX];
-};
-
-struct blob {
-	char *data;
-	size_t len;
 };
 
 struct parent {
@@ -56,7 +52,6 @@ extern struct parent P;
 int parent_main(int argc, char **argv);
 
 /* parent.c */
-int parent_read_file(const char *path, size_t max, struct blob *out);
 void parent_child_ready(struct child *c);
 void parent_check_exit(void);
 /* Bind the listeners and start the front (after -c was evaluated). */

@@ -78,11 +78,10 @@ static int parent_read_token(const char *path, char *out, const char *opt)
 	out[0] = '\0';
 	if (!path[0])
 		return 0;
-	if (parent_read_file(path, MSG_TOKEN_MAX + 2, &b) < 0 ||
+	if (readfile_at(AT_FDCWD, path, MSG_TOKEN_MAX + 2, &b, &st) < 0 ||
 	    b.data == NULL) {
-		LOGE("%s %s: %s", opt, path,
-		     b.data == NULL && errno == 0 ? "no such file"
-						  : strerror(errno));
+		/* absent: readfile_at() left ENOENT in errno */
+		LOGE("%s %s: %s", opt, path, readfile_strerror(errno));
 		free(b.data);
 		return -1;
 	}
@@ -109,7 +108,7 @@ static int parent_read_token(const char *path, char *out, const char *opt)
 	out[n] = '\0';
 	explicit_bzero(b.data, b.len);
 	free(b.data);
-	if (stat(path, &st) == 0 && (st.st_mode & 0077) != 0)
+	if ((st.st_mode & 0077) != 0)
 		LOGW("%s %s: readable by group or others (mode %04o)", opt,
 		     path, (unsigned)(st.st_mode & 07777));
 	return 0;
@@ -434,8 +433,9 @@ int parent_api_state_load(void)
 		LOGF("--state-dir %s: %s", P.conf.state_dir, strerror(errno));
 		return -1;
 	}
-	PA.state_dfd = open(P.conf.state_dir,
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	PA.state_dfd = open(P.conf.state_dir, O_RDONLY | O_DIRECTORY |
+						      O_NONBLOCK | O_CLOEXEC |
+						      O_NOFOLLOW);
 	if (PA.state_dfd < 0 || fstat(PA.state_dfd, &st) < 0) {
 		LOGF("--state-dir %s: %s", P.conf.state_dir, strerror(errno));
 		return -1;
@@ -452,8 +452,9 @@ int parent_api_state_load(void)
 		LOGF("--state-dir: path too long");
 		return -1;
 	}
-	if (parent_read_file(path, STATE_MAX_BYTES + 64u * 1024, &b) < 0) {
-		LOGF("%s: %s", path, strerror(errno));
+	if (readfile_at(PA.state_dfd, STATE_FILE, STATE_MAX_BYTES + 64u * 1024,
+			&b, NULL) < 0) {
+		LOGF("%s: %s", path, readfile_strerror(errno));
 		return -1;
 	}
 	if (b.data == NULL)

@@ -3,6 +3,7 @@
 #include "privsep/parent.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,12 +279,12 @@ void parent_ruleset_reload(void)
 		notify_ready_after_reload();
 		return;
 	}
-	if (parent_read_file(parent_source_path(), MSG_LUA_SRC_MAX, &src) <
-		    0 ||
+	if (readfile_at(AT_FDCWD, parent_source_path(), MSG_LUA_SRC_MAX, &src,
+			NULL) < 0 ||
 	    src.data == NULL) {
+		/* absent: readfile_at() left ENOENT in errno */
 		LOGE("reload: %s: %s; the previous ruleset stays",
-		     parent_source_path(),
-		     src.data == NULL ? "no such file" : strerror(errno));
+		     parent_source_path(), readfile_strerror(errno));
 		notify_ready_after_reload();
 		return;
 	}

@@ -1,0 +1,120 @@
+"""The parent against hostile files and compromised children (issue 9,
+defects 4, 5, 9, 10, 12): every file it opens is checked to be a regular
+file without ever blocking; a failed respawn backs off; a child that stops
+reading its channel, floods a request or its log is bounded; a child
+outlives neither the parent nor its uid switch."""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+
+import pytest
+
+from conftest import BIN, Daemon
+from helpers import free_ports, socks5_connect, wait_until
+from privsep_util import IS_ROOT, alive, getfd, socket_of
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
+
+ROUTE_DIRECT = """
+local function d(a) return a end
+return { resolve = d, route = d, route6 = d }
+"""
+
+
+def start(daemon_factory, *extra, **kw):
+    socks, = free_ports(1)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--loglevel", "5", *extra, **kw)
+    d.socks = socks
+    return d
+
+
+def served(d, port):
+    s, rep = socks5_connect(d.socks, "127.0.0.1", port)
+    s.close()
+    return rep == 0
+
+
+def front_pid(d):
+    return d.child_by_title("neosocksd: front")
+
+
+def ruleset_pid(d):
+    return d.child_by_title("neosocksd: ruleset")
+
+
+def run_to_exit(args, tmp_path, timeout=20):
+    """Start the daemon expecting it to refuse: (exit status, log). A
+    daemon still running after timeout fails the test (it is killed)."""
+    d = Daemon(args, tmpdir=str(tmp_path))
+    d.start(wait_ready=False)
+    try:
+        code = d.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        d.proc.wait(5)
+        raise AssertionError(f"the daemon hung; log:\n{d.log()}")
+    finally:
+        d.close()
+    return code, d.log()
+
+
+# ---- defect 9: a FIFO (or any non-regular file) where a file is read ----
+
+
+def test_fifo_module_does_not_block_the_parent(daemon_factory, tmp_path, http_target):
+    """Regression (issue 9, defect 9): require() of a module whose file is
+    a FIFO blocked the parent forever in open(). Now the module is refused
+    as not a regular file and the daemon serves."""
+    os.mkfifo(tmp_path / "fifomod.lua")
+    os.mkdir(tmp_path / "dirmod.lua")
+    rs = tmp_path / "rs.lua"
+    rs.write_text("local ok1, e1 = pcall(require, 'fifomod')\n"
+                  "local ok2, e2 = pcall(require, 'dirmod')\n"
+                  "assert(not ok1 and not ok2)\n" + ROUTE_DIRECT)
+    d = start(daemon_factory, "-r", str(rs))
+    assert served(d, http_target.port)
+    d.wait_log("fifomod.lua: not a regular file")
+    d.wait_log("dirmod.lua: Is a directory")
+
+
+@pytest.mark.parametrize("what", ["-r", "-c", "--api-token-file", "state"])
+def test_fifo_given_as_a_file_is_refused(tmp_path, what):
+    """Regression (issue 9, defect 9): a FIFO named as the ruleset, the
+    config file, a token file or the saved state hung the daemon at start;
+    now it refuses to start and says why."""
+    socks, api = free_ports(2)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    rs = tmp_path / "rs.lua"
+    rs.write_text(ROUTE_DIRECT)
+    args = ["-l", f"127.0.0.1:{socks}"]
+    if what in ("-r", "-c"):
+        args += [what, str(fifo)]
+    elif what == "--api-token-file":
+        args += ["--api", f"127.0.0.1:{api}", "--api-token-file", str(fifo)]
+    else:
+        state = tmp_path / "state"
+        state.mkdir(mode=0o700)
+        os.mkfifo(state / "updates")
+        args += ["-r", str(rs), "--api", f"127.0.0.1:{api}", "--state-dir", str(state)]
+    code, log = run_to_exit(args, tmp_path)
+    assert code != 0
+    assert "not a regular file" in log, log
+
+
+def test_fifo_on_reload_keeps_the_old_ruleset(daemon_factory, tmp_path, http_target):
+    """Regression (issue 9, defect 9): SIGHUP with the ruleset replaced by
+    a FIFO blocked the parent; now the reload fails and the old ruleset
+    stays."""
+    rs = tmp_path / "rs.lua"
+    rs.write_text(ROUTE_DIRECT)
+    d = start(daemon_factory, "-r", str(rs))
+    rs.unlink()
+    os.mkfifo(rs)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("not a regular file; the previous ruleset stays")
+    d.wait_notify("READY=1")
+    assert served(d, http_target.port)
