@@ -90,7 +90,7 @@ int execute_request(struct child *c, const struct msg *m)
 	}
 	pid = fork();
 	if (pid < 0) {
-		LOGE("execute: fork: %s", strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "execute: fork: %s", strerror(errno));
 		execute_reply(m->id, EXEC_REFUSED, 0);
 		return 0;
 	}

@@ -44,8 +44,8 @@ static int module_try(const char *dir, const char *name, struct blob *out)
 	    sizeof(path))
 		return 0;
 	if (readfile_at(AT_FDCWD, path, MSG_LUA_SRC_MAX, out, NULL) < 0) {
-		LOGE("require '%s': %s: %s", name, path,
-		     readfile_strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "require '%s': %s: %s", name, path,
+		       readfile_strerror(errno));
 		return -1;
 	}
 	return out->data != NULL ? 1 : 0;
@@ -117,6 +117,7 @@ int modules_request(struct child *c, const struct msg *m)
 	     mm.found == 1 ? "served" : mm.found == 0 ? "not found" : "error");
 	if (chanev_sendv(&c->ch, MSG_R_MODULE, m->id, iov,
 			 mm.found == 1 ? 2 : 1, -1) < 0)
-		LOGE("cannot answer require '%s'", name);
+		LOG_RL(LOGL_ERROR, 10, "cannot answer require '%s': %s", name,
+		       strerror(errno));
 	return 0;
 }

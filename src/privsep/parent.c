@@ -154,13 +154,18 @@ void parent_link_peers(void)
 	    !P.ruleset.ch.open)
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		LOGE("socketpair: %s", strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "socketpair: %s", strerror(errno));
 		return;
 	}
 	if (chanev_send(&P.front.ch, MSG_PEER_CHAN, 0, NULL, 0, sv[0]) < 0)
-		LOGE("cannot hand the peer channel to the front");
+		LOG_RL(LOGL_ERROR, 10,
+		       "cannot hand the peer channel to the front: %s",
+		       strerror(errno));
 	if (chanev_send(&P.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0, sv[1]) < 0)
-		LOGE("cannot hand the peer channel to the ruleset process");
+		LOG_RL(LOGL_ERROR, 10,
+		       "cannot hand the peer channel to the ruleset "
+		       "process: %s",
+		       strerror(errno));
 }
 
 static void parent_status(void)

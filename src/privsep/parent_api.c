@@ -554,7 +554,8 @@ int parent_api_persist(const struct msg *m)
 		return -1;
 	e.src = malloc(len + 1);
 	if (e.src == NULL) {
-		LOGE("--state-dir: out of memory; the update is not saved");
+		LOG_RL(LOGL_ERROR, 10,
+		       "--state-dir: out of memory; the update is not saved");
 		return 0;
 	}
 	memcpy(e.src, (const char *)m->data + sizeof(u), len);
@@ -563,17 +564,18 @@ int parent_api_persist(const struct msg *m)
 	    state_same_key(&PA.state[PA.nstate - 1].rec, &e.rec))
 		state_remove(PA.nstate - 1);
 	if (!state_make_room(len)) {
-		LOGE("--state-dir: more than %d updates or %u MiB saved; "
-		     "this one is applied but not saved",
-		     STATE_MAX_ENTRIES, STATE_MAX_BYTES >> 20);
+		LOG_RL(LOGL_ERROR, 10,
+		       "--state-dir: more than %d updates or %u MiB saved; "
+		       "this one is applied but not saved",
+		       STATE_MAX_ENTRIES, STATE_MAX_BYTES >> 20);
 		free(e.src);
 	} else {
 		PA.state[PA.nstate++] = e;
 		PA.state_bytes += len;
 	}
 	if (PA.state_dfd >= 0 && state_save() < 0)
-		LOGE("--state-dir %s: cannot save: %s", P.conf.state_dir,
-		     strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "--state-dir %s: cannot save: %s",
+		       P.conf.state_dir, strerror(errno));
 	return 0;
 }
 

@@ -104,7 +104,7 @@ int priv_socket(struct child *c, const struct msg *m)
 	fd = priv_make_socket((int)req.family, &rep.err);
 	if (chanev_send(&c->ch, MSG_PRIV_SOCKET_REPLY, m->id, &rep,
 			sizeof(rep), fd) < 0)
-		LOGW("cannot answer the %s: %s", role_name(c->role),
-		     strerror(errno));
+		LOG_RL(LOGL_WARN, 10, "cannot answer the %s: %s",
+		       role_name(c->role), strerror(errno));
 	return 0;
 }

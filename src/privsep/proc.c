@@ -135,18 +135,18 @@ int proc_spawn(struct child *c)
 	pid_t parent = getpid(), pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		LOGE("socketpair: %s", strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "socketpair: %s", strerror(errno));
 		return -1;
 	}
 	if (pipe2(lp, O_CLOEXEC) < 0) {
-		LOGE("pipe2: %s", strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "pipe2: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
 	}
 	pid = fork();
 	if (pid < 0) {
-		LOGE("fork: %s", strerror(errno));
+		LOG_RL(LOGL_ERROR, 10, "fork: %s", strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
 		close(lp[0]);
@@ -168,12 +168,18 @@ int proc_spawn(struct child *c)
 	fcntl(lp[0], F_SETFL, O_NONBLOCK);
 	c->logev = event_new(proc_base, lp[0], EV_READ | EV_PERSIST,
 			     proc_log_cb, c);
+	if (c->logev == NULL) {
+		close(c->logfd);
+		c->logfd = -1;
+	}
 	if (c->logev == NULL || event_add(c->logev, NULL) < 0 ||
 	    chanev_init(&c->ch, proc_base, sv[0], c->kind, c->role,
 			c->on_msg, proc_chan_err, c) < 0) {
-		LOGE("cannot watch the %s process", role_name(c->role));
+		/* it runs: reaped and respawned like any child that died */
+		LOG_RL(LOGL_ERROR, 10, "cannot watch the %s process",
+		       role_name(c->role));
 		proc_kill(c, "setup failed");
-		return -1;
+		return 0;
 	}
 	LOGD("started %s, pid %d", role_name(c->role), (int)pid);
 	c->on_spawn(c);
@@ -191,29 +197,23 @@ void proc_kill(struct child *c, const char *why)
 	chanev_close(&c->ch);
 }
 
-static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
+/* 0, then BACKOFF_MIN_MS, doubling up to BACKOFF_MAX_MS. */
+static void proc_backoff_grow(struct child *c)
 {
-	struct child *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (proc_spawn(c) < 0)
-		proc_schedule_respawn(c);
-}
-
-void proc_schedule_respawn(struct child *c)
-{
-	struct timeval tv;
-	int64_t lived = proc_now_ms() - c->started_ms;
-
-	if (lived >= STABLE_MS)
-		c->backoff_ms = 0;
-	else if (c->backoff_ms == 0)
+	if (c->backoff_ms == 0)
 		c->backoff_ms = BACKOFF_MIN_MS;
 	else if (c->backoff_ms < BACKOFF_MAX_MS)
 		c->backoff_ms *= 2;
 	if (c->backoff_ms > BACKOFF_MAX_MS)
 		c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg);
+
+static void proc_arm_respawn(struct child *c)
+{
+	struct timeval tv;
+
 	c->restarts++;
 	if (c->respawn_ev == NULL)
 		c->respawn_ev = evtimer_new(proc_base, proc_respawn_cb, c);
@@ -221,7 +221,32 @@ void proc_schedule_respawn(struct child *c)
 	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
 	LOGN("respawning %s in %d ms (restart %u)", role_name(c->role),
 	     c->backoff_ms, c->restarts);
-	evtimer_add(c->respawn_ev, &tv);
+	if (c->respawn_ev == NULL || evtimer_add(c->respawn_ev, &tv) < 0)
+		LOG_RL(LOGL_ERROR, 10, "cannot arm the %s's respawn timer",
+		       role_name(c->role));
+}
+
+static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (proc_spawn(c) == 0)
+		return;
+	/* nothing started: how long the previous child lived says nothing
+	 * about this; wait longer each time */
+	proc_backoff_grow(c);
+	proc_arm_respawn(c);
+}
+
+void proc_schedule_respawn(struct child *c)
+{
+	if (proc_now_ms() - c->started_ms >= STABLE_MS)
+		c->backoff_ms = 0;
+	else
+		proc_backoff_grow(c);
+	proc_arm_respawn(c);
 }
 
 void proc_reap(struct child **children, int n,

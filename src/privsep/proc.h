@@ -46,7 +46,9 @@ struct child {
 };
 
 void proc_setup(struct event_base *base, int exe_fd);
-/* Fork and exec. 0, or -1 (logged). */
+/* Fork and exec. 0: started (a child that could not be watched is killed
+ * at once and respawned when reaped, like any child that died); -1: nothing
+ * started (logged, rate-limited). */
 int proc_spawn(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
  * as an error; NULL for an expected end (the daemon is finishing). */
@@ -55,7 +57,10 @@ void proc_kill(struct child *c, const char *why);
  * to other (commands run for await.execute). */
 void proc_reap(struct child **children, int n,
 	       bool (*other)(pid_t pid, int status));
-/* Respawn after the back-off delay. */
+/* A child died: respawn it at once if it had lived STABLE_MS, else after
+ * a back-off that doubles from BACKOFF_MIN_MS to BACKOFF_MAX_MS. A respawn
+ * that starts nothing (out of descriptors, say) doubles the back-off too,
+ * whatever the dead child's lifetime. */
 void proc_schedule_respawn(struct child *c);
 int64_t proc_now_ms(void);
 

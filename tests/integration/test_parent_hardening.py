@@ -118,3 +118,52 @@ def test_fifo_on_reload_keeps_the_old_ruleset(daemon_factory, tmp_path, http_tar
     d.wait_log("not a regular file; the previous ruleset stays")
     d.wait_notify("READY=1")
     assert served(d, http_target.port)
+
+
+# ---- defect 4: a respawn that fails, and repeating errors in the log ----
+
+
+def test_failed_respawn_backs_off(daemon_factory, http_target):
+    """Regression (issue 9, defect 4): when a respawn itself failed (the
+    parent out of descriptors) after a child that had lived more than 10 s,
+    the back-off was computed from that child's start: "respawning in 0 ms"
+    forever, 100% CPU and a flood of log lines. Now every failed spawn
+    doubles the back-off, and the failure is logged at a bounded rate."""
+    import resource
+    import time
+    d = start(daemon_factory)
+    f = front_pid(d)
+    # the stimulus, not a synchronisation: a child that lived 10 s
+    # (STABLE_MS) is respawned at once, which is where the loop began
+    time.sleep(10.5)
+    soft, hard = resource.prlimit(d.pid, resource.RLIMIT_NOFILE)
+    # no new descriptor in the parent: the respawn's socketpair fails
+    resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (3, hard))
+    try:
+        os.kill(f, signal.SIGKILL)
+        d.wait_log("respawning front in 1600 ms", timeout=30)
+    finally:
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    wait_until(lambda: front_pid(d) not in (None, f), 30, "the front did not come back")
+    wait_until(lambda: served(d, http_target.port), 10)
+    log = d.log()
+    assert log.count("respawning front in 0 ms") == 1, log
+    for ms in (100, 200, 400, 800):
+        assert log.count(f"respawning front in {ms} ms") == 1, log
+    # the same error, once per back-off step, reaches the log once
+    assert log.count("Too many open files") <= 2, log
+
+
+def test_repeating_module_error_logged_at_a_bounded_rate(daemon_factory, tmp_path,
+                                                         http_target):
+    """Regression (issue 9, defect 4): an error a child can repeat at will
+    (here require() of a module that is a directory, 300 times) was logged
+    by the parent every time; now the same line is rate-limited and the
+    suppressed ones are counted."""
+    os.mkdir(tmp_path / "dirmod.lua")
+    rs = tmp_path / "rs.lua"
+    rs.write_text("for i = 1, 300 do assert(not pcall(require, 'dirmod')) end\n"
+                  + ROUTE_DIRECT)
+    d = start(daemon_factory, "-r", str(rs))
+    assert served(d, http_target.port)
+    assert d.log().count("require 'dirmod'") == 1, d.log()
