@@ -31,6 +31,9 @@ enum chan_kind {
 #define MSG_MAXLEN (8u << 20)
 /* Most bytes a sender may queue on one channel. */
 #define MSG_WMAX (64u << 20)
+/* Most PRIV_SOCKET requests the front keeps unanswered; the parent kills a
+ * front with more answers than this waiting to be read. */
+#define MSG_PRIV_PENDING_MAX 4096
 
 /* Each type has exactly one channel and one sender. Messages sent by the
  * parent to both children exist twice (one type per channel), so the

@@ -42,6 +42,7 @@ void msgchan_free(struct msgchan *c, bool close_fd)
 	c->whead = NULL;
 	c->wtail = &c->whead;
 	c->wbytes = 0;
+	c->wmsgs = c->wfds = 0;
 	for (unsigned i = 0; i < c->nfdq; i++)
 		close(c->fdq[i].fd);
 	c->nfdq = 0;
@@ -240,6 +241,9 @@ int msgchan_composev(struct msgchan *c, uint16_t type, uint32_t id,
 	*c->wtail = o;
 	c->wtail = &o->next;
 	c->wbytes += o->len;
+	c->wmsgs++;
+	if (fd >= 0)
+		c->wfds++;
 	return 0;
 fail:
 	if (fd >= 0) {
@@ -318,6 +322,7 @@ int msgchan_flush(struct msgchan *c)
 			if (o->fd >= 0) {
 				close(o->fd); /* the kernel holds a reference */
 				o->fd = -1;
+				c->wfds--;
 			}
 			if (left < chunk) {
 				o->off += left;
@@ -327,6 +332,7 @@ int msgchan_flush(struct msgchan *c)
 			c->whead = o->next;
 			if (c->whead == NULL)
 				c->wtail = &c->whead;
+			c->wmsgs--;
 			free(o);
 		}
 	}

@@ -74,6 +74,7 @@ struct msgchan {
 	/* output */
 	struct msgchan_out *whead, **wtail;
 	size_t wbytes, wmax;
+	unsigned wmsgs, wfds; /* messages not wholly sent, fds not yet sent */
 };
 
 /* fd: a connected SOCK_STREAM unix socket, set non-blocking by the caller.
@@ -109,6 +110,17 @@ int msgchan_flush(struct msgchan *c);
 static inline size_t msgchan_queued(const struct msgchan *c)
 {
 	return c->wbytes;
+}
+
+/* Messages queued and not yet wholly written; fds among them not sent. */
+static inline unsigned msgchan_queued_msgs(const struct msgchan *c)
+{
+	return c->wmsgs;
+}
+
+static inline unsigned msgchan_queued_fds(const struct msgchan *c)
+{
+	return c->wfds;
 }
 
 #endif

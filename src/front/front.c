@@ -33,7 +33,7 @@
 void socks_set_auth_required(bool on);
 void http_set_auth_required(bool on);
 
-#define PRIV_PENDING_MAX 4096
+#define PRIV_PENDING_MAX MSG_PRIV_PENDING_MAX /* the parent's cap too */
 
 struct priv_pending {
 	uint32_t id;

@@ -149,9 +149,14 @@ static void parent_close_listeners(void)
 void parent_link_peers(void)
 {
 	int sv[2];
+	bool over;
 
 	if (!P.front.running || !P.front.ch.open || !P.ruleset.running ||
 	    !P.ruleset.ch.open)
+		return;
+	/* a child that leaves its fds unread gets no more */
+	over = proc_over_cap(&P.front);
+	if (proc_over_cap(&P.ruleset) || over)
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		LOG_RL(LOGL_ERROR, 10, "socketpair: %s", strerror(errno));

@@ -61,6 +61,8 @@ static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
 	case MSG_DRAINED:
 		return;
 	case MSG_PRIV_SOCKET:
+		if (proc_over_cap(c))
+			return;
 		if (priv_socket(c, m) < 0)
 			proc_kill(c, "privileged request refused");
 		return;

@@ -12,6 +12,10 @@
 #include "common/log.h"
 
 #define START_ATTEMPTS 5
+#define PEER_RELINK_MS 1000 /* new channels after R_PEER_FAULT, at most */
+
+static struct event *relink_ev;
+static int64_t relink_last_ms;
 
 static const char *parent_source_path(void)
 {
@@ -179,6 +183,40 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 	}
 }
 
+static void parent_ruleset_relink_cb(evutil_socket_t fd, short what,
+				     void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	relink_last_ms = proc_now_ms();
+	parent_link_peers();
+}
+
+/* The ruleset process says the front broke the protocol on their channel.
+ * It is not trusted enough to get the front killed (which would cut every
+ * tunnel): both get a fresh channel instead, at most once a second; the
+ * reports in between are merged into the next one. */
+static void parent_ruleset_peer_fault(void)
+{
+	int64_t wait = relink_last_ms + PEER_RELINK_MS - proc_now_ms();
+	struct timeval tv;
+
+	LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
+			       "violation by the front; new channel");
+	if (relink_ev == NULL)
+		relink_ev = evtimer_new(P.base, parent_ruleset_relink_cb, NULL);
+	if (relink_ev == NULL || evtimer_pending(relink_ev, NULL))
+		return;
+	if (wait <= 0 || relink_last_ms == 0) {
+		parent_ruleset_relink_cb(-1, 0, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(relink_ev, &tv);
+}
+
 static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 				    void *arg)
 {
@@ -214,6 +252,8 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		parent_ruleset_configured(c, m);
 		return;
 	case MSG_R_EXECUTE:
+		if (proc_over_cap(c))
+			return;
 		if (execute_request(c, m) < 0)
 			proc_kill(c, "execute refused");
 		return;
@@ -221,17 +261,15 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		execute_cancel(m->id, c->pid);
 		return;
 	case MSG_R_PEER_FAULT:
-		/* not trusted enough to get the front killed (which would cut
-		 * every tunnel): both get a fresh channel instead */
-		LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
-				       "violation by the front; new channel");
-		parent_link_peers();
+		parent_ruleset_peer_fault();
 		return;
 	case MSG_R_PERSIST:
 		if (parent_api_persist(m) < 0)
 			proc_kill(c, "bad update to save");
 		return;
 	case MSG_R_MODULE_REQ:
+		if (proc_over_cap(c))
+			return;
 		if (modules_request(c, m) < 0)
 			proc_kill(c, "bad module request");
 		return;

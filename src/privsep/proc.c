@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,10 +23,47 @@ static int proc_exe_fd = -1;
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000 /* a child that lived this long restarts at once */
 
+/* What the parent queues for a child unasked, at most: its configuration,
+ * listeners and peer channel (fds), a replay of the saved updates and
+ * their status messages. */
+#define PROC_UNASKED_FDS 16
+#define PROC_UNASKED_MSGS 1024
+/* Answers an honest child may leave unread: the front's brokered sockets
+ * (it keeps at most MSG_PRIV_PENDING_MAX requests open); the ruleset
+ * process waits for each module before it asks for the next. */
+#define PROC_QUEUED_MSGS_MAX (MSG_PRIV_PENDING_MAX + PROC_UNASKED_MSGS)
+static unsigned proc_queued_fds_max =
+	MSG_PRIV_PENDING_MAX + PROC_UNASKED_FDS;
+
 void proc_setup(struct event_base *base, int exe_fd)
 {
+	struct rlimit rl;
+
 	proc_base = base;
 	proc_exe_fd = exe_fd;
+	/* a quarter of the descriptors at most for one child's queue, so
+	 * that one child cannot take them all from the parent */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur / 4 < MSG_PRIV_PENDING_MAX)
+		proc_queued_fds_max = (unsigned)(rl.rlim_cur / 4) +
+				      PROC_UNASKED_FDS;
+}
+
+bool proc_over_cap(struct child *c)
+{
+	const struct msgchan *ch = &c->ch.ch;
+	char why[96];
+
+	if (!c->ch.open)
+		return false;
+	if (msgchan_queued_msgs(ch) < PROC_QUEUED_MSGS_MAX &&
+	    msgchan_queued_fds(ch) < proc_queued_fds_max)
+		return false;
+	snprintf(why, sizeof(why),
+		 "it does not read its channel (%u messages, %u fds queued)",
+		 msgchan_queued_msgs(ch), msgchan_queued_fds(ch));
+	proc_kill(c, why);
+	return true;
 }
 
 int64_t proc_now_ms(void)

@@ -53,6 +53,10 @@ int proc_spawn(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
  * as an error; NULL for an expected end (the daemon is finishing). */
 void proc_kill(struct child *c, const char *why);
+/* Call before answering a child's request: a child whose channel holds
+ * more queued messages or fds than an honest one ever leaves unread is
+ * killed (true); it is respawned like any child that died. */
+bool proc_over_cap(struct child *c);
 /* Reap exited children; call on SIGCHLD. Pids that are none of these go
  * to other (commands run for await.execute). */
 void proc_reap(struct child **children, int n,

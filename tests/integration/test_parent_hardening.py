@@ -76,8 +76,8 @@ def test_fifo_module_does_not_block_the_parent(daemon_factory, tmp_path, http_ta
                   "assert(not ok1 and not ok2)\n" + ROUTE_DIRECT)
     d = start(daemon_factory, "-r", str(rs))
     assert served(d, http_target.port)
+    # (one line for both: the same error is rate-limited)
     d.wait_log("fifomod.lua: not a regular file")
-    d.wait_log("dirmod.lua: Is a directory")
 
 
 @pytest.mark.parametrize("what", ["-r", "-c", "--api-token-file", "state"])
@@ -167,3 +167,126 @@ def test_repeating_module_error_logged_at_a_bounded_rate(daemon_factory, tmp_pat
     d = start(daemon_factory, "-r", str(rs))
     assert served(d, http_target.port)
     assert d.log().count("require 'dirmod'") == 1, d.log()
+    assert "dirmod.lua: Is a directory" in d.log()
+
+
+# ---- defect 5: a child that makes requests and never reads the answers ----
+
+MSG_PRIV_SOCKET = 35
+MSG_R_MODULE_REQ = 99
+MSG_R_PEER_FAULT = 104
+CAP_FDS = 4096 + 16  # MSG_PRIV_PENDING_MAX plus the fds the parent sends unasked
+
+
+def frame(mtype, payload=b"", mid=0):
+    return struct.pack("=HHIII", 1, mtype, len(payload), mid, 0) + payload
+
+
+def nfds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:
+        return 0
+
+
+class FdPeak:
+    """The most descriptors pid held while the block ran (polled)."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self.done = pid, nfds(pid), False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.done:
+            self.peak = max(self.peak, nfds(self.pid))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done = True
+        self.thread.join(10)
+
+
+def flood(pid, data):
+    """Write data into pid's end of its parent channel, as if pid sent it,
+    with pid stopped so that it reads none of the answers. Returns pid's
+    channel (the caller closes it)."""
+    ch = socket_of(pid, 3)
+    ch.settimeout(30)
+    try:
+        ch.sendall(data)
+    except OSError:
+        pass  # the parent killed the sender and closed its end
+    return ch
+
+
+@needs_root
+def test_front_that_never_reads_brokered_sockets_is_killed(daemon_factory, http_target):
+    """Regression (issue 9, defect 5): a front that asks for brokered
+    sockets (--mark) and never reads the answers filled the parent's fd
+    table within seconds. Now queued fds are capped per channel and the
+    front is killed over the cap; the parent stays small and serves on."""
+    d = start(daemon_factory, "--mark", "42")
+    f = front_pid(d)
+    base = nfds(d.pid)
+    req = frame(MSG_PRIV_SOCKET, struct.pack("=I", socket.AF_INET))
+    os.kill(f, signal.SIGSTOP)
+    try:
+        with FdPeak(d.pid) as fp:
+            ch = flood(f, req * 20000)
+            d.wait_log(f"killing front (pid {f}): it does not read its channel")
+        ch.close()
+    finally:
+        if alive(f):
+            os.kill(f, signal.SIGCONT)
+    assert fp.peak <= base + CAP_FDS + 32, (base, fp.peak)
+    wait_until(lambda: front_pid(d) not in (None, f), 15, "no new front")
+    wait_until(lambda: served(d, http_target.port), 10)
+    assert nfds(d.pid) <= base + 4
+
+
+@needs_root
+def test_ruleset_that_never_reads_module_answers_is_killed(daemon_factory, http_target):
+    """Regression (issue 9, defect 5): require() requests from a ruleset
+    process that never reads the answers grew the parent's queue without a
+    bound but the byte limit. Now pending answers are capped per channel
+    and the sender is killed over the cap."""
+    d = start(daemon_factory)
+    r = ruleset_pid(d)
+    os.kill(r, signal.SIGSTOP)
+    try:
+        ch = flood(r, b"".join(frame(MSG_R_MODULE_REQ, b"x", i) for i in range(30000)))
+        d.wait_log(f"killing ruleset (pid {r}): it does not read its channel")
+        ch.close()
+    finally:
+        if alive(r):
+            os.kill(r, signal.SIGCONT)
+    wait_until(lambda: ruleset_pid(d) not in (None, r), 15, "no new ruleset process")
+    assert served(d, http_target.port)
+
+
+@needs_root
+def test_peer_fault_flood_is_rate_limited(daemon_factory, http_target):
+    """Regression (issue 9, defect 5): every R_PEER_FAULT made the parent
+    hand both children a new channel; a ruleset process that sent them in
+    a loop (and read nothing) filled the parent's fd table. Now new channels
+    after a fault come at most once a second, faults in between are merged,
+    and the report is logged at a bounded rate."""
+    d = start(daemon_factory)
+    r, f = ruleset_pid(d), front_pid(d)
+    base = nfds(d.pid)
+    os.kill(r, signal.SIGSTOP)
+    try:
+        with FdPeak(d.pid) as fp:
+            ch = flood(r, frame(MSG_R_PEER_FAULT) * 10000)
+            d.wait_log("reports a protocol violation by the front")
+        ch.close()
+    finally:
+        os.kill(r, signal.SIGCONT)
+    assert fp.peak <= base + 16, (base, fp.peak)
+    assert d.log().count("reports a protocol violation by the front") == 1
+    wait_until(lambda: served(d, http_target.port), 10)
+    assert (front_pid(d), ruleset_pid(d)) == (f, r)

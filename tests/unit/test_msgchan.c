@@ -387,6 +387,33 @@ static void test_catalogue(void **state)
 	assert_int_equal(msg_check(CHAN_PARENT_FRONT, ROLE_PARENT, &m, &why), 0);
 }
 
+/* The sender counts what it holds: messages not wholly written and fds
+ * not yet sent (the parent caps both per child). */
+static void test_queue_counts(void **state)
+{
+	struct pair *p = *state;
+	int fds[2];
+
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(msgchan_queued_msgs(&p->a), 0);
+	assert_int_equal(msgchan_compose(&p->a, 1, 1, "a", 1, -1), 0);
+	assert_int_equal(msgchan_compose(&p->a, 2, 2, "b", 1, fds[0]), 0);
+	assert_int_equal(msgchan_compose(&p->a, 2, 3, "c", 1, fds[1]), 0);
+	assert_int_equal(msgchan_queued_msgs(&p->a), 3);
+	assert_int_equal(msgchan_queued_fds(&p->a), 2);
+	/* a failed compose (too long) counts nothing */
+	assert_int_equal(msgchan_compose(&p->a, 1, 4, NULL, (1u << 20) + 1, -1),
+			 -1);
+	assert_int_equal(msgchan_queued_msgs(&p->a), 3);
+	assert_int_equal(msgchan_flush(&p->a), 1);
+	assert_int_equal(msgchan_queued_msgs(&p->a), 0);
+	assert_int_equal(msgchan_queued_fds(&p->a), 0);
+	assert_int_equal(msgchan_compose(&p->a, 1, 5, "d", 1, -1), 0);
+	msgchan_free(&p->a, false);
+	assert_int_equal(msgchan_queued_msgs(&p->a), 0);
+	assert_int_equal(msgchan_init(&p->a, p->fd[0], 1u << 20, 4u << 20), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, pair_setup, pair_teardown)
@@ -403,6 +430,7 @@ int main(void)
 		T(test_undeclared_fd),
 		T(test_fd_lost_at_limit),
 		T(test_large_message),
+		T(test_queue_counts),
 		cmocka_unit_test(test_catalogue),
 	};
 #undef T
