@@ -90,6 +90,7 @@ struct sbx {
 	size_t errcap;
 	bool debug;
 	bool cap_setuid, cap_setgid, cap_chroot, cap_setpcap, cap_sysadmin;
+	pid_t ppid; /* the parent when sandbox_apply() began */
 };
 
 static void sbx_note(struct sbx *s, const char *fmt, ...)
@@ -636,6 +637,20 @@ static int sbx_user(struct sbx *s)
 	return 0;
 }
 
+/* The kernel clears the parent-death signal when the uid changes: arm it
+ * again, then make sure the parent did not die before it was armed (the
+ * signal would never come; the child now belongs to another process). */
+static int sbx_pdeathsig(struct sbx *s)
+{
+	if (!(sandbox_bits & SANDBOX_USER))
+		return 0; /* not cleared: whatever the caller armed stays */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return sbx_fail(s, "PR_SET_PDEATHSIG:");
+	if (getppid() != s->ppid)
+		return sbx_fail(s, "the parent (pid %d) is gone", (int)s->ppid);
+	return 0;
+}
+
 /* After the capabilities are gone, the way back to root must be closed
  * (a switch between two non-zero uids keeps capabilities until then). */
 static int sbx_user_verify(struct sbx *s)
@@ -828,7 +843,7 @@ static int sbx_child(struct sbx *s)
 	if (s->c->role == ROLE_RULESET && sbx_netns(s) < 0)
 		return -1;
 	if (sbx_chroot(s) < 0 || sbx_bounding(s, 0) < 0 || sbx_user(s) < 0 ||
-	    sbx_caps(s, 0, 0) < 0 || sbx_user_verify(s) < 0 ||
+	    sbx_pdeathsig(s) < 0 || sbx_caps(s, 0, 0) < 0 || sbx_user_verify(s) < 0 ||
 	    sbx_nnp_dumpable(s) < 0 || sbx_rlimits(s) < 0 ||
 	    sbx_landlock(s) < 0)
 		return -1;
@@ -855,6 +870,7 @@ int sandbox_apply(const struct sandbox_conf *c, char *skipped,
 		.skippedcap = skippedcap,
 		.err = err,
 		.errcap = errcap,
+		.ppid = getppid(),
 	};
 	const char *env = getenv("NEOSOCKSD_SANDBOX_DEBUG");
 	scmp_filter_ctx ctx;

@@ -290,3 +290,30 @@ def test_peer_fault_flood_is_rate_limited(daemon_factory, http_target):
     assert d.log().count("reports a protocol violation by the front") == 1
     wait_until(lambda: served(d, http_target.port), 10)
     assert (front_pid(d), ruleset_pid(d)) == (f, r)
+
+
+# ---- defect 10: the parent-death signal after the uid switch ----
+
+
+@needs_root
+def test_children_die_with_the_parent_after_the_uid_switch(daemon_factory):
+    """Regression (issue 9, defect 10): PR_SET_PDEATHSIG is cleared by the
+    children's uid switch, so a child that ignored the EOF on its channel (a
+    compromised one; here a stopped one, which cannot see it) outlived a
+    parent killed with SIGKILL. Now both are killed by the kernel."""
+    d = start(daemon_factory)
+    kids = [front_pid(d), ruleset_pid(d)]
+    for k in kids:
+        with open(f"/proc/{k}/status") as fh:
+            uid = [ln for ln in fh if ln.startswith("Uid:")][0].split()[1]
+        assert uid != "0"
+        os.kill(k, signal.SIGSTOP)
+    try:
+        os.kill(d.pid, signal.SIGKILL)
+        d.proc.wait(10)
+        wait_until(lambda: not any(alive(k) for k in kids), 10,
+                   "children outlived the parent")
+    finally:
+        for k in kids:
+            if alive(k):
+                os.kill(k, signal.SIGKILL)
