@@ -175,10 +175,101 @@ out:
 	errno = saved;
 }
 
-void log_forward(const char *buf, size_t len)
+/* Append src escaped: printable ASCII as is, '\\' doubled, any other
+ * byte as \xNN. Returns the new length (out has room for 4 x len). */
+static size_t log_escape(char *out, size_t n, const char *src, size_t len)
 {
-	if (len > 0 && !log_emit(buf, len))
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		if (c == '\\') {
+			out[n++] = '\\';
+			out[n++] = '\\';
+		} else if (c >= 0x20 && c < 0x7f) {
+			out[n++] = (char)c;
+		} else {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		}
+	}
+	return n;
+}
+
+/* The length of "<L> <time> <role>[<pid>] " at the start of line when it
+ * names this role and pid, else 0. */
+static size_t log_child_prefix(const char *line, size_t len, const char *role,
+			       int pid)
+{
+	char want[48];
+	const char *sp;
+	int w;
+
+	if (len < 3 || memchr(log_letters + 1, line[0],
+			      sizeof(log_letters) - 2) == NULL ||
+	    line[1] != ' ')
+		return 0;
+	sp = memchr(line + 2, ' ', len - 2);
+	if (sp == NULL || sp == line + 2)
+		return 0;
+	w = snprintf(want, sizeof(want), "%s[%d] ", role, pid);
+	if (w <= 0 || (size_t)w >= sizeof(want))
+		return 0;
+	sp++;
+	if ((size_t)(line + len - sp) < (size_t)w || memcmp(sp, want, (size_t)w))
+		return 0;
+	return (size_t)(sp - line) + (size_t)w;
+}
+
+void log_forward_child(const char *role, int pid, const char *line,
+		       size_t len)
+{
+	char buf[64 + 48 + 4 * LOG_FORWARD_MAX + 1];
+	size_t n, skip;
+	char letter = 'E';
+	int r;
+
+	if (len > LOG_FORWARD_MAX)
+		len = LOG_FORWARD_MAX;
+	skip = log_child_prefix(line, len, role, pid);
+	if (skip > 0)
+		letter = line[0];
+	buf[0] = letter;
+	buf[1] = ' ';
+	n = 2 + log_timestamp(buf + 2, 64 - 2);
+	r = snprintf(buf + n, sizeof(buf) - n, " %s[%d] ", role, pid);
+	if (r < 0 || (size_t)r >= 48)
+		return;
+	n += (size_t)r;
+	n = log_escape(buf, n, line + skip, len - skip);
+	buf[n++] = '\n';
+	if (!log_emit(buf, n))
 		log_ndropped++;
+}
+
+bool log_bucket_take(struct log_bucket *b, unsigned rate, unsigned burst)
+{
+	struct timespec ts;
+	int64_t now, cap = (int64_t)burst * 1000;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (!b->primed) {
+		b->primed = true;
+		b->milli = cap;
+	} else if (now > b->last_ms) {
+		b->milli += (now - b->last_ms) * (int64_t)rate;
+		if (b->milli > cap)
+			b->milli = cap;
+	}
+	b->last_ms = now;
+	if (b->milli < 1000)
+		return false;
+	b->milli -= 1000;
+	return true;
 }
 
 bool log_ratelimit_pass(struct log_ratelimit *rl, int interval_s,

@@ -32,8 +32,17 @@ void log_set_fd(int fd, bool nonblock);
 int log_get_fd(void);
 void log_write(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* Write lines already formatted by a child (each ending in '\n'). */
-void log_forward(const char *buf, size_t len);
+/* The parent forwards one line a child wrote into its log pipe (len bytes
+ * without the '\n', at most LOG_FORWARD_MAX) as "<L> <time> <role>[<pid>]
+ * <text>": the prefix is the parent's own (its clock, the child's role and
+ * pid as the parent knows them). When the line starts with the child's own
+ * well-formed prefix naming that same role and pid, its level letter is
+ * kept and the rest of that prefix replaced; any other line (a sanitizer
+ * report, a forged prefix) is level E and kept whole, as text. Bytes
+ * outside printable ASCII, and '\\', are written as \xNN (\\). */
+#define LOG_FORWARD_MAX 4096
+void log_forward_child(const char *role, int pid, const char *line,
+		       size_t len);
 /* Send this process's lines (and forwarded ones) to syslog instead. */
 void log_use_syslog(void);
 /* Lines dropped because the sink was full, since start. */
@@ -62,6 +71,15 @@ struct log_ratelimit {
 };
 bool log_ratelimit_pass(struct log_ratelimit *rl, int interval_s,
 			uint32_t *suppressed);
+
+/* A token bucket: up to burst events at once, rate a second on average.
+ * true: take one; false: over the rate (nothing taken). */
+struct log_bucket {
+	int64_t last_ms;
+	int64_t milli; /* tokens x 1000 */
+	bool primed;
+};
+bool log_bucket_take(struct log_bucket *b, unsigned rate, unsigned burst);
 
 #define LOG_RL(lvl, interval, ...)                                       \
 	do {                                                             \

@@ -254,6 +254,8 @@ static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 		struct child *c = children[i];
 		struct msg_ping ping = { .seq = ++P.ping_seq };
 
+		if (c->running)
+			proc_log_report(c);
 		if (!c->running || !c->ready || !c->ch.open)
 			continue;
 		/* the parent itself was stopped or starved: the children's

@@ -22,6 +22,9 @@ static int proc_exe_fd = -1;
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 10000 /* a child that lived this long restarts at once */
+/* a child's log lines: 1,000 a second, in bursts of up to 10,000 */
+#define PROC_LOG_RATE 1000
+#define PROC_LOG_BURST 10000
 
 /* What the parent queues for a child unasked, at most: its configuration,
  * listeners and peer channel (fds), a replay of the saved updates and
@@ -74,11 +77,33 @@ int64_t proc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void proc_log_report(struct child *c)
+{
+	if (c->log_dropped == 0)
+		return;
+	LOGW("%s (pid %d): %llu log lines dropped (more than %d a second)",
+	     role_name(c->role), (int)c->pid,
+	     (unsigned long long)c->log_dropped, PROC_LOG_RATE);
+	c->log_dropped = 0;
+}
+
+/* One line from the child (without its '\n'): attributed, escaped, and
+ * within the child's rate. */
+static void proc_log_line(struct child *c, const char *line, size_t len)
+{
+	if (!log_bucket_take(&c->logbucket, PROC_LOG_RATE, PROC_LOG_BURST)) {
+		c->log_dropped++;
+		return;
+	}
+	proc_log_report(c);
+	log_forward_child(role_name(c->role), (int)c->pid, line, len);
+}
+
 static void proc_flush_log(struct child *c)
 {
 	if (c->loglen == 0)
 		return;
-	log_forward(c->logbuf, c->loglen);
+	proc_log_line(c, c->logbuf, c->loglen);
 	c->loglen = 0;
 }
 
@@ -90,23 +115,27 @@ static void proc_log_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (;;) {
 		char *nl;
+		size_t off = 0;
 
 		n = read(fd, c->logbuf + c->loglen,
 			 sizeof(c->logbuf) - c->loglen);
 		if (n <= 0)
 			break;
 		c->loglen += (size_t)n;
-		while ((nl = memchr(c->logbuf, '\n', c->loglen)) != NULL) {
-			size_t len = (size_t)(nl - c->logbuf) + 1;
-			log_forward(c->logbuf, len);
-			memmove(c->logbuf, c->logbuf + len, c->loglen - len);
-			c->loglen -= len;
+		while ((nl = memchr(c->logbuf + off, '\n', c->loglen - off)) !=
+		       NULL) {
+			proc_log_line(c, c->logbuf + off,
+				      (size_t)(nl - (c->logbuf + off)));
+			off = (size_t)(nl - c->logbuf) + 1;
 		}
+		memmove(c->logbuf, c->logbuf + off, c->loglen - off);
+		c->loglen -= off;
 		if (c->loglen == sizeof(c->logbuf))
 			proc_flush_log(c); /* an overlong line, in pieces */
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		proc_flush_log(c);
+		proc_log_report(c);
 		event_free(c->logev);
 		c->logev = NULL;
 		close(c->logfd);
@@ -203,6 +232,8 @@ int proc_spawn(struct child *c)
 	c->last_pong_ms = c->started_ms;
 	c->logfd = lp[0];
 	c->loglen = 0;
+	c->logbucket = (struct log_bucket){ 0 };
+	c->log_dropped = 0;
 	fcntl(lp[0], F_SETFL, O_NONBLOCK);
 	c->logev = event_new(proc_base, lp[0], EV_READ | EV_PERSIST,
 			     proc_log_cb, c);

@@ -14,10 +14,11 @@
 #include <event2/event.h>
 
 #include "common/chanev.h"
+#include "common/log.h"
 #include "common/msg.h"
 
 #define PROC_CHAN_FD 3
-#define PROC_LOGBUF 4096
+#define PROC_LOGBUF LOG_FORWARD_MAX
 
 struct child;
 typedef void (*child_cb)(struct child *c);
@@ -34,6 +35,8 @@ struct child {
 	struct event *logev;
 	size_t loglen;
 	char logbuf[PROC_LOGBUF];
+	struct log_bucket logbucket; /* its lines' rate limit */
+	uint64_t log_dropped;        /* lines over it, not yet reported */
 	unsigned restarts;
 	int64_t started_ms;
 	int64_t last_pong_ms;
@@ -53,6 +56,9 @@ int proc_spawn(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
  * as an error; NULL for an expected end (the daemon is finishing). */
 void proc_kill(struct child *c, const char *why);
+/* Log how many of the child's lines its rate limit dropped, if any (at
+ * its next line that passes, at its exit, and from the heartbeat). */
+void proc_log_report(struct child *c);
 /* Call before answering a child's request: a child whose channel holds
  * more queued messages or fds than an honest one ever leaves unread is
  * killed (true); it is respawned like any child that died. */

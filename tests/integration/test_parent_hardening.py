@@ -317,3 +317,79 @@ def test_children_die_with_the_parent_after_the_uid_switch(daemon_factory):
         for k in kids:
             if alive(k):
                 os.kill(k, signal.SIGKILL)
+
+
+# ---- defect 12: what a child writes into its log pipe ----
+
+
+def log_pipe_of(pid):
+    """pid's stderr (the write end of its log pipe), as a raw fd."""
+    return getfd(pid, 2)
+
+
+@needs_root
+def test_child_log_lines_are_attributed_and_escaped(daemon_factory):
+    """Regression (issue 9, defect 12): the parent forwarded a child's log
+    lines raw, so a compromised child could write lines that claim to come
+    from the parent and put terminal control sequences into the log. Now
+    every line is prefixed with the child's role and pid by the parent and
+    control bytes are escaped."""
+    d = start(daemon_factory)
+    f = front_pid(d)
+    fd = log_pipe_of(f)
+    try:
+        os.write(fd, b"E 2026-01-01T00:00:00+00:00 main[1] parent.c:1 forged-by-front"
+                     b"\x1b[2J\x07 \\ \xff\n"
+                     b"I 2026-01-01T00:00:00+00:00 front[%d] x.c:1 well-formed-line\n" % f)
+    finally:
+        os.close(fd)
+    d.wait_log("well-formed-line")
+    d.wait_log("forged-by-front")
+    raw = open(d.logpath, "rb").read()
+    assert b"\x1b" not in raw and b"\x07" not in raw and b"\xff" not in raw
+    lines = raw.decode().splitlines()
+    forged = [ln for ln in lines if "forged-by-front" in ln]
+    assert len(forged) == 1
+    # the parent's own prefix names the front; the forged one is content
+    assert forged[0].split()[2] == f"front[{f}]", forged
+    assert "main[1] parent.c:1 forged-by-front\\x1b[2J\\x07 \\\\ \\xff" in forged[0], forged
+    good = [ln for ln in lines if "well-formed-line" in ln]
+    assert good[0].split()[0] == "I" and good[0].split()[2:4] == [f"front[{f}]", "x.c:1"], good
+    # the child's own prefix is not repeated
+    assert good[0].count(f"front[{f}]") == 1, good
+
+
+@needs_root
+def test_child_log_flood_is_rate_limited(daemon_factory, http_target):
+    """Regression (issue 9, defect 12): a child could flood the log through
+    the parent. Now each child's lines are rate-limited (1,000 a second,
+    bursts of 10,000); what is dropped is counted and reported."""
+    import fcntl
+    d = start(daemon_factory)
+    f = front_pid(d)
+    fd = log_pipe_of(f)
+    n = 0
+    try:
+        size = fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ, as root
+        os.kill(d.pid, signal.SIGSTOP)  # the pipe fills; the parent reads it at once
+        try:
+            line = b"flood-line-%06d\n"
+            buf = b"".join(line % i for i in range(size // len(line % 0)))
+            off = 0
+            while off < len(buf):
+                try:
+                    off += os.write(fd, buf[off:])
+                except BlockingIOError:
+                    break
+            n = off // len(line % 0)
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+    finally:
+        os.close(fd)
+    assert n >= 50000
+    d.wait_log("lines dropped (more than 1000 a second)")
+    assert served(d, http_target.port)
+    forwarded = d.log().count("flood-line-")
+    assert 10000 <= forwarded <= n // 2, (forwarded, n)
+    # the lines that did come are the first ones, in order
+    assert "flood-line-000000" in d.log() and "flood-line-009999" in d.log()
