@@ -155,6 +155,18 @@ static int cli_set_int(const struct cli_opt *o, const char *v,
 			cli_name(o), v, lo, hi);
 }
 
+/* -m: as any integer, and remembered as given (else it is derived from
+ * RLIMIT_NOFILE: privsep/limits.c) */
+static int cli_set_sessions(const struct cli_opt *o, const char *v,
+			    struct config *c, struct cli *cl, char *err,
+			    size_t cap)
+{
+	if (cli_set_int(o, v, c, cl, err, cap) < 0)
+		return -1;
+	cl->max_sessions_given = true;
+	return 0;
+}
+
 /* Seconds in [lo, hi] into a double field. */
 static int cli_set_seconds(const struct cli_opt *o, const char *v,
 			   struct config *c, struct cli *cl, char *err,
@@ -215,7 +227,6 @@ static int cli_set_startups(const struct cli_opt *o, const char *v,
 	char *a, *b, *d;
 	int start, rate, full;
 
-	(void)cl;
 	if (strlen(v) >= sizeof(buf))
 		goto bad;
 	strcpy(buf, v);
@@ -234,6 +245,7 @@ static int cli_set_startups(const struct cli_opt *o, const char *v,
 	c->startup_limit_start = start;
 	c->startup_limit_rate = rate;
 	c->startup_limit_full = full;
+	cl->startups_given = true;
 	return 0;
 bad:
 	return cli_fail(err, cap,

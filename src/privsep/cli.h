@@ -17,6 +17,8 @@ enum cli_log_sink {
 
 struct cli {
 	bool help, version, dump_config, check;
+	/* given on the command line (else derived from RLIMIT_NOFILE) */
+	bool max_sessions_given, startups_given;
 	int log_sink; /* enum cli_log_sink */
 };
 

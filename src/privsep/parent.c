@@ -20,6 +20,7 @@
 #include "common/chanev.h"
 #include "common/log.h"
 #include "privsep/identity.h"
+#include "privsep/limits.h"
 #include "privsep/notify.h"
 #include "privsep/sandbox.h"
 
@@ -386,12 +387,18 @@ static void parent_setup_log(void)
 
 static int parent_parse(int argc, char **argv, int *exit_code)
 {
-	char err[512];
+	char err[512] = "";
 
 	config_defaults(&P.conf);
 	/* with -c the command line may be incomplete: the merged settings
-	 * are checked once the file was evaluated */
-	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) < 0 ||
+	 * are checked once the file was evaluated (it starts from these
+	 * defaults, the derived ones included) */
+	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) == 0)
+		limits_derive(&P.conf, P.nofile, P.cli.max_sessions_given,
+			      P.cli.startups_given);
+	else
+		P.cli.help = P.cli.version = false;
+	if (err[0] != '\0' ||
 	    (!P.cli.help && !P.cli.version && !P.conf.config_file[0] &&
 	     config_check(&P.conf, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
@@ -469,14 +476,21 @@ int parent_main(int argc, char **argv)
 {
 	char err[512];
 	const char *src;
+	long nofile_was;
 	int exe_fd, code;
 
+	P.nofile = limits_raise_nofile(&nofile_was);
 	if (parent_parse(argc, argv, &code) < 0)
 		return code;
 	parent_setup_log();
 	chanev_log_setup();
 	signal(SIGPIPE, SIG_IGN);
 	LOGN("neosocksd %s starting", NEOSOCKSD_VERSION);
+	LOGN("descriptors: %ld%s; at most %d sessions (-m), %d:%d:%d "
+	     "half-open (--max-startups)",
+	     P.nofile, P.nofile > nofile_was ? " (raised to the hard limit)" : "",
+	     P.conf.max_sessions, P.conf.startup_limit_start,
+	     P.conf.startup_limit_rate, P.conf.startup_limit_full);
 	notify_init();
 	if (identity_resolve(&P.conf, &P.front_sb, &P.ruleset_sb, err,
 			     sizeof(err)) < 0) {

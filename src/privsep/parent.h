@@ -45,6 +45,7 @@ struct parent {
 	struct event *heartbeat, *stop_timer;
 	uint64_t ping_seq;
 	int64_t last_beat_ms; /* when the heartbeat last ran */
+	long nofile; /* RLIMIT_NOFILE in force (raised to the hard limit) */
 };
 
 extern struct parent P;

@@ -393,3 +393,78 @@ def test_child_log_flood_is_rate_limited(daemon_factory, http_target):
     assert 10000 <= forwarded <= n // 2, (forwarded, n)
     # the lines that did come are the first ones, in order
     assert "flood-line-000000" in d.log() and "flood-line-009999" in d.log()
+
+
+# ---- defect 13: the descriptor limit and the admission defaults ----
+
+
+def test_nofile_raised_and_admission_defaults_follow(tmp_path):
+    """Regression (issue 9, defect 13): -m and --max-startups had no
+    default, so nothing bounded half-open connections. Now the soft
+    RLIMIT_NOFILE is raised to the hard one and the defaults follow it:
+    -m (NOFILE-128)/2, --max-startups M/4:30:M/2."""
+    socks, = free_ports(1)
+    p = subprocess.run(["prlimit", "--nofile=256:1024", BIN, "-l", f"127.0.0.1:{socks}",
+                        "--dump-config"], capture_output=True, timeout=20, text=True)
+    assert p.returncode == 0, p.stderr
+    for want in ("max_sessions = 448,", "startup_limit_start = 112,",
+                 "startup_limit_rate = 30,", "startup_limit_full = 224,"):
+        assert want in p.stdout, p.stdout
+    # given explicitly, they stay
+    p = subprocess.run(["prlimit", "--nofile=256:1024", BIN, "-l", f"127.0.0.1:{socks}",
+                        "-m", "0", "--max-startups", "10:50:20", "--dump-config"],
+                       capture_output=True, timeout=20, text=True)
+    assert "max_sessions = 0," in p.stdout and "startup_limit_full = 20," in p.stdout
+
+
+def listen_backlog(port):
+    """Connections waiting in the accept queue of 127.0.0.1:port."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, st, queues = fields[1], fields[3], fields[4]
+            if st == "0A" and local == "0100007F:%04X" % port:
+                return int(queues.split(":")[1], 16)
+    raise AssertionError(f"no listener on {port}")
+
+
+def test_idle_connections_do_not_exhaust_the_front(daemon_factory, hash_server):
+    """Regression (issue 9, defect 13): 1,100 idle connections exhausted a
+    front whose descriptor limit was low, so a client that had already
+    greeted could not be served (its dial found no descriptor) and new
+    connections waited in the kernel. Now, with a soft limit of 256 and a
+    hard one of 1,024, the limit is raised and the derived --max-startups
+    drops the excess at once: the front keeps accepting and serves."""
+    from helpers import recv_exact, socks5_read_reply, socks5_target, exchange
+    socks, = free_ports(1)
+    d = daemon_factory("--nofile=256:1024", "--", BIN, "-l", f"127.0.0.1:{socks}",
+                       binary="/usr/bin/prlimit")
+    a = socket.create_connection(("127.0.0.1", socks), timeout=30)
+    a.sendall(b"\x05\x01\x00")
+    assert recv_exact(a, 2) == b"\x05\x00"
+    idle = []
+    try:
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", socks), timeout=30))
+        # every connection was taken from the kernel's queue (kept or dropped)
+        wait_until(lambda: listen_backlog(socks) == 0, 30,
+                   lambda: f"{listen_backlog(socks)} connections never accepted")
+        a.sendall(b"\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
+        rep, _ = socks5_read_reply(a)
+        assert rep == 0, "the greeted client was not served"
+        exchange(a, 1 << 16, 1 << 16)
+        dropped = 0
+        for s in idle:
+            s.setblocking(False)
+            try:
+                dropped += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                dropped += 1
+        assert dropped >= 1100 - 224, dropped
+    finally:
+        a.close()
+        for s in idle:
+            s.close()
+    assert "Too many open files" not in d.log()
