@@ -57,19 +57,85 @@ static int identity_user(const char *spec, const char *opt, uint32_t *uid,
 	return 0;
 }
 
-static int identity_default(uint32_t *uid, uint32_t *gid, char *err,
-			    size_t cap)
+/* A default user: it must exist (no fallback to 'nobody'). */
+static int identity_default(const char *name, const char *who,
+			    const char *opt, uint32_t *uid, uint32_t *gid,
+			    char *err, size_t cap)
 {
-	struct passwd *pw = getpwnam("neosocksd");
+	struct passwd *pw = getpwnam(name);
 
 	if (pw == NULL)
-		pw = getpwnam("nobody");
-	if (pw == NULL || pw->pw_uid == 0 || pw->pw_gid == 0)
 		return identity_fail(err, cap,
-				     "no unprivileged user to run the children "
-				     "as: create 'neosocksd' or use -u");
+				     "no user '%s' to run the %s as: create "
+				     "it (systemd-sysusers with "
+				     "sandbox/neosocksd.sysusers) or name "
+				     "another with %s",
+				     name, who, opt);
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		return identity_fail(err, cap,
+				     "user '%s' is root; a child never runs "
+				     "as root",
+				     name);
 	*uid = pw->pw_uid;
 	*gid = pw->pw_gid;
+	return 0;
+}
+
+static void identity_warn(char *warn, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Append one warning ("; " between two). */
+static void identity_warn(char *warn, size_t cap, const char *fmt, ...)
+{
+	size_t n = strlen(warn);
+	va_list ap;
+
+	if (n > 0 && n + 2 < cap) {
+		memcpy(warn + n, "; ", 3);
+		n += 2;
+	}
+	if (n + 1 >= cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(warn + n, cap - n, fmt, ap);
+	va_end(ap);
+}
+
+/* 'nobody' only when named: it is shared with other services, which
+ * could then signal the child. */
+static void identity_warn_nobody(uint32_t uid, const char *opt, char *warn,
+				 size_t cap)
+{
+	struct passwd *pw = getpwnam("nobody");
+
+	if (pw != NULL && pw->pw_uid == uid)
+		identity_warn(warn, cap,
+			      "%s: 'nobody' is shared with other services, "
+			      "which can signal this process",
+			      opt);
+}
+
+/* The front and the ruleset process must not be able to signal each
+ * other: different uids, unless both were named on purpose. */
+static int identity_separate(const struct config *c,
+			     const struct msg_sandbox *front,
+			     const struct msg_sandbox *ruleset, char *err,
+			     size_t errcap, char *warn, size_t warncap)
+{
+	if (front->uid != ruleset->uid)
+		return 0;
+	if (!c->user_name[0] || !c->ruleset_user[0])
+		return identity_fail(err, errcap,
+				     "the front and the ruleset process would "
+				     "both run as uid %u and could signal "
+				     "each other: give --ruleset-user another "
+				     "user (or name both -u and "
+				     "--ruleset-user to accept it)",
+				     (unsigned)front->uid);
+	identity_warn(warn, warncap,
+		      "the front and the ruleset process both run as uid %u "
+		      "(-u and --ruleset-user): they can signal each other",
+		      (unsigned)front->uid);
 	return 0;
 }
 
@@ -122,13 +188,16 @@ static int identity_jail(const char *path, char *err, size_t cap)
 }
 
 int identity_resolve(const struct config *c, struct msg_sandbox *front,
-		     struct msg_sandbox *ruleset, char *err, size_t errcap)
+		     struct msg_sandbox *ruleset, char *err, size_t errcap,
+		     char *warn, size_t warncap)
 {
 	const char *dbg = getenv("NEOSOCKSD_SANDBOX_DEBUG");
 	uint8_t debug = c->sandbox_debug || (dbg != NULL && strcmp(dbg, "1") == 0);
 
 	memset(front, 0, sizeof(*front));
 	memset(ruleset, 0, sizeof(*ruleset));
+	if (warncap > 0)
+		warn[0] = '\0';
 	front->debug = ruleset->debug = debug;
 	if (geteuid() != 0) {
 		front->uid = ruleset->uid = (uint32_t)getuid();
@@ -143,15 +212,26 @@ int identity_resolve(const struct config *c, struct msg_sandbox *front,
 		if (identity_user(c->user_name, "-u", &front->uid, &front->gid,
 				  err, errcap) < 0)
 			return -1;
-	} else if (identity_default(&front->uid, &front->gid, err, errcap) <
-		   0) {
+		identity_warn_nobody(front->uid, "-u", warn, warncap);
+	} else if (identity_default(IDENTITY_FRONT_USER, "front", "-u",
+				    &front->uid, &front->gid, err,
+				    errcap) < 0) {
 		return -1;
 	}
-	ruleset->uid = front->uid;
-	ruleset->gid = front->gid;
-	if (c->ruleset_user[0] &&
-	    identity_user(c->ruleset_user, "--ruleset-user", &ruleset->uid,
-			  &ruleset->gid, err, errcap) < 0)
+	if (c->ruleset_user[0]) {
+		if (identity_user(c->ruleset_user, "--ruleset-user",
+				  &ruleset->uid, &ruleset->gid, err,
+				  errcap) < 0)
+			return -1;
+		identity_warn_nobody(ruleset->uid, "--ruleset-user", warn,
+				     warncap);
+	} else if (identity_default(IDENTITY_RULESET_USER, "ruleset process",
+				    "--ruleset-user", &ruleset->uid,
+				    &ruleset->gid, err, errcap) < 0) {
+		return -1;
+	}
+	if (identity_separate(c, front, ruleset, err, errcap, warn, warncap) <
+	    0)
 		return -1;
 	if (identity_jail(c->jail_dir, err, errcap) < 0)
 		return -1;

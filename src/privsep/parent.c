@@ -474,7 +474,7 @@ static int parent_setup_events(void)
 
 int parent_main(int argc, char **argv)
 {
-	char err[512];
+	char err[512], warn[512];
 	const char *src;
 	long nofile_was;
 	int exe_fd, code;
@@ -493,12 +493,14 @@ int parent_main(int argc, char **argv)
 	     P.conf.startup_limit_rate, P.conf.startup_limit_full);
 	notify_init();
 	if (identity_resolve(&P.conf, &P.front_sb, &P.ruleset_sb, err,
-			     sizeof(err)) < 0) {
+			     sizeof(err), warn, sizeof(warn)) < 0) {
 		if (P.cli.check)
 			fprintf(stderr, "neosocksd: %s\n", err);
 		LOGF("%s", err);
 		return 1;
 	}
+	if (warn[0])
+		LOGW("%s", warn);
 	if (P.cli.check && !P.conf.config_file[0] && !P.conf.ruleset[0]) {
 		/* flags and users checked; nothing to load */
 		printf("neosocksd: configuration OK\n");

@@ -21,6 +21,14 @@ BIN = os.environ.get("NEOSOCKSD_BIN", os.path.join(ROOT, "build", "neosocksd"))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
+def pytest_sessionstart(session):
+    """Started as root, the daemon runs its children as 'neosocksd' and
+    'neosocksd-rules' (sandbox/neosocksd.sysusers) and refuses to start
+    without them: create them when missing, as on a fresh CI machine."""
+    if os.geteuid() == 0:
+        subprocess.run([os.path.join(ROOT, "mk", "users.sh")], check=True)
+
+
 class Daemon:
     """One neosocksd process tree started by a test."""
 

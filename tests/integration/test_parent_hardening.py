@@ -468,3 +468,86 @@ def test_idle_connections_do_not_exhaust_the_front(daemon_factory, hash_server):
         for s in idle:
             s.close()
     assert "Too many open files" not in d.log()
+
+
+# ---- defect 11: the children's users ----
+
+
+def uid_of(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return int([ln for ln in fh if ln.startswith("Uid:")][0].split()[1])
+
+
+@needs_root
+def test_children_run_as_two_dedicated_users(daemon_factory):
+    """Regression (issue 9, defect 11): both children ran as one uid
+    (nobody when no 'neosocksd' user existed), so any other nobody process
+    could signal them, and they could signal each other. Now the front runs
+    as 'neosocksd' and the ruleset process as 'neosocksd-rules'."""
+    import pwd
+    d = start(daemon_factory)
+    assert uid_of(front_pid(d)) == pwd.getpwnam("neosocksd").pw_uid
+    assert uid_of(ruleset_pid(d)) == pwd.getpwnam("neosocksd-rules").pw_uid
+    assert uid_of(front_pid(d)) != uid_of(ruleset_pid(d))
+    assert "nobody" not in d.log()
+
+
+def without_our_users(tmp_path, args):
+    """The daemon's command line run where /etc/passwd has no 'neosocksd'
+    nor 'neosocksd-rules' (a private mount namespace of the test's own)."""
+    passwd = tmp_path / "passwd"
+    with open("/etc/passwd") as src:
+        passwd.write_text("".join(ln for ln in src
+                                  if not ln.startswith(("neosocksd:", "neosocksd-rules:"))))
+    return ["--mount", "--propagation", "private", "sh", "-c",
+            f'mount --bind {passwd} /etc/passwd && exec "$0" "$@"', BIN] + args
+
+
+@needs_root
+def test_missing_default_users_are_refused_not_nobody(tmp_path):
+    """Regression (issue 9, defect 11): without a 'neosocksd' user the
+    children ran as 'nobody'. Now the daemon refuses to start and says
+    which user to create; 'nobody' is used only when named, with a
+    warning."""
+    socks, = free_ports(1)
+    d = Daemon(without_our_users(tmp_path, ["-l", f"127.0.0.1:{socks}"]),
+               binary="/usr/bin/unshare", tmpdir=str(tmp_path))
+    d.start(wait_ready=False)
+    try:
+        assert d.proc.wait(20) == 1
+    finally:
+        d.close()
+    assert "no user 'neosocksd' to run the front as" in d.log(), d.log()
+    assert "sandbox/neosocksd.sysusers" in d.log()
+    # the ruleset's default is checked too
+    d = Daemon(without_our_users(tmp_path, ["-l", f"127.0.0.1:{socks}", "-u", "nobody"]),
+               binary="/usr/bin/unshare", tmpdir=str(tmp_path))
+    d.start(wait_ready=False)
+    try:
+        assert d.proc.wait(20) == 1
+    finally:
+        d.close()
+    assert "no user 'neosocksd-rules' to run the ruleset process as" in d.log(), d.log()
+    # named on purpose: it runs, and says what that means
+    d = Daemon(without_our_users(tmp_path, ["-l", f"127.0.0.1:{socks}", "-u", "nobody",
+                                            "--ruleset-user", "nobody"]),
+               binary="/usr/bin/unshare", tmpdir=str(tmp_path))
+    try:
+        d.start()
+        d.socks = socks
+        assert uid_of(front_pid(d)) == 65534 == uid_of(ruleset_pid(d))
+        assert "'nobody' is shared with other services" in d.log()
+        assert "they can signal each other" in d.log()
+    finally:
+        d.close()
+
+
+@needs_root
+def test_one_user_for_both_children_needs_both_named(tmp_path):
+    """The front and the ruleset process on one uid only when both -u and
+    --ruleset-user name it; -u alone is not enough when the ruleset's
+    default user has that uid too... here: -u neosocksd-rules."""
+    socks, = free_ports(1)
+    code, log = run_to_exit(["-l", f"127.0.0.1:{socks}", "-u", "neosocksd-rules"], tmp_path)
+    assert code == 1
+    assert "would both run as uid" in log and "--ruleset-user" in log, log
