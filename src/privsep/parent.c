@@ -23,6 +23,7 @@
 #include "privsep/limits.h"
 #include "privsep/notify.h"
 #include "privsep/sandbox.h"
+#include "privsep/state.h"
 
 #define FILE_MAX_RESOLVCONF (64u << 10)
 #define FILE_MAX_HOSTS (1u << 20)
@@ -186,7 +187,7 @@ static void parent_sandbox_self(void)
 		.role = ROLE_PARENT,
 		.debug = P.front_sb.debug != 0,
 		.parent_keep_eff = priv_caps_needed(&P.conf),
-		.parent_state_dirfd = parent_api_state_dfd(),
+		.parent_state_dirfd = state_dfd(),
 		/* commands would inherit the parent's filter and die on the
 		 * first call it does not allow */
 		.parent_no_filter = P.conf.enable_execute,
@@ -299,6 +300,7 @@ static void parent_stop(int sig)
 	P.stopping = true;
 	LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
 	     P.drain_seconds);
+	state_flush();
 	execute_kill_all(0);
 	notify_send("STOPPING=1");
 	parent_close_listeners();
@@ -518,7 +520,8 @@ int parent_main(int argc, char **argv)
 		LOGF("%s: %s", src, readfile_strerror(errno));
 		return 1;
 	}
-	if (parent_api_state_load() < 0)
+	parent_api_init();
+	if (state_load() < 0)
 		return 1;
 	if (parent_setup_events() < 0) {
 		LOGF("cannot set up the event loop");
@@ -535,5 +538,6 @@ int parent_main(int argc, char **argv)
 	if (!P.conf.config_file[0] && !P.cli.check)
 		parent_serve();
 	event_base_dispatch(P.base);
+	state_flush();
 	return P.exit_code;
 }

@@ -73,12 +73,7 @@ void parent_api_send_listener(void);
 void parent_api_close(void);
 void parent_api_status(void);
 void parent_api_reload(void);
-int parent_api_state_load(void);
-int parent_api_persist(const struct msg *m);
-void parent_api_state_clear(void);
-/* The --state-dir directory fd (the sandbox lets the parent write only
- * under it), or -1. */
-int parent_api_state_dfd(void);
+void parent_api_init(void);
 void parent_api_ruleset_spawned(void);
 
 /* parent_front.c, parent_ruleset.c */

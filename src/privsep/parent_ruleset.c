@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "privsep/state.h"
 
 #define START_ATTEMPTS 5
 #define PEER_RELINK_MS 1000 /* new channels after R_PEER_FAULT, at most */
@@ -89,7 +90,7 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 			free(P.ruleset_good.data);
 			P.ruleset_good = P.ruleset_trial;
 			LOGN("reload: %s loaded", parent_source_path());
-			parent_api_state_clear();
+			state_clear();
 		} else {
 			free(P.ruleset_trial.data);
 			LOGE("reload: %s failed, the previous ruleset stays: "
@@ -264,7 +265,7 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		parent_ruleset_peer_fault();
 		return;
 	case MSG_R_PERSIST:
-		if (parent_api_persist(m) < 0)
+		if (state_persist(m) < 0)
 			proc_kill(c, "bad update to save");
 		return;
 	case MSG_R_MODULE_REQ:
