@@ -10,3 +10,5 @@ UT_SRCS_u32sort    := src/common/u32sort.c
 UT_SRCS_config     := src/common/config.c src/common/addr.c src/common/proxyuri.c
 UT_SRCS_cli        := src/privsep/cli.c $(UT_SRCS_config)
 UT_SRCS_confload   := src/ruleset/confload.c $(UT_SRCS_config)
+UT_SRCS_readfile   := src/privsep/readfile.c
+UT_SRCS_log        := src/common/log.c

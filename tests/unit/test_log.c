@@ -1,0 +1,139 @@
+/* Unit tests of the log's parts the parent uses on its children's output:
+ * forwarding a child's line (attributed, escaped) and the token bucket. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static int pipefd[2];
+
+static int setup(void **state)
+{
+	(void)state;
+	if (pipe(pipefd) < 0)
+		return -1;
+	log_init("main", pipefd[1], false);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return 0;
+}
+
+/* Forward one line and return what reached the sink, after the time. */
+static const char *forwarded(const char *role, int pid, const char *line,
+			     size_t len)
+{
+	static char out[32768];
+	const char *sp;
+	ssize_t n;
+
+	log_forward_child(role, pid, line, len);
+	n = read(pipefd[0], out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_int_equal(out[n - 1], '\n');
+	out[n - 1] = '\0';
+	assert_int_equal(out[1], ' ');
+	sp = strchr(out + 2, ' '); /* the parent's timestamp */
+	assert_non_null(sp);
+	/* "<L> " + the rest after the time */
+	memmove(out + 2, sp + 1, strlen(sp + 1) + 1);
+	return out;
+}
+
+static void test_own_prefix_replaced(void **state)
+{
+	const char *l = "W 2026-01-01T00:00:00+00:00 front[42] x.c:7 hello";
+
+	(void)state;
+	assert_string_equal(forwarded("front", 42, l, strlen(l)),
+			    "W front[42] x.c:7 hello");
+}
+
+static void test_forged_prefix_is_text(void **state)
+{
+	const char *l = "E 2026-01-01T00:00:00+00:00 main[1] parent.c:1 x";
+	const char *other = "I t front[43] y.c:1 z"; /* another pid */
+	const char *unformatted = "==1==ERROR: AddressSanitizer: x";
+
+	(void)state;
+	assert_string_equal(forwarded("front", 42, l, strlen(l)),
+			    "E front[42] E 2026-01-01T00:00:00+00:00 main[1] "
+			    "parent.c:1 x");
+	assert_string_equal(forwarded("front", 42, other, strlen(other)),
+			    "E front[42] I t front[43] y.c:1 z");
+	assert_string_equal(forwarded("ruleset", 9, unformatted,
+				      strlen(unformatted)),
+			    "E ruleset[9] ==1==ERROR: AddressSanitizer: x");
+	/* a bad level letter, a missing time */
+	assert_string_equal(forwarded("front", 42, "Z t front[42] a", 15),
+			    "E front[42] Z t front[42] a");
+	assert_string_equal(forwarded("front", 42, "I  front[42] a", 14),
+			    "E front[42] I  front[42] a");
+}
+
+static void test_bytes_escaped(void **state)
+{
+	static const char l[] = "I t front[42] a\x1b[2J\x07\tb\\c\xff\x00z";
+
+	(void)state;
+	assert_string_equal(forwarded("front", 42, l, sizeof(l) - 1),
+			    "I front[42] a\\x1b[2J\\x07\\x09b\\\\c\\xff\\x00z");
+}
+
+static void test_long_line_cut(void **state)
+{
+	static char l[LOG_FORWARD_MAX + 100];
+
+	(void)state;
+	memset(l, 'a', sizeof(l));
+	assert_int_equal(strlen(forwarded("front", 42, l, sizeof(l))),
+			 strlen("E front[42] ") + LOG_FORWARD_MAX);
+}
+
+static void test_bucket(void **state)
+{
+	struct log_bucket b = { 0 };
+	int n = 0;
+
+	(void)state;
+	/* a full bucket at first: the burst passes, then the rate */
+	for (int i = 0; i < 100; i++)
+		n += log_bucket_take(&b, 1, 10);
+	assert_int_equal(n, 10);
+	b.last_ms -= 3000; /* three seconds later: three more */
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += log_bucket_take(&b, 1, 10);
+	assert_int_equal(n, 3);
+	b.last_ms -= 3600 * 1000; /* never more than the burst */
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += log_bucket_take(&b, 1, 10);
+	assert_int_equal(n, 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_own_prefix_replaced),
+		cmocka_unit_test(test_forged_prefix_is_text),
+		cmocka_unit_test(test_bytes_escaped),
+		cmocka_unit_test(test_long_line_cut),
+		cmocka_unit_test(test_bucket),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
