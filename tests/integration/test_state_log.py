@@ -33,8 +33,9 @@ def names(*hosts):
 
 
 def big_module(tag, size=MIB):
-    """A module of about size bytes (a long string) that routes nothing."""
-    return f'return "{tag}' + "x" * size + '"'
+    """A module of about size bytes (a long string) that routes nothing;
+    it ends in "<tag>end" (seen in the file: the whole record was)."""
+    return f'return "{tag}' + "x" * size + f'{tag}end"'
 
 
 def written(pid):
@@ -56,7 +57,7 @@ def test_unchanged_update_writes_nothing(daemon_factory, tmp_path, http_target):
     d = start(daemon_factory, write_ruleset(tmp_path, "v1.test", http_target.port), state)
     big = big_module("same")
     update(d, "big", big, tmp_path)
-    wait_until(lambda: b"samexxx" in saved(state), 10, "the first update was not saved")
+    wait_until(lambda: b"sameend" in saved(state), 10, "the first update was not saved")
     before = written(d.pid)
     for _ in range(10):
         update(d, "big", big, tmp_path)
@@ -75,7 +76,7 @@ def test_small_update_appends(daemon_factory, tmp_path, http_target):
     d = start(daemon_factory, write_ruleset(tmp_path, "v1.test", http_target.port), state)
     for i in range(8):
         update(d, f"big{i}", big_module(f"big{i}-"), tmp_path)
-    wait_until(lambda: b"big7-" in saved(state), 20, "the big updates were not saved")
+    wait_until(lambda: b"big7-end" in saved(state), 20, "the big updates were not saved")
     ino = (state / "updates").stat().st_ino
     before = written(d.pid)
     for i in range(20):
