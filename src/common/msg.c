@@ -80,6 +80,10 @@ static const struct msg_desc msg_table[] = {
 	  MSG_FD_NONE, 1, MSG_COMMAND_MAX },
 	{ MSG_R_EXECUTE_CANCEL, "R_EXECUTE_CANCEL", CHAN_PARENT_RULESET,
 	  ROLE_RULESET, MSG_FD_NONE, 0, 0 },
+	{ MSG_R_FILE_REQ, "R_FILE_REQ", CHAN_PARENT_RULESET, ROLE_RULESET,
+	  MSG_FD_NONE, 1, MSG_FILE_NAME_MAX },
+	{ MSG_R_EXIT, "R_EXIT", CHAN_PARENT_RULESET, ROLE_RULESET,
+	  MSG_FD_NONE, EXACT(struct msg_exit) },
 	{ MSG_R_MODULE_REQ, "R_MODULE_REQ", CHAN_PARENT_RULESET, ROLE_RULESET,
 	  MSG_FD_NONE, 1, MSG_MODULE_NAME_MAX },
 	{ MSG_R_READY, "R_READY", CHAN_PARENT_RULESET, ROLE_RULESET,
@@ -200,6 +204,32 @@ bool msg_module_name_ok(const char *name, size_t len, bool dots)
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
 			return false;
+	}
+	return true;
+}
+
+bool msg_file_name_ok(const char *name, size_t len)
+{
+	size_t comp = 0; /* length of the component so far */
+
+	if (len == 0 || len > MSG_FILE_NAME_MAX || name[0] == '/')
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = i < len ? name[i] : '/';
+
+		if (c == '/') {
+			if (comp == 0 ||
+			    (comp == 2 && name[i - 1] == '.' &&
+			     name[i - 2] == '.'))
+				return false;
+			comp = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+		      c == '.' || c == '+'))
+			return false;
+		comp++;
 	}
 	return true;
 }

@@ -89,6 +89,9 @@ enum msg_type {
 	MSG_R_PERSIST,     /* struct msg_update + source: save an update */
 	MSG_R_PEER_FAULT,  /* empty: the front broke the protocol on the
 			    * front<->ruleset channel */
+	MSG_R_FILE_REQ,    /* a relative file name for loadfile/dofile
+			    * (id: request; answered by MSG_R_MODULE) */
+	MSG_R_EXIT,        /* struct msg_exit: os.exit(), stop the daemon */
 
 	/* front -> ruleset (id: the front's request id) */
 	MSG_ROUTE_REQ = 128, /* struct msg_route_req + addr, user, pass */
@@ -197,8 +200,24 @@ struct msg_executed {
 	int32_t code;
 };
 
+enum module_found {
+	MODULE_ERROR = -1,   /* could not be read (logged by the parent) */
+	MODULE_ABSENT = 0,
+	MODULE_FILE = 1,     /* name.lua (or the file named) */
+	MODULE_INIT = 2,     /* name/init.lua */
+	MODULE_REFUSED = 3,  /* a symlink, or not a regular file */
+};
+
 struct msg_module {
-	int32_t found; /* 1 found (source follows); 0 not found; -1 error */
+	int32_t found; /* enum module_found; the source follows when >= 1
+			* and not MODULE_REFUSED */
+};
+
+/* A loadfile()/dofile() name: relative, '/'-separated */
+#define MSG_FILE_NAME_MAX 255
+
+struct msg_exit {
+	int32_t code; /* 0..255 */
 };
 
 /* ---- routing between the front and the ruleset ---- */
@@ -297,9 +316,15 @@ struct msg_ping {
 
 /* A module name: 1 to MSG_MODULE_NAME_MAX letters, digits, '_' or '-'
  * (so never a path). With dots, also single dots between such characters
- * ("lib.sub"), as /ruleset/update and the saved updates accept them;
- * require() reads files only for names without dots. */
+ * ("lib.sub"), as require(), /ruleset/update and the saved updates accept
+ * them; each dot is a directory level beneath the search directories. */
 bool msg_module_name_ok(const char *name, size_t len, bool dots);
+
+/* A loadfile()/dofile() name: 1 to MSG_FILE_NAME_MAX bytes, relative
+ * (no leading '/'), components separated by single '/', each made of
+ * letters, digits, '.', '_', '-', '+', and none of them "..". A "."
+ * component means the directory itself. */
+bool msg_file_name_ok(const char *name, size_t len);
 
 /* The descriptor of a type, or NULL for an unknown type. */
 const struct msg_desc *msg_lookup(uint16_t type);

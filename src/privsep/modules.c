@@ -1,8 +1,16 @@
-/* modules: the parent's answers to require() from the ruleset process.
- * Names are checked again here (a jailed process may be compromised), the
- * file name.lua is looked up in the ruleset's directory, then in each
- * --lua-path directory; what was served is cached so a respawned ruleset
- * process gets the same sources; SIGHUP clears the cache. */
+/* modules: the parent's answers to require(), loadfile() and dofile() from
+ * the ruleset process.
+ *
+ * Names are checked again here (a jailed process may be compromised). A
+ * module "a.b" is looked up as a/b.lua, then a/b/init.lua, in the
+ * directory of the -r (or -c) file, then in each --lua-path directory; a
+ * loadfile() name is a relative path looked up in the same directories.
+ * Beneath a directory, the path is opened one component at a time with
+ * O_NOFOLLOW (modules_open_beneath): no symlink is followed, so nothing
+ * leads out of the directory the operator named; the file is opened
+ * without blocking and read only if it is a regular file (readfile.c).
+ * What was served is cached so a respawned ruleset process gets the same
+ * sources; SIGHUP clears the cache. */
 #include "privsep/parent.h"
 
 #include <errno.h>
@@ -11,13 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
+#define MODULES_REASON_MAX 200
+
 struct module {
 	struct module *next;
-	char name[MSG_MODULE_NAME_MAX + 1];
+	char key[MSG_FILE_NAME_MAX + 2]; /* 'm' or 'f', then the name */
+	int32_t found;                   /* MODULE_FILE or MODULE_INIT */
 	struct blob src;
 };
 
@@ -33,91 +46,206 @@ void modules_clear(void)
 	}
 }
 
-/* Try dir/name.lua. 1 found, 0 absent, -1 error (logged). */
-static int module_try(const char *dir, const char *name, struct blob *out)
+/* After a failed openat(dfd, comp, ... O_NOFOLLOW): was comp a symlink? */
+static bool modules_is_link(int dfd, const char *comp)
 {
-	char path[CONF_PATH_MAX + MSG_MODULE_NAME_MAX + 8];
+	struct stat st;
 
-	if (dir[0] == '\0')
-		return 0;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.lua", dir, name) >=
-	    sizeof(path))
-		return 0;
-	if (readfile_at(AT_FDCWD, path, MSG_LUA_SRC_MAX, out, NULL) < 0) {
-		LOG_RL(LOGL_ERROR, 10, "require '%s': %s: %s", name, path,
-		       readfile_strerror(errno));
-		return -1;
-	}
-	return out->data != NULL ? 1 : 0;
+	return fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISLNK(st.st_mode);
 }
 
-static int module_search(const char *name, struct blob *out)
+/* Open rel (checked by msg_file_name_ok: relative, no "..") beneath dir
+ * without following any symlink below dir and without blocking. fd, or -1
+ * with errno: ENOENT (or ENOTDIR) absent, ELOOP a symlink. */
+static int modules_open_beneath(const char *dir, const char *rel)
+{
+	char buf[MSG_FILE_NAME_MAX + 1];
+	char *save = NULL, *comp, *next;
+	int dfd, fd;
+
+	if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* the directory itself was named by the operator: it may be (or
+	 * pass through) a symlink */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	comp = strtok_r(buf, "/", &save);
+	while (comp != NULL) {
+		int e;
+
+		next = strtok_r(NULL, "/", &save);
+		if (strcmp(comp, ".") == 0 && next != NULL) {
+			comp = next;
+			continue;
+		}
+		fd = openat(dfd, comp,
+			    next != NULL ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						   O_NONBLOCK | O_CLOEXEC
+					 : O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+						   O_NOCTTY | O_CLOEXEC);
+		e = errno;
+		if (fd < 0 && (e == ENOTDIR || e == ELOOP))
+			e = modules_is_link(dfd, comp) ? ELOOP : ENOENT;
+		close(dfd);
+		if (fd < 0) {
+			errno = e;
+			return -1;
+		}
+		if (next == NULL)
+			return fd;
+		dfd = fd;
+		comp = next;
+	}
+	close(dfd);
+	errno = ENOENT;
+	return -1;
+}
+
+/* Try dir/rel: MODULE_FILE when read (out set), MODULE_ABSENT, or
+ * MODULE_REFUSED / MODULE_ERROR with the reason in why (and logged). */
+static int module_try(const char *dir, const char *rel, struct blob *out,
+		      char *why, size_t whycap)
+{
+	int fd;
+
+	if (dir[0] == '\0')
+		return MODULE_ABSENT;
+	fd = modules_open_beneath(dir, rel);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return MODULE_ABSENT;
+	if (fd >= 0 && readfile_fd(fd, MSG_LUA_SRC_MAX, out, NULL) == 0)
+		return MODULE_FILE;
+	snprintf(why, whycap, "%s: %s", rel,
+		 errno == ELOOP ? "a symbolic link (not followed)"
+				: readfile_strerror(errno));
+	LOG_RL(LOGL_ERROR, 10, "ruleset process: %s/%s", dir, why);
+	return errno == ELOOP || errno == EINVAL || errno == EISDIR
+		       ? MODULE_REFUSED
+		       : MODULE_ERROR;
+}
+
+/* The directories searched, in order: the -r file's, the -c file's, then
+ * --lua-path's (colon-separated). fn returns non-zero to stop. */
+static int modules_each_dir(int (*fn)(const char *dir, void *arg), void *arg)
 {
 	const char *files[2] = { P.conf.ruleset, P.conf.config_file };
 	char buf[CONF_PATH_MAX];
 	int r;
 
-	/* the directory of the ruleset (or config) file first */
 	for (int i = 0; i < 2; i++) {
 		if (files[i][0] == '\0')
 			continue;
+		/* "-" (standard input) gives ".": the working directory */
 		snprintf(buf, sizeof(buf), "%s", files[i]);
-		r = module_try(dirname(buf), name, out);
+		r = fn(dirname(buf), arg);
 		if (r != 0)
 			return r;
 	}
-	/* then --lua-path, colon-separated */
 	snprintf(buf, sizeof(buf), "%s", P.conf.lua_path);
 	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d != NULL;
 	     d = strtok_r(NULL, ":", &save)) {
-		r = module_try(d, name, out);
+		r = fn(d, arg);
 		if (r != 0)
 			return r;
 	}
 	return 0;
 }
 
+struct module_search {
+	const char *name; /* module name or file name */
+	bool module;
+	struct blob *out;
+	char why[MODULES_REASON_MAX];
+};
+
+static int module_search_dir(const char *dir, void *arg)
+{
+	struct module_search *s = arg;
+	char rel[MSG_FILE_NAME_MAX + 1];
+	size_t n;
+	int r;
+
+	if (!s->module)
+		return module_try(dir, s->name, s->out, s->why, sizeof(s->why));
+	/* a.b.c: a/b/c.lua, then a/b/c/init.lua */
+	n = strlen(s->name);
+	memcpy(rel, s->name, n + 1);
+	for (size_t i = 0; i < n; i++)
+		if (rel[i] == '.')
+			rel[i] = '/';
+	memcpy(rel + n, ".lua", 5);
+	r = module_try(dir, rel, s->out, s->why, sizeof(s->why));
+	if (r != MODULE_ABSENT)
+		return r;
+	memcpy(rel + n, "/init.lua", 10);
+	r = module_try(dir, rel, s->out, s->why, sizeof(s->why));
+	return r == MODULE_FILE ? MODULE_INIT : r;
+}
+
+static struct module *modules_find(const char *key)
+{
+	for (struct module *mod = modules; mod != NULL; mod = mod->next)
+		if (strcmp(mod->key, key) == 0)
+			return mod;
+	return NULL;
+}
+
+/* R_MODULE_REQ (a module name) or R_FILE_REQ (a file name). */
 int modules_request(struct child *c, const struct msg *m)
 {
-	char name[MSG_MODULE_NAME_MAX + 1];
-	struct msg_module mm = { .found = 0 };
-	struct module *mod;
+	bool module = m->type == MSG_R_MODULE_REQ;
+	char key[MSG_FILE_NAME_MAX + 2];
+	struct msg_module mm = { .found = MODULE_ABSENT };
 	struct blob src = { 0 };
+	struct module_search s = { .name = key + 1, .module = module,
+				   .out = &src };
+	struct module *mod;
 	struct iovec iov[2];
+	int niov = 1;
 
-	if (!msg_module_name_ok((const char *)m->data, m->len, false)) {
-		LOGE("the ruleset process asked for a module with a bad name");
+	if (module ? !msg_module_name_ok((const char *)m->data, m->len, true)
+		   : !msg_file_name_ok((const char *)m->data, m->len)) {
+		LOGE("the ruleset process asked for a %s with a bad name",
+		     module ? "module" : "file");
 		return -1;
 	}
-	memcpy(name, m->data, m->len);
-	name[m->len] = '\0';
-	for (mod = modules; mod != NULL; mod = mod->next)
-		if (strcmp(mod->name, name) == 0)
-			break;
+	key[0] = module ? 'm' : 'f';
+	memcpy(key + 1, m->data, m->len);
+	key[m->len + 1] = '\0';
+	mod = modules_find(key);
 	if (mod == NULL) {
-		int r = module_search(name, &src);
-
-		mm.found = r;
-		if (r == 1 && (mod = calloc(1, sizeof(*mod))) != NULL) {
-			snprintf(mod->name, sizeof(mod->name), "%s", name);
+		mm.found = modules_each_dir(module_search_dir, &s);
+		if ((mm.found == MODULE_FILE || mm.found == MODULE_INIT) &&
+		    (mod = calloc(1, sizeof(*mod))) != NULL) {
+			memcpy(mod->key, key, sizeof(key));
+			mod->found = mm.found;
 			mod->src = src;
 			mod->next = modules;
 			modules = mod;
-		} else if (r == 1) {
-			mm.found = -1;
+		} else if (mm.found == MODULE_FILE || mm.found == MODULE_INIT) {
+			mm.found = MODULE_ERROR;
+			snprintf(s.why, sizeof(s.why), "out of memory");
 			free(src.data);
 		}
 	} else {
-		mm.found = 1;
+		mm.found = mod->found;
 	}
 	iov[0] = (struct iovec){ &mm, sizeof(mm) };
-	if (mm.found == 1)
-		iov[1] = (struct iovec){ mod->src.data, mod->src.len };
-	LOGD("require '%s': %s", name,
-	     mm.found == 1 ? "served" : mm.found == 0 ? "not found" : "error");
-	if (chanev_sendv(&c->ch, MSG_R_MODULE, m->id, iov,
-			 mm.found == 1 ? 2 : 1, -1) < 0)
-		LOG_RL(LOGL_ERROR, 10, "cannot answer require '%s': %s", name,
+	if (mod != NULL)
+		iov[niov++] = (struct iovec){ mod->src.data, mod->src.len };
+	else if (mm.found != MODULE_ABSENT)
+		iov[niov++] = (struct iovec){ s.why, strlen(s.why) };
+	LOGD("%s '%s': %s", module ? "require" : "loadfile", key + 1,
+	     mod != NULL ? "served"
+	     : mm.found == MODULE_ABSENT ? "not found"
+	     : mm.found == MODULE_REFUSED ? "refused"
+					  : "error");
+	if (chanev_sendv(&c->ch, MSG_R_MODULE, m->id, iov, niov, -1) < 0)
+		LOG_RL(LOGL_ERROR, 10, "cannot answer for '%s': %s", key + 1,
 		       strerror(errno));
 	return 0;
 }

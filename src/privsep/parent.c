@@ -292,14 +292,21 @@ static void parent_stop(int sig)
 	struct msg_shutdown sd = { .drain_seconds = P.drain_seconds };
 	struct timeval tv = { (time_t)P.drain_seconds + 5, 0 };
 
+	if (P.stopping && sig == 0)
+		return; /* os.exit() while stopping: already on the way */
 	if (P.stopping) {
 		LOGN("signal %d again: stopping now", sig);
 		parent_stop_timeout(-1, 0, NULL);
 		return;
 	}
 	P.stopping = true;
-	LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
-	     P.drain_seconds);
+	if (sig != 0)
+		LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
+		     P.drain_seconds);
+	else
+		LOGN("os.exit(%d) from the ruleset: stopping (draining for "
+		     "up to %.0fs)",
+		     P.exit_code, P.drain_seconds);
 	state_flush();
 	execute_kill_all(0);
 	notify_send("STOPPING=1");
@@ -431,9 +438,21 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 	return 0;
 }
 
+void parent_exit_request(int code)
+{
+	if (P.stopping)
+		return;
+	P.exit_code = code;
+	P.exit_requested = true;
+	parent_stop(0);
+}
+
 void parent_finish(int code)
 {
-	P.exit_code = code;
+	/* after os.exit(), its status stands (a load it interrupted may
+	 * report a failure on the way down) */
+	if (!P.exit_requested)
+		P.exit_code = code;
 	P.stopping = true;
 	for (int i = 0; i < NCHILDREN; i++)
 		if (children[i]->running)
@@ -513,9 +532,22 @@ int parent_main(int argc, char **argv)
 		return 1;
 	parent_read_resolver_files();
 	src = P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
-	if (src[0] && (readfile_at(AT_FDCWD, src, MSG_LUA_SRC_MAX,
-				   &P.ruleset_good, NULL) < 0 ||
-		       P.ruleset_good.data == NULL)) {
+	if (strcmp(src, "-") == 0) {
+		/* standard input, once: a SIGHUP loads the same text again */
+		if (readfile_stream(STDIN_FILENO, MSG_LUA_SRC_MAX,
+				    &P.stdin_src) < 0) {
+			LOGF("standard input: %s", readfile_strerror(errno));
+			return 1;
+		}
+		P.ruleset_good.data = malloc(P.stdin_src.len + 1);
+		if (P.ruleset_good.data == NULL)
+			return 1;
+		memcpy(P.ruleset_good.data, P.stdin_src.data,
+		       P.stdin_src.len + 1);
+		P.ruleset_good.len = P.stdin_src.len;
+	} else if (src[0] && (readfile_at(AT_FDCWD, src, MSG_LUA_SRC_MAX,
+					  &P.ruleset_good, NULL) < 0 ||
+			      P.ruleset_good.data == NULL)) {
 		/* absent: readfile_at() left ENOENT in errno */
 		LOGF("%s: %s", src, readfile_strerror(errno));
 		return 1;

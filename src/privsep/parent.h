@@ -40,6 +40,8 @@ struct parent {
 	uint32_t ruleset_seq, ruleset_trial_seq;
 	bool ruleset_loaded_once;
 	bool ready_sent, sandboxed, stopping;
+	bool exit_requested; /* os.exit(): exit_code stands */
+	struct blob stdin_src; /* -r - or -c -: read once, at start */
 	int exit_code;
 	double drain_seconds;
 	struct event *heartbeat, *stop_timer;
@@ -59,6 +61,9 @@ void parent_check_exit(void);
 void parent_serve(void);
 /* --check / --dump-config with -c / a failed start: exit now. */
 void parent_finish(int code);
+/* os.exit(code) from the ruleset: stop as SIGTERM does (draining), then
+ * exit with code. */
+void parent_exit_request(int code);
 void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
 void notify_ready_after_reload(void);

@@ -35,10 +35,13 @@ static int parent_send_ruleset(const struct blob *src, uint32_t kind,
 	const char *path = parent_source_path();
 	const char *base = strrchr(path, '/');
 
-	/* errors read "ruleset.lua:12: ..." */
+	/* errors read "ruleset.lua:12: ..." ("stdin:12: ..." for -) */
 	base = base != NULL ? base + 1 : path;
-	snprintf(h.chunkname, sizeof(h.chunkname), "@%.*s",
-		 (int)sizeof(h.chunkname) - 2, base);
+	if (strcmp(path, "-") == 0)
+		snprintf(h.chunkname, sizeof(h.chunkname), "=stdin");
+	else
+		snprintf(h.chunkname, sizeof(h.chunkname), "@%.*s",
+			 (int)sizeof(h.chunkname) - 2, base);
 	return chanev_sendv(&P.ruleset.ch,
 			    P.conf.config_file[0] ? MSG_R_CONFIGFILE
 						  : MSG_R_RULESET,
@@ -269,11 +272,23 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 			proc_kill(c, "bad update to save");
 		return;
 	case MSG_R_MODULE_REQ:
+	case MSG_R_FILE_REQ:
 		if (proc_over_cap(c))
 			return;
 		if (modules_request(c, m) < 0)
 			proc_kill(c, "bad module request");
 		return;
+	case MSG_R_EXIT: {
+		struct msg_exit ex;
+
+		memcpy(&ex, m->data, sizeof(ex));
+		if (ex.code < 0 || ex.code > 255) {
+			proc_kill(c, "bad exit status");
+			return;
+		}
+		parent_exit_request(ex.code);
+		return;
+	}
 	default:
 		proc_kill(c, "message not handled");
 	}
@@ -318,9 +333,20 @@ void parent_ruleset_reload(void)
 		notify_ready_after_reload();
 		return;
 	}
-	if (readfile_at(AT_FDCWD, parent_source_path(), MSG_LUA_SRC_MAX, &src,
-			NULL) < 0 ||
-	    src.data == NULL) {
+	if (strcmp(parent_source_path(), "-") == 0) {
+		/* standard input was read at start: the same text again
+		 * (its modules are read again from their files) */
+		src.data = malloc(P.stdin_src.len + 1);
+		if (src.data == NULL) {
+			LOGE("reload: out of memory");
+			notify_ready_after_reload();
+			return;
+		}
+		memcpy(src.data, P.stdin_src.data, P.stdin_src.len + 1);
+		src.len = P.stdin_src.len;
+	} else if (readfile_at(AT_FDCWD, parent_source_path(),
+			       MSG_LUA_SRC_MAX, &src, NULL) < 0 ||
+		   src.data == NULL) {
 		/* absent: readfile_at() left ENOENT in errno */
 		LOGE("reload: %s: %s; the previous ruleset stays",
 		     parent_source_path(), readfile_strerror(errno));

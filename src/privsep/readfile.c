@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +46,13 @@ static int readfile_slurp(int fd, size_t max, size_t hint, struct blob *out)
 		r = read(fd, buf + n, cap - n);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && errno == EAGAIN) {
+			/* a stream (standard input) set non-blocking */
+			struct pollfd p = { fd, POLLIN, 0 };
+
+			if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+				continue;
+		}
 		if (r < 0) {
 			int e = errno;
 
@@ -93,6 +101,14 @@ out:
 	close(fd);
 	errno = e;
 	return rc;
+}
+
+int readfile_stream(int fd, size_t max, struct blob *out)
+{
+	free(out->data);
+	out->data = NULL;
+	out->len = 0;
+	return readfile_slurp(fd, max, 64u << 10, out);
 }
 
 int readfile_at(int dirfd, const char *path, size_t max, struct blob *out,

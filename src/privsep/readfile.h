@@ -27,6 +27,11 @@ int readfile_open(int dirfd, const char *path);
  * previous out->data is freed first. 0 or -1 with errno. */
 int readfile_fd(int fd, size_t max, struct blob *out, struct stat *st);
 
+/* Read a stream the operator handed us (standard input for -r - and
+ * -c -: a pipe, a terminal or a file) until EOF, waiting for it, up to max
+ * bytes (else EFBIG). The fd stays open. 0 or -1 with errno. */
+int readfile_stream(int fd, size_t max, struct blob *out);
+
 /* readfile_open() then readfile_fd(). A path that does not exist (ENOENT)
  * is not an error: 0 with out->data NULL. */
 int readfile_at(int dirfd, const char *path, size_t max, struct blob *out,

@@ -155,6 +155,11 @@ void await_on_resolve_result(const struct msg *m)
 	ar_wake(ar, resolve_push, &r);
 }
 
+uint32_t await_resolve_qid(void)
+{
+	return ++resolve_next;
+}
+
 static bool is_ip_literal(const char *s)
 {
 	unsigned char buf[16];

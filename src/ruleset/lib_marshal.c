@@ -10,9 +10,9 @@
  *   bit pattern 0x8000000000000000, which Lua reads back as mininteger.
  * - floats: hexadecimal with a normalised mantissa, "0x1.cp+1" (so a
  *   subnormal is "0x1p-1074", not glibc's "0x0.0000000000001p-1022");
- *   NaN "0/0", infinities "1/0" and "-1/0"; both zeros are "0", which
- *   reads back as the integer 0 (equal, but math.type differs and -0.0
- *   loses its sign): the reference's format.
+ *   NaN "0/0", infinities "1/0" and "-1/0"; -0.0 is "-0.0" (it keeps its
+ *   sign) and 0.0 is "0" (it reads back as the integer 0): the
+ *   reference's format.
  * - strings: '"' and '\' are escaped, LF is a backslash and a LF, the other
  *   control bytes (0x00-0x1f and 0x7f) are \ddd with three digits, all
  *   other bytes are copied (UTF-8 passes through).
@@ -134,7 +134,8 @@ static void marshal_float(struct marshal *m, lua_Number x)
 	} else if (isinf(x)) {
 		marshal_addstr(m, x > 0 ? "1/0" : "-1/0");
 	} else if (x == 0) {
-		marshal_addstr(m, "0");
+		/* -0.0 keeps its sign (a float that reads back as -0.0) */
+		marshal_addstr(m, signbit(x) ? "-0.0" : "0");
 	} else {
 		marshal_hexfloat(s, sizeof(s), (double)x);
 		marshal_addstr(m, s);

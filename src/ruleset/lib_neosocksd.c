@@ -22,7 +22,6 @@
 
 static struct {
 	struct event *tick;
-	bool warned_resolve;
 } N;
 
 /* ---- config() ---- */
@@ -149,12 +148,19 @@ static int nsd_parse_ipv6(lua_State *L)
 	return 2;
 }
 
-/* neosocksd.resolve never blocks the process: inside an asynchronous
- * routine it is await.resolve; elsewhere only IP literals resolve. */
+/* neosocksd.resolve(host): inside an asynchronous routine it is
+ * await.resolve (it yields); elsewhere it answers synchronously, as the
+ * reference does, by a round trip to the front's resolver that waits at
+ * most the entry's budget (this process serves nothing meanwhile; the
+ * front and its sessions go on). nil for a name that does not resolve in
+ * time, or is not a host name. */
 static int nsd_resolve(lua_State *L)
 {
-	const char *host = luaL_checkstring(L, 1);
+	size_t len, n = 0;
+	const char *host = luaL_checklstring(L, 1, &len);
 	unsigned char buf[16];
+	char res[sizeof(struct msg_result) + 64 + 1];
+	struct msg_result r;
 
 	if (ar_current(L) != NULL)
 		return await_resolve_impl(L);
@@ -163,13 +169,21 @@ static int nsd_resolve(lua_State *L)
 		lua_settop(L, 1);
 		return 1;
 	}
-	if (!N.warned_resolve) {
-		N.warned_resolve = true;
-		LOGW("neosocksd.resolve outside an asynchronous routine "
-		     "cannot resolve names (it would block); use "
-		     "await.resolve in one");
+	if (!addr_name_valid(host, len) ||
+	    !ruleset_front_call(MSG_RESOLVE_REQ, await_resolve_qid(), host,
+				len, MSG_RESOLVE_RES, vm_budget_ms(), res,
+				sizeof(res) - 1, &n) ||
+	    n < sizeof(r)) {
+		luaL_pushfail(L);
+		return 1;
 	}
-	return 0;
+	memcpy(&r, res, sizeof(r));
+	if (!r.ok || n == sizeof(r)) {
+		luaL_pushfail(L);
+		return 1;
+	}
+	lua_pushlstring(L, res + sizeof(r), n - sizeof(r));
+	return 1;
 }
 
 /* ---- timers ---- */

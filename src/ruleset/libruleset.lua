@@ -1412,6 +1412,9 @@ end
 
 -- counters, kept across reloads
 _G.num_requests = _G.num_requests or 0
+-- secrets[user] = "password" or true; an empty table to fill, as in the
+-- reference (kept across reloads)
+_G.secrets = _G.secrets or {}
 _G.num_authorized = _G.num_authorized or 0
 _G.stat_requests = rlist:check(_G.stat_requests) or rlist:new(60)
 

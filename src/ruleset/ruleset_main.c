@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <poll.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,7 +29,10 @@
 #include "ruleset/confload.h"
 #include "ruleset/updates.h"
 #include "ruleset/hostapi.h"
+#include "ruleset/lib_os.h"
+#include "ruleset/loader.h"
 #include "ruleset/request.h"
+#include "ruleset/stats.h"
 #include "ruleset/vm.h"
 
 #define RULESET_CHAN_FD 3
@@ -35,6 +40,7 @@
 
 struct deferred {
 	struct deferred *next;
+	bool front; /* from the front (else the parent); type 0: a fault */
 	uint16_t type;
 	uint32_t id, len;
 	int fd;
@@ -52,6 +58,8 @@ static struct {
 } R;
 
 static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg);
+static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg);
+static void ruleset_front_fault(const char *why);
 
 struct event_base *ruleset_base(void)
 {
@@ -219,6 +227,38 @@ static void ruleset_load(const struct msg *m)
 	ruleset_ready();
 }
 
+/* What package.path shows: the directories the parent searches, in its
+ * order (privsep/modules.c), as Lua templates. */
+static const char *ruleset_package_path(char *out, size_t cap)
+{
+	const char *files[2] = { R.conf.ruleset, R.conf.config_file };
+	char buf[CONF_PATH_MAX];
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		char *save = NULL, *d;
+
+		if (i < 2 && files[i][0] == '\0')
+			continue;
+		snprintf(buf, sizeof(buf), "%s", i < 2 ? files[i]
+						       : R.conf.lua_path);
+		d = i < 2 ? dirname(buf) : strtok_r(buf, ":", &save);
+		for (; d != NULL; d = i < 2 ? NULL : strtok_r(NULL, ":", &save)) {
+			int n = snprintf(out + off, cap - off,
+					 "%s%s/?.lua;%s/?/init.lua",
+					 off > 0 ? ";" : "", d, d);
+
+			if (n < 0 || (size_t)n >= cap - off) {
+				out[off] = '\0';
+				return out;
+			}
+			off += (size_t)n;
+		}
+	}
+	return out;
+}
+
 /* Jail ourselves before any input is looked at. */
 static void ruleset_start(const struct msg *m)
 {
@@ -234,10 +274,12 @@ static void ruleset_start(const struct msg *m)
 	sc.jail = sb.jail[0] ? sb.jail : NULL;
 	sc.netns = sb.netns != 0;
 	sc.debug = sb.debug != 0;
+	char path[2 * CONF_PATH_MAX + 64];
 	struct vm_conf vc = {
 		.memlimit = (size_t)R.conf.memlimit << 20,
 		.budget_ms = 0,
 		.traceback = R.conf.traceback,
+		.package_path = ruleset_package_path(path, sizeof(path)),
 	};
 
 	if (vm_init(&vc) < 0) {
@@ -285,6 +327,14 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 	if (m->fd >= 0)
 		close(m->fd);
 	LOGE("unexpected %s from the front", msg_name(m->type));
+	ruleset_front_fault(NULL);
+}
+
+/* The front broke the protocol: drop its channel; the parent relinks. */
+static void ruleset_front_fault(const char *why)
+{
+	if (why != NULL)
+		LOGE("front channel: %s", why);
 	chanev_close(&R.front);
 	request_drop_all();
 	api_routes_front_gone();
@@ -310,7 +360,7 @@ static void ruleset_take_front(int fd);
 
 /* Messages that arrived while require() waited, for after it, in order
  * (and every later one behind them). Takes m->fd. */
-static void ruleset_defer(const struct msg *m)
+static void ruleset_defer_from(const struct msg *m, bool front)
 {
 	struct deferred *d = malloc(sizeof(*d) + m->len);
 
@@ -319,6 +369,7 @@ static void ruleset_defer(const struct msg *m)
 		ruleset_exit(1);
 	}
 	d->next = NULL;
+	d->front = front;
 	d->type = m->type;
 	d->id = m->id;
 	d->len = m->len;
@@ -327,6 +378,11 @@ static void ruleset_defer(const struct msg *m)
 	*R.deferred_tail = d;
 	R.deferred_tail = &d->next;
 	event_active(R.deferred_ev, EV_TIMEOUT, 1);
+}
+
+static void ruleset_defer(const struct msg *m)
+{
+	ruleset_defer_from(m, false);
 }
 
 static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
@@ -343,7 +399,14 @@ static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
 		R.deferred = d->next;
 		if (R.deferred == NULL)
 			R.deferred_tail = &R.deferred;
-		ruleset_parent_msg(&R.parent, &m, NULL);
+		if (!d->front)
+			ruleset_parent_msg(&R.parent, &m, NULL);
+		else if (d->type == MSG_INVALID)
+			ruleset_front_fault((const char *)d->data);
+		else if (R.front.open)
+			ruleset_front_msg(&R.front, &m, NULL);
+		else if (d->fd >= 0)
+			close(d->fd);
 		free(d);
 	}
 }
@@ -370,6 +433,17 @@ static void ruleset_defer_buffered(struct msgchan *ch)
 	}
 }
 
+/* The front channel's handler: behind anything deferred, in order. */
+static void ruleset_front_chan_msg(struct chanev *ce, struct msg *m,
+				   void *arg)
+{
+	if (R.deferred != NULL) {
+		ruleset_defer_from(m, true);
+		return;
+	}
+	ruleset_front_msg(ce, m, arg);
+}
+
 /* The parent channel's handler: behind anything deferred, in order. */
 static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
 				    void *arg)
@@ -381,18 +455,21 @@ static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
 	ruleset_parent_msg(ce, m, arg);
 }
 
-/* require(): ask the parent for name.lua and wait for the answer (the
- * only blocking wait in this process; the parent answers from memory or
- * one file read). 1 found (*src malloc'd), 0 not found, -1 error. */
-static int ruleset_fetch_module(const char *name, char **src, size_t *len)
+/* require(), loadfile(), dofile(): ask the parent for a module or a file
+ * and wait for the answer (the parent answers from memory or a few file
+ * reads; meanwhile this process serves nothing). See loader.h. */
+static int ruleset_fetch(bool module, const char *name, char **data,
+			 size_t *len)
 {
 	struct msgchan *ch = &R.parent.ch;
 	uint32_t id = ++R.module_seq;
 	struct msg m;
 	ssize_t n;
 
-	if (chanev_send(&R.parent, MSG_R_MODULE_REQ, id, name, strlen(name),
-			-1) < 0)
+	*data = NULL;
+	*len = 0;
+	if (chanev_send(&R.parent, module ? MSG_R_MODULE_REQ : MSG_R_FILE_REQ,
+			id, name, strlen(name), -1) < 0)
 		return -1;
 	chanev_drain(&R.parent, MODULE_WAIT_MS);
 	for (;;) {
@@ -412,17 +489,18 @@ static int ruleset_fetch_module(const char *name, char **src, size_t *len)
 				int found;
 
 				memcpy(&mm, m.data, sizeof(mm));
-				found = mm.found == 1 ? 1 : mm.found < 0 ? -1 : 0;
-				if (found == 1) {
-					*len = m.len - sizeof(mm);
-					*src = malloc(*len + 1);
-					if (*src == NULL)
-						found = -1;
-					else {
-						memcpy(*src, m.data + sizeof(mm),
-						       *len);
-						(*src)[*len] = '\0';
-					}
+				found = mm.found >= MODULE_ERROR &&
+						mm.found <= MODULE_REFUSED
+					? mm.found
+					: MODULE_ERROR;
+				*len = m.len - sizeof(mm);
+				if (found != MODULE_ABSENT &&
+				    (*data = malloc(*len + 1)) != NULL) {
+					memcpy(*data, m.data + sizeof(mm),
+					       *len);
+					(*data)[*len] = '\0';
+				} else if (found != MODULE_ABSENT) {
+					found = -1;
 				}
 				ruleset_defer_buffered(ch);
 				return found;
@@ -443,12 +521,119 @@ static int ruleset_fetch_module(const char *name, char **src, size_t *len)
 			ruleset_exit(1);
 		}
 		if (poll(&pfd, 1, MODULE_WAIT_MS) <= 0) {
-			LOGE("no answer for module '%s'", name);
+			LOGE("no answer for '%s'", name);
 			return -1;
 		}
 		n = msgchan_read(ch);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			ruleset_exit(0); /* the parent is gone */
+	}
+}
+
+static int64_t ruleset_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A front message that is not the answer: for after, in order. A message
+ * that breaks the catalogue becomes a deferred fault. */
+static void ruleset_front_keep(const struct msg *m, const char *why)
+{
+	if (why != NULL) {
+		struct msg f = { .type = MSG_INVALID, .len = strlen(why) + 1,
+				 .data = (const uint8_t *)why, .fd = -1 };
+
+		if (m != NULL && m->fd >= 0)
+			close(m->fd);
+		ruleset_defer_from(&f, true);
+		return;
+	}
+	ruleset_defer_from(m, true);
+}
+
+int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
+		       size_t len, uint16_t reply, int timeout_ms, void *out,
+		       size_t cap, size_t *outlen)
+{
+	struct msgchan *ch = &R.front.ch;
+	int64_t deadline = ruleset_now_ms() + timeout_ms;
+	struct msg m;
+
+	if (!R.front.open ||
+	    chanev_send(&R.front, type, id, data, len, -1) < 0)
+		return 0;
+	chanev_drain(&R.front, timeout_ms);
+	for (;;) {
+		struct pollfd pfd = { ch->fd, POLLIN, 0 };
+		int64_t left;
+		ssize_t n;
+		int r;
+
+		while ((r = msgchan_get(ch, &m)) == 1) {
+			const char *why;
+
+			if (msg_check(CHAN_FRONT_RULESET, ROLE_FRONT, &m,
+				      &why) < 0) {
+				ruleset_front_keep(&m, why);
+				return 0;
+			}
+			if (m.type == reply &&
+			    (reply == MSG_STATS || m.id == id)) {
+				*outlen = m.len < cap ? m.len : cap;
+				memcpy(out, m.data, *outlen);
+				/* STATS also answers the API's waiters */
+				if (reply == MSG_STATS)
+					ruleset_front_keep(&m, NULL);
+				while ((r = msgchan_get(ch, &m)) == 1)
+					ruleset_front_keep(&m, NULL);
+				if (r < 0)
+					ruleset_front_keep(NULL,
+							   "malformed frame");
+				return 1;
+			}
+			ruleset_front_keep(&m, NULL);
+		}
+		if (r < 0) {
+			ruleset_front_keep(NULL, "malformed frame");
+			return 0;
+		}
+		left = deadline - ruleset_now_ms();
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return 0;
+		n = msgchan_read(ch);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return 0; /* the event loop sees the end too */
+	}
+}
+
+static void ruleset_send_exit(int code)
+{
+	struct msg_exit ex = { .code = code };
+
+	if (chanev_send(&R.parent, MSG_R_EXIT, 0, &ex, sizeof(ex), -1) < 0)
+		LOGE("os.exit: cannot reach the parent: %s", strerror(errno));
+	chanev_drain(&R.parent, 1000);
+}
+
+/* Deferred messages of a front that is gone. */
+static void ruleset_drop_deferred_front(void)
+{
+	struct deferred **pp = &R.deferred, *d;
+
+	R.deferred_tail = &R.deferred;
+	while ((d = *pp) != NULL) {
+		if (d->front) {
+			*pp = d->next;
+			if (d->fd >= 0)
+				close(d->fd);
+			free(d);
+			continue;
+		}
+		R.deferred_tail = &d->next;
+		pp = &d->next;
 	}
 }
 
@@ -458,8 +643,9 @@ static void ruleset_take_front(int fd)
 		chanev_close(&R.front);
 		request_drop_all(); /* the old front's requests are gone */
 	}
+	ruleset_drop_deferred_front();
 	if (chanev_init(&R.front, R.base, fd, CHAN_FRONT_RULESET, ROLE_FRONT,
-			ruleset_front_msg, ruleset_front_err, NULL) < 0) {
+			ruleset_front_chan_msg, ruleset_front_err, NULL) < 0) {
 		LOGE("cannot watch the front channel");
 		close(fd);
 	}
@@ -537,6 +723,7 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 
 		memcpy(&st, m->data, sizeof(st));
 		api_routes_set_status(&st);
+		stats_set_status(&st);
 		return;
 	}
 	case MSG_R_UPDATE:
@@ -567,6 +754,7 @@ static void ruleset_parent_err(struct chanev *ce, int err, const char *why,
 
 int ruleset_main(void)
 {
+	lib_os_snapshot_env(); /* before anything reads the environment */
 	log_init("ruleset", 2, true);
 	chanev_log_setup();
 	prctl(PR_SET_NAME, "neosocksd-rules");
@@ -579,7 +767,8 @@ int ruleset_main(void)
 	if (R.base != NULL)
 		R.deferred_ev = event_new(R.base, -1, 0, ruleset_deferred_cb,
 					  NULL);
-	vm_set_module_fetch(ruleset_fetch_module);
+	loader_set_fetch(ruleset_fetch);
+	lib_os_set_exit(ruleset_send_exit);
 	if (R.base == NULL || R.deferred_ev == NULL ||
 	    chanev_init(&R.parent, R.base, RULESET_CHAN_FD,
 			CHAN_PARENT_RULESET, ROLE_PARENT,

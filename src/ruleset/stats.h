@@ -5,7 +5,11 @@
 
 #include <lua.h>
 
+#include "common/msg.h"
+
 void stats_set_lasterror(const char *msg);
+/* R_STATUS: when the daemon started (for uptime). */
+void stats_set_status(const struct msg_status *st);
 /* neosocksd.stats() */
 void stats_push_table(lua_State *L);
 

@@ -12,9 +12,10 @@
 #include "common/u32sort.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/lib.h"
+#include "ruleset/lib_os.h"
+#include "ruleset/loader.h"
 
 #define VM_HOOK_COUNT 10000
-#define VM_MODULE_NAME_MAX MSG_MODULE_NAME_MAX
 
 static struct {
 	lua_State *L;
@@ -27,7 +28,7 @@ static struct {
 	uint32_t ev_ns[1024]; /* the last entries' durations (capped) */
 	unsigned ev_n, ev_pos;
 	bool expired;
-	vm_module_fetch fetch;
+	char abort_msg[128]; /* os.exit(): every entry fails from now on */
 } V;
 
 static int64_t vm_now_ns(void)
@@ -91,6 +92,11 @@ size_t vm_memlimit(void)
 	return V.limit;
 }
 
+int vm_budget_ms(void)
+{
+	return V.budget_ms;
+}
+
 lua_State *vm_state(void)
 {
 	return V.L;
@@ -106,6 +112,11 @@ lua_State *vm_state(void)
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
+	if (V.abort_msg[0] != '\0') {
+		lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
+		luaL_error(L, "%s", V.abort_msg);
+		return;
+	}
 	if (V.deadline_ns == 0)
 		return;
 	if (V.deadline_ns == VM_DEADLINE_UNSET) {
@@ -131,8 +142,17 @@ static void vm_enter(lua_State *thread)
 		V.deadline_ns = VM_DEADLINE_UNSET;
 		V.expired = false;
 	}
-	if (!V.expired)
+	if (V.abort_msg[0] != '\0')
+		lua_sethook(thread, vm_hook, LUA_MASKCOUNT, 1);
+	else if (!V.expired)
 		lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
+}
+
+int vm_abort(lua_State *L, const char *msg)
+{
+	snprintf(V.abort_msg, sizeof(V.abort_msg), "%s", msg);
+	lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
+	return luaL_error(L, "%s", V.abort_msg);
 }
 
 static void vm_leave(lua_State *thread)
@@ -236,7 +256,8 @@ int vm_resume(lua_State *co, int nargs, int *nres)
 
 /* ---- a safe standard library ---- */
 
-/* print goes to the log (info level), not to a file descriptor */
+/* print goes to the log (notice level, shown by default), not to a file
+ * descriptor; the parent prefixes the line with this process's role */
 static int vm_print(lua_State *L)
 {
 	luaL_Buffer b;
@@ -250,7 +271,7 @@ static int vm_print(lua_State *L)
 		luaL_addvalue(&b);
 	}
 	luaL_pushresult(&b);
-	LOGI("%s", lua_tostring(L, -1));
+	LOGN("%s", lua_tostring(L, -1));
 	return 0;
 }
 
@@ -283,8 +304,6 @@ static void vm_keep_fields(lua_State *L, const char *lib,
 	lua_pop(L, 1);
 }
 
-static int vm_require(lua_State *L);
-
 static void vm_open_libs(lua_State *L)
 {
 	static const luaL_Reg libs[] = {
@@ -298,17 +317,16 @@ static void vm_open_libs(lua_State *L)
 	};
 	static const char *const os_keep[] = { "time", "clock", "date",
 					       "difftime", NULL };
-	static const char *const debug_keep[] = { "traceback", NULL };
+	/* read-only introspection: nothing that sets hooks, locals,
+	 * upvalues or metatables, or reaches the registry */
+	static const char *const debug_keep[] = { "getinfo", "traceback",
+						  NULL };
 
 	for (const luaL_Reg *l = libs; l->name != NULL; l++) {
 		luaL_requiref(L, l->name, l->func, 1);
 		lua_pop(L, 1);
 	}
-	/* no file access, no bytecode */
-	lua_pushnil(L);
-	lua_setglobal(L, "dofile");
-	lua_pushnil(L);
-	lua_setglobal(L, "loadfile");
+	/* no bytecode (loadfile and dofile: loader.c) */
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, vm_load, 1);
 	lua_setglobal(L, "load");
@@ -319,13 +337,7 @@ static void vm_open_libs(lua_State *L)
 	vm_keep_fields(L, "os", os_keep);
 	luaopen_debug(L);
 	vm_keep_fields(L, "debug", debug_keep);
-	/* package: only what Lua code uses (loaded), and our require */
-	lua_newtable(L);
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_setfield(L, -2, "loaded");
-	lua_setglobal(L, "package");
-	lua_pushcfunction(L, vm_require);
-	lua_setglobal(L, "require");
+	lib_os_open(L);
 }
 
 int vm_init(const struct vm_conf *c)
@@ -342,6 +354,7 @@ int vm_init(const struct vm_conf *c)
 	memset(lua_getextraspace(V.L), 0, LUA_EXTRASPACE);
 	lua_gc(V.L, LUA_GCGEN, 0, 0);
 	vm_open_libs(V.L);
+	loader_open(V.L, c->package_path);
 	hostapi_open(V.L);
 	return 0;
 }
@@ -540,69 +553,4 @@ void vm_modules_unstash(bool restore)
 	if (vm_pcall(vm_modules_op, (void *)(intptr_t)(restore ? 2 : 3)) !=
 	    LUA_OK)
 		lua_pop(V.L, 1);
-}
-
-void vm_set_module_fetch(vm_module_fetch f)
-{
-	V.fetch = f;
-}
-
-/* require(name): package.loaded, else the parent reads name.lua from the
- * ruleset's directory or --lua-path, else a built-in module. Sources are
- * held as Lua strings so an error cannot leak them. */
-static int vm_require(lua_State *L)
-{
-	size_t nlen, len;
-	const char *name = luaL_checklstring(L, 1, &nlen);
-	char *src = NULL, *buf = NULL, err[256];
-	const char *code;
-	struct vm_load_args a = { .arg = name };
-	char chunk[VM_MODULE_NAME_MAX + 8];
-	int from_file;
-
-	lua_settop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2 */
-	lua_getfield(L, 2, name);
-	if (lua_toboolean(L, -1))
-		return 1;
-	lua_pop(L, 1);
-	if (!msg_module_name_ok(name, nlen, false))
-		return luaL_error(L, "module '%s': invalid name (letters, "
-				     "digits, '_' and '-' only)", name);
-	from_file = V.fetch != NULL ? V.fetch(name, &src, &len) : 0;
-	if (from_file < 0)
-		return luaL_error(L, "module '%s': cannot be read", name);
-	if (from_file) {
-		lua_pushlstring(L, src, len); /* on failure src leaks once */
-		free(src);
-	} else {
-		code = vm_builtin_module(name, &len);
-		if (code == NULL)
-			return luaL_error(L, "module '%s' not found", name);
-		lua_pushlstring(L, code, len);
-	}
-	code = lua_tolstring(L, 3, &len);
-	if (vm_prepare_source(code, len, &a.src, &a.len, &buf, err,
-			      sizeof(err)) < 0)
-		return luaL_error(L, "module '%s': %s", name, err);
-	if (buf != NULL) {
-		/* gunzipped: move into Lua's heap, then point into it */
-		size_t off = (size_t)(a.src - buf);
-		lua_pushlstring(L, buf, off + a.len);
-		free(buf);
-		a.src = lua_tostring(L, -1) + off;
-	}
-	snprintf(chunk, sizeof(chunk), "@%s.lua", name);
-	a.chunkname = chunk;
-	lua_pushcfunction(L, vm_load_call);
-	lua_pushlightuserdata(L, &a);
-	lua_call(L, 1, 1);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushboolean(L, 1);
-	}
-	lua_pushvalue(L, -1);
-	lua_setfield(L, 2, name);
-	vm_mark_module(L, name);
-	return 1;
 }

@@ -6,9 +6,10 @@
  * - time: every entry into Lua from C (a callback, a resumed routine, a
  *   tick) gets a budget of CPU time; past it a count hook raises an error, and
  *   keeps raising on every instruction so no pcall can swallow it;
- * - library: base (no dofile/loadfile, text chunks only), string, table,
- *   math, utf8, coroutine, os.time/clock/date/difftime, debug.traceback,
- *   our own require (sources come from the parent); no io, no C modules.
+ * - library: base (text chunks only), string, table, math, utf8,
+ *   coroutine, os.time/clock/date/difftime/getenv/exit (lib_os.c),
+ *   debug.getinfo/traceback, require/loadfile/dofile whose sources come
+ *   from the parent (loader.c); no io, no C modules.
  *
  * Every call from C into Lua goes through vm_pcall(). */
 #ifndef NEOSOCKSD_VM_H
@@ -27,6 +28,7 @@ struct vm_conf {
 	size_t memlimit;    /* bytes; 0: the default */
 	int budget_ms;      /* per entry; 0: the default */
 	bool traceback;     /* attach a traceback to error messages */
+	const char *package_path; /* what package.path shows */
 };
 
 int vm_init(const struct vm_conf *c);
@@ -34,6 +36,9 @@ int vm_init(const struct vm_conf *c);
 void vm_reconf(const struct vm_conf *c);
 void vm_close(void);
 lua_State *vm_state(void);
+/* The CPU budget of one entry, in ms (also the longest a synchronous
+ * round trip to the front may wait). */
+int vm_budget_ms(void);
 size_t vm_memory(void);
 size_t vm_objects(void);
 size_t vm_memlimit(void);
@@ -59,9 +64,9 @@ int vm_load_ruleset(const char *src, size_t len, const char *chunkname,
 		    char *err, size_t errcap);
 bool vm_has_ruleset(void);
 
-/* Modules for require(): the process asks the parent synchronously. */
-typedef int (*vm_module_fetch)(const char *name, char **src, size_t *len);
-void vm_set_module_fetch(vm_module_fetch f);
+/* os.exit(): raise msg now, and at the first instruction of every later
+ * entry (the daemon is stopping). Does not return. */
+int vm_abort(lua_State *L, const char *msg);
 /* Built-in modules (libruleset) used when no file provides the name. */
 const char *vm_builtin_module(const char *name, size_t *len);
 

@@ -468,9 +468,10 @@ function t.test_unmarshal_roundtrip()
     assert(nan ~= nan, "nan")
     eq(inf, math.huge, "inf")
     eq(ninf, -math.huge, "-inf")
-    -- the reference writes both zeros as "0": the sign of -0.0 is lost
+    -- -0.0 keeps its sign across marshal/unmarshal (issue 12)
     eq(nz, 0, "-0.0 comes back as zero")
-    eq(math.type(nz), "integer", "written as the integer 0")
+    eq(math.type(nz), "float", "still a float")
+    eq(1 / nz, -math.huge, "with its sign")
     -- the documented example
     eq(marshal("a", { "b", ["c"] = "d" }), '"a",{"b",["c"]="d",}', "example")
     eq(marshal(), "", "no values")

@@ -88,7 +88,7 @@ function T.test_floats_exact()
 		{ 2.2250738585072014e-308 / 3, string.format("%s", "0x1.5555555555554p-1024") },
 		{ 1e300, string.format("%a", 1e300) },
 		{ 2.0 ^ 63, "0x1p+63" },
-		{ -0.0, "0" }, -- both zeros are "0", as the reference writes them
+		{ -0.0, "-0.0" }, -- keeps its sign, as the reference writes it
 		{ 0.0, "0" },
 		{ 0 / 0, "0/0" },
 		{ 1 / 0, "1/0" },
@@ -125,10 +125,11 @@ function T.test_floats_roundtrip()
 end
 
 function T.test_zeros_roundtrip()
-	-- both zeros are written "0" (the reference's format): they load as
-	-- the integer 0, equal to either, and -0.0 loses its sign
+	-- regression (issue 12): marshal(-0.0) wrote "0" and the sign was
+	-- lost; it is "-0.0", a float that keeps it. 0.0 is "0" (an integer)
 	local y = unmarshal(marshal(-0.0))[1]
-	t.ok(y == 0 and math.type(y) == "integer")
+	t.ok(y == 0 and math.type(y) == "float")
+	t.eq(1 / y, -math.huge)
 	y = unmarshal(marshal(0.0))[1]
 	t.ok(y == 0.0)
 	t.eq(math.type(y), "integer")
