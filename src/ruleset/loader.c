@@ -216,7 +216,7 @@ static int loader_require(lua_State *L)
 
 /* Pushes the function, or nil and a message. */
 static int loader_loadfile_impl(lua_State *L, const char *fname,
-				const char *mode, int env)
+				size_t flen, const char *mode, int env)
 {
 	char chunk[MSG_FILE_NAME_MAX + 2];
 	int found;
@@ -228,7 +228,7 @@ static int loader_loadfile_impl(lua_State *L, const char *fname,
 				   "--lua-path)");
 		return 2;
 	}
-	if (!msg_file_name_ok(fname, strlen(fname))) {
+	if (!msg_file_name_ok(fname, flen) || strlen(fname) != flen) {
 		luaL_pushfail(L);
 		lua_pushfstring(L, "cannot open %s (a relative name beneath "
 				   "the ruleset's directory or --lua-path, "
@@ -269,20 +269,22 @@ static int loader_loadfile_impl(lua_State *L, const char *fname,
 /* loadfile([filename [, mode [, env]]]) */
 static int loader_loadfile(lua_State *L)
 {
-	const char *fname = luaL_optstring(L, 1, NULL);
+	size_t flen = 0;
+	const char *fname = luaL_optlstring(L, 1, NULL, &flen);
 	const char *mode = luaL_optstring(L, 2, "bt");
 
-	return loader_loadfile_impl(L, fname, mode,
+	return loader_loadfile_impl(L, fname, flen, mode,
 				    lua_isnone(L, 3) ? 0 : 3);
 }
 
 /* dofile([filename]) */
 static int loader_dofile(lua_State *L)
 {
-	const char *fname = luaL_optstring(L, 1, NULL);
+	size_t flen = 0;
+	const char *fname = luaL_optlstring(L, 1, NULL, &flen);
 
 	lua_settop(L, 1);
-	if (loader_loadfile_impl(L, fname, "t", 0) != 1)
+	if (loader_loadfile_impl(L, fname, flen, "t", 0) != 1)
 		return lua_error(L);
 	lua_call(L, 0, LUA_MULTRET);
 	return lua_gettop(L) - 1;
