@@ -347,3 +347,46 @@ def test_stats_has_the_references_fields(daemon_factory, tmp_path, http_target):
     assert int(st["num_accept"]) >= 2 and int(st["num_serve"]) >= 2
     assert int(st["byt_down"]) > 0
     assert int(st["num_api_request"]) >= 1
+
+
+def test_overlay_example_three_daemons(daemon_factory, http_target, tmp_path):
+    """examples/overlay.lua on three daemons: a knows only b, b only c;
+    each learns the others through RPC (discovery), a routes web.c through
+    c (c serves it), and when c goes away its names are refused while b's
+    still work."""
+    from conftest import ROOT
+    example = os.path.join(ROOT, "examples", "overlay.lua")
+    ports = free_ports(6)
+    socks = dict(zip("abc", ports[:3]))
+    api = dict(zip("abc", ports[3:]))
+    seeds = {"a": f"127.0.0.1:{api['b']}", "b": f"127.0.0.1:{api['c']}", "c": ""}
+    d = {}
+    for n in "cba":
+        d[n] = daemon_factory(
+            "-l", f"127.0.0.1:{socks[n]}", "--api", f"127.0.0.1:{api[n]}",
+            "-r", example, "--loglevel", "5",
+            env={"OVERLAY_NAME": n, "OVERLAY_SOCKS": f"127.0.0.1:{socks[n]}",
+                 "OVERLAY_SERVICES": f"web=127.0.0.1:{http_target.port}",
+                 "OVERLAY_SEEDS": seeds[n], "OVERLAY_INTERVAL": "0.2",
+                 "OVERLAY_TTL": "2"})
+    # discovery: a learns c through b, c learns a from its hello via b
+    d["a"].wait_log('overlay: learned peer "c"', timeout=30)
+    d["c"].wait_log('overlay: learned peer "a"', timeout=30)
+
+    def get(via, host):
+        return curl("-x", f"socks5h://127.0.0.1:{socks[via]}", f"http://{host}/")
+
+    rc, out, err = get("a", "web.c")
+    assert rc == 0 and b"hello from the target" in out, err
+    d["c"].wait_log("web.c:80")  # c's access log: it served the request
+    rc, out, err = get("a", "web.b")
+    assert rc == 0, err
+    rc, out, err = get("a", "web.nobody")
+    assert rc != 0
+    # c goes away: after the TTL a refuses its names, b's still work
+    assert d["c"].stop() == 0
+    d["a"].wait_log('overlay: peer "c" went away', timeout=30)
+    rc, out, err = get("a", "web.c")
+    assert rc != 0
+    rc, out, err = get("a", "web.b")
+    assert rc == 0, err
