@@ -538,20 +538,22 @@ static int64_t ruleset_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A front message that is not the answer: for after, in order. A message
- * that breaks the catalogue becomes a deferred fault. */
-static void ruleset_front_keep(const struct msg *m, const char *why)
+/* A front message that is not the answer: for after, in order. */
+static void ruleset_front_keep(const struct msg *m)
 {
-	if (why != NULL) {
-		struct msg f = { .type = MSG_INVALID, .len = strlen(why) + 1,
-				 .data = (const uint8_t *)why, .fd = -1 };
-
-		if (m != NULL && m->fd >= 0)
-			close(m->fd);
-		ruleset_defer_from(&f, true);
-		return;
-	}
 	ruleset_defer_from(m, true);
+}
+
+/* A front message that breaks the catalogue (or a malformed frame): a
+ * deferred fault, handled in order. Takes m's fd, if any. */
+static void ruleset_front_keep_fault(const struct msg *m, const char *why)
+{
+	struct msg f = { .type = MSG_INVALID, .len = strlen(why) + 1,
+			 .data = (const uint8_t *)why, .fd = -1 };
+
+	if (m != NULL && m->fd >= 0)
+		close(m->fd);
+	ruleset_defer_from(&f, true);
 }
 
 int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
@@ -577,7 +579,7 @@ int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 
 			if (msg_check(CHAN_FRONT_RULESET, ROLE_FRONT, &m,
 				      &why) < 0) {
-				ruleset_front_keep(&m, why);
+				ruleset_front_keep_fault(&m, why);
 				return 0;
 			}
 			if (m.type == reply &&
@@ -586,18 +588,18 @@ int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 				memcpy(out, m.data, *outlen);
 				/* STATS also answers the API's waiters */
 				if (reply == MSG_STATS)
-					ruleset_front_keep(&m, NULL);
+					ruleset_front_keep(&m);
 				while ((r = msgchan_get(ch, &m)) == 1)
-					ruleset_front_keep(&m, NULL);
+					ruleset_front_keep(&m);
 				if (r < 0)
-					ruleset_front_keep(NULL,
-							   "malformed frame");
+					ruleset_front_keep_fault(
+						NULL, "malformed frame");
 				return 1;
 			}
-			ruleset_front_keep(&m, NULL);
+			ruleset_front_keep(&m);
 		}
 		if (r < 0) {
-			ruleset_front_keep(NULL, "malformed frame");
+			ruleset_front_keep_fault(NULL, "malformed frame");
 			return 0;
 		}
 		left = deadline - ruleset_now_ms();

@@ -141,6 +141,31 @@ static void test_bounds(void **state)
 	assert_int_equal(errno, EFBIG);
 }
 
+/* -r - / -c -: standard input is a pipe (or a terminal): read to its end,
+ * waiting for it, even when set non-blocking; bounded; the fd stays open */
+static void test_stream(void **state)
+{
+	struct blob b = { 0 };
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	assert_int_equal(write(p[1], "return {}\n", 10), 10);
+	close(p[1]);
+	assert_int_equal(readfile_stream(p[0], 64, &b), 0);
+	assert_int_equal(b.len, 10);
+	assert_string_equal(b.data, "return {}\n");
+	assert_int_not_equal(fcntl(p[0], F_GETFD), -1);
+	close(p[0]);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "0123456789", 10), 10);
+	close(p[1]);
+	assert_int_equal(readfile_stream(p[0], 9, &b), -1);
+	assert_int_equal(errno, EFBIG);
+	assert_null(b.data);
+	close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +174,7 @@ int main(void)
 		cmocka_unit_test(test_fifo),
 		cmocka_unit_test(test_directory_device_socket),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
