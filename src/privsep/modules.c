@@ -105,10 +105,17 @@ static int modules_open_beneath(const char *dir, const char *rel)
 	return -1;
 }
 
-/* Try dir/rel: MODULE_FILE when read (out set), MODULE_ABSENT, or
- * MODULE_REFUSED / MODULE_ERROR with the reason in why (and logged). */
-static int module_try(const char *dir, const char *rel, struct blob *out,
-		      char *why, size_t whycap)
+struct module_search {
+	const char *name; /* module name or file name */
+	bool module;
+	struct blob *out;
+	char why[MODULES_REASON_MAX];
+};
+
+/* Try dir/rel: MODULE_FILE when read (s->out set), MODULE_ABSENT, or
+ * MODULE_REFUSED / MODULE_ERROR with the reason in s->why (and logged). */
+static int module_try(const char *dir, const char *rel,
+		      struct module_search *s)
 {
 	int fd;
 
@@ -117,12 +124,13 @@ static int module_try(const char *dir, const char *rel, struct blob *out,
 	fd = modules_open_beneath(dir, rel);
 	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
 		return MODULE_ABSENT;
-	if (fd >= 0 && readfile_fd(fd, MSG_LUA_SRC_MAX, out, NULL) == 0)
+	if (fd >= 0 && readfile_fd(fd, MSG_LUA_SRC_MAX, s->out, NULL) == 0)
 		return MODULE_FILE;
-	snprintf(why, whycap, "%s: %s", rel,
+	snprintf(s->why, sizeof(s->why), "%s: %s", rel,
 		 errno == ELOOP ? "a symbolic link (not followed)"
 				: readfile_strerror(errno));
-	LOG_RL(LOGL_ERROR, 10, "ruleset process: %s/%s", dir, why);
+	LOG_RL(LOGL_ERROR, 10, "%s '%s': %s/%s",
+	       s->module ? "require" : "loadfile", s->name, dir, s->why);
 	return errno == ELOOP || errno == EINVAL || errno == EISDIR
 		       ? MODULE_REFUSED
 		       : MODULE_ERROR;
@@ -155,13 +163,6 @@ static int modules_each_dir(int (*fn)(const char *dir, void *arg), void *arg)
 	return 0;
 }
 
-struct module_search {
-	const char *name; /* module name or file name */
-	bool module;
-	struct blob *out;
-	char why[MODULES_REASON_MAX];
-};
-
 static int module_search_dir(const char *dir, void *arg)
 {
 	struct module_search *s = arg;
@@ -170,7 +171,7 @@ static int module_search_dir(const char *dir, void *arg)
 	int r;
 
 	if (!s->module)
-		return module_try(dir, s->name, s->out, s->why, sizeof(s->why));
+		return module_try(dir, s->name, s);
 	/* a.b.c: a/b/c.lua, then a/b/c/init.lua */
 	n = strlen(s->name);
 	memcpy(rel, s->name, n + 1);
@@ -178,11 +179,11 @@ static int module_search_dir(const char *dir, void *arg)
 		if (rel[i] == '.')
 			rel[i] = '/';
 	memcpy(rel + n, ".lua", 5);
-	r = module_try(dir, rel, s->out, s->why, sizeof(s->why));
+	r = module_try(dir, rel, s);
 	if (r != MODULE_ABSENT)
 		return r;
 	memcpy(rel + n, "/init.lua", 10);
-	r = module_try(dir, rel, s->out, s->why, sizeof(s->why));
+	r = module_try(dir, rel, s);
 	return r == MODULE_FILE ? MODULE_INIT : r;
 }
 
