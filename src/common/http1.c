@@ -140,6 +140,18 @@ void http1_parser_init(struct http1_parser *p, enum http1_kind kind)
 	memset(p, 0, sizeof(*p));
 	p->kind = (uint8_t)kind;
 	p->state = HTTP1_ST_START_LINE;
+	p->maxhead = HTTP1_MAX_HEAD;
+	p->maxfields = HTTP1_MAX_FIELDS;
+}
+
+void http1_parser_limits(struct http1_parser *p, size_t maxhead,
+			 unsigned maxfields)
+{
+	p->maxhead = (uint16_t)(maxhead < HTTP1_HEAD_CAP ? maxhead
+							 : HTTP1_HEAD_CAP);
+	p->maxfields = (uint8_t)(maxfields < HTTP1_FIELDS_CAP
+					 ? maxfields
+					 : HTTP1_FIELDS_CAP);
 }
 
 /* "HTTP/" DIGIT "." DIGIT, exactly n == 8 bytes at v. */
@@ -335,7 +347,7 @@ static int http1_field_line(struct http1_parser *p, const char *buf,
 static int http1_field_add(struct http1_parser *p, const char *buf,
 			   struct http1_head *h, const struct http1_field *f)
 {
-	if (h->nfields >= HTTP1_MAX_FIELDS)
+	if (h->nfields >= p->maxfields)
 		return http1_fail(p, 431, "too many header fields");
 	h->fields[h->nfields] = *f;
 	h->nfields++;
@@ -437,7 +449,7 @@ int http1_parse(struct http1_parser *p, const char *buf, size_t len,
 		return http1_fail(p, 400, "buffer shrank between calls");
 	if (p->state == HTTP1_ST_DONE)
 		return http1_finish(p, buf, p->pos, h);
-	lim = len < HTTP1_MAX_HEAD ? len : HTTP1_MAX_HEAD;
+	lim = len < p->maxhead ? len : p->maxhead;
 	i = p->pos;
 	while (i < lim) {
 		unsigned char c = (unsigned char)buf[i];
@@ -468,7 +480,7 @@ int http1_parse(struct http1_parser *p, const char *buf, size_t len,
 		i++;
 	}
 	p->pos = (uint16_t)i;
-	if (len > HTTP1_MAX_HEAD)
+	if (len > p->maxhead)
 		return http1_fail(p, 431, "head too large");
 	return 0;
 }
@@ -510,7 +522,12 @@ static size_t http1_elem_end(const char *buf, size_t i, size_t e)
 
 bool http1_list_has(const char *buf, struct http1_span s, const char *tok)
 {
-	size_t toklen = strlen(tok);
+	return http1_list_has_n(buf, s, tok, strlen(tok));
+}
+
+bool http1_list_has_n(const char *buf, struct http1_span s, const char *tok,
+		      size_t toklen)
+{
 	size_t i = s.off, e = (size_t)s.off + s.len;
 
 	while (i < e) {
@@ -703,6 +720,47 @@ int http1_error_response(char *buf, size_t cap, int status,
 	if (n < 0 || (size_t)n >= cap)
 		return -1;
 	return n;
+}
+
+int http1_error_response_text(char *buf, size_t cap, int status,
+			      const char *extra_headers, const char *text)
+{
+	size_t bodylen = strlen(text) + 1;
+	int n;
+
+	if (status < 100 || status > 999 || strpbrk(text, "\r\n") != NULL)
+		return -1;
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	n = snprintf(buf, cap,
+		     "HTTP/1.1 %d %s\r\n"
+		     "Connection: close\r\n"
+		     "Content-Type: text/plain; charset=utf-8\r\n"
+		     "X-Content-Type-Options: nosniff\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s"
+		     "\r\n"
+		     "%s\n",
+		     status, http1_reason(status), bodylen,
+		     extra_headers != NULL ? extra_headers : "", text);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	return n;
+}
+
+int http1_sniff_request(const char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i <= 16; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == ' ')
+			return i >= 3 ? 1 : -1;
+		if (c < 'A' || c > 'Z')
+			return -1;
+	}
+	return i > 16 ? -1 : 0;
 }
 
 /* Append base64(user ":" pass) at buf[*o..cap), NUL-terminated, feeding
@@ -907,6 +965,22 @@ static int http1_ck_byte(struct http1_chunked *c, unsigned char ch)
 	default:
 		return -1;
 	}
+}
+
+uint64_t http1_chunked_data_left(const struct http1_chunked *c)
+{
+	return c->state == HTTP1_CK_DATA ? c->remaining : 0;
+}
+
+void http1_chunked_take(struct http1_chunked *c, uint64_t n)
+{
+	if (c->state != HTTP1_CK_DATA || n > c->remaining) {
+		c->state = HTTP1_CK_ERROR;
+		return;
+	}
+	c->remaining -= n;
+	if (c->remaining == 0)
+		c->state = HTTP1_CK_DATA_CR;
 }
 
 long http1_chunked_decode(struct http1_chunked *c, const char *in,

@@ -30,6 +30,11 @@
 
 #define HTTP1_MAX_HEAD 8192
 #define HTTP1_MAX_FIELDS 64
+/* What http1_parser_limits() may raise the limits to (a forward proxy
+ * reads origin responses, whose heads are larger than requests'). The
+ * spans are 16-bit offsets: no head can be longer. */
+#define HTTP1_HEAD_CAP 65535
+#define HTTP1_FIELDS_CAP 128
 
 /* A slice of the caller's buffer. */
 struct http1_span {
@@ -75,7 +80,7 @@ struct http1_head {
 	struct http1_span reason;
 	int version_minor; /* 0 or 1 ("HTTP/1.x" with x > 1 counts as 1) */
 	uint16_t nfields;
-	struct http1_field fields[HTTP1_MAX_FIELDS];
+	struct http1_field fields[HTTP1_FIELDS_CAP];
 	int64_t content_length; /* -1 when absent */
 	bool chunked;           /* Transfer-Encoding: chunked */
 	unsigned conn;          /* HTTP1_CONN_* bits from Connection */
@@ -86,13 +91,20 @@ struct http1_head {
 struct http1_parser {
 	uint8_t kind;   /* enum http1_kind */
 	uint8_t state;
+	uint8_t maxfields; /* HTTP1_MAX_FIELDS unless raised */
 	uint16_t pos;   /* next byte to examine */
 	uint16_t line;  /* start of the current line */
+	uint16_t maxhead; /* HTTP1_MAX_HEAD unless raised */
 	int status;     /* on error: HTTP status to answer */
 	const char *why; /* on error: static text for logs */
 };
 
 void http1_parser_init(struct http1_parser *p, enum http1_kind kind);
+/* Other limits than HTTP1_MAX_HEAD bytes and HTTP1_MAX_FIELDS fields,
+ * clamped to HTTP1_HEAD_CAP and HTTP1_FIELDS_CAP. Call after init, before
+ * the first parse. */
+void http1_parser_limits(struct http1_parser *p, size_t maxhead,
+			 unsigned maxfields);
 
 int http1_parse(struct http1_parser *p, const char *buf, size_t len,
 		struct http1_head *h);
@@ -103,6 +115,9 @@ bool http1_span_eq_ci(const char *buf, struct http1_span s, const char *lit);
 /* True when the comma-separated list in span s contains token tok
  * (case-insensitive, OWS around elements ignored, q-values ignored). */
 bool http1_list_has(const char *buf, struct http1_span s, const char *tok);
+/* The same with a token that is not NUL-terminated. */
+bool http1_list_has_n(const char *buf, struct http1_span s, const char *tok,
+		      size_t toklen);
 /* The value span of a known header, or NULL. */
 const struct http1_span *http1_known_value(const struct http1_head *h,
 					   enum http1_known k);
@@ -123,6 +138,16 @@ const char *http1_reason(int status);
  * cap is too small. */
 int http1_error_response(char *buf, size_t cap, int status,
 			 const char *extra_headers);
+/* The same with the body "<text>\n" instead: a short reason an operator
+ * understands. text must not hold CR or LF. */
+int http1_error_response_text(char *buf, size_t cap, int status,
+			      const char *extra_headers, const char *text);
+
+/* Do the first bytes of a stream look like an HTTP request line (an
+ * upper-case method of 3 to 16 letters and a space)? 1 yes, 0 cannot
+ * tell yet (all letters so far), -1 no. Used to answer a client that
+ * speaks HTTP to a SOCKS port. */
+int http1_sniff_request(const char *buf, size_t len);
 
 /* Build "CONNECT host:port HTTP/1.1\r\n" + (when user != NULL)
  * "Proxy-Authorization: Basic <b64(user:pass)>\r\n" + "\r\n". No Host
@@ -147,5 +172,11 @@ void http1_chunked_init(struct http1_chunked *c);
 long http1_chunked_decode(struct http1_chunked *c, const char *in,
 			  size_t inlen, char *out, size_t outcap,
 			  size_t *outlen);
+/* Payload bytes of the current chunk not yet decoded: a caller may move
+ * them itself (splice) instead of through http1_chunked_decode(), then
+ * report them with http1_chunked_take(). 0 outside chunk data. */
+uint64_t http1_chunked_data_left(const struct http1_chunked *c);
+/* n (<= data_left) payload bytes were moved by the caller. */
+void http1_chunked_take(struct http1_chunked *c, uint64_t n);
 
 #endif

@@ -12,3 +12,4 @@ UT_SRCS_cli        := src/privsep/cli.c $(UT_SRCS_config)
 UT_SRCS_confload   := src/ruleset/confload.c $(UT_SRCS_config)
 UT_SRCS_readfile   := src/privsep/readfile.c
 UT_SRCS_log        := src/common/log.c
+UT_SRCS_http1fwd   := src/common/http1fwd.c src/common/http1.c src/common/base64.c src/common/addr.c
