@@ -135,6 +135,8 @@ static void dial_finish_cb(evutil_socket_t fd, short what, void *arg)
 	} else {
 		res.fd = -1;
 	}
+	res.peer = d->peerlen > 0 ? (const struct sockaddr *)&d->peer : NULL;
+	res.hop = d->hop;
 	d->cb(&res, d->arg);
 	dial_release(d);
 }
@@ -263,12 +265,17 @@ static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
 	else
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-	if (dial_blocked(sa) || dial_self(d, sa, false)) {
+	memcpy(&d->peer, ss, len);
+	d->peerlen = len;
+	if (dial_blocked(sa)) {
 		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}
-	memcpy(&d->peer, ss, len);
-	d->peerlen = len;
+	if (dial_self(d, sa, false)) {
+		d->res.self_dial = true;
+		dial_end(d, DIAL_ERR_BLOCKED, 0);
+		return;
+	}
 	if (dial_pol.privileged_socket) {
 		d->step = STEP_PRIVSOCK;
 		d->priv_req = front_priv_request(sa->sa_family, d);
@@ -383,6 +390,7 @@ static void dial_connected(struct dialer *d)
 	/* after the fact too: an address of this host the front cannot
 	 * list (another interface's) shows as local == peer */
 	if (dial_self(d, (struct sockaddr *)&d->peer, true)) {
+		d->res.self_dial = true;
 		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}

@@ -6,6 +6,7 @@
 #ifndef NEOSOCKSD_DIAL_H
 #define NEOSOCKSD_DIAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,13 @@ struct dial_result {
 	uint8_t upstream_rep; /* SOCKS5 REP from the last proxy, 0 if none */
 	uint64_t latency_us;  /* DIAL_OK: start to ready, proxies included */
 	uint64_t rx, tx;      /* bytes exchanged with proxies */
+	/* for the reasons given to clients: the first hop's address once
+	 * known (valid during the callback only, else NULL), the proxy hop
+	 * a DIAL_ERR_PROXY_* / EOF is about, and whether a DIAL_ERR_BLOCKED
+	 * was for this daemon's own endpoint (else --block-outbound) */
+	const struct sockaddr *peer;
+	size_t hop;
+	bool self_dial;
 };
 
 typedef void (*dial_cb)(const struct dial_result *r, void *arg);

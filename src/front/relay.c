@@ -173,18 +173,18 @@ static size_t relay_chunk(const struct relay_dir *d)
 	return d->kind == CHUNK_PIPE ? RELAY_PIPE_SIZE : RELAY_BUF_SIZE;
 }
 
-static ssize_t relay_in(struct relay_dir *d, int src)
+static ssize_t relay_in(struct relay_dir *d, int src, size_t want)
 {
 	ssize_t n;
 
 	if (d->kind == CHUNK_PIPE) {
 		struct relay_pipe *p = d->chunk;
-		n = splice(src, NULL, p->wfd, NULL, RELAY_PIPE_SIZE,
+		n = splice(src, NULL, p->wfd, NULL, want,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	} else {
 		struct relay_buf *b = d->chunk;
 		b->off = 0;
-		n = recv(src, b->data, RELAY_BUF_SIZE, 0);
+		n = recv(src, b->data, want, 0);
 	}
 	return n;
 }
@@ -206,7 +206,7 @@ static ssize_t relay_out(struct relay_dir *d, int dst)
 	return n;
 }
 
-int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
+int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 	       uint64_t *moved)
 {
 	bool drained = false;
@@ -216,11 +216,16 @@ int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 		ssize_t n;
 
 		if (d->pending == 0) {
-			if (d->eof)
+			size_t want;
+
+			if (d->eof || *budget == 0)
 				break;
 			if (d->chunk == NULL && relay_acquire(d) < 0)
 				return -1;
-			n = relay_in(d, src);
+			want = relay_chunk(d);
+			if (want > *budget)
+				want = (size_t)*budget;
+			n = relay_in(d, src, want);
 			if (n == 0) {
 				d->eof = true;
 				break;
@@ -231,9 +236,10 @@ int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 				return -1;
 			}
 			d->pending = (uint32_t)n;
+			*budget -= (uint64_t)n;
 			/* a short read emptied the socket for now; the level-
 			 * triggered event says when there is more */
-			drained = (size_t)n < relay_chunk(d);
+			drained = (size_t)n < want;
 		}
 		n = relay_out(d, dst);
 		if (n < 0) {
@@ -248,6 +254,16 @@ int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 	}
 	if (d->pending == 0 && d->chunk != NULL)
 		relay_release(d);
+	return 0;
+}
+
+int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
+	       uint64_t *moved)
+{
+	uint64_t budget = UINT64_MAX;
+
+	if (relay_move(d, src, dst, &budget, moved) < 0)
+		return -1;
 	if (d->eof && d->pending == 0 && !d->shut) {
 		if (!other_done && shutdown(dst, SHUT_WR) < 0 &&
 		    errno != ENOTCONN)

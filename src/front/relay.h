@@ -39,6 +39,13 @@ void relay_cleanup(void);
 int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 	       uint64_t *moved);
 
+/* The same for a framed message body: read at most *budget bytes from
+ * src (*budget goes down by what was read) and write them to dst. EOF
+ * only sets d->eof: what it means (the end of a close-delimited body, or
+ * a truncated one) is the caller's to decide; nothing is shut down. */
+int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
+	       uint64_t *moved);
+
 static inline bool relay_wants_read(const struct relay_dir *d)
 {
 	return !d->eof && d->pending == 0;

@@ -114,7 +114,7 @@ static const char *proto_name(uint8_t p)
 	return p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }
 
-static void session_log(const struct session *s, const char *outcome)
+void session_log_line(const struct session *s, const char *outcome)
 {
 	char client[ADDR_STRLEN];
 	double dur = (double)(now_us() - s->t_start_us) / 1e6;
@@ -130,6 +130,14 @@ static void session_log(const struct session *s, const char *outcome)
 	     (unsigned long long)s->bytes_down, dur, outcome);
 }
 
+static void session_log(struct session *s, const char *outcome)
+{
+	if (s->drv->log != NULL)
+		s->drv->log(s, outcome);
+	else
+		session_log_line(s, outcome);
+}
+
 static void session_unwatch(struct event *ev, short *flags)
 {
 	if (*flags != 0)
@@ -141,7 +149,7 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg);
 static void session_upstream_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Watch fd for exactly flags (0 = nothing). */
-static void session_watch(struct session *s, bool client, short flags)
+void session_watch(struct session *s, bool client, short flags)
 {
 	struct event *ev = client ? &s->cev : &s->uev;
 	short *cur = client ? &s->cflags : &s->uflags;
@@ -158,7 +166,7 @@ static void session_watch(struct session *s, bool client, short flags)
 		*cur = flags;
 }
 
-static void session_free_hs(struct session *s)
+void session_hs_free(struct session *s)
 {
 	struct hs *hs = s->hs;
 
@@ -173,28 +181,37 @@ static void session_free_hs(struct session *s)
 	s->hs = NULL;
 }
 
-void session_close(struct session *s, const char *outcome)
+/* Everything but the client socket: the counters, the access line, the
+ * ruleset's pending decision, the driver's state, the upstream side. */
+static void session_release(struct session *s, const char *outcome)
 {
-	if (s->state == SS_CLOSED)
-		return;
-	if (s->state == SS_RELAY)
+	if (s->active)
 		front_stats.active--;
 	else
 		front_stats.halfopen--;
 	session_log(s, outcome);
 	route_forget(s);
-	session_unwatch(&s->cev, &s->cflags);
+	if (s->drv->on_close != NULL)
+		s->drv->on_close(s);
 	session_unwatch(&s->uev, &s->uflags);
 	if (s->hs != NULL && s->hs->dial != NULL)
 		s->ufd = -1; /* still the dialer's: dial_cancel closes it */
-	session_free_hs(s);
+	session_hs_free(s);
 	relay_release(&s->up);
 	relay_release(&s->down);
-	if (s->cfd >= 0)
-		close(s->cfd);
 	if (s->ufd >= 0)
 		close(s->ufd);
-	s->cfd = s->ufd = -1;
+	s->ufd = -1;
+}
+
+/* The client socket goes too, and the session to the reaper. */
+static void session_finish(struct session *s)
+{
+	session_unwatch(&s->cev, &s->cflags);
+	session_unwatch(&s->uev, &s->uflags); /* a lingering one's timer */
+	if (s->cfd >= 0)
+		close(s->cfd);
+	s->cfd = -1;
 	s->state = SS_CLOSED;
 	sess_list_del(&sess_live, s);
 	sess_list_add(&sess_dead, s);
@@ -203,12 +220,78 @@ void session_close(struct session *s, const char *outcome)
 	listener_session_closed();
 }
 
+void session_close(struct session *s, const char *outcome)
+{
+	/* a lingering session has ended already: it finishes by itself */
+	if (s->state == SS_CLOSED || s->state == SS_LINGER)
+		return;
+	session_release(s, outcome);
+	session_finish(s);
+}
+
+#define SESS_LINGER_BYTES (1u << 20)
+
+static void session_linger_timeout_cb(evutil_socket_t fd, short what,
+				      void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_finish(arg);
+}
+
+void session_linger(struct session *s, const char *outcome)
+{
+	static const struct timeval tv = { 5, 0 };
+
+	if (s->state == SS_CLOSED || s->state == SS_LINGER)
+		return;
+	session_release(s, outcome);
+	s->state = SS_LINGER;
+	s->bytes_up = 0; /* from now on: bytes drained */
+	if (shutdown(s->cfd, SHUT_WR) < 0) {
+		session_finish(s);
+		return;
+	}
+	session_watch(s, true, EV_READ);
+	event_assign(&s->uev, sess_base, -1, 0, session_linger_timeout_cb, s);
+	if (event_add(&s->uev, &tv) == 0)
+		s->uflags = EV_TIMEOUT;
+}
+
+/* Read and drop what the client still sends; close on its EOF. */
+static void session_linger_read(struct session *s)
+{
+	char buf[4096];
+	ssize_t n = recv(s->cfd, buf, sizeof(buf), 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0 && (s->bytes_up += (uint64_t)n) < SESS_LINGER_BYTES)
+		return;
+	session_finish(s);
+}
+
+void session_drain(void)
+{
+	struct session *s, *next;
+
+	for (s = sess_live; s != NULL; s = next) {
+		next = s->next;
+		if (s->drv->on_drain != NULL)
+			s->drv->on_drain(s);
+	}
+}
+
 void session_close_all(const char *outcome)
 {
 	struct session *s;
 
-	while ((s = sess_live) != NULL)
-		session_close(s, outcome);
+	while ((s = sess_live) != NULL) {
+		if (s->state == SS_LINGER)
+			session_finish(s);
+		else
+			session_close(s, outcome);
+	}
 }
 
 int session_reply(struct session *s, const void *buf, size_t len)
@@ -283,21 +366,29 @@ static void session_relay_event(struct session *s, short what, bool client)
 	session_relay_update(s);
 }
 
-static void session_start_relay(struct session *s)
+void session_set_active(struct session *s)
+{
+	if (s->active)
+		return;
+	s->active = true;
+	front_stats.halfopen--;
+	front_stats.active++;
+	if (front_stats.active > front_stats.peak)
+		front_stats.peak = front_stats.active;
+}
+
+void session_start_relay(struct session *s)
 {
 	struct hs *hs = s->hs;
-	size_t left = hs->len - hs->off;
+	size_t left = hs != NULL ? (size_t)(hs->len - hs->off) : 0;
 
 	if (left > 0 && relay_preload(&s->up, hs->buf + hs->off, left) < 0) {
 		session_close(s, "out of memory");
 		return;
 	}
-	session_free_hs(s);
+	session_hs_free(s);
 	s->state = SS_RELAY;
-	front_stats.halfopen--;
-	front_stats.active++;
-	if (front_stats.active > front_stats.peak)
-		front_stats.peak = front_stats.active;
+	session_set_active(s);
 	session_relay_update(s);
 }
 
@@ -340,10 +431,21 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	switch (s->state) {
 	case SS_HANDSHAKE:
+		/* an idle keep-alive connection has no handshake context */
+		if (s->hs == NULL && session_hs_next(s) < 0) {
+			session_close(s, "out of memory");
+			return;
+		}
 		session_hs_read(s);
 		break;
 	case SS_RELAY:
 		session_relay_event(s, what, true);
+		break;
+	case SS_EXCHANGE:
+		s->drv->on_event(s, what, true);
+		break;
+	case SS_LINGER:
+		session_linger_read(s);
 		break;
 	default:
 		/* bytes before the tunnel exists: leave them in the socket
@@ -361,6 +463,8 @@ static void session_upstream_cb(evutil_socket_t fd, short what, void *arg)
 		session_relay_event(s, what, false);
 	else if (s->state == SS_DIAL && s->hs->dial != NULL)
 		dial_on_event(s->hs->dial, what);
+	else if (s->drv->on_event != NULL)
+		s->drv->on_event(s, what, false);
 }
 
 /* The dialer's socket is watched through the session's own event, which
@@ -387,6 +491,55 @@ static void session_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	session_close(s, "timeout");
 }
 
+void session_arm_deadline(struct session *s)
+{
+	evtimer_add(&s->hs->timer, sess_deadline);
+}
+
+int session_hs_next(struct session *s)
+{
+	struct hs *hs = s->hs;
+
+	if (hs == NULL) {
+		hs = calloc(1, sizeof(*hs) + s->drv->bufsize);
+		if (hs == NULL)
+			return -1;
+		hs->cap = s->drv->bufsize;
+		evtimer_assign(&hs->timer, sess_base, session_timeout_cb, s);
+		s->hs = hs;
+	} else {
+		/* the bytes already read are the next request's */
+		memmove(hs->buf, hs->buf + hs->off, hs->len - hs->off);
+		hs->len -= hs->off;
+		hs->off = 0;
+		free(hs->own_hops);
+		hs->own_hops = NULL;
+		hs->hops = NULL;
+		hs->nhops = 0;
+		hs->request_done = hs->forwarding = false;
+		hs->has_user = hs->has_pass = false;
+		explicit_bzero(hs->user, sizeof(hs->user));
+		explicit_bzero(hs->pass, sizeof(hs->pass));
+		memset(&hs->target, 0, sizeof(hs->target));
+	}
+	s->state = SS_HANDSHAKE;
+	session_arm_deadline(s);
+	if (s->drv->on_accept != NULL)
+		s->drv->on_accept(s);
+	return 0;
+}
+
+void session_reset_request(struct session *s)
+{
+	free(s->target);
+	s->target = NULL;
+	if (s->route_owned)
+		free(s->route);
+	s->route = NULL;
+	s->route_owned = false;
+	s->dialed = false;
+}
+
 static void session_forward_failed(struct session *s,
 				   const struct dial_result *r)
 {
@@ -405,25 +558,28 @@ static void session_forward_failed(struct session *s,
 static void session_dialed(const struct dial_result *r, void *arg)
 {
 	struct session *s = arg;
+	bool forwarding = s->hs->forwarding;
 	char why[96];
+	int how;
 
 	s->hs->dial = NULL;
-	if (s->hs->forwarding && r->err != DIAL_OK) {
-		front_stats.dial_rx += r->rx;
-		front_stats.dial_tx += r->tx;
+	front_stats.dial_rx += r->rx;
+	front_stats.dial_tx += r->tx;
+	if (forwarding && r->err != DIAL_OK) {
 		session_forward_failed(s, r);
 		return;
 	}
-	front_stats.dial_rx += r->rx;
-	front_stats.dial_tx += r->tx;
 	if (r->err == DIAL_OK) {
 		s->ufd = r->fd;
+		if (forwarding)
+			route_forward_result(s, true, NULL);
 	} else {
 		/* the dialer closes its socket after this callback */
 		session_watch(s, false, 0);
 		s->ufd = -1;
 	}
-	if (s->drv->on_dialed(s, r) < 0) {
+	how = s->drv->on_dialed(s, r);
+	if (how < 0) {
 		if (r->err == DIAL_OK) {
 			session_close(s, "client gone");
 			return;
@@ -445,17 +601,18 @@ static void session_dialed(const struct dial_result *r, void *arg)
 	front_stats.latpos = (front_stats.latpos + 1) % 256;
 	if (front_stats.nlat < 256)
 		front_stats.nlat++;
-	if (s->hs->forwarding)
-		route_forward_result(s, true, NULL);
-	session_start_relay(s);
+	if (how == 0)
+		session_start_relay(s);
 }
 
-static void session_dial(struct session *s)
+void session_dial(struct session *s)
 {
 	struct hs *hs = s->hs;
 
 	s->state = SS_DIAL;
 	s->dialed = true;
+	if (s->drv->before_dial != NULL && s->drv->before_dial(s))
+		return;
 	hs->dial = dial_start(&hs->target, hs->hops, hs->nhops, 0,
 			      session_dialed, session_dial_watch, s);
 	if (hs->dial == NULL) {
@@ -488,6 +645,8 @@ void session_request(struct session *s)
 	/* [::ffff:a.b.c.d] is the IPv4 host: the ruleset's route() decides
 	 * it, as the IPv4 literal (docs/ruleset.md) */
 	(void)addr_unmap(&hs->target);
+	free(s->target);
+	s->target = NULL;
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
 	if (!sess_fc->use_ruleset) {

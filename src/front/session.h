@@ -8,7 +8,16 @@
  *
  * The handshake context (buffer, parser, dialer, deadline) is allocated at
  * accept and freed when relaying starts; an established tunnel keeps only
- * the small struct session. */
+ * the small struct session.
+ *
+ * The HTTP forward proxy (httpfwd.c) runs several requests on one client
+ * connection: each goes HANDSHAKE -> ROUTE -> DIAL (skipped when the
+ * upstream connection is reused) -> EXCHANGE (the driver moves the request
+ * and the response itself) and back to HANDSHAKE, with no handshake
+ * context while the connection is idle. A driver may end a session with
+ * LINGER: the last reply is sent, the client's unread bytes are drained
+ * for a short bounded time so that the close does not reset the reply
+ * away, then the session closes. */
 #ifndef NEOSOCKSD_SESSION_H
 #define NEOSOCKSD_SESSION_H
 
@@ -32,6 +41,8 @@ enum sess_state {
 	SS_ROUTE,
 	SS_DIAL,
 	SS_RELAY,
+	SS_EXCHANGE, /* the driver's own exchange (HTTP forward proxy) */
+	SS_LINGER,   /* answered; draining the client before the close */
 	SS_CLOSED,
 };
 
@@ -60,11 +71,29 @@ struct sess_driver {
 	/* Client bytes arrived in hs->buf[hs->off .. hs->len). */
 	void (*on_read)(struct session *s);
 	/* The dial finished. On success send the success reply and return
-	 * 0 to start relaying; on failure send the error reply. -1 closes. */
+	 * 0 to start relaying, or 1 when the driver carries on itself
+	 * (SS_EXCHANGE); on failure send the error reply. -1 closes. A
+	 * driver may close the session itself (with its own outcome): what
+	 * follows then does nothing. */
 	int (*on_dialed)(struct session *s, const struct dial_result *r);
 	/* The handshake deadline passed. Send a reply if the protocol has
-	 * one for it. */
+	 * one for it (and possibly close, as above). */
 	void (*on_timeout)(struct session *s);
+	/* Optional: a decision was taken and a dial is about to start.
+	 * Return true when the driver needs none (it reuses its upstream
+	 * connection and has carried on). */
+	bool (*before_dial)(struct session *s);
+	/* Optional: events in SS_EXCHANGE, and on an idle upstream socket
+	 * the driver keeps between requests. */
+	void (*on_event)(struct session *s, short what, bool client);
+	/* Optional: write the access line(s) for a closing session instead
+	 * of session_log_line(). */
+	void (*log)(struct session *s, const char *outcome);
+	/* Optional: the session is closing; free the driver's state. */
+	void (*on_close)(struct session *s);
+	/* Optional: the daemon drains (SIGTERM): finish what is under way,
+	 * accept no more requests on this connection. */
+	void (*on_drain)(struct session *s);
 };
 
 struct hs {
@@ -94,6 +123,8 @@ struct session {
 	bool route_owned;            /* route (below) is allocated */
 	bool dialed;                 /* a dial started (the log names its
 				      * route; else "via -") */
+	bool active;                 /* counted in front_stats.active (not
+				      * halfopen) */
 	uint32_t id;
 	uint8_t state; /* enum sess_state */
 	uint8_t proto; /* enum sess_proto */
@@ -109,6 +140,7 @@ struct session {
 	union sockaddr_u client;
 	char *target; /* "host:port" for the access log */
 	char *route;  /* the chain used, NULL when direct */
+	struct httpfwd *fwd; /* the HTTP forward proxy's state, or NULL */
 };
 
 /* Counters shared with /stats (issue: REST API) and the access log. */
@@ -145,6 +177,33 @@ void session_route_failed(struct session *s, enum dial_err err);
 int session_reply(struct session *s, const void *buf, size_t len);
 /* The single way a session ends. outcome: short text for the log. */
 void session_close(struct session *s, const char *outcome);
+/* End after a final reply: log now, release everything but the client
+ * socket, shut its sending side, and close once the client has closed or
+ * a short bounded time (or amount read) has passed. */
+void session_linger(struct session *s, const char *outcome);
+/* The access line session_close() writes by default. */
+void session_log_line(const struct session *s, const char *outcome);
+/* Count the session as established (front_stats.active) from now on. */
+void session_set_active(struct session *s);
+/* Start relaying as a tunnel: the handshake context's unread bytes go
+ * upstream first. */
+void session_start_relay(struct session *s);
+/* Watch the client (true) or upstream socket for exactly flags. */
+void session_watch(struct session *s, bool client, short flags);
+/* The handshake context for the next request of a connection: a fresh
+ * one (deadline armed, driver's on_accept run), or the current one reset
+ * with its unread bytes kept. -1 when out of memory. */
+int session_hs_next(struct session *s);
+/* Free the handshake context (an idle keep-alive connection has none). */
+void session_hs_free(struct session *s);
+/* Dial the decided target through the decided hops (again). */
+void session_dial(struct session *s);
+/* Forget the per-request parts (target, route) before the next request. */
+void session_reset_request(struct session *s);
+/* The handshake deadline from now (again). */
+void session_arm_deadline(struct session *s);
+/* SIGTERM: tell every driver that can to wind down its connections. */
+void session_drain(void);
 /* Stop all: close every session (shutdown). */
 void session_close_all(const char *outcome);
 unsigned session_count(void);
