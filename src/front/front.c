@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "front/dial.h"
+#include "front/httpproxy.h"
 #include "front/listener.h"
 #include "front/relay.h"
 #include "front/resolver.h"
@@ -233,6 +234,7 @@ static int front_start(const struct msg_sandbox *sb)
 	rpcdial_setup(F.base, &F.fc);
 	socks_set_auth_required(c->auth_required);
 	http_set_auth_required(c->auth_required);
+	httpproxy_setup(F.base, &F.fc);
 	if (listener_start(F.base, &F.fc) < 0) {
 		LOGE("cannot watch listeners: %s", strerror(errno));
 		return -1;
@@ -282,6 +284,7 @@ static void front_shutdown(const struct msg_shutdown *m)
 		return;
 	F.draining = true;
 	listener_stop();
+	session_drain(); /* idle keep-alive connections close now */
 	LOGN("stopped accepting; draining %u sessions for up to %.1fs",
 	     session_count(), m->drain_seconds);
 	tv.tv_sec = (time_t)m->drain_seconds;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/http1.h"
 #include "common/log.h"
 #include "front/front.h"
 #include "front/session.h"
@@ -164,6 +165,38 @@ static void socks_on_accept(struct session *s)
 	socks_proto_init(&s->hs->p.socks);
 }
 
+/* A client that speaks HTTP to the SOCKS port (a browser or curl given
+ * the wrong port) gets one line saying so instead of a silent close.
+ * Returns true when answered (or when more bytes are needed to tell). */
+static bool socks_http_client(struct session *s)
+{
+	static const char why[] =
+		"this port speaks SOCKS4/5; use the HTTP proxy port";
+	struct hs *hs = s->hs;
+	char buf[512], outcome[96];
+	int r, n;
+
+	if (hs->off != 0)
+		return false;
+	r = http1_sniff_request((const char *)hs->buf, hs->len);
+	if (r < 0)
+		return false;
+	if (r == 0) {
+		/* all letters so far: wait for the space, then judge the
+		 * bytes afresh */
+		socks_proto_init(&hs->p.socks);
+		return true;
+	}
+	n = http1_error_response_text(buf, sizeof(buf), 400, NULL, why);
+	if (n > 0)
+		(void)session_reply(s, buf, (size_t)n);
+	snprintf(outcome, sizeof(outcome), "bad request: HTTP on the SOCKS "
+					   "port (400 %s)",
+		 why);
+	session_linger(s, outcome);
+	return true;
+}
+
 static void socks_on_read(struct session *s)
 {
 	struct hs *hs = s->hs;
@@ -175,6 +208,8 @@ static void socks_on_read(struct session *s)
 		if (r == 0)
 			return;
 		if (r < 0) {
+			if (socks_http_client(s))
+				return;
 			socks_parse_error(s);
 			return;
 		}

@@ -59,6 +59,11 @@ def send_and_collect(port, data, half_close=False):
 
 # ---- SOCKS: (id, bytes sent, exact reply before the close, log outcome) ----
 
+HTTP_ON_SOCKS = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                 b"Content-Type: text/plain; charset=utf-8\r\n"
+                 b"X-Content-Type-Options: nosniff\r\nContent-Length: 51\r\n\r\n"
+                 b"this port speaks SOCKS4/5; use the HTTP proxy port\n")
+
 SOCKS_CASES = [
     # SOCKS4 / SOCKS4A
     ("s4-userid-300", s4_req(userid=b"u" * 300), S4_REJECT, "SOCKS4 USERID too long"),
@@ -75,7 +80,12 @@ SOCKS_CASES = [
     # wrong version / garbage as the first byte
     ("version-6", b"\x06\x01\x00", b"", "unknown SOCKS version"),
     ("version-0", b"\x00" * 16, b"", "unknown SOCKS version"),
-    ("http-on-socks", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"", "unknown SOCKS version"),
+    # an HTTP client on the SOCKS port is told so (issue 11)
+    ("http-on-socks", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", HTTP_ON_SOCKS,
+     "bad request: HTTP on the SOCKS port (400 this port speaks SOCKS4/5; use the HTTP proxy port)"),
+    ("connect-on-socks", b"CONNECT a:1 HTTP/1.1\r\n\r\n", HTTP_ON_SOCKS,
+     "bad request: HTTP on the SOCKS port (400 this port speaks SOCKS4/5; use the HTTP proxy port)"),
+    ("lowercase-http-on-socks", b"get / HTTP/1.1\r\n\r\n", b"", "unknown SOCKS version"),
     ("tls-on-socks", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"",
      "unknown SOCKS version"),
     ("garbage", bytes(range(0x80, 0x100)), b"", "unknown SOCKS version"),
@@ -152,9 +162,11 @@ HTTP_CASES = [
     ("http-3.1", b"CONNECT 127.0.0.1:1 HTTP/3.1\r\n\r\n", 505),
     ("bad-version-token", b"CONNECT 127.0.0.1:1 HTPT/1.1\r\n\r\n", 400),
     ("extra-space", b"CONNECT  127.0.0.1:1 HTTP/1.1\r\n\r\n", 400),
-    ("get", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),
-    ("absolute-get", b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n", 405),
-    ("lowercase-connect", b"connect 127.0.0.1:1 HTTP/1.1\r\n\r\n", 405),
+    # the forward proxy wants absolute http:// URLs (issue 11)
+    ("origin-form-get", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+    ("https-url", b"GET https://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n", 400),
+    ("lowercase-connect", b"connect 127.0.0.1:1 HTTP/1.1\r\n\r\n", 400),
+    ("url-with-userinfo", b"GET http://u:p@127.0.0.1:1/ HTTP/1.1\r\n\r\n", 400),
     ("connect-no-port", b"CONNECT 127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
     ("connect-garbage", b"CONNECT !!garbage!! HTTP/1.1\r\n\r\n", 400),
     ("connect-empty-host", b"CONNECT :80 HTTP/1.1\r\n\r\n", 400),
@@ -180,8 +192,6 @@ def test_http_bad_input(proxy, hash_server, data, status):
     assert head_status(got) == status, got
     lines = head.split(b"\r\n")
     assert b"Connection: close" in lines, head
-    if status == 405:
-        assert b"Allow: CONNECT" in lines, head
     # the body is exactly what Content-Length announced
     length = [int(ln.split(b":")[1]) for ln in lines if ln.lower().startswith(b"content-length:")]
     assert length == [len(body)], got

@@ -147,7 +147,8 @@ def test_socks5_hop_wrong_password(daemon_factory, microsocks_factory, http_targ
     s, status, head = http_connect(b_http, f"127.0.0.1:{http_target.port}")
     s.close()
     assert status == 502, head
-    b.wait_log("proxy authentication failed", count=2)
+    b.wait_log("proxy authentication failed", count=1)
+    b.wait_log(f"502 proxy socks5://alice@127.0.0.1:{m.port} refused our credentials")
     # the daemon is fine: a correctly configured daemon still uses the hop
     good, g_socks, _ = start_proxy(
         daemon_factory, "-x", f"socks5://alice:s3cret-pw@127.0.0.1:{m.port}")
@@ -200,7 +201,8 @@ def test_http_hop_wrong_password(daemon_factory, auth_proxy_factory, http_target
     s.close()
     assert status == 502, head
     assert up.auth_seen == ["carol:nope"] * 2
-    b.wait_log("proxy authentication failed", count=2)
+    b.wait_log("proxy authentication failed", count=1)
+    b.wait_log(f"502 proxy http://carol@127.0.0.1:{up.port} refused our credentials")
 
 
 def test_http_hop_without_credentials_gets_407(daemon_factory, auth_proxy_factory, http_target):
@@ -270,7 +272,8 @@ def test_chain_first_hop_down(daemon_factory, hash_server, scheme):
     s, status, head = http_connect(b_http, f"127.0.0.1:{hash_server.port}", timeout=3)
     s.close()
     assert status == 502, head
-    b.wait_log("connection failed: Connection refused", count=2)
+    b.wait_log("connection failed: Connection refused", count=1)
+    b.wait_log(f"502 connection refused by proxy 127.0.0.1:{dead}")
 
 
 BOGUS_HOPS = [

@@ -287,13 +287,14 @@ def test_full_authentication(daemon_factory, nsd, http_target):
     ex.d.wait_log('authenticate failed: "mallory"')
     # no credentials at all: SOCKS5 insists on user/password
     assert socks5_get(ex.socks, "web.lan", port) == -1
-    # HTTP: 407 without credentials, 403 with wrong ones, 200 with good ones
+    # HTTP: 407 without credentials and with wrong ones (so that a browser
+    # asks again; the ruleset judges them), 200 with good ones
     s, status = connect_status(ex.http, f"web.lan:{port}")
     s.close()
     assert status == 407
     s, status = connect_status(ex.http, f"web.lan:{port}", auth="alice:nope")
     s.close()
-    assert status == 403
+    assert status == 407
     s, status = connect_status(ex.http, f"web.lan:{port}", auth="guest:")
     s.close()
     assert status == 200

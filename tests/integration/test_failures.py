@@ -60,9 +60,10 @@ def test_refused(proxy, hash_server):
 
     s, status, head = http_connect(proxy.http, f"127.0.0.1:{port}")
     assert status == 502, head
+    assert reply_then_close(s) == f"connection refused by 127.0.0.1:{port}\n".encode()
     s.close()
     line = access_line(proxy.d, f"http -> 127.0.0.1:{port} ")
-    assert line.endswith("connection failed: Connection refused"), line
+    assert line.endswith(f"502 connection refused by 127.0.0.1:{port}"), line
 
     s, cd = socks4_connect(proxy.socks, "127.0.0.1", port)
     assert cd == 91, f"SOCKS4 CD {cd}"
@@ -100,9 +101,11 @@ def test_unresolvable(proxy, hash_server):
     s, cd = socks4_connect(proxy.socks, "nothing.invalid", 80)
     s.close()
     assert cd == 91
-    for proto in ("socks5", "http", "socks4a"):
+    for proto in ("socks5", "socks4a"):
         line = access_line(proxy.d, f"{proto} -> nothing.invalid:80 ")
         assert line.endswith("name resolution failed"), line
+    line = access_line(proxy.d, "http -> nothing.invalid:80 ")
+    assert line.endswith("502 name resolution failed for nothing.invalid"), line
     assert_socks5_served(proxy.socks, hash_server.port)
     assert_http_served(proxy.http, hash_server.port)
     # a name that does resolve still works after the failures
@@ -130,7 +133,7 @@ def test_blocked_loopback(daemon_factory, silent_server, hash_server):
     s.close()
     assert cd == 91
     line = access_line(d, f"http -> 127.0.0.1:{t} ")
-    assert line.endswith("connection blocked by policy"), line
+    assert line.endswith("403 blocked by --block-outbound (loopback)"), line
     # nothing was dialed
     assert silent_server.accepted == 0
     # and the daemon keeps answering the same way
@@ -241,10 +244,16 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     wait_until(lambda: silent_server.peer_closed == 3, 5,
                lambda: f"{silent_server.peer_closed} of 3 upstream connections closed")
     # every one of them is in the access log as a timeout (the front's log
-    # lines reach the file through the parent, so poll)
-    for d, n in ((d1, 5), (d2, 3), (d3, 3)):
+    # lines reach the file through the parent, so poll); the HTTP ones say
+    # which deadline passed, in the words of their answer
+    words = {"http-partial-head": f"s 408 the request did not arrive whole within {DEADLINE} s",
+             "http-dial-hangs": f"s 504 upstream did not answer within {DEADLINE} s"}
+    for d, n, http_words in ((d1, 4, words["http-partial-head"]),
+                             (d2, 2, words["http-dial-hangs"]),
+                             (d3, 2, words["http-dial-hangs"])):
         d.wait_log("s timeout", count=n)
         assert d.log().count("s timeout") == n, d.log()
+        d.wait_log(http_words)
     access_line(d2, f"socks5 -> 127.0.0.1:{hash_server.port} via socks5://")
 
     # the early tunnel is still open and carries data both ways

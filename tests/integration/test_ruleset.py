@@ -95,7 +95,8 @@ def test_reject(router, http_target, host):
     s, cd = socks4_connect(router.socks, "127.0.0.9", 80)
     s.close()
     assert cd == 91
-    router.wait_log("rejected by ruleset", count=3)
+    router.wait_log("rejected by ruleset", count=2)
+    router.wait_log("403 refused by the ruleset")
     assert served(router, http_target.port)
 
 
