@@ -1112,10 +1112,23 @@ static void hf_finish(struct session *s)
 	keep_up = q->reusable && q->up.done && !q->up_broken &&
 		  q->rinoff == q->rinlen;
 	if (q->close_after || !q->up.done || f->draining) {
+		char c;
+		/* a client with nothing more on its way gets a plain close;
+		 * one still sending (a body the answer did not wait for, a
+		 * pipelined request) gets a lingering one, so that the close
+		 * does not reset the answer away */
+		bool quiet = q->up.done && !q->up_broken &&
+			     s->hs->len == s->hs->off &&
+			     recv(s->cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+			     errno == EAGAIN;
+
 		f->req = NULL;
 		hf_req_free(q);
 		f->closing = true;
-		session_linger(s, "ok");
+		if (quiet)
+			session_close(s, "ok");
+		else
+			session_linger(s, "ok");
 		return;
 	}
 	f->req = NULL;

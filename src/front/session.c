@@ -177,6 +177,8 @@ void session_hs_free(struct session *s)
 		dial_cancel(hs->dial);
 	free(hs->own_hops);
 	explicit_bzero(hs->pass, sizeof(hs->pass));
+	/* the raw request may hold credentials (Proxy-Authorization) */
+	explicit_bzero(hs->buf, hs->len);
 	free(hs);
 	s->hs = NULL;
 }

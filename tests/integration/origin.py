@@ -120,6 +120,20 @@ def read_response(bs, head_request=False):
     return status, fields, body, head
 
 
+STREAM_BLOCK = bytes(range(256)) * 256  # 64 KiB
+
+
+def stream_digest(total):
+    """SHA-256 of /stream/total's body."""
+    h = hashlib.sha256()
+    left = total
+    while left > 0:
+        k = min(left, len(STREAM_BLOCK))
+        h.update(STREAM_BLOCK[:k])
+        left -= k
+    return h.hexdigest()
+
+
 class Origin:
     """A threaded HTTP/1.1 origin on host (default 127.0.0.1), any port.
 
@@ -138,12 +152,18 @@ class Origin:
     GET /badchunk     a chunked response whose second chunk size is bad
     GET /close-after  200 with Connection: close, then the close
     GET /page/NAME    a file given to pages[NAME] = (content type, bytes)
+    GET /files/PATH   the file root/PATH (404 when missing), HEAD too
+    GET /stream/N     N bytes of STREAM_BLOCK repeated, sent as the client
+                      takes them (.sent[connection] counts them)
+    PUT /slow-sink    reads the head, waits for .release, then the body
+                      (.received counts it), answers its SHA-256
     Expect: 100-continue gets "100 Continue" before the body is read.
 
     .conns counts connections accepted; .log lists (connection number,
     method, target, fields) per request."""
 
-    def __init__(self, host="127.0.0.1"):
+    def __init__(self, host="127.0.0.1", root=None):
+        self.root = root
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -156,6 +176,9 @@ class Origin:
         self.log = []
         self.pages = {}
         self.open = []
+        self.sent = {}
+        self.received = 0
+        self.release = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -215,6 +238,42 @@ class Origin:
         lines += list(extra)
         bs.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
+    def _stream(self, bs, n, total):
+        bs.sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n".encode())
+        left = total
+        while left > 0:
+            k = bs.sock.send(STREAM_BLOCK[:min(left, len(STREAM_BLOCK))])
+            left -= k
+            with self.lock:
+                self.sent[n] = total - left
+
+    def _slow_sink(self, bs, fields):
+        if not self.release.wait(120):
+            return
+        total = int(field(fields, "content-length"))
+        h = hashlib.sha256()
+        while total > 0:
+            if not bs.buf:
+                bs.fill()
+            part, bs.buf = bs.buf[:total], bs.buf[total:]
+            h.update(part)
+            total -= len(part)
+            with self.lock:
+                self.received += len(part)
+        self._send(bs, 200, h.hexdigest().encode())
+
+    def _file(self, bs, method, rel):
+        full = os.path.realpath(os.path.join(self.root, rel))
+        if not full.startswith(os.path.realpath(self.root) + "/") or not os.path.isfile(full):
+            self._send(bs, 404, b"not found\n", reason="Not Found")
+            return
+        with open(full, "rb") as f:
+            data = f.read()
+        if method == "HEAD":
+            bs.sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+        else:
+            self._send(bs, 200, data, ["Content-Type: application/octet-stream"])
+
     def _one(self, bs, n):
         try:
             head = bs.head()
@@ -232,7 +291,10 @@ class Origin:
             return False
         if expect:
             bs.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self._body(bs, fields)
+        if path == "/slow-sink":
+            body = b""
+        else:
+            body = self._body(bs, fields)
         if path.startswith("/size/"):
             data = pattern_bytes(int(path[6:]))
             if method == "HEAD":
@@ -283,6 +345,12 @@ class Origin:
         elif path == "/close-after":
             self._send(bs, 200, b"bye\n", ["Connection: close"])
             return False
+        elif path.startswith("/stream/"):
+            self._stream(bs, n, int(path[8:]))
+        elif path == "/slow-sink":
+            self._slow_sink(bs, fields)
+        elif path.startswith("/files/") and self.root is not None:
+            self._file(bs, method, path[7:])
         elif path.startswith("/page/") and path[6:] in self.pages:
             ctype, data = self.pages[path[6:]]
             self._send(bs, 200, data, [f"Content-Type: {ctype}", "Cache-Control: no-store"])
@@ -327,8 +395,7 @@ class GitOrigin(Origin):
     as CGI: one process per request)."""
 
     def __init__(self, root, host="127.0.0.1"):
-        self.root = root
-        super().__init__(host)
+        super().__init__(host, root)
 
     def _one(self, bs, n):
         try:

@@ -562,3 +562,142 @@ def test_sigterm_closes_idle_keepalive_connections(daemon_factory, origin):
     assert recv_until_close(s, timeout=30) == b""
     s.close()
     assert d.proc.wait(30) == 0
+
+
+# ---- routing: chains and redirects, as for CONNECT ----
+
+def test_forward_through_a_chain_with_reuse(daemon_factory, origin):
+    """-x applies to forwarded requests; two requests to one origin share
+    one tunnel through the hop."""
+    hop_socks, hop_http, socks, http = free_ports(4)
+    hop = daemon_factory("-l", f"127.0.0.1:{hop_socks}", "--loglevel", "5")
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--http", f"127.0.0.1:{http}",
+                       "--loglevel", "5", "-x", f"socks5://127.0.0.1:{hop_socks}")
+    rc, out, err = curl("-x", f"http://127.0.0.1:{http}", f"{origin.base}/size/100",
+                        f"{origin.base}/size/200")
+    assert rc == 0 and out == pattern_bytes(100) + pattern_bytes(200), err
+    line = access_line(d, f"GET {origin.base}/size/200 ")
+    assert f" via socks5://127.0.0.1:{hop_socks} " in line, line
+    hop.wait_log(f"socks5 -> 127.0.0.1:{origin.port} via direct")
+    assert hop.log().count(f"socks5 -> 127.0.0.1:{origin.port} ") == 1, hop.log()
+
+
+REDIRECT_RULESET = """
+local ruleset = {}
+function ruleset.resolve(addr)
+    if addr == "moved.test:80" then return "127.0.0.2:%d" end
+    return addr
+end
+function ruleset.route(addr) return addr end
+function ruleset.route6(addr) return addr end
+return ruleset
+"""
+
+
+def test_ruleset_redirect_keeps_host(daemon_factory, tmp_path, origin2):
+    rs = tmp_path / "redirect.lua"
+    rs.write_text(REDIRECT_RULESET % origin2.port)
+    socks, http = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--http", f"127.0.0.1:{http}",
+                       "--loglevel", "5", "-r", str(rs))
+    rc, out, err = curl("-x", f"http://127.0.0.1:{http}", "http://moved.test/headers")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["start"] == "GET /headers HTTP/1.1"
+    assert ["host", "moved.test"] in doc["fields"], doc
+    line = access_line(d, "GET http://moved.test/headers ")
+    assert f" via direct to 127.0.0.2:{origin2.port} " in line, line
+
+
+# ---- bounded memory, backpressure both ways ----
+
+def front_rss_kib(d):
+    pid = d.child_by_title("neosocksd-front") or next(
+        p for p in d.children() if open(f"/proc/{p}/comm").read().strip() == "neosocksd-front")
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def wait_stalled(progress, polls=10, timeout=60):
+    """Poll progress() until it stops changing for `polls` polls in a row."""
+    import time
+    deadline = time.monotonic() + timeout
+    last, same = progress(), 0
+    while same < polls:
+        assert time.monotonic() < deadline, "the transfer never stalled"
+        time.sleep(0.05)
+        now = progress()
+        same = same + 1 if now == last else 0
+        last = now
+    return last
+
+
+def test_download_backpressure(fwd, origin):
+    """A client that stops reading stops the origin (the proxy holds a
+    bounded amount, whatever the body's size); then all of it arrives."""
+    from origin import stream_digest
+    total = 256 * 1024 * 1024
+    s = socket.create_connection(("127.0.0.1", fwd.http), timeout=60)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(get(f"{origin.base}/stream/{total}"))
+    bs = BufferedSock(s)
+    head = bs.head()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    with origin.lock:
+        before = sum(origin.sent.values())
+    sent = wait_stalled(lambda: sum(origin.sent.values())) - before
+    # socket buffers and one pipe in flight, not the body
+    assert sent < 64 * 1024 * 1024, sent
+    assert front_rss_kib(fwd) < 64 * 1024
+    h = hashlib.sha256(bs.buf)
+    got = len(bs.buf)
+    while got < total:
+        chunk = s.recv(1 << 20)
+        assert chunk, f"EOF after {got}"
+        h.update(chunk)
+        got += len(chunk)
+    assert h.hexdigest() == stream_digest(total)
+    s.close()
+
+
+def test_upload_backpressure(fwd):
+    """An origin that does not read stops the client's upload (the proxy
+    holds a bounded amount); then all of it arrives intact."""
+    import select
+    o = Origin()
+    try:
+        total = 256 * 1024 * 1024
+        block = os.urandom(1 << 20)
+        h = hashlib.sha256()
+        s = socket.create_connection(("127.0.0.1", fwd.http), timeout=60)
+        s.sendall((f"PUT {o.base}/slow-sink HTTP/1.1\r\nHost: x\r\n"
+                   f"Content-Length: {total}\r\n\r\n").encode())
+        s.setblocking(False)
+        sent, idle = 0, 0
+        while sent < total and idle < 20:  # 20 polls in a row without room
+            try:
+                n = s.send(block[:min(len(block), total - sent)])
+            except BlockingIOError:
+                idle += 1
+                select.select([], [s], [], 0.05)
+                continue
+            h.update(block[:n])
+            sent += n
+            idle = 0
+        assert sent < 128 * 1024 * 1024, sent
+        assert front_rss_kib(fwd) < 64 * 1024
+        o.release.set()
+        s.setblocking(True)
+        while sent < total:
+            n = s.send(block[:min(len(block), total - sent)])
+            h.update(block[:n])
+            sent += n
+        status, _, body, _ = read_response(BufferedSock(s))
+        assert status == 200 and body.decode() == h.hexdigest()
+        s.close()
+    finally:
+        o.release.set()
+        o.close()
