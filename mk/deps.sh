@@ -4,7 +4,9 @@
 set -eu
 build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev"
 test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck"
-bench_pkgs="$build_pkgs microsocks dante-server procps"
+# the HTTP forward proxy's real clients (tests/integration/test_forward_clients.py)
+test_pkgs="$test_pkgs wget git apt-utils python3-websockets chromium"
+bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps"
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;

@@ -153,6 +153,9 @@ class Origin:
     GET /close-after  200 with Connection: close, then the close
     GET /page/NAME    a file given to pages[NAME] = (content type, bytes)
     GET /files/PATH   the file root/PATH (404 when missing), HEAD too
+    GET /drop-next    200, then the next request on that connection is
+                      read and the connection closed without an answer
+                      (the race every keep-alive client meets)
     GET /stream/N     N bytes of STREAM_BLOCK repeated, sent as the client
                       takes them (.sent[connection] counts them)
     PUT /slow-sink    reads the head, waits for .release, then the body
@@ -177,6 +180,7 @@ class Origin:
         self.pages = {}
         self.open = []
         self.sent = {}
+        self.drop_next = set()
         self.received = 0
         self.release = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -283,7 +287,13 @@ class Origin:
         method, target, version = start.split(" ")
         with self.lock:
             self.log.append((n, method, target, fields))
+            if n in self.drop_next:
+                self.drop_next.discard(n)
+                return False
         path = target.partition("?")[0]
+        if path == "/drop-next":
+            with self.lock:
+                self.drop_next.add(n)
         keep = version == "HTTP/1.1" and (field(fields, "connection") or "").lower() != "close"
         expect = (field(fields, "expect") or "").lower() == "100-continue"
         if path == "/early-413":
@@ -345,6 +355,8 @@ class Origin:
         elif path == "/close-after":
             self._send(bs, 200, b"bye\n", ["Connection: close"])
             return False
+        elif path == "/drop-next":
+            self._send(bs, 200, b"kept\n")
         elif path.startswith("/stream/"):
             self._stream(bs, n, int(path[8:]))
         elif path == "/slow-sink":

@@ -271,6 +271,33 @@ def test_upstream_closing_between_requests(fwd, origin):
     assert origin.conns - before == 3
 
 
+def test_kept_upstream_closed_in_the_race_is_dialed_again(fwd):
+    """The origin closes a kept connection just as the next request comes
+    (it read it, then closed): a request without a body is sent again on a
+    new connection and answered; one with a body gets 502."""
+    o = Origin()
+    try:
+        s = socket.create_connection(("127.0.0.1", fwd.http), timeout=30)
+        bs = BufferedSock(s)
+        s.sendall(get(f"{o.base}/drop-next"))
+        status, _, body, _ = read_response(bs)
+        assert status == 200 and body == b"kept\n"
+        s.sendall(get(f"{o.base}/size/77"))
+        status, _, body, _ = read_response(bs)
+        assert status == 200 and body == pattern_bytes(77)
+        assert o.conns == 2
+        assert [r[2] for r in o.requests()] == ["/drop-next", "/size/77", "/size/77"]
+        s.sendall(get(f"{o.base}/drop-next"))
+        status, _, body, _ = read_response(bs)
+        assert status == 200
+        s.sendall(f"POST {o.base}/echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi".encode())
+        status, _, body, _ = read_response(bs)
+        assert status == 502 and body == b"the upstream closed the connection without answering\n"
+        s.close()
+    finally:
+        o.close()
+
+
 # ---- 100-continue ----
 
 def test_expect_100_continue_body_after_the_interim(fwd, origin):
