@@ -118,18 +118,22 @@ static int64_t hf_now_us(void)
 
 /* ---- the access line ---- */
 
-/* A user name from the network, made safe for one log field. */
+/* A user name from the network, made one safe log field: percent-encoded
+ * like a URL's userinfo (space, '%', quotes, backslash and bytes outside
+ * printable ASCII), so that neither a separator nor the log's own escapes
+ * can appear in it. */
 static void hf_user_text(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
 
-	for (; *in != '\0' && o + 5 < cap; in++) {
+	for (; *in != '\0' && o + 4 < cap; in++) {
 		unsigned char c = (unsigned char)*in;
 
-		if (c > ' ' && c < 0x7f && c != '\\' && c != '"')
+		if (c > ' ' && c < 0x7f && c != '\\' && c != '"' && c != '%' &&
+		    c != '\'')
 			out[o++] = (char)c;
 		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+			o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
 	}
 	if (*in != '\0' && o + 4 <= cap) {
 		memcpy(out + o, "...", 3);

@@ -538,7 +538,7 @@ def test_user_names_are_escaped_in_the_log(daemon_factory, tmp_path, origin):
     bs.sock.close()
     assert status == 200
     line = access_line(d, f"GET {origin.base}/size/1 ")
-    assert " http ev\\x20il\\x1b[31m\\x22 GET " in line, line
+    assert " http ev%20il%1B[31m%22 GET " in line, line
 
 
 # ---- the SOCKS port answers an HTTP client ----
