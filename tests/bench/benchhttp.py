@@ -17,6 +17,9 @@ the machine's drift hits every peer alike:
   download   one GET of --download bytes (1 GB): seconds and the CPU
              seconds of the peer's whole process tree per GB; for ours also
              the same download through a CONNECT tunnel, the yardstick
+  idle       once, ours only: --idle-conns client connections each make
+             one request and stay open (keep-alive, upstream kept): the
+             RSS of the whole process tree per idle connection
 Figures are medians over the rounds, each ratio with its per-round
 values (this machine's noise is +-30%). Goals: rps at least 1.5x
 tinyproxy's; forward-proxy CPU per GB within 10% of a CONNECT tunnel's.
@@ -187,6 +190,51 @@ def run_download(peer, args, target, connect=False):
     return res
 
 
+def rss_kib(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for ln in f:
+                    if ln.startswith("VmRSS:"):
+                        total += int(ln.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def run_idle(peer, args, target):
+    """RSS per idle keep-alive connection: each connection made one request
+    (its upstream connection is kept too) and is left open."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(args.idle_conns, hard - 200)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+    before = rss_kib(peer.proc.pid)
+    socks = []
+    req = f"GET http://{target}/small HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", peer.port), timeout=10)
+            socks.append(s)
+            s.sendall(req)
+            got = b""
+            while not got.endswith(b"\r\n\r\n") or len(got) < 1024:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return {"error": f"closed after {len(socks)} connections"}
+                got += chunk
+                if b"\r\n\r\n" in got and len(got.split(b"\r\n\r\n", 1)[1]) >= 1024:
+                    break
+        time.sleep(0.5)  # the last answers' relays go idle
+        after = rss_kib(peer.proc.pid)
+        return {"conns": n, "before_kib": before, "after_kib": after,
+                "bytes_per_conn": (after - before) * 1024 / n}
+    finally:
+        for s in socks:
+            s.close()
+
+
 def median(vals):
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
@@ -246,6 +294,12 @@ def report(results, peers, args):
                    f"{ratio('neosocksd', 'neosocksd-connect', 'download', 'cpu_s_per_gb')} |")
         out.append(f"| download Gbit/s, forwarded / direct | "
                    f"{ratio('neosocksd', 'direct', 'download', 'gbps')} |")
+    idle = results.get(("neosocksd", "idle"), [{}])[0]
+    if "bytes_per_conn" in idle:
+        out += ["", f"Memory per idle keep-alive connection (neosocksd, {idle['conns']} connections, "
+                    f"each with its upstream connection kept; RSS of the whole process tree): "
+                    f"{idle['bytes_per_conn']:.0f} bytes ({idle['before_kib']} KiB before, "
+                    f"{idle['after_kib']} KiB with them)."]
     errs = [(k, r["error"]) for k, rs in results.items() for r in rs if "error" in r]
     if errs:
         out += ["", "Errors: " + "; ".join(f"{k[0]} {k[1]}: {e}" for k, e in errs[:5])]
@@ -260,6 +314,7 @@ def main(argv):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--download", type=int, default=1_000_000_000)
+    ap.add_argument("--idle-conns", type=int, default=2000)
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args(argv)
     if not os.access(HTTPLOAD, os.X_OK):
@@ -279,6 +334,10 @@ def main(argv):
             start_peer(p, args, tmp, target)
             log(f"{p.name}: {p.status}")
         live = [p for p in peers if p.status == "ok"]
+        for p in live:
+            if p.name == "neosocksd" and args.idle_conns > 0:
+                log(f"{p.name}: {args.idle_conns} idle keep-alive connections")
+                results[(p.name, "idle")] = [run_idle(p, args, target)]
         for rnd in range(args.rounds):
             for p in live:
                 log(f"round {rnd + 1}: {p.name} rps")
