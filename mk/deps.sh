@@ -1,7 +1,13 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly what to install.
-# Usage: mk/deps.sh build|test|bench
+# Usage: mk/deps.sh [check] build|test|bench
+#   check: never install; name what is missing and fail (a plain make)
 set -eu
+install=yes
+if [ "${1:-}" = check ]; then
+	install=no
+	shift
+fi
 build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev"
 test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck"
 # the HTTP forward proxy's real clients (tests/integration/test_forward_clients.py)
@@ -11,7 +17,7 @@ case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;
 bench) want=$bench_pkgs ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+*) echo "usage: $0 [check] build|test|bench" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
@@ -19,6 +25,11 @@ for p in $want; do
 	case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
 done
 [ -z "$missing" ] && exit 0
+if [ "$install" = no ]; then
+	echo "missing Debian packages:$missing" >&2
+	echo "install them with 'make deps' (as root) or: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "missing Debian packages:$missing" >&2
 	echo "install them with: sudo apt-get install -y$missing" >&2
