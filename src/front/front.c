@@ -52,7 +52,7 @@ static struct {
 	char *resolvconf, *hosts;
 	size_t resolvconf_len, hosts_len;
 	struct event *drain_timer, *drain_check;
-} F;
+} front;
 
 /* ---- privileged sockets, brokered by the parent ---- */
 
@@ -61,25 +61,25 @@ uint32_t front_priv_request(int family, struct dialer *d)
 	struct msg_priv_socket req = { .family = (uint32_t)family };
 	uint32_t id;
 
-	if (F.npriv == PRIV_PENDING_MAX)
+	if (front.npriv == PRIV_PENDING_MAX)
 		return 0;
-	id = ++F.priv_next;
+	id = ++front.priv_next;
 	if (id == 0)
-		id = ++F.priv_next;
-	if (chanev_send(&F.parent, MSG_PRIV_SOCKET, id, &req, sizeof(req),
+		id = ++front.priv_next;
+	if (chanev_send(&front.parent, MSG_PRIV_SOCKET, id, &req, sizeof(req),
 			-1) < 0)
 		return 0;
-	F.priv[F.npriv++] = (struct priv_pending){ id, d };
+	front.priv[front.npriv++] = (struct priv_pending){ id, d };
 	return id;
 }
 
 static struct dialer *front_priv_take(uint32_t id)
 {
-	for (unsigned i = 0; i < F.npriv; i++) {
-		if (F.priv[i].id != id)
+	for (unsigned i = 0; i < front.npriv; i++) {
+		if (front.priv[i].id != id)
 			continue;
-		struct dialer *d = F.priv[i].d;
-		F.priv[i] = F.priv[--F.npriv];
+		struct dialer *d = front.priv[i].d;
+		front.priv[i] = front.priv[--front.npriv];
 		return d;
 	}
 	return NULL;
@@ -109,12 +109,12 @@ static void front_priv_reply(const struct msg *m)
 /* The ruleset process broke the protocol: the parent replaces it. */
 static void front_peer_fault(void)
 {
-	chanev_send(&F.parent, MSG_PEER_FAULT, 0, NULL, 0, -1);
+	chanev_send(&front.parent, MSG_PEER_FAULT, 0, NULL, 0, -1);
 }
 
 static void front_exit(int code)
 {
-	chanev_drain(&F.parent, 1000);
+	chanev_drain(&front.parent, 1000);
 	exit(code);
 }
 
@@ -198,7 +198,7 @@ static int front_sandbox(const struct msg_sandbox *sb)
 
 static int front_start(const struct msg_sandbox *sb)
 {
-	const struct config *c = &F.fc.c;
+	const struct config *c = &front.fc.c;
 	struct dial_policy pol = {
 		.block_loopback = c->block_loopback,
 		.block_multicast = c->block_multicast,
@@ -212,44 +212,45 @@ static int front_start(const struct msg_sandbox *sb)
 		.privileged_socket = c->netdev[0] != '\0' || c->mark > 0,
 	};
 
-	if (!F.have_conf || front_compile(&F.fc) < 0)
+	if (!front.have_conf || front_compile(&front.fc) < 0)
 		return -1;
 	front_raise_nofile();
 	evutil_secure_rng_init();
-	if (resolver_init(F.base, c->resolve_pf, F.resolvconf ? F.resolvconf : "",
-			  F.resolvconf_len, F.hosts ? F.hosts : "", F.hosts_len,
-			  c->nameserver) < 0) {
+	if (resolver_init(front.base, c->resolve_pf,
+			  front.resolvconf ? front.resolvconf : "",
+			  front.resolvconf_len, front.hosts ? front.hosts : "",
+			  front.hosts_len, c->nameserver) < 0) {
 		LOGE("resolver setup failed");
 		return -1;
 	}
-	free(F.resolvconf);
-	free(F.hosts);
-	F.resolvconf = F.hosts = NULL;
+	free(front.resolvconf);
+	free(front.hosts);
+	front.resolvconf = front.hosts = NULL;
 	selfdial_setup(c);
-	dial_setup(F.base, &pol);
+	dial_setup(front.base, &pol);
 	relay_setup(c->pipe);
-	session_setup(F.base, &F.fc);
-	route_setup(F.base);
+	session_setup(front.base, &front.fc);
+	route_setup(front.base);
 	route_set_fault_cb(front_peer_fault);
-	rpcdial_setup(F.base, &F.fc);
+	rpcdial_setup(front.base, &front.fc);
 	socks_set_auth_required(c->auth_required);
 	http_set_auth_required(c->auth_required);
-	httpproxy_setup(F.base, &F.fc);
-	if (listener_start(F.base, &F.fc) < 0) {
+	httpproxy_setup(front.base, &front.fc);
+	if (listener_start(front.base, &front.fc) < 0) {
 		LOGE("cannot watch listeners: %s", strerror(errno));
 		return -1;
 	}
 	/* everything that touches files or needs rights is done: jail */
 	if (front_sandbox(sb) < 0)
 		return -1;
-	F.started = true;
-	return chanev_send(&F.parent, MSG_READY, 0, NULL, 0, -1);
+	front.started = true;
+	return chanev_send(&front.parent, MSG_READY, 0, NULL, 0, -1);
 }
 
 static void front_drained(void)
 {
 	LOGD("drained");
-	chanev_send(&F.parent, MSG_DRAINED, 0, NULL, 0, -1);
+	chanev_send(&front.parent, MSG_DRAINED, 0, NULL, 0, -1);
 	front_exit(0);
 }
 
@@ -263,7 +264,7 @@ static void front_drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	if (session_count() == 0)
 		front_drained();
 	else
-		evtimer_add(F.drain_check, &tick);
+		evtimer_add(front.drain_check, &tick);
 }
 
 static void front_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -280,18 +281,19 @@ static void front_shutdown(const struct msg_shutdown *m)
 {
 	struct timeval tv;
 
-	if (F.draining)
+	if (front.draining)
 		return;
-	F.draining = true;
+	front.draining = true;
 	listener_stop();
 	session_drain(); /* idle keep-alive connections close now */
 	LOGN("stopped accepting; draining %u sessions for up to %.1fs",
 	     session_count(), m->drain_seconds);
 	tv.tv_sec = (time_t)m->drain_seconds;
 	tv.tv_usec = (suseconds_t)((m->drain_seconds - (double)tv.tv_sec) * 1e6);
-	F.drain_timer = evtimer_new(F.base, front_drain_timeout_cb, NULL);
-	F.drain_check = evtimer_new(F.base, front_drain_check_cb, NULL);
-	evtimer_add(F.drain_timer, &tv);
+	front.drain_timer =
+		evtimer_new(front.base, front_drain_timeout_cb, NULL);
+	front.drain_check = evtimer_new(front.base, front_drain_check_cb, NULL);
+	evtimer_add(front.drain_timer, &tv);
 	front_drain_check_cb(-1, 0, NULL);
 }
 
@@ -313,25 +315,27 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 	(void)arg;
 	switch (m->type) {
 	case MSG_CONFIG:
-		if (F.started || config_validate_wire((const void *)m->data,
-						      m->len) < 0)
+		if (front.started ||
+		    config_validate_wire((const void *)m->data, m->len) < 0)
 			goto bad;
-		memcpy(&F.fc.c, m->data, sizeof(F.fc.c));
-		log_level = F.fc.c.loglevel;
-		F.have_conf = true;
+		memcpy(&front.fc.c, m->data, sizeof(front.fc.c));
+		log_level = front.fc.c.loglevel;
+		front.have_conf = true;
 		return;
 	case MSG_RESOLVCONF:
-		if (front_copy_blob(&F.resolvconf, &F.resolvconf_len, m) < 0)
+		if (front_copy_blob(&front.resolvconf, &front.resolvconf_len,
+				    m) < 0)
 			goto bad;
 		return;
 	case MSG_HOSTS:
 		/* after RESOLVCONF; once serving, it is a SIGHUP's reload */
-		if (front_copy_blob(&F.hosts, &F.hosts_len, m) < 0)
+		if (front_copy_blob(&front.hosts, &front.hosts_len, m) < 0)
 			goto bad;
-		if (F.started &&
-		    resolver_reload(F.resolvconf ? F.resolvconf : "",
-				    F.resolvconf_len, F.hosts ? F.hosts : "",
-				    F.hosts_len) < 0)
+		if (front.started &&
+		    resolver_reload(front.resolvconf ? front.resolvconf : "",
+				    front.resolvconf_len,
+				    front.hosts ? front.hosts : "",
+				    front.hosts_len) < 0)
 			LOGE("resolver: cannot reload");
 		return;
 	case MSG_LISTENER: {
@@ -342,7 +346,7 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 			LOGE("listener fd lost in transit (fd limit?)");
 			front_exit(1);
 		}
-		if (F.started || listener_add(m->fd, (int)ml.kind) < 0) {
+		if (front.started || listener_add(m->fd, (int)ml.kind) < 0) {
 			close(m->fd);
 			goto bad;
 		}
@@ -353,7 +357,7 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		struct msg_sandbox sb;
 
 		memcpy(&sb, m->data, sizeof(sb));
-		if (F.started || front_start(&sb) < 0) {
+		if (front.started || front_start(&sb) < 0) {
 			LOGE("cannot start serving");
 			front_exit(1);
 		}
@@ -377,7 +381,8 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		return;
 	}
 	case MSG_PING:
-		chanev_send(&F.parent, MSG_PONG, m->id, m->data, m->len, -1);
+		chanev_send(&front.parent, MSG_PONG, m->id, m->data, m->len,
+			    -1);
 		return;
 	default:
 		break;
@@ -410,13 +415,14 @@ int front_main(void)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	F.base = event_base_new();
-	if (F.base == NULL ||
-	    chanev_init(&F.parent, F.base, FRONT_CHAN_FD, CHAN_PARENT_FRONT,
-			ROLE_PARENT, front_on_msg, front_on_err, NULL) < 0) {
+	front.base = event_base_new();
+	if (front.base == NULL ||
+	    chanev_init(&front.parent, front.base, FRONT_CHAN_FD,
+			CHAN_PARENT_FRONT, ROLE_PARENT, front_on_msg,
+			front_on_err, NULL) < 0) {
 		LOGE("cannot set up the parent channel");
 		return 1;
 	}
-	event_base_dispatch(F.base);
+	event_base_dispatch(front.base);
 	return 0;
 }

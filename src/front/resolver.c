@@ -53,7 +53,7 @@ static struct {
 	struct hosts_entry *hosts; /* open addressing, power of two */
 	size_t hcap, hcount;
 	struct resolver_stats stats;
-} R;
+} resolver;
 
 static uint32_t resolver_hash(const char *s, size_t n)
 {
@@ -70,20 +70,20 @@ static struct hosts_entry *hosts_find(const char *name, size_t n, bool add)
 {
 	size_t i;
 
-	if (R.hcap == 0)
+	if (resolver.hcap == 0)
 		return NULL;
-	i = resolver_hash(name, n) & (R.hcap - 1);
-	for (;; i = (i + 1) & (R.hcap - 1)) {
-		struct hosts_entry *e = &R.hosts[i];
+	i = resolver_hash(name, n) & (resolver.hcap - 1);
+	for (;; i = (i + 1) & (resolver.hcap - 1)) {
+		struct hosts_entry *e = &resolver.hosts[i];
 		if (e->name == NULL) {
-			if (!add || R.hcount * 2 >= R.hcap)
+			if (!add || resolver.hcount * 2 >= resolver.hcap)
 				return NULL;
 			e->name = strndup(name, n);
 			if (e->name == NULL)
 				return NULL;
 			for (char *p = e->name; *p; p++)
 				*p = (char)tolower((unsigned char)*p);
-			R.hcount++;
+			resolver.hcount++;
 			return e;
 		}
 		if (strncasecmp(e->name, name, n) == 0 && e->name[n] == '\0')
@@ -179,16 +179,16 @@ static unsigned resolver_zone(const char *zone)
 	}
 	if (strlen(zone) >= IF_NAMESIZE)
 		return 0;
-	for (i = 0; i < R.nzones; i++)
-		if (strcmp(R.zones[i].name, zone) == 0)
-			return R.zones[i].index;
-	if (R.started || R.nzones == ZONES_MAX)
+	for (i = 0; i < resolver.nzones; i++)
+		if (strcmp(resolver.zones[i].name, zone) == 0)
+			return resolver.zones[i].index;
+	if (resolver.started || resolver.nzones == ZONES_MAX)
 		return 0;
 	v = if_nametoindex(zone);
 	if (v == 0)
 		return 0;
-	strcpy(R.zones[R.nzones].name, zone);
-	R.zones[R.nzones++].index = (unsigned)v;
+	strcpy(resolver.zones[resolver.nzones].name, zone);
+	resolver.zones[resolver.nzones++].index = (unsigned)v;
 	return (unsigned)v;
 }
 
@@ -204,7 +204,7 @@ static int resolver_ns_add(char *val)
 	sin.sin_port = sin6.sin6_port = htons(53);
 	if (pct == NULL && inet_pton(AF_INET, val, &sin.sin_addr) == 1)
 		return evdns_base_nameserver_sockaddr_add(
-			R.dns, (struct sockaddr *)&sin, sizeof(sin), 0);
+			resolver.dns, (struct sockaddr *)&sin, sizeof(sin), 0);
 	if (pct != NULL)
 		*pct = '\0';
 	if (inet_pton(AF_INET6, val, &sin6.sin6_addr) != 1)
@@ -216,7 +216,7 @@ static int resolver_ns_add(char *val)
 			return -1;
 	}
 	return evdns_base_nameserver_sockaddr_add(
-		R.dns, (struct sockaddr *)&sin6, sizeof(sin6), 0);
+		resolver.dns, (struct sockaddr *)&sin6, sizeof(sin6), 0);
 }
 
 /* "search a b c" or "domain a": the last such line wins (resolv.conf(5)).
@@ -232,7 +232,7 @@ static void resolver_search_line(const char *p, const char *end)
 	unsigned count = 0;
 	char val[ADDR_NAME_MAX + 1];
 
-	evdns_base_search_clear(R.dns);
+	evdns_base_search_clear(resolver.dns);
 	for (; p < end && count < SEARCH_MAX; p += n) {
 		p = next_field(p, end, &n);
 		if (n == 0)
@@ -248,7 +248,7 @@ static void resolver_search_line(const char *p, const char *end)
 	while (count-- > 0) {
 		memcpy(val, dom[count], len[count]);
 		val[len[count]] = '\0';
-		evdns_base_search_add(R.dns, val);
+		evdns_base_search_add(resolver.dns, val);
 	}
 }
 
@@ -269,11 +269,13 @@ static void resolvconf_line(const char *p, const char *end)
 		memcpy(val, p, n);
 		val[n] = '\0';
 		if (strcmp(key, "nameserver") == 0) {
-			if (!R.skip_ns && resolver_ns_add(val) != 0)
+			if (!resolver.skip_ns && resolver_ns_add(val) != 0)
 				LOGW("resolv.conf: nameserver '%s' not used%s",
-				     val, R.started && strchr(val, '%') != NULL
-						  ? " (a zone not known at start)"
-						  : "");
+				     val,
+				     resolver.started &&
+						     strchr(val, '%') != NULL
+					     ? " (a zone not known at start)"
+					     : "");
 			break;
 		} else if (strcmp(key, "search") == 0 ||
 			   strcmp(key, "domain") == 0) {
@@ -287,30 +289,31 @@ static void resolvconf_line(const char *p, const char *end)
 			if (strcmp(val, "ndots") == 0 ||
 			    strcmp(val, "timeout") == 0 ||
 			    strcmp(val, "attempts") == 0)
-				evdns_base_set_option(R.dns, val, colon + 1);
+				evdns_base_set_option(resolver.dns, val,
+						      colon + 1);
 		}
 	}
 }
 
 static void hosts_free(void)
 {
-	for (size_t i = 0; i < R.hcap; i++)
-		free(R.hosts[i].name);
-	free(R.hosts);
-	R.hosts = NULL;
-	R.hcap = R.hcount = 0;
+	for (size_t i = 0; i < resolver.hcap; i++)
+		free(resolver.hosts[i].name);
+	free(resolver.hosts);
+	resolver.hosts = NULL;
+	resolver.hcap = resolver.hcount = 0;
 }
 
 /* The hosts table from the file's contents (replacing any). */
 static int resolver_load_hosts(const char *hosts, size_t hlen)
 {
 	hosts_free();
-	R.hcap = 64;
-	while (R.hcap < hlen / 8 && R.hcap < (1u << 22))
-		R.hcap <<= 1;
-	R.hosts = calloc(R.hcap, sizeof(R.hosts[0]));
-	if (R.hosts == NULL) {
-		R.hcap = 0;
+	resolver.hcap = 64;
+	while (resolver.hcap < hlen / 8 && resolver.hcap < (1u << 22))
+		resolver.hcap <<= 1;
+	resolver.hosts = calloc(resolver.hcap, sizeof(resolver.hosts[0]));
+	if (resolver.hosts == NULL) {
+		resolver.hcap = 0;
 		return -1;
 	}
 	for_each_line(hosts, hlen, hosts_line);
@@ -321,59 +324,60 @@ int resolver_init(struct event_base *base, int family,
 		  const char *resolvconf, size_t rlen, const char *hosts,
 		  size_t hlen, const char *nameserver)
 {
-	R.family = family;
-	R.dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (R.dns == NULL)
+	resolver.family = family;
+	resolver.dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (resolver.dns == NULL)
 		return -1;
 	/* the system default is 5 s x 2 attempts; keep within -t */
-	evdns_base_set_option(R.dns, "timeout", "5");
-	evdns_base_set_option(R.dns, "attempts", "2");
+	evdns_base_set_option(resolver.dns, "timeout", "5");
+	evdns_base_set_option(resolver.dns, "attempts", "2");
 	if (nameserver != NULL && nameserver[0] != '\0') {
-		if (evdns_base_nameserver_ip_add(R.dns, nameserver) != 0) {
+		if (evdns_base_nameserver_ip_add(resolver.dns,
+						 nameserver) != 0) {
 			LOGE("--nameserver: cannot use '%s'", nameserver);
 			return -1;
 		}
-		R.skip_ns = true;
+		resolver.skip_ns = true;
 	}
 	for_each_line(resolvconf, rlen, resolvconf_line);
 	if (resolver_load_hosts(hosts, hlen) < 0)
 		return -1;
-	R.started = true; /* the front is sandboxed next */
+	resolver.started = true; /* the front is sandboxed next */
 	LOGD("resolver: %d nameservers, %zu hosts entries",
-	     evdns_base_count_nameservers(R.dns), R.hcount);
+	     evdns_base_count_nameservers(resolver.dns), resolver.hcount);
 	return 0;
 }
 
 int resolver_reload(const char *resolvconf, size_t rlen, const char *hosts,
 		    size_t hlen)
 {
-	if (R.dns == NULL)
+	if (resolver.dns == NULL)
 		return -1;
-	if (!R.skip_ns) {
+	if (!resolver.skip_ns) {
 		/* queries in flight are kept and retried on the new servers */
-		evdns_base_clear_nameservers_and_suspend(R.dns);
-		evdns_base_search_clear(R.dns);
+		evdns_base_clear_nameservers_and_suspend(resolver.dns);
+		evdns_base_search_clear(resolver.dns);
 		for_each_line(resolvconf, rlen, resolvconf_line);
-		evdns_base_resume(R.dns);
+		evdns_base_resume(resolver.dns);
 	}
 	if (resolver_load_hosts(hosts, hlen) < 0)
 		return -1;
 	LOGN("resolver reloaded: %d nameservers, %zu hosts entries",
-	     evdns_base_count_nameservers(R.dns), R.hcount);
+	     evdns_base_count_nameservers(resolver.dns), resolver.hcount);
 	return 0;
 }
 
 void resolver_free(void)
 {
-	if (R.dns != NULL)
-		evdns_base_free(R.dns, 1);
+	if (resolver.dns != NULL)
+		evdns_base_free(resolver.dns, 1);
 	hosts_free();
-	memset(&R, 0, sizeof(R));
+	memset(&resolver, 0, sizeof(resolver));
 }
 
 const struct resolver_stats *resolver_stats(void)
 {
-	return &R.stats;
+	return &resolver.stats;
 }
 
 static int set_v4(struct sockaddr_storage *ss, socklen_t *len,
@@ -417,7 +421,8 @@ static int resolver_local(const char *name, struct sockaddr_storage *ss,
 	struct hosts_entry *e;
 	struct in_addr a4;
 	struct in6_addr a6;
-	bool want4 = R.family != AF_INET6, want6 = R.family != AF_INET;
+	bool want4 = resolver.family != AF_INET6,
+	     want6 = resolver.family != AF_INET;
 
 	if (n > 0 && name[n - 1] == '.')
 		n--; /* a fully qualified name */
@@ -471,7 +476,7 @@ static void resolver_done(int result, struct evutil_addrinfo *res, void *arg)
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
 	if (q->result == 0)
-		R.stats.success++;
+		resolver.stats.success++;
 	if (q->in_call) {
 		q->done_now = true;
 		return;
@@ -496,18 +501,19 @@ int resolver_lookup(const char *name, struct sockaddr_storage *ss,
 	r = resolver_local(name, ss, len);
 	if (r != 0)
 		return r;
-	R.stats.queries++;
+	resolver.stats.queries++;
 	q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		return -1;
 	q->cb = cb;
 	q->arg = arg;
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = R.family;
+	hints.ai_family = resolver.family;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
 	q->in_call = true;
-	q->req = evdns_getaddrinfo(R.dns, name, NULL, &hints, resolver_done, q);
+	q->req = evdns_getaddrinfo(resolver.dns, name, NULL, &hints,
+				   resolver_done, q);
 	q->in_call = false;
 	if (q->req == NULL) {
 		/* answered (or failed) inside the call */

@@ -31,11 +31,11 @@ static struct {
 	unsigned npending;
 	struct resolve_pending res[RESOLVE_PENDING_MAX];
 	unsigned nres;
-} RT;
+} route;
 
 static struct session **route_slot(uint32_t id)
 {
-	return &RT.bucket[id & (ROUTE_BUCKETS - 1)];
+	return &route.bucket[id & (ROUTE_BUCKETS - 1)];
 }
 
 static void route_add(struct session *s)
@@ -45,7 +45,7 @@ static void route_add(struct session *s)
 	s->route_next = *slot;
 	*slot = s;
 	s->route_pending = true;
-	RT.npending++;
+	route.npending++;
 }
 
 static void route_del(struct session *s)
@@ -62,7 +62,7 @@ static void route_del(struct session *s)
 	}
 	s->route_next = NULL;
 	s->route_pending = false;
-	RT.npending--;
+	route.npending--;
 }
 
 static struct session *route_find(uint32_t id)
@@ -87,7 +87,7 @@ static void route_fail_all(void);
  * parent, which replaces that process (and so the channel). */
 static void route_peer_fault(void)
 {
-	chanev_close(&RT.ch);
+	chanev_close(&route.ch);
 	route_fail_all();
 	if (route_fault_cb != NULL)
 		route_fault_cb();
@@ -95,7 +95,7 @@ static void route_peer_fault(void)
 
 bool route_available(void)
 {
-	return RT.ch.open;
+	return route.ch.open;
 }
 
 /* The ruleset process went away: every waiting request fails closed. */
@@ -104,14 +104,14 @@ static void route_fail_all(void)
 	for (unsigned i = 0; i < ROUTE_BUCKETS; i++) {
 		struct session *s;
 
-		while ((s = RT.bucket[i]) != NULL) {
+		while ((s = route.bucket[i]) != NULL) {
 			route_del(s);
 			session_route_failed(s, DIAL_ERR_RULESET_DOWN);
 		}
 	}
-	for (unsigned i = 0; i < RT.nres; i++)
-		resolver_cancel(RT.res[i].q);
-	RT.nres = 0;
+	for (unsigned i = 0; i < route.nres; i++)
+		resolver_cancel(route.res[i].q);
+	route.nres = 0;
 	rpcdial_cancel_all();
 }
 
@@ -127,7 +127,7 @@ int route_ask(struct session *s)
 	if (hs->target.type == ADDR_DOMAIN && hs->target.namelen == 0 &&
 	    hs->target.port == 0)
 		n = snprintf(addr, sizeof(addr), ":"); /* -f ":" */
-	if (!RT.ch.open || n < 0)
+	if (!route.ch.open || n < 0)
 		return -1;
 	r.kind = hs->target.type == ADDR_DOMAIN ? ROUTE_KIND_RESOLVE
 		 : hs->target.type == ADDR_IPV4 ? ROUTE_KIND_ROUTE
@@ -138,7 +138,7 @@ int route_ask(struct session *s)
 	r.user = (struct route_str){ hs->user, (uint16_t)strlen(hs->user) };
 	r.pass = (struct route_str){ hs->pass, (uint16_t)strlen(hs->pass) };
 	n = route_wire_encode_req(buf, sizeof(buf), &r);
-	if (n < 0 || chanev_send(&RT.ch, MSG_ROUTE_REQ, s->id, buf,
+	if (n < 0 || chanev_send(&route.ch, MSG_ROUTE_REQ, s->id, buf,
 				 (size_t)n, -1) < 0) {
 		explicit_bzero(buf, sizeof(buf));
 		return -1;
@@ -153,8 +153,8 @@ void route_forget(struct session *s)
 	if (!s->route_pending)
 		return;
 	route_del(s);
-	if (RT.ch.open)
-		chanev_send(&RT.ch, MSG_ROUTE_CANCEL, s->id, NULL, 0, -1);
+	if (route.ch.open)
+		chanev_send(&route.ch, MSG_ROUTE_CANCEL, s->id, NULL, 0, -1);
 }
 
 void route_forward_result(struct session *s, bool ok, const char *err)
@@ -166,8 +166,8 @@ void route_forward_result(struct session *s, bool ok, const char *err)
 
 	if (ok)
 		route_del(s); /* committed: a later reply is moot */
-	if (RT.ch.open)
-		chanev_sendv(&RT.ch, MSG_FORWARD_RES, s->id, iov,
+	if (route.ch.open)
+		chanev_sendv(&route.ch, MSG_FORWARD_RES, s->id, iov,
 			     elen > 0 ? 2 : 1, -1);
 }
 
@@ -199,9 +199,9 @@ static void route_resolved(int result, const struct sockaddr *sa,
 	struct iovec iov[2];
 
 	(void)len;
-	for (unsigned i = 0; i < RT.nres; i++) {
-		if (RT.res[i].id == id) {
-			RT.res[i] = RT.res[--RT.nres];
+	for (unsigned i = 0; i < route.nres; i++) {
+		if (route.res[i].id == id) {
+			route.res[i] = route.res[--route.nres];
 			break;
 		}
 	}
@@ -210,8 +210,9 @@ static void route_resolved(int result, const struct sockaddr *sa,
 		r.ok = 1;
 	iov[0] = (struct iovec){ &r, sizeof(r) };
 	iov[1] = (struct iovec){ text, r.ok ? strlen(text) : 0 };
-	if (RT.ch.open)
-		chanev_sendv(&RT.ch, MSG_RESOLVE_RES, id, iov, r.ok ? 2 : 1, -1);
+	if (route.ch.open)
+		chanev_sendv(&route.ch, MSG_RESOLVE_RES, id, iov, r.ok ? 2 : 1,
+			     -1);
 }
 
 /* await.resolve in the ruleset: we resolve, it has no network. */
@@ -226,14 +227,15 @@ static void route_resolve(const struct msg *m)
 	memcpy(name, m->data, m->len);
 	name[m->len] = '\0';
 	/* a name a compromised ruleset process sends is checked here too */
-	if (!addr_name_valid(name, m->len) || RT.nres == RESOLVE_PENDING_MAX) {
+	if (!addr_name_valid(name, m->len) ||
+	    route.nres == RESOLVE_PENDING_MAX) {
 		route_resolved(-1, NULL, 0, (void *)(uintptr_t)m->id);
 		return;
 	}
 	r = resolver_lookup(name, &ss, &len, route_resolved,
 			    (void *)(uintptr_t)m->id, &q);
 	if (r == 0) {
-		RT.res[RT.nres++] = (struct resolve_pending){ m->id, q };
+		route.res[route.nres++] = (struct resolve_pending){ m->id, q };
 		return;
 	}
 	route_resolved(r > 0 ? 0 : -1, (struct sockaddr *)&ss, len,
@@ -275,7 +277,7 @@ static void route_send_stats(uint32_t id)
 		m.lat_p99_us = lat[(f->nlat - 1) * 99 / 100];
 		m.lat_max_us = lat[f->nlat - 1];
 	}
-	chanev_send(&RT.ch, MSG_STATS, id, &m, sizeof(m), -1);
+	chanev_send(&route.ch, MSG_STATS, id, &m, sizeof(m), -1);
 }
 
 static void route_on_msg(struct chanev *ce, struct msg *m, void *arg)
@@ -297,7 +299,7 @@ static void route_on_msg(struct chanev *ce, struct msg *m, void *arg)
 		break;
 	case MSG_DIAL_REQ:
 	case MSG_DIAL_CANCEL:
-		rpcdial_on_msg(&RT.ch, m);
+		rpcdial_on_msg(&route.ch, m);
 		break;
 	default:
 		LOGE("unexpected %s from the ruleset process",
@@ -317,18 +319,18 @@ static void route_on_err(struct chanev *ce, int err, const char *why,
 		return;
 	}
 	LOGN("ruleset channel closed; requests fail until it is back");
-	chanev_close(&RT.ch);
+	chanev_close(&route.ch);
 	route_fail_all();
 }
 
 void route_attach(int fd)
 {
-	if (RT.ch.open) {
-		chanev_close(&RT.ch);
+	if (route.ch.open) {
+		chanev_close(&route.ch);
 		route_fail_all();
 	}
-	if (chanev_init(&RT.ch, RT.base, fd, CHAN_FRONT_RULESET, ROLE_RULESET,
-			route_on_msg, route_on_err, NULL) < 0) {
+	if (chanev_init(&route.ch, route.base, fd, CHAN_FRONT_RULESET,
+			ROLE_RULESET, route_on_msg, route_on_err, NULL) < 0) {
 		LOGE("cannot watch the ruleset channel");
 		close(fd);
 	}
@@ -336,5 +338,5 @@ void route_attach(int fd)
 
 void route_setup(struct event_base *base)
 {
-	RT.base = base;
+	route.base = base;
 }

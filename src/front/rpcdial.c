@@ -35,7 +35,7 @@ static struct {
 	struct chanev *ch;
 	struct rpcdial *list;
 	unsigned n;
-} RD;
+} rpcdial;
 
 static void rpcdial_answer(uint32_t id, int fd, const char *err)
 {
@@ -44,19 +44,20 @@ static void rpcdial_answer(uint32_t id, int fd, const char *err)
 	struct iovec iov[2] = { { &r, sizeof(r) },
 				{ (void *)(uintptr_t)err, elen } };
 
-	if (RD.ch != NULL && RD.ch->open)
-		chanev_sendv(RD.ch, MSG_DIAL_RES, id, iov, elen ? 2 : 1, fd);
+	if (rpcdial.ch != NULL && rpcdial.ch->open)
+		chanev_sendv(rpcdial.ch, MSG_DIAL_RES, id, iov, elen ? 2 : 1,
+			     fd);
 }
 
 static void rpcdial_free(struct rpcdial *x)
 {
-	struct rpcdial **pp = &RD.list;
+	struct rpcdial **pp = &rpcdial.list;
 
 	while (*pp != NULL && *pp != x)
 		pp = &(*pp)->next;
 	if (*pp == x)
 		*pp = x->next;
-	RD.n--;
+	rpcdial.n--;
 	if (x->watching)
 		event_del(&x->ev);
 	evtimer_del(&x->timer);
@@ -83,7 +84,8 @@ static void rpcdial_watch(int fd, short flags, void *arg)
 	x->fd = fd;
 	if (flags == 0)
 		return;
-	event_assign(&x->ev, RD.base, fd, flags | EV_PERSIST, rpcdial_ev_cb, x);
+	event_assign(&x->ev, rpcdial.base, fd, flags | EV_PERSIST,
+		     rpcdial_ev_cb, x);
 	if (event_add(&x->ev, NULL) == 0)
 		x->watching = true;
 }
@@ -99,7 +101,7 @@ static void rpcdial_done(const struct dial_result *r, void *arg)
 	x->d = NULL;
 	if (r->err == DIAL_OK) {
 		/* the channel owns the socket now (closed once it is sent) */
-		if (RD.ch != NULL && RD.ch->open)
+		if (rpcdial.ch != NULL && rpcdial.ch->open)
 			rpcdial_answer(x->id, r->fd, NULL);
 		else
 			close(r->fd);
@@ -126,7 +128,7 @@ static void rpcdial_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void rpcdial_start(const struct msg *m)
 {
-	const struct front_conf *fc = RD.fc;
+	const struct front_conf *fc = rpcdial.fc;
 	struct route_decision dec;
 	struct netaddr to;
 	struct rpcdial *x;
@@ -140,7 +142,7 @@ static void rpcdial_start(const struct msg *m)
 		rpcdial_answer(m->id, -1, "invalid address");
 		return;
 	}
-	if (RD.n >= RPCDIAL_MAX) {
+	if (rpcdial.n >= RPCDIAL_MAX) {
 		rpcdial_answer(m->id, -1, "too many RPC connections");
 		return;
 	}
@@ -166,10 +168,10 @@ static void rpcdial_start(const struct msg *m)
 	}
 	x->id = m->id;
 	x->fd = -1;
-	x->next = RD.list;
-	RD.list = x;
-	RD.n++;
-	evtimer_assign(&x->timer, RD.base, rpcdial_timeout, x);
+	x->next = rpcdial.list;
+	rpcdial.list = x;
+	rpcdial.n++;
+	evtimer_assign(&x->timer, rpcdial.base, rpcdial_timeout, x);
 	evtimer_add(&x->timer, &fc->timeout);
 	/* the ruleset's own RPC, not a client's request: it may call this
 	 * daemon's API (its token and code are the ruleset's) */
@@ -183,7 +185,7 @@ static void rpcdial_start(const struct msg *m)
 
 static void rpcdial_cancel_one(uint32_t id)
 {
-	for (struct rpcdial *x = RD.list; x != NULL; x = x->next) {
+	for (struct rpcdial *x = rpcdial.list; x != NULL; x = x->next) {
 		if (x->id != id)
 			continue;
 		if (x->watching) {
@@ -198,7 +200,7 @@ static void rpcdial_cancel_one(uint32_t id)
 
 void rpcdial_on_msg(struct chanev *ch, const struct msg *m)
 {
-	RD.ch = ch;
+	rpcdial.ch = ch;
 	if (m->type == MSG_DIAL_REQ)
 		rpcdial_start(m);
 	else if (m->type == MSG_DIAL_CANCEL)
@@ -208,8 +210,8 @@ void rpcdial_on_msg(struct chanev *ch, const struct msg *m)
 /* The ruleset process went away: nobody wants these any more. */
 void rpcdial_cancel_all(void)
 {
-	while (RD.list != NULL) {
-		struct rpcdial *x = RD.list;
+	while (rpcdial.list != NULL) {
+		struct rpcdial *x = rpcdial.list;
 
 		if (x->watching) {
 			event_del(&x->ev);
@@ -222,6 +224,6 @@ void rpcdial_cancel_all(void)
 
 void rpcdial_setup(struct event_base *base, const struct front_conf *fc)
 {
-	RD.base = base;
-	RD.fc = fc;
+	rpcdial.base = base;
+	rpcdial.fc = fc;
 }

@@ -33,15 +33,15 @@ static void execute_reply(uint32_t id, int kind, int code)
 {
 	struct msg_executed r = { .kind = kind, .code = code };
 
-	if (P.ruleset.running && P.ruleset.ch.open)
-		chanev_send(&P.ruleset.ch, MSG_R_EXECUTED, id, &r, sizeof(r),
-			    -1);
+	if (parent.ruleset.running && parent.ruleset.ch.open)
+		chanev_send(&parent.ruleset.ch, MSG_R_EXECUTED, id, &r,
+			    sizeof(r), -1);
 }
 
 /* In the forked child: become the ruleset's user, then exec. */
 static void execute_child(const char *cmd)
 {
-	const struct msg_sandbox *sb = &P.ruleset_sb;
+	const struct msg_sandbox *sb = &parent.ruleset_sb;
 	int devnull;
 
 	setsid();
@@ -73,7 +73,7 @@ int execute_request(struct child *c, const struct msg *m)
 	char cmd[MSG_COMMAND_MAX + 1];
 	pid_t pid;
 
-	if (!P.conf.enable_execute) {
+	if (!parent.conf.enable_execute) {
 		LOGE("the ruleset process asked to execute a command, but "
 		     "--enable-execute is off");
 		return -1;
@@ -136,7 +136,7 @@ bool execute_reaped(pid_t pid, int status)
 			continue;
 		jobs[i] = jobs[--njobs];
 		/* a respawned ruleset process did not ask for it */
-		if (j.ruleset != P.ruleset.pid)
+		if (j.ruleset != parent.ruleset.pid)
 			return true;
 		if (WIFSIGNALED(status))
 			execute_reply(j.id, EXEC_SIGNAL, WTERMSIG(status));

@@ -140,7 +140,7 @@ static int module_try(const char *dir, const char *rel,
  * --lua-path's (colon-separated). fn returns non-zero to stop. */
 static int modules_each_dir(int (*fn)(const char *dir, void *arg), void *arg)
 {
-	const char *files[2] = { P.conf.ruleset, P.conf.config_file };
+	const char *files[2] = { parent.conf.ruleset, parent.conf.config_file };
 	char buf[CONF_PATH_MAX];
 	int r;
 
@@ -153,7 +153,7 @@ static int modules_each_dir(int (*fn)(const char *dir, void *arg), void *arg)
 		if (r != 0)
 			return r;
 	}
-	snprintf(buf, sizeof(buf), "%s", P.conf.lua_path);
+	snprintf(buf, sizeof(buf), "%s", parent.conf.lua_path);
 	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d != NULL;
 	     d = strtok_r(NULL, ":", &save)) {
 		r = fn(d, arg);

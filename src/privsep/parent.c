@@ -30,17 +30,17 @@
 #define HEARTBEAT_INTERVAL_MS 2000
 #define HEARTBEAT_TIMEOUT_MS 6000
 
-struct parent P;
+struct parent parent;
 
-static struct child *const children[] = { &P.front, &P.ruleset };
+static struct child *const children[] = { &parent.front, &parent.ruleset };
 #define NCHILDREN ((int)(sizeof(children) / sizeof(children[0])))
 
 static void parent_read_resolver_files(void)
 {
 	if (readfile_at(AT_FDCWD, "/etc/resolv.conf", FILE_MAX_RESOLVCONF,
-			&P.resolvconf, NULL) < 0)
+			&parent.resolvconf, NULL) < 0)
 		LOGW("/etc/resolv.conf: %s", readfile_strerror(errno));
-	if (readfile_at(AT_FDCWD, "/etc/hosts", FILE_MAX_HOSTS, &P.hosts,
+	if (readfile_at(AT_FDCWD, "/etc/hosts", FILE_MAX_HOSTS, &parent.hosts,
 			NULL) < 0)
 		LOGW("/etc/hosts: %s", readfile_strerror(errno));
 }
@@ -64,7 +64,7 @@ static void parent_listen_opts(int fd, int family, int kind)
 	int one = 1, zero = 0, qlen = SOMAXCONN;
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (P.conf.reuseport)
+	if (parent.conf.reuseport)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
 				 sizeof(one));
 	if (family == AF_INET6)
@@ -72,18 +72,18 @@ static void parent_listen_opts(int fd, int family, int kind)
 				 sizeof(zero));
 	/* inherited by every accepted socket (Linux): no per-connection
 	 * setsockopt calls in the children */
-	if (P.conf.tcp_nodelay)
+	if (parent.conf.tcp_nodelay)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (P.conf.tcp_keepalive)
+	if (parent.conf.tcp_keepalive)
 		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one,
 				 sizeof(one));
-	if (P.conf.tcp_sndbuf > 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &P.conf.tcp_sndbuf,
-				 sizeof(int));
-	if (P.conf.tcp_rcvbuf > 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &P.conf.tcp_rcvbuf,
-				 sizeof(int));
-	if (P.conf.tcp_fastopen && kind != LISTENER_API)
+	if (parent.conf.tcp_sndbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF,
+				 &parent.conf.tcp_sndbuf, sizeof(int));
+	if (parent.conf.tcp_rcvbuf > 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF,
+				 &parent.conf.tcp_rcvbuf, sizeof(int));
+	if (parent.conf.tcp_fastopen && kind != LISTENER_API)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
 				 sizeof(qlen));
 }
@@ -95,7 +95,7 @@ int parent_bind(const char *addr, int kind)
 	struct plistener *l;
 	int fd;
 
-	if (len < 0 || P.nls == PARENT_MAX_LISTENERS) {
+	if (len < 0 || parent.nls == PARENT_MAX_LISTENERS) {
 		LOGF("invalid listen address '%s'", addr);
 		return -1;
 	}
@@ -112,7 +112,7 @@ int parent_bind(const char *addr, int kind)
 		close(fd);
 		return -1;
 	}
-	l = &P.ls[P.nls++];
+	l = &parent.ls[parent.nls++];
 	l->fd = fd;
 	l->kind = kind;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
@@ -125,7 +125,7 @@ int parent_bind(const char *addr, int kind)
 
 static int parent_bind_all(void)
 {
-	const struct config *c = &P.conf;
+	const struct config *c = &parent.conf;
 
 	if (c->listen[0]) {
 		int kind = c->forward[0] ? LISTENER_FORWARD
@@ -141,9 +141,9 @@ static int parent_bind_all(void)
 
 static void parent_close_listeners(void)
 {
-	for (int i = 0; i < P.nls; i++)
-		close(P.ls[i].fd);
-	P.nls = 0;
+	for (int i = 0; i < parent.nls; i++)
+		close(parent.ls[i].fd);
+	parent.nls = 0;
 	parent_api_close();
 }
 
@@ -153,22 +153,23 @@ void parent_link_peers(void)
 	int sv[2];
 	bool over;
 
-	if (!P.front.running || !P.front.ch.open || !P.ruleset.running ||
-	    !P.ruleset.ch.open)
+	if (!parent.front.running || !parent.front.ch.open ||
+	    !parent.ruleset.running || !parent.ruleset.ch.open)
 		return;
 	/* a child that leaves its fds unread gets no more */
-	over = proc_over_cap(&P.front);
-	if (proc_over_cap(&P.ruleset) || over)
+	over = proc_over_cap(&parent.front);
+	if (proc_over_cap(&parent.ruleset) || over)
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		LOG_RL(LOGL_ERROR, 10, "socketpair: %s", strerror(errno));
 		return;
 	}
-	if (chanev_send(&P.front.ch, MSG_PEER_CHAN, 0, NULL, 0, sv[0]) < 0)
+	if (chanev_send(&parent.front.ch, MSG_PEER_CHAN, 0, NULL, 0, sv[0]) < 0)
 		LOG_RL(LOGL_ERROR, 10,
 		       "cannot hand the peer channel to the front: %s",
 		       strerror(errno));
-	if (chanev_send(&P.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0, sv[1]) < 0)
+	if (chanev_send(&parent.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0,
+			sv[1]) < 0)
 		LOG_RL(LOGL_ERROR, 10,
 		       "cannot hand the peer channel to the ruleset "
 		       "process: %s",
@@ -178,22 +179,22 @@ void parent_link_peers(void)
 static void parent_status(void)
 {
 	notify_send("STATUS=serving; restarts: front %u, ruleset %u",
-		    P.front.restarts, P.ruleset.restarts);
+		    parent.front.restarts, parent.ruleset.restarts);
 }
 
 static void parent_sandbox_self(void)
 {
 	struct sandbox_conf sc = {
 		.role = ROLE_PARENT,
-		.debug = P.front_sb.debug != 0,
-		.parent_keep_eff = priv_caps_needed(&P.conf),
+		.debug = parent.front_sb.debug != 0,
+		.parent_keep_eff = priv_caps_needed(&parent.conf),
 		.parent_state_dirfd = state_dfd(),
 		/* commands would inherit the parent's filter and die on the
 		 * first call it does not allow */
-		.parent_no_filter = P.conf.enable_execute,
-		.parent_keep_prm = priv_caps_needed(&P.conf) |
-				   identity_respawn_caps(&P.front_sb,
-							 &P.ruleset_sb),
+		.parent_no_filter = parent.conf.enable_execute,
+		.parent_keep_prm = priv_caps_needed(&parent.conf) |
+				   identity_respawn_caps(&parent.front_sb,
+							 &parent.ruleset_sb),
 	};
 	char skipped[256] = "", err[256] = "";
 
@@ -204,7 +205,7 @@ static void parent_sandbox_self(void)
 	}
 	if (skipped[0])
 		LOGN("parent sandbox: not applied: %s", skipped);
-	P.sandboxed = true;
+	parent.sandboxed = true;
 }
 
 /* READY=1 once the listeners are bound and both children serve. */
@@ -212,10 +213,10 @@ void parent_child_ready(struct child *c)
 {
 	(void)c;
 	parent_api_status();
-	if (!P.front.ready || !P.ruleset.ready)
+	if (!parent.front.ready || !parent.ruleset.ready)
 		return;
-	if (!P.ready_sent) {
-		P.ready_sent = true;
+	if (!parent.ready_sent) {
+		parent.ready_sent = true;
 		parent_sandbox_self();
 		parent_api_status(); /* with the parent's sandbox now */
 		notify_send("READY=1\nSTATUS=serving");
@@ -228,7 +229,7 @@ void parent_child_ready(struct child *c)
 void notify_ready_after_reload(void)
 {
 	notify_send("READY=1\nSTATUS=serving; restarts: front %u, ruleset %u",
-		    P.front.restarts, P.ruleset.restarts);
+		    parent.front.restarts, parent.ruleset.restarts);
 }
 
 void parent_check_exit(void)
@@ -237,24 +238,25 @@ void parent_check_exit(void)
 		if (children[i]->running)
 			return;
 	LOGN("exiting");
-	event_base_loopexit(P.base, NULL);
+	event_base_loopexit(parent.base, NULL);
 }
 
 static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	int64_t now = proc_now_ms();
-	bool stalled = now - P.last_beat_ms > HEARTBEAT_TIMEOUT_MS / 2;
+	bool stalled = now - parent.last_beat_ms > HEARTBEAT_TIMEOUT_MS / 2;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (stalled)
 		LOGN("the parent was held up for %lld ms; heartbeat deadlines "
-		     "restart now", (long long)(now - P.last_beat_ms));
-	P.last_beat_ms = now;
+		     "restart now",
+		     (long long)(now - parent.last_beat_ms));
+	parent.last_beat_ms = now;
 	for (int i = 0; i < NCHILDREN; i++) {
 		struct child *c = children[i];
-		struct msg_ping ping = { .seq = ++P.ping_seq };
+		struct msg_ping ping = { .seq = ++parent.ping_seq };
 
 		if (c->running)
 			proc_log_report(c);
@@ -289,29 +291,29 @@ static void parent_stop_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void parent_stop(int sig)
 {
-	struct msg_shutdown sd = { .drain_seconds = P.drain_seconds };
-	struct timeval tv = { (time_t)P.drain_seconds + 5, 0 };
+	struct msg_shutdown sd = { .drain_seconds = parent.drain_seconds };
+	struct timeval tv = { (time_t)parent.drain_seconds + 5, 0 };
 
-	if (P.stopping && sig == 0)
+	if (parent.stopping && sig == 0)
 		return; /* os.exit() while stopping: already on the way */
-	if (P.stopping) {
+	if (parent.stopping) {
 		LOGN("signal %d again: stopping now", sig);
 		parent_stop_timeout(-1, 0, NULL);
 		return;
 	}
-	P.stopping = true;
+	parent.stopping = true;
 	if (sig != 0)
 		LOGN("signal %d: stopping (draining for up to %.0fs)", sig,
-		     P.drain_seconds);
+		     parent.drain_seconds);
 	else
 		LOGN("os.exit(%d) from the ruleset: stopping (draining for "
 		     "up to %.0fs)",
-		     P.exit_code, P.drain_seconds);
+		     parent.exit_code, parent.drain_seconds);
 	state_flush();
 	execute_kill_all(0);
 	notify_send("STOPPING=1");
 	parent_close_listeners();
-	event_del(P.heartbeat);
+	event_del(parent.heartbeat);
 	for (int i = 0; i < NCHILDREN; i++) {
 		struct child *c = children[i];
 
@@ -328,8 +330,8 @@ static void parent_stop(int sig)
 		else
 			kill(c->pid, SIGKILL);
 	}
-	P.stop_timer = evtimer_new(P.base, parent_stop_timeout, NULL);
-	evtimer_add(P.stop_timer, &tv);
+	parent.stop_timer = evtimer_new(parent.base, parent_stop_timeout, NULL);
+	evtimer_add(parent.stop_timer, &tv);
 	parent_check_exit();
 }
 
@@ -347,15 +349,17 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 		parent_stop((int)sig);
 		break;
 	case SIGHUP:
-		if (P.stopping)
+		if (parent.stopping)
 			break;
 		notify_reloading();
 		parent_read_resolver_files();
-		if (P.front.running && P.front.ch.open && P.front.ready) {
-			chanev_send(&P.front.ch, MSG_RESOLVCONF, 0,
-				    P.resolvconf.data, P.resolvconf.len, -1);
-			chanev_send(&P.front.ch, MSG_HOSTS, 0, P.hosts.data,
-				    P.hosts.len, -1);
+		if (parent.front.running && parent.front.ch.open &&
+		    parent.front.ready) {
+			chanev_send(&parent.front.ch, MSG_RESOLVCONF, 0,
+				    parent.resolvconf.data,
+				    parent.resolvconf.len, -1);
+			chanev_send(&parent.front.ch, MSG_HOSTS, 0,
+				    parent.hosts.data, parent.hosts.len, -1);
 		}
 		parent_api_reload();
 		parent_ruleset_reload();
@@ -377,7 +381,7 @@ static int parent_open_exe(void)
 
 static void parent_setup_log(void)
 {
-	switch (P.cli.log_sink) {
+	switch (parent.cli.log_sink) {
 	case CLI_LOG_STDOUT:
 		log_init("main", 1, false);
 		break;
@@ -391,45 +395,48 @@ static void parent_setup_log(void)
 	default:
 		log_init("main", 2, false);
 	}
-	log_level = P.conf.loglevel;
+	log_level = parent.conf.loglevel;
 }
 
 static int parent_parse(int argc, char **argv, int *exit_code)
 {
 	char err[512] = "";
 
-	config_defaults(&P.conf);
+	config_defaults(&parent.conf);
 	/* with -c the command line may be incomplete: the merged settings
 	 * are checked once the file was evaluated (it starts from these
 	 * defaults, the derived ones included) */
-	if (cli_parse(argc, argv, &P.conf, &P.cli, err, sizeof(err)) == 0)
-		limits_derive(&P.conf, P.nofile, P.cli.max_sessions_given,
-			      P.cli.startups_given);
+	if (cli_parse(argc, argv, &parent.conf, &parent.cli, err,
+		      sizeof(err)) == 0)
+		limits_derive(&parent.conf, parent.nofile,
+			      parent.cli.max_sessions_given,
+			      parent.cli.startups_given);
 	else
-		P.cli.help = P.cli.version = false;
+		parent.cli.help = parent.cli.version = false;
 	if (err[0] != '\0' ||
-	    (!P.cli.help && !P.cli.version && !P.conf.config_file[0] &&
-	     config_check(&P.conf, err, sizeof(err)) < 0)) {
+	    (!parent.cli.help && !parent.cli.version &&
+	     !parent.conf.config_file[0] &&
+	     config_check(&parent.conf, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "neosocksd: %s\ntry '%s --help'\n", err,
 			argv[0]);
 		*exit_code = 2;
 		return -1;
 	}
 	*exit_code = 0;
-	P.drain_seconds = P.conf.drain_timeout;
-	if (P.cli.help) {
+	parent.drain_seconds = parent.conf.drain_timeout;
+	if (parent.cli.help) {
 		cli_usage(stdout, argv[0]);
 		return -1;
 	}
-	if (P.cli.version) {
+	if (parent.cli.version) {
 		printf("neosocksd %s\n", NEOSOCKSD_VERSION);
 		return -1;
 	}
-	if (P.cli.dump_config && !P.conf.config_file[0]) {
-		config_dump(&P.conf, stdout);
+	if (parent.cli.dump_config && !parent.conf.config_file[0]) {
+		config_dump(&parent.conf, stdout);
 		return -1;
 	}
-	if (P.conf.ruleset[0] && P.conf.config_file[0]) {
+	if (parent.conf.ruleset[0] && parent.conf.config_file[0]) {
 		fprintf(stderr, "neosocksd: -r and -c are mutually exclusive "
 				"(set 'ruleset' in the config file)\n");
 		*exit_code = 2;
@@ -440,10 +447,10 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 
 void parent_exit_request(int code)
 {
-	if (P.stopping)
+	if (parent.stopping)
 		return;
-	P.exit_code = code;
-	P.exit_requested = true;
+	parent.exit_code = code;
+	parent.exit_requested = true;
 	parent_stop(0);
 }
 
@@ -451,19 +458,19 @@ void parent_finish(int code)
 {
 	/* after os.exit(), its status stands (a load it interrupted may
 	 * report a failure on the way down) */
-	if (!P.exit_requested)
-		P.exit_code = code;
-	P.stopping = true;
+	if (!parent.exit_requested)
+		parent.exit_code = code;
+	parent.stopping = true;
 	for (int i = 0; i < NCHILDREN; i++)
 		if (children[i]->running)
 			proc_kill(children[i], code == 0 ? NULL : "stopping");
-	event_base_loopexit(P.base, NULL);
+	event_base_loopexit(parent.base, NULL);
 }
 
 void parent_serve(void)
 {
 	if (parent_bind_all() < 0 || parent_api_bind() < 0 ||
-	    proc_spawn(&P.front) < 0) {
+	    proc_spawn(&parent.front) < 0) {
 		parent_finish(1);
 		return;
 	}
@@ -476,20 +483,20 @@ static int parent_setup_events(void)
 					   (HEARTBEAT_INTERVAL_MS % 1000) *
 						   1000 };
 
-	P.base = event_base_new();
-	if (P.base == NULL)
+	parent.base = event_base_new();
+	if (parent.base == NULL)
 		return -1;
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct event *ev = evsignal_new(P.base, sigs[i],
+		struct event *ev = evsignal_new(parent.base, sigs[i],
 						parent_signal_cb, NULL);
 		if (ev == NULL || evsignal_add(ev, NULL) < 0)
 			return -1;
 	}
-	P.heartbeat = event_new(P.base, -1, EV_PERSIST, parent_heartbeat_cb,
-				NULL);
-	if (P.heartbeat == NULL || event_add(P.heartbeat, &hb) < 0)
+	parent.heartbeat = event_new(parent.base, -1, EV_PERSIST,
+				     parent_heartbeat_cb, NULL);
+	if (parent.heartbeat == NULL || event_add(parent.heartbeat, &hb) < 0)
 		return -1;
-	P.last_beat_ms = proc_now_ms();
+	parent.last_beat_ms = proc_now_ms();
 	return 0;
 }
 
@@ -500,7 +507,7 @@ int parent_main(int argc, char **argv)
 	long nofile_was;
 	int exe_fd, code;
 
-	P.nofile = limits_raise_nofile(&nofile_was);
+	parent.nofile = limits_raise_nofile(&nofile_was);
 	if (parent_parse(argc, argv, &code) < 0)
 		return code;
 	parent_setup_log();
@@ -509,20 +516,22 @@ int parent_main(int argc, char **argv)
 	LOGN("neosocksd %s starting", NEOSOCKSD_VERSION);
 	LOGN("descriptors: %ld%s; at most %d sessions (-m), %d:%d:%d "
 	     "half-open (--max-startups)",
-	     P.nofile, P.nofile > nofile_was ? " (raised to the hard limit)" : "",
-	     P.conf.max_sessions, P.conf.startup_limit_start,
-	     P.conf.startup_limit_rate, P.conf.startup_limit_full);
+	     parent.nofile,
+	     parent.nofile > nofile_was ? " (raised to the hard limit)" : "",
+	     parent.conf.max_sessions, parent.conf.startup_limit_start,
+	     parent.conf.startup_limit_rate, parent.conf.startup_limit_full);
 	notify_init();
-	if (identity_resolve(&P.conf, &P.front_sb, &P.ruleset_sb, err,
-			     sizeof(err), warn, sizeof(warn)) < 0) {
-		if (P.cli.check)
+	if (identity_resolve(&parent.conf, &parent.front_sb, &parent.ruleset_sb,
+			     err, sizeof(err), warn, sizeof(warn)) < 0) {
+		if (parent.cli.check)
 			fprintf(stderr, "neosocksd: %s\n", err);
 		LOGF("%s", err);
 		return 1;
 	}
 	if (warn[0])
 		LOGW("%s", warn);
-	if (P.cli.check && !P.conf.config_file[0] && !P.conf.ruleset[0]) {
+	if (parent.cli.check && !parent.conf.config_file[0] &&
+	    !parent.conf.ruleset[0]) {
 		/* flags and users checked; nothing to load */
 		printf("neosocksd: configuration OK\n");
 		return 0;
@@ -531,23 +540,24 @@ int parent_main(int argc, char **argv)
 	if (exe_fd < 0)
 		return 1;
 	parent_read_resolver_files();
-	src = P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
+	src = parent.conf.config_file[0] ? parent.conf.config_file
+					 : parent.conf.ruleset;
 	if (strcmp(src, "-") == 0) {
 		/* standard input, once: a SIGHUP loads the same text again */
 		if (readfile_stream(STDIN_FILENO, MSG_LUA_SRC_MAX,
-				    &P.stdin_src) < 0) {
+				    &parent.stdin_src) < 0) {
 			LOGF("standard input: %s", readfile_strerror(errno));
 			return 1;
 		}
-		P.ruleset_good.data = malloc(P.stdin_src.len + 1);
-		if (P.ruleset_good.data == NULL)
+		parent.ruleset_good.data = malloc(parent.stdin_src.len + 1);
+		if (parent.ruleset_good.data == NULL)
 			return 1;
-		memcpy(P.ruleset_good.data, P.stdin_src.data,
-		       P.stdin_src.len + 1);
-		P.ruleset_good.len = P.stdin_src.len;
+		memcpy(parent.ruleset_good.data, parent.stdin_src.data,
+		       parent.stdin_src.len + 1);
+		parent.ruleset_good.len = parent.stdin_src.len;
 	} else if (src[0] && (readfile_at(AT_FDCWD, src, MSG_LUA_SRC_MAX,
-					  &P.ruleset_good, NULL) < 0 ||
-			      P.ruleset_good.data == NULL)) {
+					  &parent.ruleset_good, NULL) < 0 ||
+			      parent.ruleset_good.data == NULL)) {
 		/* absent: readfile_at() left ENOENT in errno */
 		LOGF("%s: %s", src, readfile_strerror(errno));
 		return 1;
@@ -559,17 +569,17 @@ int parent_main(int argc, char **argv)
 		LOGF("cannot set up the event loop");
 		return 1;
 	}
-	proc_setup(P.base, exe_fd);
+	proc_setup(parent.base, exe_fd);
 	parent_ruleset_init();
 	parent_front_init();
 	/* the ruleset process first: with -c it decides the settings, and
 	 * nothing is bound before they were checked. Each spawn hands out a
 	 * fresh front<->ruleset channel once both exist. */
-	if (proc_spawn(&P.ruleset) < 0)
+	if (proc_spawn(&parent.ruleset) < 0)
 		return 1;
-	if (!P.conf.config_file[0] && !P.cli.check)
+	if (!parent.conf.config_file[0] && !parent.cli.check)
 		parent_serve();
-	event_base_dispatch(P.base);
+	event_base_dispatch(parent.base);
 	state_flush();
-	return P.exit_code;
+	return parent.exit_code;
 }

@@ -50,7 +50,7 @@ struct parent {
 	long nofile; /* RLIMIT_NOFILE in force (raised to the hard limit) */
 };
 
-extern struct parent P;
+extern struct parent parent;
 
 int parent_main(int argc, char **argv);
 
@@ -68,7 +68,7 @@ void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
 void notify_ready_after_reload(void);
 
-/* Bind addr for a listener of this kind into P.ls. 0 or -1 (logged). */
+/* Bind addr for a listener of this kind into parent.ls. 0 or -1 (logged). */
 int parent_bind(const char *addr, int kind);
 
 /* parent_api.c */

@@ -29,7 +29,7 @@ static struct {
 	char admin[MSG_TOKEN_MAX + 1], readonly[MSG_TOKEN_MAX + 1];
 	bool listener_sent; /* to the current ruleset process */
 	uint64_t started_ns;
-} PA = { .fd = -1 };
+} parent_api = { .fd = -1 };
 
 static uint64_t mono_ns(void)
 {
@@ -94,9 +94,9 @@ int parent_api_read_tokens(void)
 	char admin[MSG_TOKEN_MAX + 1], ro[MSG_TOKEN_MAX + 1];
 	int rc = 0;
 
-	if (parent_read_token(P.conf.api_token_file, admin,
+	if (parent_read_token(parent.conf.api_token_file, admin,
 			      "--api-token-file") < 0 ||
-	    parent_read_token(P.conf.api_ro_token_file, ro,
+	    parent_read_token(parent.conf.api_ro_token_file, ro,
 			      "--api-readonly-token-file") < 0)
 		rc = -1;
 	else if (admin[0] && strcmp(admin, ro) == 0) {
@@ -104,8 +104,8 @@ int parent_api_read_tokens(void)
 		rc = -1;
 	}
 	if (rc == 0) {
-		memcpy(PA.admin, admin, sizeof(admin));
-		memcpy(PA.readonly, ro, sizeof(ro));
+		memcpy(parent_api.admin, admin, sizeof(admin));
+		memcpy(parent_api.readonly, ro, sizeof(ro));
 	}
 	explicit_bzero(admin, sizeof(admin));
 	explicit_bzero(ro, sizeof(ro));
@@ -116,12 +116,14 @@ static void parent_api_send_tokens(void)
 {
 	struct msg_tokens t;
 
-	if (PA.fd < 0 || !P.ruleset.running || !P.ruleset.ch.open)
+	if (parent_api.fd < 0 || !parent.ruleset.running ||
+	    !parent.ruleset.ch.open)
 		return;
 	memset(&t, 0, sizeof(t));
-	memcpy(t.admin, PA.admin, sizeof(t.admin));
-	memcpy(t.readonly, PA.readonly, sizeof(t.readonly));
-	if (chanev_send(&P.ruleset.ch, MSG_R_TOKENS, 0, &t, sizeof(t), -1) < 0)
+	memcpy(t.admin, parent_api.admin, sizeof(t.admin));
+	memcpy(t.readonly, parent_api.readonly, sizeof(t.readonly));
+	if (chanev_send(&parent.ruleset.ch, MSG_R_TOKENS, 0, &t, sizeof(t),
+			-1) < 0)
 		LOGE("cannot hand the API tokens over");
 	explicit_bzero(&t, sizeof(t));
 }
@@ -129,7 +131,7 @@ static void parent_api_send_tokens(void)
 /* SIGHUP: token files are read again (rotation without a restart). */
 void parent_api_reload(void)
 {
-	if (PA.fd < 0)
+	if (parent_api.fd < 0)
 		return;
 	if (parent_api_read_tokens() < 0) {
 		LOGE("reload: the previous API tokens stay");
@@ -153,9 +155,9 @@ static int parent_api_bind_unix(const char *path)
 		LOGF("--api %s: path too long for a unix socket", path);
 		return -1;
 	}
-	if (P.conf.api_owner[0] &&
-	    cli_parse_user(P.conf.api_owner, &uid, &gid, why, sizeof(why)) <
-		    0) {
+	if (parent.conf.api_owner[0] &&
+	    cli_parse_user(parent.conf.api_owner, &uid, &gid, why,
+			   sizeof(why)) < 0) {
 		LOGF("--api-owner: %s", why);
 		return -1;
 	}
@@ -178,7 +180,7 @@ static int parent_api_bind_unix(const char *path)
 	old_mask = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	(void)umask(old_mask);
-	if (rc < 0 || chmod(path, (mode_t)P.conf.api_mode) < 0 ||
+	if (rc < 0 || chmod(path, (mode_t)parent.conf.api_mode) < 0 ||
 	    ((uid != (unsigned)-1 || gid != (unsigned)-1) &&
 	     chown(path, uid, gid) < 0) ||
 	    listen(fd, SOMAXCONN) < 0) {
@@ -186,7 +188,8 @@ static int parent_api_bind_unix(const char *path)
 		close(fd);
 		return -1;
 	}
-	LOGN("listen: %s (api, mode %04o)", path, (unsigned)P.conf.api_mode);
+	LOGN("listen: %s (api, mode %04o)", path,
+	     (unsigned)parent.conf.api_mode);
 	return fd;
 }
 
@@ -196,37 +199,39 @@ static void parent_api_bound_port(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char buf[sizeof(P.conf.restapi)]; /* an IP literal and a port fit */
-	size_t n = strlen(P.conf.restapi);
+	char buf[sizeof(
+		parent.conf.restapi)]; /* an IP literal and a port fit */
+	size_t n = strlen(parent.conf.restapi);
 
-	if (n < 2 || strcmp(P.conf.restapi + n - 2, ":0") != 0)
+	if (n < 2 || strcmp(parent.conf.restapi + n - 2, ":0") != 0)
 		return;
-	if (getsockname(PA.fd, (struct sockaddr *)&ss, &len) == 0 &&
+	if (getsockname(parent_api.fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    addr_format_sockaddr((struct sockaddr *)&ss, buf, sizeof(buf)) > 0)
-		snprintf(P.conf.restapi, sizeof(P.conf.restapi), "%s", buf);
+		snprintf(parent.conf.restapi, sizeof(parent.conf.restapi), "%s",
+			 buf);
 }
 
 int parent_api_bind(void)
 {
-	if (!P.conf.restapi[0])
+	if (!parent.conf.restapi[0])
 		return 0;
 	if (parent_api_read_tokens() < 0)
 		return -1;
-	if (P.conf.restapi[0] == '/') {
-		PA.fd = parent_api_bind_unix(P.conf.restapi);
+	if (parent.conf.restapi[0] == '/') {
+		parent_api.fd = parent_api_bind_unix(parent.conf.restapi);
 	} else {
-		if (parent_bind(P.conf.restapi, LISTENER_API) < 0)
+		if (parent_bind(parent.conf.restapi, LISTENER_API) < 0)
 			return -1;
 		/* the ruleset process owns it; the front never gets it */
-		PA.fd = P.ls[--P.nls].fd;
+		parent_api.fd = parent.ls[--parent.nls].fd;
 		parent_api_bound_port();
 	}
-	if (PA.fd < 0)
+	if (parent_api.fd < 0)
 		return -1;
-	if (!PA.admin[0])
+	if (!parent_api.admin[0])
 		LOGW("--api %s: no --api-token-file; anyone who can connect "
 		     "may replace the ruleset",
-		     P.conf.restapi);
+		     parent.conf.restapi);
 	parent_api_send_listener();
 	return 0;
 }
@@ -236,25 +241,25 @@ void parent_api_send_listener(void)
 	struct msg_listener ml = { .kind = LISTENER_API };
 	int fd;
 
-	if (PA.fd < 0 || PA.listener_sent || !P.ruleset.running ||
-	    !P.ruleset.ch.open)
+	if (parent_api.fd < 0 || parent_api.listener_sent ||
+	    !parent.ruleset.running || !parent.ruleset.ch.open)
 		return;
 	parent_api_send_tokens();
 	/* the channel owns the copy from here, sent or not */
-	fd = fcntl(PA.fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0 || chanev_send(&P.ruleset.ch, MSG_R_LISTENER, 0, &ml,
+	fd = fcntl(parent_api.fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || chanev_send(&parent.ruleset.ch, MSG_R_LISTENER, 0, &ml,
 				  sizeof(ml), fd) < 0) {
 		LOGE("cannot hand the API listener over: %s", strerror(errno));
 		return;
 	}
-	PA.listener_sent = true;
+	parent_api.listener_sent = true;
 }
 
 void parent_api_close(void)
 {
-	if (PA.fd >= 0)
-		close(PA.fd);
-	PA.fd = -1;
+	if (parent_api.fd >= 0)
+		close(parent_api.fd);
+	parent_api.fd = -1;
 }
 
 /* ---- status ---- */
@@ -262,28 +267,28 @@ void parent_api_close(void)
 void parent_api_status(void)
 {
 	struct msg_status st = {
-		.started_ns = PA.started_ns,
-		.restarts_front = P.front.restarts,
-		.restarts_ruleset = P.ruleset.restarts,
+		.started_ns = parent_api.started_ns,
+		.restarts_front = parent.front.restarts,
+		.restarts_ruleset = parent.ruleset.restarts,
 		.sandbox_parent = sandbox_state(),
 	};
 
-	if (P.ruleset.running && P.ruleset.ch.open)
-		chanev_send(&P.ruleset.ch, MSG_R_STATUS, 0, &st, sizeof(st),
-			    -1);
+	if (parent.ruleset.running && parent.ruleset.ch.open)
+		chanev_send(&parent.ruleset.ch, MSG_R_STATUS, 0, &st,
+			    sizeof(st), -1);
 }
 
 /* A new ruleset process: its status, the saved updates, then the
  * listener and tokens. */
 void parent_api_ruleset_spawned(void)
 {
-	PA.listener_sent = false;
+	parent_api.listener_sent = false;
 	parent_api_status();
-	state_replay(&P.ruleset.ch);
+	state_replay(&parent.ruleset.ch);
 	parent_api_send_listener();
 }
 
 void parent_api_init(void)
 {
-	PA.started_ns = mono_ns();
+	parent_api.started_ns = mono_ns();
 }

@@ -13,25 +13,29 @@ static void parent_front_spawned(struct child *c)
 	struct chanev *ch = &c->ch;
 	int bad = 0;
 
-	bad |= chanev_send(ch, MSG_CONFIG, 0, &P.conf, sizeof(P.conf), -1);
-	bad |= chanev_send(ch, MSG_RESOLVCONF, 0, P.resolvconf.data,
-			   P.resolvconf.len, -1);
-	bad |= chanev_send(ch, MSG_HOSTS, 0, P.hosts.data, P.hosts.len, -1);
-	for (int i = 0; i < P.nls; i++) {
-		struct msg_listener ml = { .kind = (uint32_t)P.ls[i].kind };
+	bad |= chanev_send(ch, MSG_CONFIG, 0, &parent.conf, sizeof(parent.conf),
+			   -1);
+	bad |= chanev_send(ch, MSG_RESOLVCONF, 0, parent.resolvconf.data,
+			   parent.resolvconf.len, -1);
+	bad |= chanev_send(ch, MSG_HOSTS, 0, parent.hosts.data,
+			   parent.hosts.len, -1);
+	for (int i = 0; i < parent.nls; i++) {
+		struct msg_listener ml = {
+			.kind = (uint32_t)parent.ls[i].kind
+		};
 		int fd;
 
-		if (P.ls[i].kind == LISTENER_API)
+		if (parent.ls[i].kind == LISTENER_API)
 			continue; /* the ruleset process serves the API */
-		fd = fcntl(P.ls[i].fd, F_DUPFD_CLOEXEC, 0);
+		fd = fcntl(parent.ls[i].fd, F_DUPFD_CLOEXEC, 0);
 		if (fd < 0) {
 			bad = -1;
 			break;
 		}
 		bad |= chanev_send(ch, MSG_LISTENER, 0, &ml, sizeof(ml), fd);
 	}
-	bad |= chanev_send(ch, MSG_START, 0, &P.front_sb, sizeof(P.front_sb),
-			   -1);
+	bad |= chanev_send(ch, MSG_START, 0, &parent.front_sb,
+			   sizeof(parent.front_sb), -1);
 	if (bad) {
 		proc_kill(c, "cannot send the configuration");
 		return;
@@ -69,9 +73,10 @@ static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
 	case MSG_PEER_FAULT:
 		/* the ruleset process is the less trusted one: replace it
 		 * (which also gives both a new channel) */
-		if (P.ruleset.running)
-			proc_kill(&P.ruleset, "the front reports a protocol "
-					      "violation on their channel");
+		if (parent.ruleset.running)
+			proc_kill(&parent.ruleset,
+				  "the front reports a protocol "
+				  "violation on their channel");
 		return;
 	default:
 		proc_kill(c, "message not handled");
@@ -80,11 +85,11 @@ static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
 
 static void parent_front_exited(struct child *c)
 {
-	if (P.stopping) {
+	if (parent.stopping) {
 		parent_check_exit();
 		return;
 	}
-	if (!P.ready_sent && !c->ready && c->restarts >= 5) {
+	if (!parent.ready_sent && !c->ready && c->restarts >= 5) {
 		LOGF("the front failed to start %u times", c->restarts + 1);
 		parent_finish(1);
 		return;
@@ -94,7 +99,7 @@ static void parent_front_exited(struct child *c)
 
 void parent_front_init(void)
 {
-	P.front = (struct child){
+	parent.front = (struct child){
 		.role = ROLE_FRONT,
 		.kind = CHAN_PARENT_FRONT,
 		.logfd = -1,

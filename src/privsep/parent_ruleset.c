@@ -20,7 +20,8 @@ static int64_t relink_last_ms;
 
 static const char *parent_source_path(void)
 {
-	return P.conf.config_file[0] ? P.conf.config_file : P.conf.ruleset;
+	return parent.conf.config_file[0] ? parent.conf.config_file
+					  : parent.conf.ruleset;
 }
 
 /* The -r ruleset or the -c config file, whichever this daemon uses. */
@@ -42,9 +43,9 @@ static int parent_send_ruleset(const struct blob *src, uint32_t kind,
 	else
 		snprintf(h.chunkname, sizeof(h.chunkname), "@%.*s",
 			 (int)sizeof(h.chunkname) - 2, base);
-	return chanev_sendv(&P.ruleset.ch,
-			    P.conf.config_file[0] ? MSG_R_CONFIGFILE
-						  : MSG_R_RULESET,
+	return chanev_sendv(&parent.ruleset.ch,
+			    parent.conf.config_file[0] ? MSG_R_CONFIGFILE
+						       : MSG_R_RULESET,
 			    seq, iov, 2, -1);
 }
 
@@ -53,27 +54,29 @@ static void parent_ruleset_spawned(struct child *c)
 	struct chanev *ch = &c->ch;
 	int bad = 0;
 
-	bad |= chanev_send(ch, MSG_R_CONFIG, 0, &P.conf, sizeof(P.conf), -1);
-	bad |= chanev_send(ch, MSG_R_START, 0, &P.ruleset_sb,
-			   sizeof(P.ruleset_sb), -1);
-	if (!bad && P.ruleset_good.data != NULL)
-		bad |= parent_send_ruleset(&P.ruleset_good,
-					   P.conf.config_file[0] &&
-							   !P.configured
+	bad |= chanev_send(ch, MSG_R_CONFIG, 0, &parent.conf,
+			   sizeof(parent.conf), -1);
+	bad |= chanev_send(ch, MSG_R_START, 0, &parent.ruleset_sb,
+			   sizeof(parent.ruleset_sb), -1);
+	if (!bad && parent.ruleset_good.data != NULL)
+		bad |= parent_send_ruleset(&parent.ruleset_good,
+					   parent.conf.config_file[0] &&
+							   !parent.configured
 						   ? RULESET_LOAD_CONFIGURE
 						   : RULESET_LOAD_START,
-					   ++P.ruleset_seq);
+					   ++parent.ruleset_seq);
 	if (bad) {
 		proc_kill(c, "cannot send the configuration");
 		return;
 	}
 	parent_api_ruleset_spawned(); /* the API updates, in order */
-	if (P.ruleset_trial.data != NULL) {
+	if (parent.ruleset_trial.data != NULL) {
 		/* a SIGHUP came while no ruleset process was up: try it now,
 		 * on top of the last good state */
-		P.ruleset_trial_seq = ++P.ruleset_seq;
-		if (parent_send_ruleset(&P.ruleset_trial, RULESET_LOAD_RELOAD,
-					P.ruleset_trial_seq) < 0) {
+		parent.ruleset_trial_seq = ++parent.ruleset_seq;
+		if (parent_send_ruleset(&parent.ruleset_trial,
+					RULESET_LOAD_RELOAD,
+					parent.ruleset_trial_seq) < 0) {
 			proc_kill(c, "cannot send the configuration");
 			return;
 		}
@@ -88,35 +91,36 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 	int tlen = (int)(m->len - sizeof(ld));
 
 	memcpy(&ld, m->data, sizeof(ld));
-	if (ld.seq == P.ruleset_trial_seq && P.ruleset_trial.data != NULL) {
+	if (ld.seq == parent.ruleset_trial_seq &&
+	    parent.ruleset_trial.data != NULL) {
 		if (ld.ok) {
-			free(P.ruleset_good.data);
-			P.ruleset_good = P.ruleset_trial;
+			free(parent.ruleset_good.data);
+			parent.ruleset_good = parent.ruleset_trial;
 			LOGN("reload: %s loaded", parent_source_path());
 			state_clear();
 		} else {
-			free(P.ruleset_trial.data);
+			free(parent.ruleset_trial.data);
 			LOGE("reload: %s failed, the previous ruleset stays: "
 			     "%.*s",
 			     parent_source_path(), tlen, text);
 		}
-		P.ruleset_trial = (struct blob){ 0 };
+		parent.ruleset_trial = (struct blob){ 0 };
 		notify_ready_after_reload();
 		return;
 	}
 	if (ld.ok) {
-		if (!P.ruleset_loaded_once && P.cli.check) {
+		if (!parent.ruleset_loaded_once && parent.cli.check) {
 			printf("neosocksd: configuration OK\n");
 			parent_finish(0);
 		}
-		P.ruleset_loaded_once = true;
+		parent.ruleset_loaded_once = true;
 		return;
 	}
 	(void)c;
 	LOGE("ruleset: %.*s", tlen, text);
-	if (!P.ruleset_loaded_once) {
+	if (!parent.ruleset_loaded_once) {
 		/* the ruleset given at start does not load: refuse to run */
-		if (P.cli.check)
+		if (parent.cli.check)
 			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
 		LOGF("cannot load %s", parent_source_path());
 		parent_finish(1);
@@ -139,47 +143,47 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 		proc_kill(c, "malformed settings");
 		return;
 	}
-	if (P.configured || ld.seq == P.ruleset_trial_seq) {
+	if (parent.configured || ld.seq == parent.ruleset_trial_seq) {
 		/* a reload or a respawn: only the ruleset it sets changes */
 		parent_ruleset_loaded(c, m);
 		return;
 	}
 	if (!ld.ok) {
-		const char *base = strrchr(P.conf.config_file, '/');
+		const char *base = strrchr(parent.conf.config_file, '/');
 
-		base = base != NULL ? base + 1 : P.conf.config_file;
+		base = base != NULL ? base + 1 : parent.conf.config_file;
 		/* "file:line: ..." already names the place; else name the file */
-		if (P.cli.check && (size_t)tlen >= strlen(base) &&
+		if (parent.cli.check && (size_t)tlen >= strlen(base) &&
 		    memcmp(text, base, strlen(base)) == 0)
 			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
-		else if (P.cli.check)
+		else if (parent.cli.check)
 			fprintf(stderr, "neosocksd: %s: %.*s\n", base, tlen,
 				text);
-		LOGF("%s: %.*s", P.conf.config_file, tlen, text);
+		LOGF("%s: %.*s", parent.conf.config_file, tlen, text);
 		parent_finish(1);
 		return;
 	}
 	memcpy(&merged, text, sizeof(merged));
 	/* what a config file cannot change (CONF_CLI in settings.def): how
 	 * the process that evaluated it was started, the files, --lua-path */
-	config_keep_cli(&merged, &P.conf);
+	config_keep_cli(&merged, &parent.conf);
 	if (config_check(&merged, err, sizeof(err)) < 0) {
-		if (P.cli.check || P.cli.dump_config)
+		if (parent.cli.check || parent.cli.dump_config)
 			fprintf(stderr, "neosocksd: %s: %s\n",
-				P.conf.config_file, err);
-		LOGF("%s: %s", P.conf.config_file, err);
+				parent.conf.config_file, err);
+		LOGF("%s: %s", parent.conf.config_file, err);
 		parent_finish(1);
 		return;
 	}
-	P.conf = merged;
-	P.drain_seconds = P.conf.drain_timeout;
-	log_level = P.conf.loglevel;
-	P.configured = true;
-	P.ruleset_loaded_once = true;
-	if (P.cli.dump_config) {
-		config_dump(&P.conf, stdout);
+	parent.conf = merged;
+	parent.drain_seconds = parent.conf.drain_timeout;
+	log_level = parent.conf.loglevel;
+	parent.configured = true;
+	parent.ruleset_loaded_once = true;
+	if (parent.cli.dump_config) {
+		config_dump(&parent.conf, stdout);
 		parent_finish(0);
-	} else if (P.cli.check) {
+	} else if (parent.cli.check) {
 		printf("neosocksd: configuration OK\n");
 		parent_finish(0);
 	} else {
@@ -209,7 +213,8 @@ static void parent_ruleset_peer_fault(void)
 	LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
 			       "violation by the front; new channel");
 	if (relink_ev == NULL)
-		relink_ev = evtimer_new(P.base, parent_ruleset_relink_cb, NULL);
+		relink_ev = evtimer_new(parent.base, parent_ruleset_relink_cb,
+					NULL);
 	if (relink_ev == NULL || evtimer_pending(relink_ev, NULL))
 		return;
 	if (wait <= 0 || relink_last_ms == 0) {
@@ -242,14 +247,14 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 		c->last_pong_ms = proc_now_ms();
 		return;
 	case MSG_R_LOADED:
-		if (P.conf.config_file[0]) {
+		if (parent.conf.config_file[0]) {
 			proc_kill(c, "unexpected LOADED");
 			return;
 		}
 		parent_ruleset_loaded(c, m);
 		return;
 	case MSG_R_CONFIGURED:
-		if (!P.conf.config_file[0]) {
+		if (!parent.conf.config_file[0]) {
 			proc_kill(c, "unexpected CONFIGURED");
 			return;
 		}
@@ -298,21 +303,22 @@ static void parent_ruleset_exited(struct child *c)
 {
 	/* the routines waiting for its commands are gone with it */
 	execute_kill_all(c->pid);
-	if (P.stopping) {
+	if (parent.stopping) {
 		parent_check_exit();
 		return;
 	}
-	if (P.ruleset_trial.data != NULL && P.ruleset_trial_seq != 0) {
+	if (parent.ruleset_trial.data != NULL &&
+	    parent.ruleset_trial_seq != 0) {
 		/* died while trying the new ruleset: keep the old one */
 		LOGE("reload: the ruleset process died loading %s; the "
 		     "previous ruleset stays",
 		     parent_source_path());
-		free(P.ruleset_trial.data);
-		P.ruleset_trial = (struct blob){ 0 };
-		P.ruleset_trial_seq = 0;
+		free(parent.ruleset_trial.data);
+		parent.ruleset_trial = (struct blob){ 0 };
+		parent.ruleset_trial_seq = 0;
 		notify_ready_after_reload();
 	}
-	if (!P.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
+	if (!parent.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
 		/* a ruleset that fails to load says so and stops us earlier;
 		 * this is a process that keeps dying before it is up */
 		LOGF("the ruleset process failed to start %u times",
@@ -336,14 +342,15 @@ void parent_ruleset_reload(void)
 	if (strcmp(parent_source_path(), "-") == 0) {
 		/* standard input was read at start: the same text again
 		 * (its modules are read again from their files) */
-		src.data = malloc(P.stdin_src.len + 1);
+		src.data = malloc(parent.stdin_src.len + 1);
 		if (src.data == NULL) {
 			LOGE("reload: out of memory");
 			notify_ready_after_reload();
 			return;
 		}
-		memcpy(src.data, P.stdin_src.data, P.stdin_src.len + 1);
-		src.len = P.stdin_src.len;
+		memcpy(src.data, parent.stdin_src.data,
+		       parent.stdin_src.len + 1);
+		src.len = parent.stdin_src.len;
 	} else if (readfile_at(AT_FDCWD, parent_source_path(),
 			       MSG_LUA_SRC_MAX, &src, NULL) < 0 ||
 		   src.data == NULL) {
@@ -353,29 +360,29 @@ void parent_ruleset_reload(void)
 		notify_ready_after_reload();
 		return;
 	}
-	if (!P.ruleset.running || !P.ruleset.ch.open) {
+	if (!parent.ruleset.running || !parent.ruleset.ch.open) {
 		/* tried on the respawned process, after the last good one:
 		 * it becomes the good one only if it loads there */
-		free(P.ruleset_trial.data);
-		P.ruleset_trial = src;
-		P.ruleset_trial_seq = 0;
+		free(parent.ruleset_trial.data);
+		parent.ruleset_trial = src;
+		parent.ruleset_trial_seq = 0;
 		LOGN("reload: the ruleset process is restarting; %s will be "
 		     "tried when it is back",
 		     parent_source_path());
 		notify_ready_after_reload();
 		return;
 	}
-	free(P.ruleset_trial.data);
-	P.ruleset_trial = src;
-	P.ruleset_trial_seq = ++P.ruleset_seq;
-	if (parent_send_ruleset(&P.ruleset_trial, RULESET_LOAD_RELOAD,
-				P.ruleset_trial_seq) < 0)
+	free(parent.ruleset_trial.data);
+	parent.ruleset_trial = src;
+	parent.ruleset_trial_seq = ++parent.ruleset_seq;
+	if (parent_send_ruleset(&parent.ruleset_trial, RULESET_LOAD_RELOAD,
+				parent.ruleset_trial_seq) < 0)
 		LOGE("reload: cannot send the ruleset: %s", strerror(errno));
 }
 
 void parent_ruleset_init(void)
 {
-	P.ruleset = (struct child){
+	parent.ruleset = (struct child){
 		.role = ROLE_RULESET,
 		.kind = CHAN_PARENT_RULESET,
 		.logfd = -1,

@@ -55,7 +55,7 @@ uint64_t priv_caps_needed(const struct config *c)
 /* An outbound TCP socket with the configured SO_BINDTODEVICE / SO_MARK. */
 static int priv_make_socket(int family, int *err)
 {
-	const struct config *c = &P.conf;
+	const struct config *c = &parent.conf;
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			IPPROTO_TCP);
 
@@ -90,7 +90,7 @@ int priv_socket(struct child *c, const struct msg *m)
 	struct msg_priv_socket_reply rep = { 0 };
 	int fd = -1;
 
-	if (rule == NULL || !rule->permitted(&P.conf)) {
+	if (rule == NULL || !rule->permitted(&parent.conf)) {
 		LOGE("%s asked for a privileged socket it may not have",
 		     role_name(c->role));
 		return -1;

@@ -367,7 +367,7 @@ static void state_arm(int64_t ms)
 			      (suseconds_t)(ms % 1000) * 1000 };
 
 	if (S.timer == NULL)
-		S.timer = evtimer_new(P.base, state_timer_cb, NULL);
+		S.timer = evtimer_new(parent.base, state_timer_cb, NULL);
 	if (S.timer != NULL && !evtimer_pending(S.timer, NULL))
 		evtimer_add(S.timer, &tv);
 }
@@ -384,7 +384,7 @@ static void state_save(void)
 	if (rc == 0)
 		return;
 	LOG_RL(LOGL_ERROR, 10, "--state-dir %s: cannot save: %s; trying again",
-	       P.conf.state_dir, strerror(errno));
+	       parent.conf.state_dir, strerror(errno));
 	/* a record may be half-written: the next save rewrites the log */
 	state_pend_clear();
 	S.rewrite = true;
@@ -486,7 +486,7 @@ void state_clear(void)
 	}
 	S.rewrite = true;
 	if (state_compact() < 0) {
-		LOGE("--state-dir %s: cannot save: %s", P.conf.state_dir,
+		LOGE("--state-dir %s: cannot save: %s", parent.conf.state_dir,
 		     strerror(errno));
 		state_arm(STATE_SAVE_MS);
 		return;
@@ -504,8 +504,8 @@ void state_flush(void)
 		state_save();
 	if (!S.rewrite && S.logfd >= 0 && S.log_bytes > state_live_bytes() &&
 	    state_compact() < 0)
-		LOGE("--state-dir %s: cannot compact: %s", P.conf.state_dir,
-		     strerror(errno));
+		LOGE("--state-dir %s: cannot compact: %s",
+		     parent.conf.state_dir, strerror(errno));
 }
 
 /* ---- loading ---- */
@@ -551,20 +551,23 @@ static int state_open_dir(void)
 {
 	struct stat st;
 
-	if (mkdir(P.conf.state_dir, 0700) < 0 && errno != EEXIST) {
-		LOGF("--state-dir %s: %s", P.conf.state_dir, strerror(errno));
+	if (mkdir(parent.conf.state_dir, 0700) < 0 && errno != EEXIST) {
+		LOGF("--state-dir %s: %s", parent.conf.state_dir,
+		     strerror(errno));
 		return -1;
 	}
-	S.dfd = open(P.conf.state_dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK |
-					       O_CLOEXEC | O_NOFOLLOW);
+	S.dfd = open(parent.conf.state_dir, O_RDONLY | O_DIRECTORY |
+						    O_NONBLOCK | O_CLOEXEC |
+						    O_NOFOLLOW);
 	if (S.dfd < 0 || fstat(S.dfd, &st) < 0) {
-		LOGF("--state-dir %s: %s", P.conf.state_dir, strerror(errno));
+		LOGF("--state-dir %s: %s", parent.conf.state_dir,
+		     strerror(errno));
 		return -1;
 	}
 	if ((st.st_mode & 0022) != 0 || st.st_uid != geteuid()) {
 		LOGF("--state-dir %s: must be owned by this user and not "
 		     "writable by group or others",
-		     P.conf.state_dir);
+		     parent.conf.state_dir);
 		return -1;
 	}
 	return 0;
@@ -587,11 +590,12 @@ int state_load(void)
 	bool v1 = false, compact = false;
 	ssize_t good;
 
-	if (!P.conf.state_dir[0])
+	if (!parent.conf.state_dir[0])
 		return 0;
 	if (state_open_dir() < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/%s", P.conf.state_dir, STATE_FILE);
+	snprintf(path, sizeof(path), "%s/%s", parent.conf.state_dir,
+		 STATE_FILE);
 	if (readfile_at(S.dfd, STATE_FILE, STATE_LOG_MAX, &b, NULL) < 0) {
 		LOGF("%s: %s", path, readfile_strerror(errno));
 		return -1;

@@ -90,17 +90,19 @@ static struct {
 	char host_self[CONF_ADDR_MAX], host_local[64];
 	char token_admin[API_TOKEN_MAX + 1], token_ro[API_TOKEN_MAX + 1];
 	struct api_counters ctr;
-} A;
+} api_server;
 
 const struct api_counters *api_counters(void)
 {
-	return &A.ctr;
+	return &api_server.ctr;
 }
 
 void api_set_tokens(const char *admin, const char *readonly)
 {
-	snprintf(A.token_admin, sizeof(A.token_admin), "%s", admin);
-	snprintf(A.token_ro, sizeof(A.token_ro), "%s", readonly);
+	snprintf(api_server.token_admin, sizeof(api_server.token_admin), "%s",
+		 admin);
+	snprintf(api_server.token_ro, sizeof(api_server.token_ro), "%s",
+		 readonly);
 }
 
 /* ---- output ---- */
@@ -139,7 +141,8 @@ static void conn_watch(struct api_conn *c, short flags)
 	c->evflags = 0;
 	if (flags == 0)
 		return;
-	event_assign(&c->ev, A.base, c->fd, flags | EV_PERSIST, conn_cb, c);
+	event_assign(&c->ev, api_server.base, c->fd, flags | EV_PERSIST,
+		     conn_cb, c);
 	if (event_add(&c->ev, NULL) == 0)
 		c->evflags = flags;
 }
@@ -156,10 +159,10 @@ static void conn_close(struct api_conn *c)
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		A.conns = c->next;
+		api_server.conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	A.ctr.conns--;
+	api_server.ctr.conns--;
 	free(c->inbuf);
 	free(c->body);
 	free(c->out.p);
@@ -181,7 +184,7 @@ static void conn_deadline(struct api_conn *c)
 {
 	if (c->deadline)
 		return;
-	conn_timer(c, &A.req_tv);
+	conn_timer(c, &api_server.req_tv);
 	c->deadline = true;
 }
 
@@ -191,7 +194,7 @@ static void conn_wait_next(struct api_conn *c)
 	if (c->inlen > 0)
 		conn_deadline(c);
 	else if (!c->deadline)
-		conn_timer(c, &A.idle_tv);
+		conn_timer(c, &api_server.idle_tv);
 }
 
 static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -225,7 +228,7 @@ static int conn_flush(struct api_conn *c)
 			return -1;
 		}
 		c->out.off += (size_t)n;
-		A.ctr.tx += (uint64_t)n;
+		api_server.ctr.tx += (uint64_t)n;
 	}
 	if (c->out.off == c->out.len) {
 		c->out.off = c->out.len = 0;
@@ -282,9 +285,11 @@ static void conn_respond(struct api_conn *c, int status, const char *ctype,
 		c->close_after = true;
 		return;
 	}
-	A.ctr.by_status[status >= 100 && status < 600 ? status / 100 - 1 : 5]++;
+	api_server.ctr
+		.by_status[status >= 100 && status < 600 ? status / 100 - 1
+							 : 5]++;
 	if (status >= 200 && status < 400)
-		A.ctr.success++;
+		api_server.ctr.success++;
 }
 
 /* An error answered by the transport itself. close: the framing cannot
@@ -296,7 +301,7 @@ static void conn_error(struct api_conn *c, int status, const char *extra,
 	int n = snprintf(body, sizeof(body), "%d %s\n", status,
 			 http1_reason(status));
 
-	A.ctr.requests++;
+	api_server.ctr.requests++;
 	conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
 		     extra, close);
 	if (close || c->close_after)
@@ -343,7 +348,7 @@ static bool api_peer_allowed(const struct sockaddr_storage *ss)
 	const uint8_t *a;
 	int fam = ss->ss_family;
 
-	if (A.nallow == 0 || fam == AF_UNIX)
+	if (api_server.nallow == 0 || fam == AF_UNIX)
 		return true;
 	if (fam == AF_INET) {
 		a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
@@ -356,8 +361,8 @@ static bool api_peer_allowed(const struct sockaddr_storage *ss)
 	} else {
 		return false;
 	}
-	for (int i = 0; i < A.nallow; i++)
-		if (cidr_match(&A.allow[i], fam, a))
+	for (int i = 0; i < api_server.nallow; i++)
+		if (cidr_match(&api_server.allow[i], fam, a))
 			return true;
 	return false;
 }
@@ -380,7 +385,7 @@ static int api_auth(const char *buf, const struct http1_head *h)
 	const char *tok;
 	size_t len;
 
-	if (!A.token_admin[0] && !A.token_ro[0])
+	if (!api_server.token_admin[0] && !api_server.token_ro[0])
 		return API_ADMIN; /* no tokens configured */
 	if (v == NULL || v->len < 7 || strncasecmp(buf + v->off, "Bearer ", 7))
 		return API_NONE;
@@ -388,9 +393,10 @@ static int api_auth(const char *buf, const struct http1_head *h)
 	len = v->len - 7;
 	while (len > 0 && *tok == ' ')
 		tok++, len--;
-	if (A.token_admin[0] && token_eq(A.token_admin, tok, len))
+	if (api_server.token_admin[0] &&
+	    token_eq(api_server.token_admin, tok, len))
 		return API_ADMIN;
-	if (A.token_ro[0] && token_eq(A.token_ro, tok, len))
+	if (api_server.token_ro[0] && token_eq(api_server.token_ro, tok, len))
 		return API_READ;
 	return API_NONE;
 }
@@ -404,9 +410,10 @@ static bool api_host_ok(const struct api_conn *c, const char *buf,
 
 	if (v == NULL || c->peer.ss_family == AF_UNIX)
 		return true; /* RPC clients send none; no browser has a path */
-	return http1_span_eq_ci(buf, *v, A.host_self) ||
+	return http1_span_eq_ci(buf, *v, api_server.host_self) ||
 	       (c->host_here[0] && http1_span_eq_ci(buf, *v, c->host_here)) ||
-	       (A.host_local[0] && http1_span_eq_ci(buf, *v, A.host_local)) ||
+	       (api_server.host_local[0] &&
+		http1_span_eq_ci(buf, *v, api_server.host_local)) ||
 	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal") ||
 	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
 }
@@ -480,7 +487,7 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	const struct http1_span *v;
 	int level;
 
-	A.ctr.rx += c->head_len;
+	api_server.ctr.rx += c->head_len;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		conn_error(c, 500, NULL, true);
@@ -691,7 +698,7 @@ static void conn_process(struct api_conn *c)
 			 * watches for it); a client that does not read is
 			 * idle */
 			c->stalled = true;
-			conn_timer(c, &A.idle_tv);
+			conn_timer(c, &api_server.idle_tv);
 			return;
 		}
 
@@ -728,12 +735,12 @@ static void conn_process(struct api_conn *c)
 			conn_drop_req(c);
 			break;
 		}
-		A.ctr.rx += c->body_in;
-		A.ctr.requests++;
+		api_server.ctr.rx += c->body_in;
+		api_server.ctr.requests++;
 		conn_consume(c);
 		c->state = C_HEAD;
 		if (conn_decode(c) < 0) {
-			A.ctr.requests--; /* counted by conn_error */
+			api_server.ctr.requests--; /* counted by conn_error */
 			conn_drop_req(c);
 			continue;
 		}
@@ -904,7 +911,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		close(fd);
 		return;
 	}
-	if (A.ctr.conns >= (uint32_t)A.max_conns) {
+	if (api_server.ctr.conns >= (uint32_t)api_server.max_conns) {
 		char busy[256], date[64];
 		int n = snprintf(busy, sizeof(busy),
 				 "HTTP/1.1 503 Service Unavailable\r\n"
@@ -919,7 +926,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		if (n > 0 && (size_t)n < sizeof(busy))
 			(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
 		LOG_RL(LOGL_WARN, 10, "api: more than %d connections",
-		       A.max_conns);
+		       api_server.max_conns);
 		close(fd);
 		return;
 	}
@@ -933,12 +940,12 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 	conn_host_here(c);
 	c->state = C_HEAD;
 	http1_parser_init(&c->parser, HTTP1_REQUEST);
-	evtimer_assign(&c->timer, A.base, conn_timeout_cb, c);
-	c->next = A.conns;
-	if (A.conns != NULL)
-		A.conns->prev = c;
-	A.conns = c;
-	A.ctr.conns++;
+	evtimer_assign(&c->timer, api_server.base, conn_timeout_cb, c);
+	c->next = api_server.conns;
+	if (api_server.conns != NULL)
+		api_server.conns->prev = c;
+	api_server.conns = c;
+	api_server.ctr.conns++;
 	conn_deadline(c); /* the first request must come in time */
 	conn_watch(c, EV_READ);
 }
@@ -964,13 +971,15 @@ static void api_hosts(const struct config *conf)
 	struct sockaddr_storage ss;
 	uint16_t port;
 
-	snprintf(A.host_self, sizeof(A.host_self), "%s", conf->restapi);
+	snprintf(api_server.host_self, sizeof(api_server.host_self), "%s",
+		 conf->restapi);
 	if (conf->restapi[0] == '/' || addr_parse_listen(conf->restapi, &ss) < 0)
 		return;
 	port = ss.ss_family == AF_INET
 		       ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
 		       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	snprintf(A.host_local, sizeof(A.host_local), "localhost:%u", port);
+	snprintf(api_server.host_local, sizeof(api_server.host_local),
+		 "localhost:%u", port);
 }
 
 static void api_tv(struct timeval *tv, double s)
@@ -981,16 +990,20 @@ static void api_tv(struct timeval *tv, double s)
 
 int api_start(int fd, const struct config *conf)
 {
-	A.base = ruleset_base();
-	api_tv(&A.req_tv, conf->api_timeout > 0 ? conf->api_timeout : 10.0);
-	api_tv(&A.idle_tv, conf->api_idle > 0 ? conf->api_idle : 60.0);
-	A.max_conns = conf->api_max_conns > 0 ? conf->api_max_conns : 64;
-	A.nallow = api_parse_allow(conf->api_allow, A.allow, API_ALLOW_MAX);
-	if (A.nallow < 0)
+	api_server.base = ruleset_base();
+	api_tv(&api_server.req_tv,
+	       conf->api_timeout > 0 ? conf->api_timeout : 10.0);
+	api_tv(&api_server.idle_tv, conf->api_idle > 0 ? conf->api_idle : 60.0);
+	api_server.max_conns =
+		conf->api_max_conns > 0 ? conf->api_max_conns : 64;
+	api_server.nallow = api_parse_allow(conf->api_allow, api_server.allow,
+					    API_ALLOW_MAX);
+	if (api_server.nallow < 0)
 		return -1;
 	api_hosts(conf);
-	A.lev = event_new(A.base, fd, EV_READ | EV_PERSIST, api_accept_cb, NULL);
-	if (A.lev == NULL || event_add(A.lev, NULL) < 0)
+	api_server.lev = event_new(api_server.base, fd, EV_READ | EV_PERSIST,
+				   api_accept_cb, NULL);
+	if (api_server.lev == NULL || event_add(api_server.lev, NULL) < 0)
 		return -1;
 	return 0;
 }

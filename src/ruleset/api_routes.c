@@ -43,18 +43,18 @@ static struct {
 	struct stats_view prev; /* the last POST /stats */
 	bool have_prev;
 	uint64_t rpc_requests, rpc_rx, rpc_tx;
-} RT;
+} api_routes;
 
 void api_routes_set_status(const struct msg_status *st)
 {
-	RT.status = *st;
+	api_routes.status = *st;
 }
 
 void api_routes_count_rpc(uint64_t rx, uint64_t tx)
 {
-	RT.rpc_requests++;
-	RT.rpc_rx += rx;
-	RT.rpc_tx += tx;
+	api_routes.rpc_requests++;
+	api_routes.rpc_rx += rx;
+	api_routes.rpc_tx += tx;
 }
 
 /* ---- query strings ---- */
@@ -238,17 +238,18 @@ static void stats_fill(struct stats_view *v, const struct msg_stats *f)
 	memset(v, 0, sizeof(*v));
 	if (f != NULL)
 		v->front = *f;
-	v->status = RT.status;
+	v->status = api_routes.status;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	v->uptime = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec -
-		     (double)RT.status.started_ns) / 1e9;
+		     (double)api_routes.status.started_ns) /
+		    1e9;
 	v->wall = (double)wall.tv_sec;
 	v->cpu_ns = cpu_self_ns() + (f != NULL ? f->cpu_ns : 0);
 	v->api = *api_counters();
-	v->rpc_requests = RT.rpc_requests;
-	v->rpc_rx = RT.rpc_rx;
-	v->rpc_tx = RT.rpc_tx;
+	v->rpc_requests = api_routes.rpc_requests;
+	v->rpc_rx = api_routes.rpc_rx;
+	v->rpc_tx = api_routes.rpc_tx;
 	v->lua_mem = vm_memory();
 	v->lua_limit = vm_memlimit();
 	v->lua_objects = vm_objects();
@@ -285,21 +286,21 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		free(d.p);
 		return;
 	}
-	if (kind == SK_POST && !RT.have_prev) {
+	if (kind == SK_POST && !api_routes.have_prev) {
 		/* the first POST: rates since the start; no CPU time to
 		 * compare with ("(unknown)") */
-		memset(&RT.prev, 0, sizeof(RT.prev));
+		memset(&api_routes.prev, 0, sizeof(api_routes.prev));
 	}
 	text_stats(&d, &v, !query_bool(r->query, "nobanner", false),
 		   query_bool(r->query, "server", true),
 		   query_bool(r->query, "runtime", false),
-		   kind == SK_POST ? &RT.prev : NULL);
+		   kind == SK_POST ? &api_routes.prev : NULL);
 	if (kind == SK_POST) {
 		char q[1024];
 		struct strcall s = {
 			.field = "stats",
 			.nargs = 2,
-			.dt = v.uptime - RT.prev.uptime,
+			.dt = v.uptime - api_routes.prev.uptime,
 			.q = q,
 		};
 
@@ -308,8 +309,8 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		if (s.out != NULL)
 			dstr_add(&d, s.out, s.outlen);
 		free(s.out);
-		RT.prev = v;
-		RT.have_prev = true;
+		api_routes.prev = v;
+		api_routes.have_prev = true;
 	}
 	if (d.failed)
 		reply_status(r, 500, NULL);
@@ -322,17 +323,18 @@ static void ep_stats_common(struct api_req *r, enum stats_kind kind)
 {
 	struct chanev *front = ruleset_front();
 
-	if (RT.nwait == STATS_PENDING_MAX) {
+	if (api_routes.nwait == STATS_PENDING_MAX) {
 		/* zeros would read as counter resets: ask to come back */
 		reply_status(r, 503, "Retry-After: 1\r\n");
 		return;
 	}
 	if (front == NULL ||
-	    chanev_send(front, MSG_STATS_REQ, ++RT.stats_seq, NULL, 0, -1) < 0) {
+	    chanev_send(front, MSG_STATS_REQ, ++api_routes.stats_seq, NULL, 0,
+			-1) < 0) {
 		stats_answer(r, kind, NULL); /* the front is away: zeros */
 		return;
 	}
-	RT.wait[RT.nwait++] = (struct stats_wait){ r, kind };
+	api_routes.wait[api_routes.nwait++] = (struct stats_wait){ r, kind };
 }
 
 /* The front's counters arrived: answer everyone waiting for them. */
@@ -340,11 +342,11 @@ void api_routes_on_stats(const struct msg *m)
 {
 	struct msg_stats f;
 	struct stats_wait w[STATS_PENDING_MAX];
-	unsigned n = RT.nwait;
+	unsigned n = api_routes.nwait;
 
 	memcpy(&f, m->data, sizeof(f));
-	memcpy(w, RT.wait, n * sizeof(w[0]));
-	RT.nwait = 0;
+	memcpy(w, api_routes.wait, n * sizeof(w[0]));
+	api_routes.nwait = 0;
 	for (unsigned i = 0; i < n; i++)
 		stats_answer(w[i].req, w[i].kind, &f);
 }
@@ -353,10 +355,10 @@ void api_routes_on_stats(const struct msg *m)
 void api_routes_front_gone(void)
 {
 	struct stats_wait w[STATS_PENDING_MAX];
-	unsigned n = RT.nwait;
+	unsigned n = api_routes.nwait;
 
-	memcpy(w, RT.wait, n * sizeof(w[0]));
-	RT.nwait = 0;
+	memcpy(w, api_routes.wait, n * sizeof(w[0]));
+	api_routes.nwait = 0;
 	for (unsigned i = 0; i < n; i++)
 		stats_answer(w[i].req, w[i].kind, NULL);
 }

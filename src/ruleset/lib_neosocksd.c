@@ -22,7 +22,7 @@
 
 static struct {
 	struct event *tick;
-} N;
+} lib_neosocksd;
 
 /* ---- config() ---- */
 
@@ -220,9 +220,9 @@ static void nsd_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 void hostapi_tick_stop(void)
 {
-	if (N.tick != NULL) {
-		event_free(N.tick);
-		N.tick = NULL;
+	if (lib_neosocksd.tick != NULL) {
+		event_free(lib_neosocksd.tick);
+		lib_neosocksd.tick = NULL;
 	}
 }
 
@@ -239,12 +239,13 @@ static int nsd_setinterval(lua_State *L)
 		sec = 1e-3;
 	if (sec > 1e9)
 		sec = 1e9;
-	N.tick = event_new(ruleset_base(), -1, EV_PERSIST, nsd_tick_cb, NULL);
-	if (N.tick == NULL)
+	lib_neosocksd.tick =
+		event_new(ruleset_base(), -1, EV_PERSIST, nsd_tick_cb, NULL);
+	if (lib_neosocksd.tick == NULL)
 		return luaL_error(L, "out of memory");
 	tv.tv_sec = (time_t)sec;
 	tv.tv_usec = (suseconds_t)((sec - floor(sec)) * 1e6);
-	event_add(N.tick, &tv);
+	event_add(lib_neosocksd.tick, &tv);
 	return 0;
 }
 

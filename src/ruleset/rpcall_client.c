@@ -63,7 +63,7 @@ static struct {
 	struct rpc_call *calls;
 	unsigned n;
 	uint32_t next_id;
-} RC;
+} rpc_client;
 
 /* ---- the outcome ---- */
 
@@ -77,13 +77,13 @@ struct rpc_outcome {
 
 static void rpc_unlink(struct rpc_call *c)
 {
-	struct rpc_call **pp = &RC.calls;
+	struct rpc_call **pp = &rpc_client.calls;
 
 	while (*pp != NULL && *pp != c)
 		pp = &(*pp)->next;
 	if (*pp == c) {
 		*pp = c->next;
-		RC.n--;
+		rpc_client.n--;
 	}
 }
 
@@ -366,7 +366,7 @@ static void rpc_timeout(evutil_socket_t fd, short what, void *arg)
 void rpc_client_on_dial(const struct msg *m)
 {
 	struct msg_result r;
-	struct rpc_call *c = RC.calls;
+	struct rpc_call *c = rpc_client.calls;
 
 	while (c != NULL && !(c->id == m->id && c->state == RPC_DIALING))
 		c = c->next;
@@ -397,7 +397,7 @@ void rpc_client_on_dial(const struct msg *m)
 
 void rpc_client_front_gone(void)
 {
-	struct rpc_call *c = RC.calls;
+	struct rpc_call *c = rpc_client.calls;
 
 	while (c != NULL) {
 		struct rpc_call *next = c->next;
@@ -517,13 +517,13 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	if (tok != NULL && (toklen == 0 || toklen > 256 ||
 			    strcspn(tok, "\r\n ") != toklen))
 		luaL_error(L, "rpc_tokens: bad token for %s", host);
-	if (RC.n >= RPC_CALLS_MAX || ruleset_front() == NULL)
+	if (rpc_client.n >= RPC_CALLS_MAX || ruleset_front() == NULL)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		luaL_error(L, "out of memory");
 	c->fd = -1;
-	c->id = ++RC.next_id;
+	c->id = ++rpc_client.next_id;
 	c->state = RPC_DIALING;
 	{
 		size_t tl = d.addr.len < sizeof(c->target) - 1
@@ -533,9 +533,9 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 		memcpy(c->target, d.addr.p, tl);
 		c->target[tl] = '\0';
 	}
-	c->next = RC.calls;
-	RC.calls = c;
-	RC.n++;
+	c->next = rpc_client.calls;
+	rpc_client.calls = c;
+	rpc_client.n++;
 	evtimer_assign(&c->timer, ruleset_base(), rpc_timeout, c);
 	/* nothing below raises: c cannot leak */
 	if (rpc_build(c, invoke, code, codelen, tok, toklen) < 0 ||

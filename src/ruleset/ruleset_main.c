@@ -55,7 +55,7 @@ static struct {
 	uint32_t module_seq;
 	struct deferred *deferred, **deferred_tail;
 	struct event *deferred_ev;
-} R;
+} ruleset;
 
 static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg);
 static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg);
@@ -63,22 +63,22 @@ static void ruleset_front_fault(const char *why);
 
 struct event_base *ruleset_base(void)
 {
-	return R.base;
+	return ruleset.base;
 }
 
 struct chanev *ruleset_front(void)
 {
-	return R.front.open ? &R.front : NULL;
+	return ruleset.front.open ? &ruleset.front : NULL;
 }
 
 struct chanev *ruleset_parent(void)
 {
-	return &R.parent;
+	return &ruleset.parent;
 }
 
 const struct config *ruleset_conf(void)
 {
-	return &R.conf;
+	return &ruleset.conf;
 }
 
 void ruleset_persist(int kind, const char *module, const char *chunkname,
@@ -92,7 +92,7 @@ void ruleset_persist(int kind, const char *module, const char *chunkname,
 	 * them with --state-dir */
 	snprintf(u.name, sizeof(u.name), "%s", module);
 	snprintf(u.chunkname, sizeof(u.chunkname), "%s", chunkname);
-	if (chanev_sendv(&R.parent, MSG_R_PERSIST, 0, iov, 2, -1) < 0)
+	if (chanev_sendv(&ruleset.parent, MSG_R_PERSIST, 0, iov, 2, -1) < 0)
 		LOGE("cannot save the update: %s", strerror(errno));
 }
 
@@ -115,7 +115,7 @@ static void ruleset_replay(const struct msg *m)
 
 static void ruleset_exit(int code)
 {
-	chanev_drain(&R.parent, 1000);
+	chanev_drain(&ruleset.parent, 1000);
 	exit(code);
 }
 
@@ -126,15 +126,16 @@ static void ruleset_send_loaded(uint32_t seq, bool ok, const char *err)
 	struct iovec iov[2] = { { &ld, sizeof(ld) },
 				{ (void *)(uintptr_t)err, elen } };
 
-	chanev_sendv(&R.parent, MSG_R_LOADED, seq, iov, elen > 0 ? 2 : 1, -1);
+	chanev_sendv(&ruleset.parent, MSG_R_LOADED, seq, iov, elen > 0 ? 2 : 1,
+		     -1);
 }
 
 static void ruleset_ready(void)
 {
-	if (R.ready)
+	if (ruleset.ready)
 		return;
-	R.ready = true;
-	chanev_send(&R.parent, MSG_R_READY, 0, NULL, 0, -1);
+	ruleset.ready = true;
+	chanev_send(&ruleset.parent, MSG_R_READY, 0, NULL, 0, -1);
 }
 
 static void ruleset_send_configured(uint32_t seq, const char *err)
@@ -143,11 +144,11 @@ static void ruleset_send_configured(uint32_t seq, const char *err)
 	struct iovec iov[2] = { { &ld, sizeof(ld) }, { NULL, 0 } };
 
 	if (err == NULL)
-		iov[1] = (struct iovec){ &R.conf, sizeof(R.conf) };
+		iov[1] = (struct iovec){ &ruleset.conf, sizeof(ruleset.conf) };
 	else
 		iov[1] = (struct iovec){ (void *)(uintptr_t)err,
 					 strnlen(err, MSG_ERRTEXT_MAX) };
-	chanev_sendv(&R.parent, MSG_R_CONFIGURED, seq, iov, 2, -1);
+	chanev_sendv(&ruleset.parent, MSG_R_CONFIGURED, seq, iov, 2, -1);
 }
 
 /* -c: evaluate the config file; report the merged settings. */
@@ -156,7 +157,7 @@ static void ruleset_configfile(const struct msg *m)
 	struct msg_ruleset_hdr h;
 	char err[MSG_ERRTEXT_MAX];
 	char chunk[sizeof(h.chunkname) + 1];
-	struct config merged = R.conf;
+	struct config merged = ruleset.conf;
 	int rc;
 
 	memcpy(&h, m->data, sizeof(h));
@@ -183,8 +184,8 @@ static void ruleset_configfile(const struct msg *m)
 			.traceback = merged.traceback,
 		};
 
-		R.conf = merged;
-		log_level = R.conf.loglevel;
+		ruleset.conf = merged;
+		log_level = ruleset.conf.loglevel;
 		vm_reconf(&vc);
 		LOGI("config loaded (%s)", chunk);
 		ruleset_send_configured(h.seq, NULL);
@@ -231,7 +232,8 @@ static void ruleset_load(const struct msg *m)
  * order (privsep/modules.c), as Lua templates. */
 static const char *ruleset_package_path(char *out, size_t cap)
 {
-	const char *files[2] = { R.conf.ruleset, R.conf.config_file };
+	const char *files[2] = { ruleset.conf.ruleset,
+				 ruleset.conf.config_file };
 	char buf[CONF_PATH_MAX];
 	size_t off = 0;
 
@@ -241,8 +243,8 @@ static const char *ruleset_package_path(char *out, size_t cap)
 
 		if (i < 2 && files[i][0] == '\0')
 			continue;
-		snprintf(buf, sizeof(buf), "%s", i < 2 ? files[i]
-						       : R.conf.lua_path);
+		snprintf(buf, sizeof(buf), "%s",
+			 i < 2 ? files[i] : ruleset.conf.lua_path);
 		d = i < 2 ? dirname(buf) : strtok_r(buf, ":", &save);
 		for (; d != NULL; d = i < 2 ? NULL : strtok_r(NULL, ":", &save)) {
 			int n = snprintf(out + off, cap - off,
@@ -276,9 +278,9 @@ static void ruleset_start(const struct msg *m)
 	sc.debug = sb.debug != 0;
 	char path[2 * CONF_PATH_MAX + 64];
 	struct vm_conf vc = {
-		.memlimit = (size_t)R.conf.memlimit << 20,
+		.memlimit = (size_t)ruleset.conf.memlimit << 20,
 		.budget_ms = 0,
-		.traceback = R.conf.traceback,
+		.traceback = ruleset.conf.traceback,
 		.package_path = ruleset_package_path(path, sizeof(path)),
 	};
 
@@ -293,8 +295,8 @@ static void ruleset_start(const struct msg *m)
 	}
 	if (skipped[0])
 		LOGN("sandbox: not applied: %s", skipped);
-	R.started = true;
-	if (!R.conf.ruleset[0] && !R.conf.config_file[0])
+	ruleset.started = true;
+	if (!ruleset.conf.ruleset[0] && !ruleset.conf.config_file[0])
 		ruleset_ready(); /* nothing to load: serve "no ruleset" */
 }
 
@@ -335,11 +337,11 @@ static void ruleset_front_fault(const char *why)
 {
 	if (why != NULL)
 		LOGE("front channel: %s", why);
-	chanev_close(&R.front);
+	chanev_close(&ruleset.front);
 	request_drop_all();
 	api_routes_front_gone();
 	rpc_client_front_gone();
-	chanev_send(&R.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
+	chanev_send(&ruleset.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
 }
 
 static void ruleset_front_err(struct chanev *ce, int err, const char *why,
@@ -348,7 +350,7 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 	(void)arg;
 	if (err != 0) {
 		LOGE("front channel: %s", why);
-		chanev_send(&R.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
+		chanev_send(&ruleset.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
 	}
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
@@ -375,9 +377,9 @@ static void ruleset_defer_from(const struct msg *m, bool front)
 	d->len = m->len;
 	d->fd = m->fd;
 	memcpy(d->data, m->data, m->len);
-	*R.deferred_tail = d;
-	R.deferred_tail = &d->next;
-	event_active(R.deferred_ev, EV_TIMEOUT, 1);
+	*ruleset.deferred_tail = d;
+	ruleset.deferred_tail = &d->next;
+	event_active(ruleset.deferred_ev, EV_TIMEOUT, 1);
 }
 
 static void ruleset_defer(const struct msg *m)
@@ -392,19 +394,19 @@ static void ruleset_deferred_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	while ((d = R.deferred) != NULL) {
+	while ((d = ruleset.deferred) != NULL) {
 		struct msg m = { .type = d->type, .id = d->id, .len = d->len,
 				 .data = d->data, .fd = d->fd };
 
-		R.deferred = d->next;
-		if (R.deferred == NULL)
-			R.deferred_tail = &R.deferred;
+		ruleset.deferred = d->next;
+		if (ruleset.deferred == NULL)
+			ruleset.deferred_tail = &ruleset.deferred;
 		if (!d->front)
-			ruleset_parent_msg(&R.parent, &m, NULL);
+			ruleset_parent_msg(&ruleset.parent, &m, NULL);
 		else if (d->type == MSG_INVALID)
 			ruleset_front_fault((const char *)d->data);
-		else if (R.front.open)
-			ruleset_front_msg(&R.front, &m, NULL);
+		else if (ruleset.front.open)
+			ruleset_front_msg(&ruleset.front, &m, NULL);
 		else if (d->fd >= 0)
 			close(d->fd);
 		free(d);
@@ -437,7 +439,7 @@ static void ruleset_defer_buffered(struct msgchan *ch)
 static void ruleset_front_chan_msg(struct chanev *ce, struct msg *m,
 				   void *arg)
 {
-	if (R.deferred != NULL) {
+	if (ruleset.deferred != NULL) {
 		ruleset_defer_from(m, true);
 		return;
 	}
@@ -448,7 +450,7 @@ static void ruleset_front_chan_msg(struct chanev *ce, struct msg *m,
 static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
 				    void *arg)
 {
-	if (R.deferred != NULL) {
+	if (ruleset.deferred != NULL) {
 		ruleset_defer(m);
 		return;
 	}
@@ -461,17 +463,18 @@ static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
 static int ruleset_fetch(bool module, const char *name, char **data,
 			 size_t *len)
 {
-	struct msgchan *ch = &R.parent.ch;
-	uint32_t id = ++R.module_seq;
+	struct msgchan *ch = &ruleset.parent.ch;
+	uint32_t id = ++ruleset.module_seq;
 	struct msg m;
 	ssize_t n;
 
 	*data = NULL;
 	*len = 0;
-	if (chanev_send(&R.parent, module ? MSG_R_MODULE_REQ : MSG_R_FILE_REQ,
-			id, name, strlen(name), -1) < 0)
+	if (chanev_send(&ruleset.parent,
+			module ? MSG_R_MODULE_REQ : MSG_R_FILE_REQ, id, name,
+			strlen(name), -1) < 0)
 		return -1;
-	chanev_drain(&R.parent, MODULE_WAIT_MS);
+	chanev_drain(&ruleset.parent, MODULE_WAIT_MS);
 	for (;;) {
 		struct pollfd pfd = { ch->fd, POLLIN, 0 };
 		int r;
@@ -506,7 +509,7 @@ static int ruleset_fetch(bool module, const char *name, char **data,
 				return found;
 			}
 			if (m.type == MSG_R_PING) {
-				ruleset_parent_msg(&R.parent, &m, NULL);
+				ruleset_parent_msg(&ruleset.parent, &m, NULL);
 			} else if (m.type == MSG_R_MODULE) {
 				continue; /* an answer to a require that gave up */
 			} else {
@@ -560,14 +563,14 @@ int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 		       size_t len, uint16_t reply, int timeout_ms, void *out,
 		       size_t cap, size_t *outlen)
 {
-	struct msgchan *ch = &R.front.ch;
+	struct msgchan *ch = &ruleset.front.ch;
 	int64_t deadline = ruleset_now_ms() + timeout_ms;
 	struct msg m;
 
-	if (!R.front.open ||
-	    chanev_send(&R.front, type, id, data, len, -1) < 0)
+	if (!ruleset.front.open ||
+	    chanev_send(&ruleset.front, type, id, data, len, -1) < 0)
 		return 0;
-	chanev_drain(&R.front, timeout_ms);
+	chanev_drain(&ruleset.front, timeout_ms);
 	for (;;) {
 		struct pollfd pfd = { ch->fd, POLLIN, 0 };
 		int64_t left;
@@ -615,17 +618,18 @@ static void ruleset_send_exit(int code)
 {
 	struct msg_exit ex = { .code = code };
 
-	if (chanev_send(&R.parent, MSG_R_EXIT, 0, &ex, sizeof(ex), -1) < 0)
+	if (chanev_send(&ruleset.parent, MSG_R_EXIT, 0, &ex, sizeof(ex),
+			-1) < 0)
 		LOGE("os.exit: cannot reach the parent: %s", strerror(errno));
-	chanev_drain(&R.parent, 1000);
+	chanev_drain(&ruleset.parent, 1000);
 }
 
 /* Deferred messages of a front that is gone. */
 static void ruleset_drop_deferred_front(void)
 {
-	struct deferred **pp = &R.deferred, *d;
+	struct deferred **pp = &ruleset.deferred, *d;
 
-	R.deferred_tail = &R.deferred;
+	ruleset.deferred_tail = &ruleset.deferred;
 	while ((d = *pp) != NULL) {
 		if (d->front) {
 			*pp = d->next;
@@ -634,20 +638,21 @@ static void ruleset_drop_deferred_front(void)
 			free(d);
 			continue;
 		}
-		R.deferred_tail = &d->next;
+		ruleset.deferred_tail = &d->next;
 		pp = &d->next;
 	}
 }
 
 static void ruleset_take_front(int fd)
 {
-	if (R.front.open) {
-		chanev_close(&R.front);
+	if (ruleset.front.open) {
+		chanev_close(&ruleset.front);
 		request_drop_all(); /* the old front's requests are gone */
 	}
 	ruleset_drop_deferred_front();
-	if (chanev_init(&R.front, R.base, fd, CHAN_FRONT_RULESET, ROLE_FRONT,
-			ruleset_front_chan_msg, ruleset_front_err, NULL) < 0) {
+	if (chanev_init(&ruleset.front, ruleset.base, fd, CHAN_FRONT_RULESET,
+			ROLE_FRONT, ruleset_front_chan_msg, ruleset_front_err,
+			NULL) < 0) {
 		LOGE("cannot watch the front channel");
 		close(fd);
 	}
@@ -659,25 +664,25 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 	(void)arg;
 	switch (m->type) {
 	case MSG_R_CONFIG:
-		if (R.have_conf || config_validate_wire((const void *)m->data,
-							m->len) < 0)
+		if (ruleset.have_conf ||
+		    config_validate_wire((const void *)m->data, m->len) < 0)
 			goto bad;
-		memcpy(&R.conf, m->data, sizeof(R.conf));
-		log_level = R.conf.loglevel;
-		R.have_conf = true;
+		memcpy(&ruleset.conf, m->data, sizeof(ruleset.conf));
+		log_level = ruleset.conf.loglevel;
+		ruleset.have_conf = true;
 		return;
 	case MSG_R_START:
-		if (!R.have_conf || R.started)
+		if (!ruleset.have_conf || ruleset.started)
 			goto bad;
 		ruleset_start(m);
 		return;
 	case MSG_R_RULESET:
-		if (!R.started)
+		if (!ruleset.started)
 			goto bad;
 		ruleset_load(m);
 		return;
 	case MSG_R_CONFIGFILE:
-		if (!R.started)
+		if (!ruleset.started)
 			goto bad;
 		ruleset_configfile(m);
 		return;
@@ -689,7 +694,8 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		ruleset_take_front(m->fd);
 		return;
 	case MSG_R_PING:
-		chanev_send(&R.parent, MSG_R_PONG, m->id, m->data, m->len, -1);
+		chanev_send(&ruleset.parent, MSG_R_PONG, m->id, m->data, m->len,
+			    -1);
 		return;
 	case MSG_R_SHUTDOWN:
 		ruleset_exit(0);
@@ -700,13 +706,13 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		await_on_executed(m);
 		return;
 	case MSG_R_LISTENER:
-		if (m->fd < 0 || !R.started) {
+		if (m->fd < 0 || !ruleset.started) {
 			LOGE("API listener lost in transit");
 			if (m->fd >= 0)
 				close(m->fd);
 			return;
 		}
-		if (api_start(m->fd, &R.conf) < 0) {
+		if (api_start(m->fd, &ruleset.conf) < 0) {
 			LOGE("cannot serve the API");
 			ruleset_exit(1);
 		}
@@ -729,7 +735,7 @@ static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
 		return;
 	}
 	case MSG_R_UPDATE:
-		if (!R.started)
+		if (!ruleset.started)
 			goto bad;
 		ruleset_replay(m);
 		return;
@@ -764,21 +770,21 @@ int ruleset_main(void)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	R.base = event_base_new();
-	R.deferred_tail = &R.deferred;
-	if (R.base != NULL)
-		R.deferred_ev = event_new(R.base, -1, 0, ruleset_deferred_cb,
-					  NULL);
+	ruleset.base = event_base_new();
+	ruleset.deferred_tail = &ruleset.deferred;
+	if (ruleset.base != NULL)
+		ruleset.deferred_ev = event_new(ruleset.base, -1, 0,
+						ruleset_deferred_cb, NULL);
 	loader_set_fetch(ruleset_fetch);
 	lib_os_set_exit(ruleset_send_exit);
-	if (R.base == NULL || R.deferred_ev == NULL ||
-	    chanev_init(&R.parent, R.base, RULESET_CHAN_FD,
+	if (ruleset.base == NULL || ruleset.deferred_ev == NULL ||
+	    chanev_init(&ruleset.parent, ruleset.base, RULESET_CHAN_FD,
 			CHAN_PARENT_RULESET, ROLE_PARENT,
 			ruleset_parent_chan_msg, ruleset_parent_err,
 			NULL) < 0) {
 		LOGE("cannot set up the parent channel");
 		return 1;
 	}
-	event_base_dispatch(R.base);
+	event_base_dispatch(ruleset.base);
 	return 0;
 }

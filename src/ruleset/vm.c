@@ -29,7 +29,7 @@ static struct {
 	unsigned ev_n, ev_pos;
 	bool expired;
 	char abort_msg[128]; /* os.exit(): every entry fails from now on */
-} V;
+} vm;
 
 static int64_t vm_now_ns(void)
 {
@@ -60,46 +60,46 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		osize = 0;
 	if (nsize == 0) {
 		if (ptr != NULL) {
-			V.used -= osize;
-			V.objects--;
+			vm.used -= osize;
+			vm.objects--;
 		}
 		free(ptr);
 		return NULL;
 	}
-	if (nsize > osize && V.used + (nsize - osize) > V.limit)
+	if (nsize > osize && vm.used + (nsize - osize) > vm.limit)
 		return NULL; /* Lua raises "not enough memory" */
 	p = realloc(ptr, nsize);
 	if (p == NULL)
 		return NULL;
 	if (ptr == NULL)
-		V.objects++;
-	V.used = V.used - osize + nsize;
+		vm.objects++;
+	vm.used = vm.used - osize + nsize;
 	return p;
 }
 
 size_t vm_memory(void)
 {
-	return V.used;
+	return vm.used;
 }
 
 size_t vm_objects(void)
 {
-	return V.objects;
+	return vm.objects;
 }
 
 size_t vm_memlimit(void)
 {
-	return V.limit;
+	return vm.limit;
 }
 
 int vm_budget_ms(void)
 {
-	return V.budget_ms;
+	return vm.budget_ms;
 }
 
 lua_State *vm_state(void)
 {
-	return V.L;
+	return vm.L;
 }
 
 /* ---- time budget ---- */
@@ -112,62 +112,62 @@ lua_State *vm_state(void)
 static void vm_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	if (V.abort_msg[0] != '\0') {
+	if (vm.abort_msg[0] != '\0') {
 		lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
-		luaL_error(L, "%s", V.abort_msg);
+		luaL_error(L, "%s", vm.abort_msg);
 		return;
 	}
-	if (V.deadline_ns == 0)
+	if (vm.deadline_ns == 0)
 		return;
-	if (V.deadline_ns == VM_DEADLINE_UNSET) {
-		V.deadline_ns = vm_cpu_ns() + (int64_t)V.budget_ms * 1000000;
+	if (vm.deadline_ns == VM_DEADLINE_UNSET) {
+		vm.deadline_ns = vm_cpu_ns() + (int64_t)vm.budget_ms * 1000000;
 		return;
 	}
-	if (!V.expired) {
-		if (vm_cpu_ns() < V.deadline_ns)
+	if (!vm.expired) {
+		if (vm_cpu_ns() < vm.deadline_ns)
 			return;
-		V.expired = true;
+		vm.expired = true;
 	}
 	/* from now on every instruction of this thread fails, so a pcall
 	 * that catches the error cannot carry on */
 	lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
 	luaL_error(L, "ruleset: time budget of %d ms (CPU) exceeded",
-		   V.budget_ms);
+		   vm.budget_ms);
 }
 
 static void vm_enter(lua_State *thread)
 {
-	if (V.depth++ == 0) {
-		V.entered_ns = vm_now_ns();
-		V.deadline_ns = VM_DEADLINE_UNSET;
-		V.expired = false;
+	if (vm.depth++ == 0) {
+		vm.entered_ns = vm_now_ns();
+		vm.deadline_ns = VM_DEADLINE_UNSET;
+		vm.expired = false;
 	}
-	if (V.abort_msg[0] != '\0')
+	if (vm.abort_msg[0] != '\0')
 		lua_sethook(thread, vm_hook, LUA_MASKCOUNT, 1);
-	else if (!V.expired)
+	else if (!vm.expired)
 		lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
 }
 
 int vm_abort(lua_State *L, const char *msg)
 {
-	snprintf(V.abort_msg, sizeof(V.abort_msg), "%s", msg);
+	snprintf(vm.abort_msg, sizeof(vm.abort_msg), "%s", msg);
 	lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
-	return luaL_error(L, "%s", V.abort_msg);
+	return luaL_error(L, "%s", vm.abort_msg);
 }
 
 static void vm_leave(lua_State *thread)
 {
 	int64_t took;
 
-	if (--V.depth > 0)
+	if (--vm.depth > 0)
 		return;
-	took = vm_now_ns() - V.entered_ns;
-	V.ev_ns[V.ev_pos] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
-	V.ev_pos = (V.ev_pos + 1) % 1024;
-	if (V.ev_n < 1024)
-		V.ev_n++;
-	V.deadline_ns = 0;
-	V.expired = false;
+	took = vm_now_ns() - vm.entered_ns;
+	vm.ev_ns[vm.ev_pos] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
+	vm.ev_pos = (vm.ev_pos + 1) % 1024;
+	if (vm.ev_n < 1024)
+		vm.ev_n++;
+	vm.deadline_ns = 0;
+	vm.expired = false;
 	lua_sethook(thread, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
 }
 
@@ -176,16 +176,16 @@ void vm_event_percentiles(unsigned *n, double *p50, double *p90,
 {
 	static uint32_t tmp[1024];
 
-	*n = V.ev_n;
+	*n = vm.ev_n;
 	*p50 = *p90 = *p99 = *max = 0;
-	if (V.ev_n == 0)
+	if (vm.ev_n == 0)
 		return;
-	memcpy(tmp, V.ev_ns, V.ev_n * sizeof(tmp[0]));
-	u32sort(tmp, V.ev_n);
-	*p50 = tmp[(V.ev_n - 1) * 50 / 100] / 1e9;
-	*p90 = tmp[(V.ev_n - 1) * 90 / 100] / 1e9;
-	*p99 = tmp[(V.ev_n - 1) * 99 / 100] / 1e9;
-	*max = tmp[V.ev_n - 1] / 1e9;
+	memcpy(tmp, vm.ev_ns, vm.ev_n * sizeof(tmp[0]));
+	u32sort(tmp, vm.ev_n);
+	*p50 = tmp[(vm.ev_n - 1) * 50 / 100] / 1e9;
+	*p90 = tmp[(vm.ev_n - 1) * 90 / 100] / 1e9;
+	*p99 = tmp[(vm.ev_n - 1) * 99 / 100] / 1e9;
+	*max = tmp[vm.ev_n - 1] / 1e9;
 }
 
 int vm_msgh(lua_State *L)
@@ -199,14 +199,14 @@ int vm_msgh(lua_State *L)
 		msg = lua_pushfstring(L, "(error object is a %s value)",
 				      luaL_typename(L, 1));
 	}
-	if (V.traceback)
+	if (vm.traceback)
 		luaL_traceback(L, L, msg, 1);
 	return 1;
 }
 
 int vm_pcall(lua_CFunction fn, void *ud)
 {
-	lua_State *L = V.L;
+	lua_State *L = vm.L;
 	int base = lua_gettop(L), r;
 
 	lua_pushcfunction(L, vm_msgh);
@@ -244,13 +244,13 @@ int vm_resume(lua_State *co, int nargs, int *nres)
 	int r;
 
 	vm_enter(co);
-	r = lua_resume(co, V.L, nargs, nres);
+	r = lua_resume(co, vm.L, nargs, nres);
 	vm_leave(co);
 	/* a routine has no message handler: --traceback adds the trace
 	 * of where it failed (a message that is not a string stays as is) */
-	if (r > LUA_YIELD && V.traceback && lua_type(co, -1) == LUA_TSTRING &&
+	if (r > LUA_YIELD && vm.traceback && lua_type(co, -1) == LUA_TSTRING &&
 	    vm_pcall(vm_co_traceback, co) != LUA_OK)
-		lua_pop(V.L, 1); /* no memory for it: the plain message */
+		lua_pop(vm.L, 1); /* no memory for it: the plain message */
 	return r;
 }
 
@@ -342,37 +342,37 @@ static void vm_open_libs(lua_State *L)
 
 int vm_init(const struct vm_conf *c)
 {
-	V.limit = c->memlimit > 0 ? c->memlimit
-				  : (size_t)VM_MEMLIMIT_DEFAULT_MB << 20;
-	V.budget_ms = c->budget_ms > 0 ? c->budget_ms : VM_BUDGET_MS_DEFAULT;
-	V.traceback = c->traceback;
-	V.L = lua_newstate(vm_alloc, NULL);
-	if (V.L == NULL)
+	vm.limit = c->memlimit > 0 ? c->memlimit
+				   : (size_t)VM_MEMLIMIT_DEFAULT_MB << 20;
+	vm.budget_ms = c->budget_ms > 0 ? c->budget_ms : VM_BUDGET_MS_DEFAULT;
+	vm.traceback = c->traceback;
+	vm.L = lua_newstate(vm_alloc, NULL);
+	if (vm.L == NULL)
 		return -1;
 	/* threads copy the main thread's extra space: NULL means "not an
 	 * asynchronous routine" (see aroutine.c) */
-	memset(lua_getextraspace(V.L), 0, LUA_EXTRASPACE);
-	lua_gc(V.L, LUA_GCGEN, 0, 0);
-	vm_open_libs(V.L);
-	loader_open(V.L, c->package_path);
-	hostapi_open(V.L);
+	memset(lua_getextraspace(vm.L), 0, LUA_EXTRASPACE);
+	lua_gc(vm.L, LUA_GCGEN, 0, 0);
+	vm_open_libs(vm.L);
+	loader_open(vm.L, c->package_path);
+	hostapi_open(vm.L);
 	return 0;
 }
 
 void vm_reconf(const struct vm_conf *c)
 {
 	if (c->memlimit > 0)
-		V.limit = c->memlimit;
+		vm.limit = c->memlimit;
 	if (c->budget_ms > 0)
-		V.budget_ms = c->budget_ms;
-	V.traceback = c->traceback;
+		vm.budget_ms = c->budget_ms;
+	vm.traceback = c->traceback;
 }
 
 void vm_close(void)
 {
-	if (V.L != NULL)
-		lua_close(V.L);
-	V.L = NULL;
+	if (vm.L != NULL)
+		lua_close(vm.L);
+	vm.L = NULL;
 }
 
 /* ---- sources ---- */
@@ -384,7 +384,7 @@ int vm_prepare_source(const char *src, size_t len, const char **out,
 	if (len >= 2 && (unsigned char)src[0] == 0x1f &&
 	    (unsigned char)src[1] == 0x8b) {
 		size_t n = 0;
-		int r = zlib_inflate_bounded(src, len, 1, V.limit, buf, &n);
+		int r = zlib_inflate_bounded(src, len, 1, vm.limit, buf, &n);
 
 		if (r != 0) {
 			snprintf(err, errcap, "%s",
@@ -449,7 +449,7 @@ static int vm_install_ruleset(lua_State *L)
 
 static void vm_errtext(char *err, size_t errcap)
 {
-	lua_State *L = V.L;
+	lua_State *L = vm.L;
 
 	snprintf(err, errcap, "%s",
 		 lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
@@ -477,9 +477,9 @@ bool vm_has_ruleset(void)
 {
 	bool r;
 
-	lua_getglobal(V.L, "ruleset");
-	r = lua_istable(V.L, -1);
-	lua_pop(V.L, 1);
+	lua_getglobal(vm.L, "ruleset");
+	r = lua_istable(vm.L, -1);
+	lua_pop(vm.L, 1);
 	return r;
 }
 
@@ -545,12 +545,12 @@ static int vm_modules_op(lua_State *L)
 void vm_modules_stash(void)
 {
 	if (vm_pcall(vm_modules_op, (void *)(intptr_t)1) != LUA_OK)
-		lua_pop(V.L, 1);
+		lua_pop(vm.L, 1);
 }
 
 void vm_modules_unstash(bool restore)
 {
 	if (vm_pcall(vm_modules_op, (void *)(intptr_t)(restore ? 2 : 3)) !=
 	    LUA_OK)
-		lua_pop(V.L, 1);
+		lua_pop(vm.L, 1);
 }
