@@ -27,12 +27,10 @@
 #include "front/rpcdial.h"
 #include "front/selfdial.h"
 #include "front/session.h"
+#include "front/socks.h"
 #include "privsep/sandbox.h"
 
 #define FRONT_CHAN_FD 3
-
-void socks_set_auth_required(bool on);
-void http_set_auth_required(bool on);
 
 #define PRIV_PENDING_MAX MSG_PRIV_PENDING_MAX /* the parent's cap too */
 
@@ -234,7 +232,7 @@ static int front_start(const struct msg_sandbox *sb)
 	route_set_fault_cb(front_peer_fault);
 	rpcdial_setup(front.base, &front.fc);
 	socks_set_auth_required(c->auth_required);
-	http_set_auth_required(c->auth_required);
+	httpproxy_set_auth_required(c->auth_required);
 	httpproxy_setup(front.base, &front.fc);
 	if (listener_start(front.base, &front.fc) < 0) {
 		LOGE("cannot watch listeners: %s", strerror(errno));

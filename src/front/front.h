@@ -25,8 +25,4 @@ struct front_conf {
 
 int front_main(void);
 
-/* Listener control used by sessions: accepting paused on EMFILE resumes
- * when a session closes. */
-void listener_session_closed(void);
-
 #endif

@@ -19,8 +19,7 @@
 static bool http_auth_required;
 static double http_timeout_s = 60.0;
 
-void http_set_auth_required(bool on);
-void http_set_auth_required(bool on)
+void httpproxy_set_auth_required(bool on)
 {
 	http_auth_required = on;
 }

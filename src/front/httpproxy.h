@@ -31,4 +31,7 @@ int httpproxy_reason(const struct session *s, const struct dial_result *r,
 /* The handshake deadline (-t) in seconds, for the reasons. */
 double httpproxy_timeout(void);
 
+/* --auth-required: requests must carry Proxy-Authorization. */
+void httpproxy_set_auth_required(bool on);
+
 #endif

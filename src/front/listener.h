@@ -13,5 +13,7 @@ int listener_count(void);
 int listener_start(struct event_base *base, const struct front_conf *fc);
 /* Stop accepting and close the front's copies. */
 void listener_stop(void);
+/* A session closed: accepting paused on EMFILE resumes. */
+void listener_session_closed(void);
 
 #endif

@@ -11,9 +11,10 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "front/front.h"
+#include "front/httpproxy.h"
+#include "front/listener.h"
 #include "front/route.h"
-
-extern const struct sess_driver socks_driver, http_driver;
+#include "front/socks.h"
 
 struct front_stats front_stats;
 

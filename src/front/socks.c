@@ -1,5 +1,7 @@
 /* socks: the SOCKS4/4A/5 driver. Moves bytes between the session and the
  * pure parser (socks_proto) and sends the encoded replies. */
+#include "front/socks.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +15,6 @@
 
 static bool socks_auth_required;
 
-void socks_set_auth_required(bool on);
 void socks_set_auth_required(bool on)
 {
 	socks_auth_required = on;

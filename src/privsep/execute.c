@@ -3,7 +3,7 @@
  * becomes the ruleset's user (when root), leaves the parent's session and
  * runs /bin/sh -c COMMAND outside the jail, stdin from /dev/null, output
  * to the daemon's stderr. The exit status goes back to the routine. */
-#include "privsep/parent.h"
+#include "privsep/execute.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "privsep/parent.h"
 
 #define EXEC_MAX_RUNNING 16
 

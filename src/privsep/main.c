@@ -7,7 +7,7 @@
 
 #include "front/front.h"
 #include "privsep/parent.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/ruleset_main.h"
 
 int main(int argc, char **argv)
 {

@@ -11,7 +11,7 @@
  * without blocking and read only if it is a regular file (readfile.c).
  * What was served is cached so a respawned ruleset process gets the same
  * sources; SIGHUP clears the cache. */
-#include "privsep/parent.h"
+#include "privsep/modules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "privsep/parent.h"
 
 #define MODULES_REASON_MAX 200
 

@@ -19,9 +19,14 @@
 #include "common/addr.h"
 #include "common/chanev.h"
 #include "common/log.h"
+#include "privsep/execute.h"
 #include "privsep/identity.h"
 #include "privsep/limits.h"
 #include "privsep/notify.h"
+#include "privsep/parent_api.h"
+#include "privsep/parent_front.h"
+#include "privsep/parent_ruleset.h"
+#include "privsep/priv.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
 
@@ -226,7 +231,7 @@ void parent_child_ready(struct child *c)
 	}
 }
 
-void notify_ready_after_reload(void)
+void parent_reload_done(void)
 {
 	notify_send("READY=1\nSTATUS=serving; restarts: front %u, ruleset %u",
 		    parent.front.restarts, parent.ruleset.restarts);

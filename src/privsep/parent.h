@@ -1,6 +1,7 @@
-/* parent: the privileged supervisor process. Internal interface shared by
- * parent.c (start-up, signals, readiness, heartbeat), parent_front.c and
- * parent_ruleset.c (one child each) and priv.c (privileged requests). */
+/* parent: the privileged supervisor process: its state, shared by the
+ * parent's files (parent_front.c and parent_ruleset.c: one child each;
+ * parent_api.c, state.c, modules.c, execute.c, priv.c), and parent.c's
+ * start-up, signals, readiness and heartbeat. */
 #ifndef NEOSOCKSD_PARENT_H
 #define NEOSOCKSD_PARENT_H
 
@@ -66,43 +67,9 @@ void parent_finish(int code);
 void parent_exit_request(int code);
 void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
-void notify_ready_after_reload(void);
+void parent_reload_done(void);
 
 /* Bind addr for a listener of this kind into parent.ls. 0 or -1 (logged). */
 int parent_bind(const char *addr, int kind);
-
-/* parent_api.c */
-int parent_api_read_tokens(void);
-int parent_api_bind(void);
-void parent_api_send_listener(void);
-void parent_api_close(void);
-void parent_api_status(void);
-void parent_api_reload(void);
-void parent_api_init(void);
-void parent_api_ruleset_spawned(void);
-
-/* parent_front.c, parent_ruleset.c */
-void parent_front_init(void);
-void parent_ruleset_init(void);
-void parent_ruleset_reload(void);
-
-/* modules.c: require() for the ruleset process; -1 refuses (kill). */
-int modules_request(struct child *c, const struct msg *m);
-void modules_clear(void);
-
-/* execute.c: await.execute (with --enable-execute). */
-int execute_request(struct child *c, const struct msg *m);
-/* The routine waiting for command id is gone: kill the command. */
-void execute_cancel(uint32_t id, pid_t ruleset);
-/* Kill the commands of that ruleset process (0: every command). */
-void execute_kill_all(pid_t ruleset);
-/* A child that is not the front or the ruleset was reaped: a command? */
-bool execute_reaped(pid_t pid, int status);
-
-/* priv.c: a privileged request from a child; 0 handled, -1 refused (the
- * caller kills the child). */
-int priv_socket(struct child *c, const struct msg *m);
-/* Capabilities the parent keeps effective for the configured features. */
-uint64_t priv_caps_needed(const struct config *c);
 
 #endif

@@ -5,7 +5,7 @@
  * ruleset process only, never to a log), tells the ruleset process the
  * daemon's status, and hands each new ruleset process the updates kept by
  * state.c. */
-#include "privsep/parent.h"
+#include "privsep/parent_api.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "privsep/parent.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
 

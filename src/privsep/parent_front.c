@@ -1,5 +1,5 @@
 /* parent_front: starting the front and handling its messages. */
-#include "privsep/parent.h"
+#include "privsep/parent_front.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "privsep/parent.h"
+#include "privsep/priv.h"
 
 static void parent_front_spawned(struct child *c)
 {

@@ -1,6 +1,6 @@
 /* parent_ruleset: starting the ruleset process, handing it the last good
  * ruleset, reloading on SIGHUP. */
-#include "privsep/parent.h"
+#include "privsep/parent_ruleset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +10,10 @@
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "privsep/execute.h"
+#include "privsep/modules.h"
+#include "privsep/parent.h"
+#include "privsep/parent_api.h"
 #include "privsep/state.h"
 
 #define START_ATTEMPTS 5
@@ -105,7 +109,7 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 			     parent_source_path(), tlen, text);
 		}
 		parent.ruleset_trial = (struct blob){ 0 };
-		notify_ready_after_reload();
+		parent_reload_done();
 		return;
 	}
 	if (ld.ok) {
@@ -316,7 +320,7 @@ static void parent_ruleset_exited(struct child *c)
 		free(parent.ruleset_trial.data);
 		parent.ruleset_trial = (struct blob){ 0 };
 		parent.ruleset_trial_seq = 0;
-		notify_ready_after_reload();
+		parent_reload_done();
 	}
 	if (!parent.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
 		/* a ruleset that fails to load says so and stops us earlier;
@@ -336,7 +340,7 @@ void parent_ruleset_reload(void)
 	modules_clear(); /* modules are read again from their files */
 	if (!parent_source_path()[0]) {
 		LOGN("SIGHUP: no ruleset or config file to reload");
-		notify_ready_after_reload();
+		parent_reload_done();
 		return;
 	}
 	if (strcmp(parent_source_path(), "-") == 0) {
@@ -345,7 +349,7 @@ void parent_ruleset_reload(void)
 		src.data = malloc(parent.stdin_src.len + 1);
 		if (src.data == NULL) {
 			LOGE("reload: out of memory");
-			notify_ready_after_reload();
+			parent_reload_done();
 			return;
 		}
 		memcpy(src.data, parent.stdin_src.data,
@@ -357,7 +361,7 @@ void parent_ruleset_reload(void)
 		/* absent: readfile_at() left ENOENT in errno */
 		LOGE("reload: %s: %s; the previous ruleset stays",
 		     parent_source_path(), readfile_strerror(errno));
-		notify_ready_after_reload();
+		parent_reload_done();
 		return;
 	}
 	if (!parent.ruleset.running || !parent.ruleset.ch.open) {
@@ -369,7 +373,7 @@ void parent_ruleset_reload(void)
 		LOGN("reload: the ruleset process is restarting; %s will be "
 		     "tried when it is back",
 		     parent_source_path());
-		notify_ready_after_reload();
+		parent_reload_done();
 		return;
 	}
 	free(parent.ruleset_trial.data);

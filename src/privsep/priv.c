@@ -2,7 +2,7 @@
  * for what its role and the configuration permit; the parent applies the
  * configured values itself, never values chosen by the child. Anything
  * else is refused and the child is killed by the caller. */
-#include "privsep/parent.h"
+#include "privsep/priv.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "privsep/parent.h"
 
 struct priv_rule {
 	uint16_t type;  /* request message type */

@@ -22,6 +22,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "privsep/sandbox_policy.h"
+
 #ifdef NEOSOCKSD_SANITIZE
 #include <sanitizer/common_interface_defs.h>
 #endif

@@ -15,7 +15,7 @@
  * select an operation (socket family, fcntl command, prctl option, mmap
  * protection); never allow anything that opens a file, creates a process
  * or changes privileges in a child. */
-#include "privsep/sandbox.h"
+#include "privsep/sandbox_policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +32,8 @@
 
 #if defined(__x86_64__)
 #include <asm/prctl.h>
+
+#include "privsep/sandbox.h"
 #ifndef ARCH_CET_STATUS
 #define ARCH_CET_STATUS 0x3001
 #endif

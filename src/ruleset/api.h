@@ -1,7 +1,7 @@
-/* api: the REST API, served by the ruleset process on the listener the
- * parent bound. api_conn.c is the HTTP/1.1 transport (keep-alive, in-order
- * pipelining, limits, deadlines, access control); api_routes.c the
- * endpoints; api_text.c the /stats and /metrics formats. */
+/* api: the REST API's types, served by the ruleset process on the listener
+ * the parent bound. api_conn.c is the HTTP/1.1 transport (keep-alive,
+ * in-order pipelining, limits, deadlines, access control); api_routes.c
+ * the endpoints; api_text.c the /stats and /metrics formats. */
 #ifndef NEOSOCKSD_API_H
 #define NEOSOCKSD_API_H
 
@@ -36,30 +36,11 @@ struct api_req {
 	size_t body_len;
 };
 
-/* Handlers answer exactly once, now or later; until then later requests on
- * the same connection wait (responses keep their order). */
-void api_reply(struct api_req *req, int status, const char *ctype,
-	       const void *body, size_t len, const char *extra_headers);
-/* A Lua-side text answer, deflated when the client accepts it and compress
- * allows. */
-void api_reply_text(struct api_req *req, int status, const char *ctype,
-		    const char *text, size_t len, bool compress);
-/* The request's connection went away: late replies are dropped. */
-bool api_req_alive(const struct api_req *req);
-
-/* api_routes.c */
-void api_dispatch(struct api_req *req);
-
-/* Start serving on the listener the parent bound. 0 or -1. */
-int api_start(int fd, const struct config *c);
-void api_set_tokens(const char *admin, const char *readonly);
-
 struct api_counters {
 	uint64_t requests, success;
 	uint64_t rx, tx;
 	uint64_t by_status[6]; /* 1xx..5xx, other */
 	uint32_t conns;
 };
-const struct api_counters *api_counters(void);
 
 #endif

@@ -8,7 +8,7 @@
  * their turn. Deadlines: a request must arrive whole within --api-timeout;
  * an idle keep-alive connection closes after --api-idle; at most
  * --api-max-conns connections (more get a 503). */
-#include "ruleset/api.h"
+#include "ruleset/api_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,8 +27,10 @@
 #include "common/addr.h"
 #include "common/http1.h"
 #include "common/log.h"
-#include "ruleset/lib.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/api.h"
+#include "ruleset/api_routes.h"
+#include "ruleset/lib_zlib.h"
+#include "ruleset/ruleset_main.h"
 
 #define API_IN_MAX (API_BODY_MAX + 2 * HTTP1_MAX_HEAD) /* + pipelined */
 #define API_OUT_MAX (8u << 20) /* stop reading while this much waits */

@@ -10,17 +10,17 @@
 
 #include <lauxlib.h>
 
-#include "common/hexdigit.h"
 #include "common/chanev.h"
+#include "common/hexdigit.h"
 #include "common/http1.h"
 #include "common/log.h"
 #include "privsep/sandbox.h"
 #include "ruleset/api.h"
+#include "ruleset/api_conn.h"
 #include "ruleset/api_text.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/lib.h"
-#include "ruleset/rpcall.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/rpcall_server.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/updates.h"
 #include "ruleset/vm.h"
 

@@ -5,7 +5,10 @@
 #include <stdint.h>
 
 #include "common/msg.h"
+#include "ruleset/api.h"
 
+/* A whole request: route it to its endpoint, which answers it. */
+void api_dispatch(struct api_req *req);
 void api_routes_set_status(const struct msg_status *st);
 void api_routes_on_stats(const struct msg *m);
 void api_routes_front_gone(void);

@@ -5,7 +5,12 @@
 #include <lauxlib.h>
 
 #include "ruleset/builtin.h"
-#include "ruleset/lib.h"
+#include "ruleset/lib_await.h"
+#include "ruleset/lib_marshal.h"
+#include "ruleset/lib_neosocksd.h"
+#include "ruleset/lib_regex.h"
+#include "ruleset/lib_time.h"
+#include "ruleset/lib_zlib.h"
 #include "ruleset/vm.h"
 
 static void hostapi_global(lua_State *L, const char *name, lua_CFunction open)
@@ -25,7 +30,7 @@ void hostapi_open(lua_State *L)
 	lua_setglobal(L, "marshal");
 }
 
-const char *vm_builtin_module(const char *name, size_t *len)
+const char *hostapi_builtin_module(const char *name, size_t *len)
 {
 	for (const struct builtin_module *m = builtin_modules; m->name != NULL;
 	     m++) {

@@ -1,29 +1,16 @@
 /* hostapi: the host's API into Lua: neosocksd.*, await.*, and the C
  * libraries (regex, time, zlib, marshal), registered as globals and in
- * package.loaded. */
+ * package.loaded; and the Lua modules built into the binary. */
 #ifndef NEOSOCKSD_HOSTAPI_H
 #define NEOSOCKSD_HOSTAPI_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
-#include "common/msg.h"
-
 void hostapi_open(lua_State *L);
-
-int luaopen_await(lua_State *L);
-int luaopen_neosocksd(lua_State *L);
-
-/* await.resolve (also neosocksd.resolve inside a routine) */
-int await_resolve_impl(lua_State *L);
-/* A query id for RESOLVE_REQ (one space for await.resolve and the
- * synchronous neosocksd.resolve, so a late answer matches nothing). */
-uint32_t await_resolve_qid(void);
-/* neosocksd.unpark(key): wake the routines parked on key (await.park). */
-int await_unpark_impl(lua_State *L);
-void await_on_resolve_result(const struct msg *m);
-void await_on_executed(const struct msg *m);
-
-/* neosocksd.setinterval's timer, ruleset.tick */
-void hostapi_tick_stop(void);
+/* A module built into the binary (libruleset), used by require() when no
+ * file provides the name; NULL when there is none. */
+const char *hostapi_builtin_module(const char *name, size_t *len);
 
 #endif

@@ -1,7 +1,7 @@
 /* lib_await: the await.* primitives. Each may only run inside an
  * asynchronous routine; it registers what it waits on and yields, and the
  * event that completes it wakes the routine with the results. */
-#include "ruleset/hostapi.h"
+#include "ruleset/lib_await.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -15,9 +15,10 @@
 #include "common/chanev.h"
 #include "common/log.h"
 #include "ruleset/aroutine.h"
+#include "ruleset/hostapi.h"
 #include "ruleset/request.h"
-#include "ruleset/rpcall.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/rpcall_client.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 
 #define RESOLVE_PENDING_MAX 1024
@@ -416,7 +417,7 @@ static const luaL_Reg await_funcs[] = {
 	{ "resolve", await_resolve_impl },
 	{ "forward", request_await_forward },
 	{ "execute", await_execute },
-	{ "invoke", rpc_await_invoke },
+	{ "invoke", rpcall_client_await_invoke },
 	{ "park", await_park },
 	{ NULL, NULL },
 };

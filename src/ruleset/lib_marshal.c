@@ -33,7 +33,7 @@
  * Errors are raised with luaL_error, so called from Lua they carry the
  * caller's position. The text is built in a userdata, so the VM's
  * allocator bounds it and nothing leaks when an error unwinds. */
-#include "ruleset/lib.h"
+#include "ruleset/lib_marshal.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* lib_neosocksd: the neosocksd.* table. */
-#include "ruleset/hostapi.h"
+#include "ruleset/lib_neosocksd.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -15,8 +15,10 @@
 #include "common/log.h"
 #include "common/proxyuri.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/rpcall.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/hostapi.h"
+#include "ruleset/lib_await.h"
+#include "ruleset/rpcall_client.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/stats.h"
 #include "ruleset/vm.h"
 
@@ -218,7 +220,7 @@ static void nsd_tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void hostapi_tick_stop(void)
+static void nsd_tick_stop(void)
 {
 	if (lib_neosocksd.tick != NULL) {
 		event_free(lib_neosocksd.tick);
@@ -231,7 +233,7 @@ static int nsd_setinterval(lua_State *L)
 	lua_Number sec = luaL_checknumber(L, 1);
 	struct timeval tv;
 
-	hostapi_tick_stop();
+	nsd_tick_stop();
 	if (!isnormal(sec))
 		return 0; /* 0, NaN, infinities, subnormals: stop */
 	sec = fabs(sec);
@@ -352,7 +354,7 @@ static const luaL_Reg nsd_funcs[] = {
 	{ "parse_ipv6", nsd_parse_ipv6 },
 	{ "setinterval", nsd_setinterval },
 	{ "async", nsd_async },
-	{ "invoke", rpc_nsd_invoke },
+	{ "invoke", rpcall_client_nsd_invoke },
 	{ "unpark", await_unpark_impl },
 	{ "stats", nsd_stats },
 	{ "now", nsd_now },

@@ -12,7 +12,7 @@
  * context: '^' matches there only after a newline with REG_NEWLINE, and
  * '\b' looks at the previous byte. gmatch resumes at the end of each match;
  * after an empty match it resumes one byte further. */
-#include "ruleset/lib.h"
+#include "ruleset/lib_regex.h"
 
 #include <limits.h>
 #include <regex.h>

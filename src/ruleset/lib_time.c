@@ -9,7 +9,7 @@
  *
  * time.measure(f, ...) calls f(...) and returns the elapsed monotonic time
  * followed by f's results. It uses lua_callk, so f may yield (await.*). */
-#include "ruleset/lib.h"
+#include "ruleset/lib_time.h"
 
 #include <stdint.h>
 #include <time.h>

@@ -13,7 +13,7 @@
  * error ("not enough memory" or "<op> error: out of memory"). The stream
  * lives in a userdata whose __gc ends it if an error unwinds past it.
  * Errors raised: "<op> error: <detail>". */
-#include "ruleset/lib.h"
+#include "ruleset/lib_zlib.h"
 
 #include <limits.h>
 #include <stdint.h>

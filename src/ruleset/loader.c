@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 
 #include "common/msg.h"
+#include "ruleset/hostapi.h"
 #include "ruleset/vm.h"
 
 #define LOADER_PACKAGE "neosocksd.package" /* registry: the package table */
@@ -118,7 +119,7 @@ static int loader_search_files(lua_State *L)
 			*p = '/';
 	found = loader_get(L, true, name);
 	if (found == MODULE_ABSENT) {
-		code = vm_builtin_module(name, &blen);
+		code = hostapi_builtin_module(name, &blen);
 		if (code == NULL) {
 			lua_pushfstring(L,
 					"no file '%s.lua' or '%s/init.lua' "

@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 
 #define REQ_BUCKETS 4096 /* power of two */

@@ -11,7 +11,7 @@
  * _G.rpc_tokens is a table indexed by the address given to invoke, or a
  * function called with the same arguments as invoke minus the code, that
  * returns the token or nil. */
-#include "ruleset/rpcall.h"
+#include "ruleset/rpcall_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,8 +33,8 @@
 #include "common/route_wire.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/lib.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/lib_zlib.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 
 #define RPC_CALLS_MAX 16   /* in flight; each may buffer 4 MiB */
@@ -363,7 +363,7 @@ static void rpc_timeout(evutil_socket_t fd, short what, void *arg)
 	rpc_fail(arg, "timeout");
 }
 
-void rpc_client_on_dial(const struct msg *m)
+void rpcall_client_on_dial(const struct msg *m)
 {
 	struct msg_result r;
 	struct rpc_call *c = rpc_client.calls;
@@ -395,7 +395,7 @@ void rpc_client_on_dial(const struct msg *m)
 	rpc_watch(c, EV_WRITE);
 }
 
-void rpc_client_front_gone(void)
+void rpcall_client_front_gone(void)
 {
 	struct rpc_call *c = rpc_client.calls;
 
@@ -552,7 +552,7 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 }
 
 /* await.invoke(code, addr, proxyN, ..., proxy1) -> true, fn | false, err */
-int rpc_await_invoke(lua_State *L)
+int rpcall_client_await_invoke(lua_State *L)
 {
 	struct aroutine *ar = ar_current(L);
 	struct rpc_call *c;
@@ -572,7 +572,7 @@ int rpc_await_invoke(lua_State *L)
 }
 
 /* neosocksd.invoke(code, addr, proxyN, ..., proxy1): fire and forget */
-int rpc_nsd_invoke(lua_State *L)
+int rpcall_client_nsd_invoke(lua_State *L)
 {
 	if (rpc_start(L, true) == NULL)
 		LOG_RL(LOGL_WARN, 10, "neosocksd.invoke: %s; the call is "

@@ -1,7 +1,7 @@
 /* rpcall_server: /ruleset/rpcall. The chunk (chunk name "=(rpc)", an
  * environment that reads through to _G) runs in an asynchronous routine,
  * so it may await; the answer goes out when it ends, or 504 after -t. */
-#include "ruleset/rpcall.h"
+#include "ruleset/rpcall_server.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +10,10 @@
 #include <lauxlib.h>
 
 #include "common/log.h"
+#include "ruleset/api_conn.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/lib.h"
-#include "ruleset/ruleset.h"
+#include "ruleset/lib_marshal.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/updates.h"
 #include "ruleset/vm.h"
 

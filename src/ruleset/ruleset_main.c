@@ -2,8 +2,8 @@
  * REST API). It opens no files and has no network of its own: everything
  * arrives over its channels, the parent's on fd 3 and the front's (handed
  * over by the parent, replaced whenever the front restarts). */
-#include "ruleset/rpcall.h"
-#include "ruleset/ruleset.h"
+
+#include "ruleset/ruleset_main.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -25,14 +25,17 @@
 #include "common/msg.h"
 #include "privsep/sandbox.h"
 #include "ruleset/api.h"
+#include "ruleset/api_conn.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/confload.h"
-#include "ruleset/updates.h"
 #include "ruleset/hostapi.h"
+#include "ruleset/lib_await.h"
 #include "ruleset/lib_os.h"
 #include "ruleset/loader.h"
 #include "ruleset/request.h"
+#include "ruleset/rpcall_client.h"
 #include "ruleset/stats.h"
+#include "ruleset/updates.h"
 #include "ruleset/vm.h"
 
 #define RULESET_CHAN_FD 3
@@ -321,7 +324,7 @@ static void ruleset_front_msg(struct chanev *ce, struct msg *m, void *arg)
 		api_routes_on_stats(m);
 		return;
 	case MSG_DIAL_RES:
-		rpc_client_on_dial(m);
+		rpcall_client_on_dial(m);
 		return;
 	default:
 		break;
@@ -340,7 +343,7 @@ static void ruleset_front_fault(const char *why)
 	chanev_close(&ruleset.front);
 	request_drop_all();
 	api_routes_front_gone();
-	rpc_client_front_gone();
+	rpcall_client_front_gone();
 	chanev_send(&ruleset.parent, MSG_R_PEER_FAULT, 0, NULL, 0, -1);
 }
 
@@ -355,7 +358,7 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
 	api_routes_front_gone();
-	rpc_client_front_gone();
+	rpcall_client_front_gone();
 }
 
 static void ruleset_take_front(int fd);

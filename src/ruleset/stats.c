@@ -6,10 +6,10 @@
 
 #include "common/msg.h"
 #include "ruleset/api.h"
-#include "ruleset/ruleset.h"
-
+#include "ruleset/api_conn.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/request.h"
+#include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 
 static char stats_lasterror[512];

@@ -11,8 +11,8 @@
 #include "common/log.h"
 #include "common/u32sort.h"
 #include "ruleset/hostapi.h"
-#include "ruleset/lib.h"
 #include "ruleset/lib_os.h"
+#include "ruleset/lib_zlib.h"
 #include "ruleset/loader.h"
 
 #define VM_HOOK_COUNT 10000

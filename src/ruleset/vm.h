@@ -67,8 +67,6 @@ bool vm_has_ruleset(void);
 /* os.exit(): raise msg now, and at the first instruction of every later
  * entry (the daemon is stopping). Does not return. */
 int vm_abort(lua_State *L, const char *msg);
-/* Built-in modules (libruleset) used when no file provides the name. */
-const char *vm_builtin_module(const char *name, size_t *len);
 
 /* Durations of the last 1024 entries into Lua, for /stats (seconds). */
 void vm_event_percentiles(unsigned *n, double *p50, double *p90,

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "privsep/sandbox.h"
+#include "privsep/sandbox_policy.h"
 
 #define NOBODY 65534
 #define CAPBIT(c) (1ull << (c))

@@ -21,7 +21,11 @@
 #include <lualib.h>
 #include <zlib.h>
 
-#include "ruleset/lib.h"
+#include "ruleset/lib_marshal.h"
+#include "ruleset/lib_zlib.h"
+#include "ruleset/lib_time.h"
+#include "ruleset/lib_regex.h"
+
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define LUA_DIR "tests/lua/"

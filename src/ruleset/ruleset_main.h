@@ -1,6 +1,6 @@
-/* ruleset: the jailed Lua process. */
-#ifndef NEOSOCKSD_RULESET_H
-#define NEOSOCKSD_RULESET_H
+/* ruleset_main: the jailed Lua process. */
+#ifndef NEOSOCKSD_RULESET_MAIN_H
+#define NEOSOCKSD_RULESET_MAIN_H
 
 #include <event2/event.h>
 
