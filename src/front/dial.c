@@ -13,6 +13,7 @@
 
 #include "common/http1.h"
 #include "common/log.h"
+#include "front/front_priv.h"
 #include "front/resolver.h"
 #include "front/selfdial.h"
 #include "front/socks_proto.h"

@@ -73,12 +73,7 @@ struct dial_policy {
 	bool privileged_socket;
 };
 
-/* The front's broker: ask the parent for an outbound socket of this
- * family; the answer goes to dial_priv_socket(). Returns a request id, or
- * 0 when the request cannot be sent. */
-uint32_t front_priv_request(int family, struct dialer *d);
-void front_priv_cancel(uint32_t id);
-/* The parent's answer: fd >= 0, or err. */
+/* The broker's answer (front_priv.c): fd >= 0, or err. */
 void dial_priv_socket(struct dialer *d, int fd, int err);
 
 void dial_setup(struct event_base *base, const struct dial_policy *p);

@@ -19,6 +19,8 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "front/dial.h"
+#include "front/front_parent.h"
+#include "front/front_priv.h"
 #include "front/httpproxy.h"
 #include "front/listener.h"
 #include "front/relay.h"
@@ -30,21 +32,8 @@
 #include "front/socks.h"
 #include "privsep/sandbox.h"
 
-#define FRONT_CHAN_FD 3
-
-#define PRIV_PENDING_MAX MSG_PRIV_PENDING_MAX /* the parent's cap too */
-
-struct priv_pending {
-	uint32_t id;
-	struct dialer *d;
-};
-
 static struct {
 	struct event_base *base;
-	struct chanev parent;
-	struct priv_pending priv[PRIV_PENDING_MAX];
-	unsigned npriv;
-	uint32_t priv_next;
 	struct front_conf fc;
 	bool have_conf, started, draining;
 	char *resolvconf, *hosts;
@@ -52,67 +41,15 @@ static struct {
 	struct event *drain_timer, *drain_check;
 } front;
 
-/* ---- privileged sockets, brokered by the parent ---- */
-
-uint32_t front_priv_request(int family, struct dialer *d)
-{
-	struct msg_priv_socket req = { .family = (uint32_t)family };
-	uint32_t id;
-
-	if (front.npriv == PRIV_PENDING_MAX)
-		return 0;
-	id = ++front.priv_next;
-	if (id == 0)
-		id = ++front.priv_next;
-	if (chanev_send(&front.parent, MSG_PRIV_SOCKET, id, &req, sizeof(req),
-			-1) < 0)
-		return 0;
-	front.priv[front.npriv++] = (struct priv_pending){ id, d };
-	return id;
-}
-
-static struct dialer *front_priv_take(uint32_t id)
-{
-	for (unsigned i = 0; i < front.npriv; i++) {
-		if (front.priv[i].id != id)
-			continue;
-		struct dialer *d = front.priv[i].d;
-		front.priv[i] = front.priv[--front.npriv];
-		return d;
-	}
-	return NULL;
-}
-
-void front_priv_cancel(uint32_t id)
-{
-	(void)front_priv_take(id); /* a late answer's fd is then closed */
-}
-
-static void front_priv_reply(const struct msg *m)
-{
-	struct msg_priv_socket_reply rep;
-	struct dialer *d = front_priv_take(m->id);
-
-	memcpy(&rep, m->data, sizeof(rep));
-	if (d == NULL) {
-		if (m->fd >= 0)
-			close(m->fd);
-		return;
-	}
-	if (m->fd < 0 && rep.err == 0)
-		rep.err = m->fd_lost ? EMFILE : EPROTO;
-	dial_priv_socket(d, m->fd, rep.err);
-}
-
 /* The ruleset process broke the protocol: the parent replaces it. */
 static void front_peer_fault(void)
 {
-	chanev_send(&front.parent, MSG_PEER_FAULT, 0, NULL, 0, -1);
+	chanev_send(front_parent(), MSG_PEER_FAULT, 0, NULL, 0, -1);
 }
 
-static void front_exit(int code)
+void front_exit(int code)
 {
-	chanev_drain(&front.parent, 1000);
+	chanev_drain(front_parent(), 1000);
 	exit(code);
 }
 
@@ -194,7 +131,7 @@ static int front_sandbox(const struct msg_sandbox *sb)
 	return 0;
 }
 
-static int front_start(const struct msg_sandbox *sb)
+int front_start(const struct msg_sandbox *sb)
 {
 	const struct config *c = &front.fc.c;
 	struct dial_policy pol = {
@@ -242,13 +179,13 @@ static int front_start(const struct msg_sandbox *sb)
 	if (front_sandbox(sb) < 0)
 		return -1;
 	front.started = true;
-	return chanev_send(&front.parent, MSG_READY, 0, NULL, 0, -1);
+	return chanev_send(front_parent(), MSG_READY, 0, NULL, 0, -1);
 }
 
 static void front_drained(void)
 {
 	LOGD("drained");
-	chanev_send(&front.parent, MSG_DRAINED, 0, NULL, 0, -1);
+	chanev_send(front_parent(), MSG_DRAINED, 0, NULL, 0, -1);
 	front_exit(0);
 }
 
@@ -275,7 +212,7 @@ static void front_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	front_drained();
 }
 
-static void front_shutdown(const struct msg_shutdown *m)
+void front_shutdown(const struct msg_shutdown *m)
 {
 	struct timeval tv;
 
@@ -295,112 +232,52 @@ static void front_shutdown(const struct msg_shutdown *m)
 	front_drain_check_cb(-1, 0, NULL);
 }
 
-static int front_copy_blob(char **dst, size_t *dlen, const struct msg *m)
+static int front_copy_blob(char **dst, size_t *dlen, const void *data,
+			   size_t len)
 {
 	free(*dst);
-	*dst = malloc(m->len + 1);
+	*dst = malloc(len + 1);
 	if (*dst == NULL)
 		return -1;
-	memcpy(*dst, m->data, m->len);
-	(*dst)[m->len] = '\0';
-	*dlen = m->len;
+	memcpy(*dst, data, len);
+	(*dst)[len] = '\0';
+	*dlen = len;
 	return 0;
 }
 
-static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
+int front_set_config(const void *data, size_t len)
 {
-	(void)ce;
-	(void)arg;
-	switch (m->type) {
-	case MSG_CONFIG:
-		if (front.started ||
-		    config_validate_wire((const void *)m->data, m->len) < 0)
-			goto bad;
-		memcpy(&front.fc.c, m->data, sizeof(front.fc.c));
-		log_level = front.fc.c.loglevel;
-		front.have_conf = true;
-		return;
-	case MSG_RESOLVCONF:
-		if (front_copy_blob(&front.resolvconf, &front.resolvconf_len,
-				    m) < 0)
-			goto bad;
-		return;
-	case MSG_HOSTS:
-		/* after RESOLVCONF; once serving, it is a SIGHUP's reload */
-		if (front_copy_blob(&front.hosts, &front.hosts_len, m) < 0)
-			goto bad;
-		if (front.started &&
-		    resolver_reload(front.resolvconf ? front.resolvconf : "",
-				    front.resolvconf_len,
-				    front.hosts ? front.hosts : "",
-				    front.hosts_len) < 0)
-			LOGE("resolver: cannot reload");
-		return;
-	case MSG_LISTENER: {
-		struct msg_listener ml;
-
-		memcpy(&ml, m->data, sizeof(ml));
-		if (m->fd < 0) {
-			LOGE("listener fd lost in transit (fd limit?)");
-			front_exit(1);
-		}
-		if (front.started || listener_add(m->fd, (int)ml.kind) < 0) {
-			close(m->fd);
-			goto bad;
-		}
-		(void)selfdial_add_listener(m->fd);
-		return;
-	}
-	case MSG_START: {
-		struct msg_sandbox sb;
-
-		memcpy(&sb, m->data, sizeof(sb));
-		if (front.started || front_start(&sb) < 0) {
-			LOGE("cannot start serving");
-			front_exit(1);
-		}
-		return;
-	}
-	case MSG_PEER_CHAN:
-		if (m->fd < 0) {
-			LOGE("ruleset channel lost in transit");
-			return;
-		}
-		route_attach(m->fd);
-		return;
-	case MSG_PRIV_SOCKET_REPLY:
-		front_priv_reply(m);
-		return;
-	case MSG_SHUTDOWN: {
-		struct msg_shutdown sd;
-
-		memcpy(&sd, m->data, sizeof(sd));
-		front_shutdown(&sd);
-		return;
-	}
-	case MSG_PING:
-		chanev_send(&front.parent, MSG_PONG, m->id, m->data, m->len,
-			    -1);
-		return;
-	default:
-		break;
-	}
-bad:
-	LOGE("unexpected %s from the parent", msg_name(m->type));
-	front_exit(1);
+	if (front.started || config_validate_wire(data, len) < 0)
+		return -1;
+	memcpy(&front.fc.c, data, sizeof(front.fc.c));
+	log_level = front.fc.c.loglevel;
+	front.have_conf = true;
+	return 0;
 }
 
-static void front_on_err(struct chanev *ce, int err, const char *why,
-			 void *arg)
+int front_set_resolvconf(const void *data, size_t len)
 {
-	(void)ce;
-	(void)arg;
-	if (err == 0) {
-		/* the parent is gone: so are we */
-		exit(0);
-	}
-	LOGE("parent channel: %s", why);
-	exit(1);
+	return front_copy_blob(&front.resolvconf, &front.resolvconf_len, data,
+			       len);
+}
+
+int front_set_hosts(const void *data, size_t len)
+{
+	if (front_copy_blob(&front.hosts, &front.hosts_len, data, len) < 0)
+		return -1;
+	/* after RESOLVCONF; once serving, it is a SIGHUP's reload */
+	if (front.started &&
+	    resolver_reload(front.resolvconf ? front.resolvconf : "",
+			    front.resolvconf_len,
+			    front.hosts ? front.hosts : "",
+			    front.hosts_len) < 0)
+		LOGE("resolver: cannot reload");
+	return 0;
+}
+
+bool front_started(void)
+{
+	return front.started;
 }
 
 int front_main(void)
@@ -414,10 +291,7 @@ int front_main(void)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	front.base = event_base_new();
-	if (front.base == NULL ||
-	    chanev_init(&front.parent, front.base, FRONT_CHAN_FD,
-			CHAN_PARENT_FRONT, ROLE_PARENT, front_on_msg,
-			front_on_err, NULL) < 0) {
+	if (front.base == NULL || front_parent_init(front.base) < 0) {
 		LOGE("cannot set up the parent channel");
 		return 1;
 	}
