@@ -21,6 +21,7 @@
 #include "front/dial.h"
 #include "front/front_parent.h"
 #include "front/front_priv.h"
+#include "front/front_ruleset.h"
 #include "front/httpproxy.h"
 #include "front/listener.h"
 #include "front/relay.h"
@@ -40,12 +41,6 @@ static struct {
 	size_t resolvconf_len, hosts_len;
 	struct event *drain_timer, *drain_check;
 } front;
-
-/* The ruleset process broke the protocol: the parent replaces it. */
-static void front_peer_fault(void)
-{
-	chanev_send(front_parent(), MSG_PEER_FAULT, 0, NULL, 0, -1);
-}
 
 void front_exit(int code)
 {
@@ -165,8 +160,7 @@ int front_start(const struct msg_sandbox *sb)
 	dial_setup(front.base, &pol);
 	relay_setup(c->pipe);
 	session_setup(front.base, &front.fc);
-	route_setup(front.base);
-	route_set_fault_cb(front_peer_fault);
+	front_ruleset_setup(front.base);
 	rpcdial_setup(front.base, &front.fc);
 	socks_set_auth_required(c->auth_required);
 	httpproxy_set_auth_required(c->auth_required);

@@ -13,8 +13,8 @@
 #include "common/msg.h"
 #include "front/front.h"
 #include "front/front_priv.h"
+#include "front/front_ruleset.h"
 #include "front/listener.h"
-#include "front/route.h"
 #include "front/selfdial.h"
 
 #define FRONT_CHAN_FD 3
@@ -73,7 +73,7 @@ static void front_on_msg(struct chanev *ce, struct msg *m, void *arg)
 			LOGE("ruleset channel lost in transit");
 			return;
 		}
-		route_attach(m->fd);
+		front_ruleset_attach(m->fd);
 		return;
 	case MSG_PRIV_SOCKET_REPLY: {
 		struct msg_priv_socket_reply rep;

@@ -7,16 +7,9 @@
 
 #include <stdbool.h>
 
-#include "common/chanev.h"
+#include "common/msg.h"
 
 struct session;
-
-void route_setup(struct event_base *base);
-/* A new channel to the ruleset process (after it (re)started). */
-void route_attach(int fd);
-/* Called when the ruleset process breaks the protocol on our channel. */
-void route_set_fault_cb(void (*cb)(void));
-bool route_available(void);
 
 /* Ask for a decision for s (its hs holds the target and credentials).
  * 0 asked; -1 cannot ask (the caller fails the request closed). */
@@ -25,5 +18,9 @@ int route_ask(struct session *s);
 void route_forget(struct session *s);
 /* The dial that await.forward asked for finished. */
 void route_forward_result(struct session *s, bool ok, const char *err);
+/* ROUTE_REPLY, or FORWARD_REQ (forward), from the ruleset process. */
+void route_on_decision(const struct msg *m, bool forward);
+/* The channel is gone: every waiting request fails closed. */
+void route_fail_all(void);
 
 #endif

@@ -1,0 +1,214 @@
+/* front_ruleset: the front's end of the front<->ruleset channel. The
+ * ruleset process sends decisions (for route.c), asks for names to be
+ * resolved (await.resolve: it has no network), for the front's counters
+ * (/stats) and for connections its RPC client needs (rpcdial.c). A
+ * violation closes the channel, fails what waited on it and is reported
+ * to the parent, which replaces the ruleset process. */
+#include "front/front_ruleset.h"
+
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/msg.h"
+#include "common/u32sort.h"
+#include "front/front_parent.h"
+#include "front/resolver.h"
+#include "front/route.h"
+#include "front/rpcdial.h"
+#include "front/session.h"
+#include "privsep/sandbox.h"
+
+#define RESOLVE_PENDING_MAX 1024
+
+struct resolve_pending {
+	uint32_t id;
+	struct resolver_query *q;
+};
+
+static struct {
+	struct event_base *base;
+	struct chanev ch;
+	struct resolve_pending res[RESOLVE_PENDING_MAX];
+	unsigned nres;
+} front_rs;
+
+struct chanev *front_ruleset(void)
+{
+	return front_rs.ch.open ? &front_rs.ch : NULL;
+}
+
+/* The ruleset process went away: every waiting request fails closed. */
+static void front_ruleset_fail_all(void)
+{
+	route_fail_all();
+	for (unsigned i = 0; i < front_rs.nres; i++)
+		resolver_cancel(front_rs.res[i].q);
+	front_rs.nres = 0;
+	rpcdial_cancel_all();
+}
+
+/* The ruleset process broke the protocol: drop the channel and tell the
+ * parent, which replaces that process (and so the channel). */
+void front_ruleset_fault(void)
+{
+	chanev_close(&front_rs.ch);
+	front_ruleset_fail_all();
+	chanev_send(front_parent(), MSG_PEER_FAULT, 0, NULL, 0, -1);
+}
+
+static void front_ruleset_resolved(int result, const struct sockaddr *sa,
+				   socklen_t len, void *arg)
+{
+	uint32_t id = (uint32_t)(uintptr_t)arg;
+	struct msg_result r = { .ok = 0 };
+	char text[ADDR_STRLEN] = "";
+	struct netaddr na;
+	struct iovec iov[2];
+
+	(void)len;
+	for (unsigned i = 0; i < front_rs.nres; i++) {
+		if (front_rs.res[i].id == id) {
+			front_rs.res[i] = front_rs.res[--front_rs.nres];
+			break;
+		}
+	}
+	if (result == 0 && addr_from_sockaddr(&na, sa) == 0 &&
+	    addr_format_host(&na, text, sizeof(text)) > 0)
+		r.ok = 1;
+	iov[0] = (struct iovec){ &r, sizeof(r) };
+	iov[1] = (struct iovec){ text, r.ok ? strlen(text) : 0 };
+	if (front_rs.ch.open)
+		chanev_sendv(&front_rs.ch, MSG_RESOLVE_RES, id, iov,
+			     r.ok ? 2 : 1, -1);
+}
+
+/* await.resolve in the ruleset: we resolve, it has no network. */
+static void front_ruleset_resolve(const struct msg *m)
+{
+	char name[256];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct resolver_query *q = NULL;
+	int r;
+
+	memcpy(name, m->data, m->len);
+	name[m->len] = '\0';
+	/* a name a compromised ruleset process sends is checked here too */
+	if (!addr_name_valid(name, m->len) ||
+	    front_rs.nres == RESOLVE_PENDING_MAX) {
+		front_ruleset_resolved(-1, NULL, 0, (void *)(uintptr_t)m->id);
+		return;
+	}
+	r = resolver_lookup(name, &ss, &len, front_ruleset_resolved,
+			    (void *)(uintptr_t)m->id, &q);
+	if (r == 0) {
+		front_rs.res[front_rs.nres++] =
+			(struct resolve_pending){ m->id, q };
+		return;
+	}
+	front_ruleset_resolved(r > 0 ? 0 : -1, (struct sockaddr *)&ss, len,
+			       (void *)(uintptr_t)m->id);
+}
+
+/* /stats and /metrics in the ruleset process ask for our counters */
+static void front_ruleset_send_stats(uint32_t id)
+{
+	const struct front_stats *f = &front_stats;
+	const struct resolver_stats *rs = resolver_stats();
+	struct msg_stats m = {
+		.accepts = f->accepts, .accept_drops = f->accept_drops,
+		.requests = f->requests, .success = f->success,
+		.reject_ruleset = f->reject_ruleset,
+		.reject_timeout = f->reject_timeout,
+		.reject_upstream = f->reject_upstream,
+		.bytes_up = f->bytes_up, .bytes_down = f->bytes_down,
+		.hs_rx = f->hs_rx, .hs_tx = f->hs_tx,
+		.dial_rx = f->dial_rx, .dial_tx = f->dial_tx,
+		.dns_queries = rs->queries, .dns_success = rs->success,
+		.dials = f->dials, .dial_us_sum = f->dial_us_sum,
+		.active = f->active, .halfopen = f->halfopen, .peak = f->peak,
+		.nlat = f->nlat,
+		.sandbox = sandbox_state(),
+		.log_dropped = (uint32_t)log_dropped(),
+	};
+	uint32_t lat[256];
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+		m.cpu_ns = (uint64_t)ts.tv_sec * 1000000000u +
+			   (uint64_t)ts.tv_nsec;
+	if (f->nlat > 0) {
+		memcpy(lat, f->lat, f->nlat * sizeof(lat[0]));
+		u32sort(lat, f->nlat);
+		m.lat_p50_us = lat[(f->nlat - 1) * 50 / 100];
+		m.lat_p90_us = lat[(f->nlat - 1) * 90 / 100];
+		m.lat_p99_us = lat[(f->nlat - 1) * 99 / 100];
+		m.lat_max_us = lat[f->nlat - 1];
+	}
+	chanev_send(&front_rs.ch, MSG_STATS, id, &m, sizeof(m), -1);
+}
+
+static void front_ruleset_on_msg(struct chanev *ce, struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	switch (m->type) {
+	case MSG_STATS_REQ:
+		front_ruleset_send_stats(m->id);
+		break;
+	case MSG_ROUTE_REPLY:
+		route_on_decision(m, false);
+		break;
+	case MSG_FORWARD_REQ:
+		route_on_decision(m, true);
+		break;
+	case MSG_RESOLVE_REQ:
+		front_ruleset_resolve(m);
+		break;
+	case MSG_DIAL_REQ:
+	case MSG_DIAL_CANCEL:
+		rpcdial_on_msg(&front_rs.ch, m);
+		break;
+	default:
+		LOGE("unexpected %s from the ruleset process",
+		     msg_name(m->type));
+		front_ruleset_fault();
+	}
+}
+
+static void front_ruleset_on_err(struct chanev *ce, int err, const char *why,
+				 void *arg)
+{
+	(void)arg;
+	(void)ce;
+	if (err != 0) {
+		LOGE("ruleset channel: %s", why);
+		front_ruleset_fault();
+		return;
+	}
+	LOGN("ruleset channel closed; requests fail until it is back");
+	chanev_close(&front_rs.ch);
+	front_ruleset_fail_all();
+}
+
+void front_ruleset_attach(int fd)
+{
+	if (front_rs.ch.open) {
+		chanev_close(&front_rs.ch);
+		front_ruleset_fail_all();
+	}
+	if (chanev_init(&front_rs.ch, front_rs.base, fd, CHAN_FRONT_RULESET,
+			ROLE_RULESET, front_ruleset_on_msg,
+			front_ruleset_on_err, NULL) < 0) {
+		LOGE("cannot watch the ruleset channel");
+		close(fd);
+	}
+}
+
+void front_ruleset_setup(struct event_base *base)
+{
+	front_rs.base = base;
+}
