@@ -20,7 +20,9 @@
 #include "ruleset/api_text.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/rpcall_server.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
+#include "ruleset/ruleset_parent.h"
 #include "ruleset/updates.h"
 #include "ruleset/vm.h"
 
@@ -417,7 +419,7 @@ static void ep_update(struct api_req *r)
 		reply_lua_error(r, 500, err);
 		return;
 	}
-	ruleset_persist(kind, module, chunk, r->body, r->body_len);
+	ruleset_parent_persist(kind, module, chunk, r->body, r->body_len);
 	text_time_cost(&d, (mono_us() - t0) / 1e6);
 	if (d.failed)
 		reply_status(r, 500, NULL);

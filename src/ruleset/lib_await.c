@@ -18,7 +18,9 @@
 #include "ruleset/hostapi.h"
 #include "ruleset/request.h"
 #include "ruleset/rpcall_client.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
+#include "ruleset/ruleset_parent.h"
 #include "ruleset/vm.h"
 
 #define RESOLVE_PENDING_MAX 1024

@@ -18,6 +18,7 @@
 #include "ruleset/hostapi.h"
 #include "ruleset/lib_await.h"
 #include "ruleset/rpcall_client.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/stats.h"
 #include "ruleset/vm.h"

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "ruleset/aroutine.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 

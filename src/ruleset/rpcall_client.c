@@ -34,6 +34,7 @@
 #include "ruleset/api_routes.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/lib_zlib.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 

@@ -9,6 +9,7 @@
 #include "ruleset/api_conn.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/request.h"
+#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
 
