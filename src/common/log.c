@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/monotime.h"
+
 int log_level = LOGL_NOTICE;
 
 static int log_fd = 2;
@@ -252,11 +254,8 @@ void log_forward_child(const char *role, int pid, const char *line,
 
 bool log_bucket_take(struct log_bucket *b, unsigned rate, unsigned burst)
 {
-	struct timespec ts;
-	int64_t now, cap = (int64_t)burst * 1000;
+	int64_t now = monotime_ms(), cap = (int64_t)burst * 1000;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (!b->primed) {
 		b->primed = true;
 		b->milli = cap;
@@ -275,11 +274,7 @@ bool log_bucket_take(struct log_bucket *b, unsigned rate, unsigned burst)
 bool log_ratelimit_pass(struct log_ratelimit *rl, int interval_s,
 			uint32_t *suppressed)
 {
-	struct timespec ts;
-	int64_t now;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t now = monotime_ms();
 	if (rl->last_ms != 0 && now - rl->last_ms < (int64_t)interval_s * 1000) {
 		rl->suppressed++;
 		return false;

@@ -13,6 +13,7 @@
 
 #include "common/http1.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "front/front_priv.h"
 #include "front/resolver.h"
 #include "front/selfdial.h"
@@ -54,7 +55,7 @@ struct dialer {
 	uint8_t out[DIAL_OUT_MAX];
 	uint8_t *in;     /* a proxy's reply so far (HTTP1_MAX_HEAD bytes) */
 	uint16_t inlen;
-	struct timespec t0;
+	int64_t t0_us;
 	struct dial_result res;
 };
 
@@ -125,12 +126,7 @@ static void dial_finish_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (res.err == DIAL_OK) {
-		struct timespec t1;
-
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		res.latency_us =
-			(uint64_t)(t1.tv_sec - d->t0.tv_sec) * 1000000u +
-			(uint64_t)((t1.tv_nsec - d->t0.tv_nsec) / 1000);
+		res.latency_us = (uint64_t)(monotime_us() - d->t0_us);
 		res.fd = d->fd;
 		d->fd = -1;
 	} else {
@@ -626,7 +622,7 @@ struct dialer *dial_start(const struct netaddr *target,
 	d->target = *target;
 	d->fd = -1;
 	d->self_ok = (flags & DIAL_F_SELF_OK) != 0;
-	clock_gettime(CLOCK_MONOTONIC, &d->t0);
+	d->t0_us = monotime_us();
 	if (first->type != ADDR_DOMAIN) {
 		len = (socklen_t)addr_to_sockaddr(first, &ss);
 		dial_connect(d, &ss, len, first->port);

@@ -34,6 +34,7 @@
 
 #include "common/http1fwd.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "front/front.h"
 #include "front/httpproxy.h"
 
@@ -108,14 +109,6 @@ void httpfwd_setup(struct event_base *base, const struct front_conf *fc)
 					   1e6);
 }
 
-static int64_t hf_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- the access line ---- */
 
 /* A user name from the network, made one safe log field: percent-encoded
@@ -166,7 +159,7 @@ static void hf_log_request(const struct session *s, const struct hf_req *q,
 	     !s->dialed ? "-" : s->route ? s->route : "direct",
 	     (unsigned long long)(s->bytes_up - q->up0),
 	     (unsigned long long)(s->bytes_down - q->down0),
-	     (double)(hf_now_us() - q->t0_us) / 1e6, status, outcome);
+	     (double)(monotime_us() - q->t0_us) / 1e6, status, outcome);
 }
 
 bool httpfwd_log(struct session *s, const char *outcome)
@@ -352,7 +345,7 @@ static struct hf_req *hf_req_new(struct session *s, struct httpfwd *f,
 	if (q == NULL)
 		return NULL;
 	q->n = ++f->nreq;
-	q->t0_us = hf_now_us();
+	q->t0_us = monotime_us();
 	q->up0 = s->bytes_up;
 	q->down0 = s->bytes_down;
 	/* the parser bounds a method to 32 bytes */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/route_wire.h"
 #include "front/front.h"
 #include "front/httpproxy.h"
@@ -45,14 +46,6 @@ static void sess_list_del(struct session **head, struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->prev = s->next = NULL;
-}
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* -f: the target is fixed; nothing to read before dialing. */
@@ -118,7 +111,7 @@ static const char *proto_name(uint8_t p)
 void session_log_line(const struct session *s, const char *outcome)
 {
 	char client[ADDR_STRLEN];
-	double dur = (double)(now_us() - s->t_start_us) / 1e6;
+	double dur = (double)(monotime_us() - s->t_start_us) / 1e6;
 
 	if (log_level < LOGL_INFO)
 		return;
@@ -816,7 +809,7 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	s->ufd = -1;
 	s->lkind = (uint8_t)lkind;
 	s->drv = drv;
-	s->t_start_us = now_us();
+	s->t_start_us = monotime_us();
 	if (salen <= sizeof(s->client))
 		memcpy(&s->client, sa, salen);
 	s->hs->cap = drv->bufsize;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len;
@@ -61,10 +62,6 @@ void notify_send(const char *fmt, ...)
 
 void notify_reloading(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-		    (unsigned long long)ts.tv_sec * 1000000ull +
-			    (unsigned long long)ts.tv_nsec / 1000);
+		    (unsigned long long)monotime_us());
 }

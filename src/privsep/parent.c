@@ -19,6 +19,7 @@
 #include "common/addr.h"
 #include "common/chanev.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/execute.h"
 #include "privsep/identity.h"
 #include "privsep/limits.h"
@@ -248,7 +249,7 @@ void parent_check_exit(void)
 
 static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int64_t now = proc_now_ms();
+	int64_t now = monotime_ms();
 	bool stalled = now - parent.last_beat_ms > HEARTBEAT_TIMEOUT_MS / 2;
 
 	(void)fd;
@@ -501,7 +502,7 @@ static int parent_setup_events(void)
 				     parent_heartbeat_cb, NULL);
 	if (parent.heartbeat == NULL || event_add(parent.heartbeat, &hb) < 0)
 		return -1;
-	parent.last_beat_ms = proc_now_ms();
+	parent.last_beat_ms = monotime_ms();
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/parent.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
@@ -31,14 +32,6 @@ static struct {
 	bool listener_sent; /* to the current ruleset process */
 	uint64_t started_ns;
 } parent_api = { .fd = -1 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- tokens ---- */
 
@@ -291,5 +284,5 @@ void parent_api_ruleset_spawned(void)
 
 void parent_api_init(void)
 {
-	parent_api.started_ns = mono_ns();
+	parent_api.started_ns = (uint64_t)monotime_ns();
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/parent.h"
 #include "privsep/priv.h"
 
@@ -57,12 +58,12 @@ static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
 			return;
 		}
 		c->ready = true;
-		c->last_pong_ms = proc_now_ms();
+		c->last_pong_ms = monotime_ms();
 		LOGD("front ready (pid %d)", (int)c->pid);
 		parent_child_ready(c);
 		return;
 	case MSG_PONG:
-		c->last_pong_ms = proc_now_ms();
+		c->last_pong_ms = monotime_ms();
 		return;
 	case MSG_DRAINED:
 		return;

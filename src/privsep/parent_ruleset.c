@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/execute.h"
 #include "privsep/modules.h"
 #include "privsep/parent.h"
@@ -201,7 +202,7 @@ static void parent_ruleset_relink_cb(evutil_socket_t fd, short what,
 	(void)fd;
 	(void)what;
 	(void)arg;
-	relink_last_ms = proc_now_ms();
+	relink_last_ms = monotime_ms();
 	parent_link_peers();
 }
 
@@ -211,7 +212,7 @@ static void parent_ruleset_relink_cb(evutil_socket_t fd, short what,
  * reports in between are merged into the next one. */
 static void parent_ruleset_peer_fault(void)
 {
-	int64_t wait = relink_last_ms + PEER_RELINK_MS - proc_now_ms();
+	int64_t wait = relink_last_ms + PEER_RELINK_MS - monotime_ms();
 	struct timeval tv;
 
 	LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
@@ -243,12 +244,12 @@ static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
 			return;
 		}
 		c->ready = true;
-		c->last_pong_ms = proc_now_ms();
+		c->last_pong_ms = monotime_ms();
 		LOGD("ruleset process ready (pid %d)", (int)c->pid);
 		parent_child_ready(c);
 		return;
 	case MSG_R_PONG:
-		c->last_pong_ms = proc_now_ms();
+		c->last_pong_ms = monotime_ms();
 		return;
 	case MSG_R_LOADED:
 		if (parent.conf.config_file[0]) {

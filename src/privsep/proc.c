@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-
+#include "common/monotime.h"
 
 static struct event_base *proc_base;
 static int proc_exe_fd = -1;
@@ -67,14 +67,6 @@ bool proc_over_cap(struct child *c)
 		 msgchan_queued_msgs(ch), msgchan_queued_fds(ch));
 	proc_kill(c, why);
 	return true;
-}
-
-int64_t proc_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void proc_log_report(struct child *c)
@@ -228,7 +220,7 @@ int proc_spawn(struct child *c)
 	c->running = true;
 	c->ready = false;
 	c->stopping = false;
-	c->started_ms = proc_now_ms();
+	c->started_ms = monotime_ms();
 	c->last_pong_ms = c->started_ms;
 	c->logfd = lp[0];
 	c->loglen = 0;
@@ -311,7 +303,7 @@ static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
 
 void proc_schedule_respawn(struct child *c)
 {
-	if (proc_now_ms() - c->started_ms >= STABLE_MS)
+	if (monotime_ms() - c->started_ms >= STABLE_MS)
 		c->backoff_ms = 0;
 	else
 		proc_backoff_grow(c);

@@ -72,6 +72,5 @@ void proc_reap(struct child **children, int n,
  * that starts nothing (out of descriptors, say) doubles the back-off too,
  * whatever the dead child's lifetime. */
 void proc_schedule_respawn(struct child *c);
-int64_t proc_now_ms(void);
 
 #endif

@@ -36,6 +36,7 @@
 #include <zlib.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/parent.h"
 
 #define STATE_FILE "updates"
@@ -318,7 +319,7 @@ static int state_compact(void)
 		close(S.logfd);
 	S.logfd = fd; /* now the log itself, positioned at its end */
 	S.log_bytes = state_live_bytes();
-	S.last_compact_ms = proc_now_ms();
+	S.last_compact_ms = monotime_ms();
 	S.rewrite = false;
 	state_pend_clear(); /* the list holds them */
 	return 0;
@@ -374,7 +375,7 @@ static void state_arm(int64_t ms)
 
 static void state_save(void)
 {
-	int64_t now = proc_now_ms();
+	int64_t now = monotime_ms();
 	int rc;
 
 	if (S.dfd < 0 || (!S.rewrite && S.npend == 0))
@@ -402,7 +403,7 @@ static void state_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Save now, or when a second has passed since the last save. */
 static void state_kick(void)
 {
-	int64_t wait = S.last_save_ms + STATE_SAVE_MS - proc_now_ms();
+	int64_t wait = S.last_save_ms + STATE_SAVE_MS - monotime_ms();
 
 	if (S.timer != NULL && evtimer_pending(S.timer, NULL))
 		return; /* it will take this change too */

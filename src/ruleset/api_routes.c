@@ -14,6 +14,7 @@
 #include "common/hexdigit.h"
 #include "common/http1.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "privsep/sandbox.h"
 #include "ruleset/api.h"
 #include "ruleset/api_conn.h"
@@ -235,17 +236,15 @@ static uint64_t cpu_self_ns(void)
 
 static void stats_fill(struct stats_view *v, const struct msg_stats *f)
 {
-	struct timespec mono, wall;
+	struct timespec wall;
 
 	memset(v, 0, sizeof(*v));
 	if (f != NULL)
 		v->front = *f;
 	v->status = api_routes.status;
-	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
-	v->uptime = ((double)mono.tv_sec * 1e9 + (double)mono.tv_nsec -
-		     (double)api_routes.status.started_ns) /
-		    1e9;
+	v->uptime = ((double)monotime_ns() -
+		     (double)api_routes.status.started_ns) / 1e9;
 	v->wall = (double)wall.tv_sec;
 	v->cpu_ns = cpu_self_ns() + (f != NULL ? f->cpu_ns : 0);
 	v->api = *api_counters();
@@ -377,14 +376,6 @@ static void ep_metrics(struct api_req *r)
 
 /* ---- /ruleset/... ---- */
 
-static double mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static void ep_invoke(struct api_req *r)
 {
 	char err[MSG_ERRTEXT_MAX];
@@ -404,7 +395,7 @@ static void ep_update(struct api_req *r)
 	int hm = query_get(r->query, "module", module, sizeof(module));
 	int hc = query_get(r->query, "chunkname", chunk, sizeof(chunk));
 	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
-	double t0 = mono_us();
+	double t0 = (double)monotime_us();
 
 	if (hm < 0 || hc < 0 || (hm == 1 &&
 				   !msg_module_name_ok(module, strlen(module), true))) {
@@ -420,7 +411,7 @@ static void ep_update(struct api_req *r)
 		return;
 	}
 	ruleset_parent_persist(kind, module, chunk, r->body, r->body_len);
-	text_time_cost(&d, (mono_us() - t0) / 1e6);
+	text_time_cost(&d, ((double)monotime_us() - t0) / 1e6);
 	if (d.failed)
 		reply_status(r, 500, NULL);
 	else
@@ -437,7 +428,7 @@ static int gc_fn(lua_State *L)
 static void ep_gc(struct api_req *r)
 {
 	size_t m0 = vm_memory(), o0 = vm_objects();
-	double t0 = mono_us();
+	double t0 = (double)monotime_us();
 	struct stats_view v;
 	struct dstr d = { 0 };
 
@@ -446,7 +437,7 @@ static void ep_gc(struct api_req *r)
 	stats_fill(&v, NULL);
 	text_gc(&d, &v, (double)vm_memory() - (double)m0,
 		(double)vm_objects() - (double)o0);
-	text_time_cost(&d, (mono_us() - t0) / 1e6);
+	text_time_cost(&d, ((double)monotime_us() - t0) / 1e6);
 	if (d.failed)
 		reply_status(r, 500, NULL);
 	else

@@ -16,6 +16,8 @@
 
 #include <lauxlib.h>
 
+#include "common/monotime.h"
+
 #define TIME_NSEC 1000000000
 
 static lua_Number time_read(clockid_t clk)
@@ -51,29 +53,16 @@ static int time_unix(lua_State *L)
 	return 1;
 }
 
-/* CLOCK_MONOTONIC in nanoseconds, or -1. */
-static int64_t time_monotonic_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return -1;
-	return (int64_t)ts.tv_sec * TIME_NSEC + ts.tv_nsec;
-}
-
 /* Stack: the start time (ns) at 1, then f's results. */
 static int time_measure_done(lua_State *L, int status, lua_KContext ctx)
 {
-	int64_t t1 = time_monotonic_ns();
+	int64_t t1 = monotime_ns();
 	int64_t t0 = (int64_t)lua_tointeger(L, 1);
 
 	(void)status;
 	(void)ctx;
 	luaL_checkstack(L, 1, NULL);
-	if (t0 < 0 || t1 < 0)
-		lua_pushnumber(L, -1);
-	else
-		lua_pushnumber(L, (lua_Number)(t1 - t0) / TIME_NSEC);
+	lua_pushnumber(L, (lua_Number)(t1 - t0) / TIME_NSEC);
 	lua_replace(L, 1);
 	return lua_gettop(L);
 }
@@ -84,7 +73,7 @@ static int time_measure(lua_State *L)
 
 	luaL_checkany(L, 1);
 	luaL_checkstack(L, 1, NULL);
-	lua_pushinteger(L, (lua_Integer)time_monotonic_ns());
+	lua_pushinteger(L, (lua_Integer)monotime_ns());
 	lua_insert(L, 1);
 	lua_callk(L, nargs, LUA_MULTRET, 0, time_measure_done);
 	return time_measure_done(L, LUA_OK, 0);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/msg.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/lib_await.h"
@@ -97,14 +98,6 @@ static void ruleset_front_chan_msg(struct chanev *ce, struct msg *m,
 	ruleset_front_dispatch(ce, m, arg);
 }
 
-static int64_t ruleset_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A front message that is not the answer: for after, in order. */
 static void ruleset_front_keep(const struct msg *m)
 {
@@ -128,7 +121,7 @@ int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 		       size_t cap, size_t *outlen)
 {
 	struct msgchan *ch = &front_link.ch;
-	int64_t deadline = ruleset_now_ms() + timeout_ms;
+	int64_t deadline = monotime_ms() + timeout_ms;
 	struct msg m;
 
 	if (!front_link.open ||
@@ -169,7 +162,7 @@ int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 			ruleset_front_keep_fault(NULL, "malformed frame");
 			return 0;
 		}
-		left = deadline - ruleset_now_ms();
+		left = deadline - monotime_ms();
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return 0;
 		n = msgchan_read(ch);

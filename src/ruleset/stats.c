@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/monotime.h"
 #include "common/msg.h"
 #include "ruleset/api.h"
 #include "ruleset/api_conn.h"
@@ -41,7 +42,6 @@ void stats_push_table(lua_State *L)
 {
 	struct msg_stats f;
 	const struct api_counters *api = api_counters();
-	struct timespec now;
 	size_t n = 0;
 
 	memset(&f, 0, sizeof(f));
@@ -49,7 +49,6 @@ void stats_push_table(lua_State *L)
 				MSG_STATS, vm_budget_ms(), &f, sizeof(f), &n) ||
 	    n != sizeof(f))
 		memset(&f, 0, sizeof(f));
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	lua_createtable(L, 0, 24);
 	if (stats_lasterror[0] != '\0') {
 		lua_pushstring(L, stats_lasterror);
@@ -58,8 +57,7 @@ void stats_push_table(lua_State *L)
 	/* nanoseconds, as a float (the reference's unit) */
 	lua_pushnumber(L, stats_status.started_ns == 0
 				  ? 0.0
-				  : (double)now.tv_sec * 1e9 +
-					    (double)now.tv_nsec -
+				  : (double)monotime_ns() -
 					    (double)stats_status.started_ns);
 	lua_setfield(L, -2, "uptime");
 	set_num(L, "num_halfopen", f.halfopen);

@@ -9,6 +9,7 @@
 #include <lualib.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/u32sort.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/lib_os.h"
@@ -30,14 +31,6 @@ static struct {
 	bool expired;
 	char abort_msg[128]; /* os.exit(): every entry fails from now on */
 } vm;
-
-static int64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The budget counts CPU time spent in this (single-threaded) process, so a
  * busy machine does not make a well-behaved callback fail. */
@@ -138,7 +131,7 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
 static void vm_enter(lua_State *thread)
 {
 	if (vm.depth++ == 0) {
-		vm.entered_ns = vm_now_ns();
+		vm.entered_ns = monotime_ns();
 		vm.deadline_ns = VM_DEADLINE_UNSET;
 		vm.expired = false;
 	}
@@ -161,7 +154,7 @@ static void vm_leave(lua_State *thread)
 
 	if (--vm.depth > 0)
 		return;
-	took = vm_now_ns() - vm.entered_ns;
+	took = monotime_ns() - vm.entered_ns;
 	vm.ev_ns[vm.ev_pos] = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
 	vm.ev_pos = (vm.ev_pos + 1) % 1024;
 	if (vm.ev_n < 1024)
