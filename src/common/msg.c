@@ -155,6 +155,17 @@ const char *role_name(enum role r)
 	}
 }
 
+static const struct msg_ctl msg_ctls[CHAN_COUNT] = {
+	[CHAN_PARENT_FRONT] = { MSG_PING, MSG_PONG, MSG_READY },
+	[CHAN_PARENT_RULESET] = { MSG_R_PING, MSG_R_PONG, MSG_R_READY },
+	[CHAN_FRONT_RULESET] = { 0, 0, 0 },
+};
+
+const struct msg_ctl *msg_chan_ctl(enum chan_kind chan)
+{
+	return &msg_ctls[chan < CHAN_COUNT ? chan : CHAN_FRONT_RULESET];
+}
+
 int msg_check(enum chan_kind chan, enum role sender, const struct msg *m,
 	      const char **why)
 {

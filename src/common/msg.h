@@ -326,6 +326,14 @@ bool msg_module_name_ok(const char *name, size_t len, bool dots);
  * component means the directory itself. */
 bool msg_file_name_ok(const char *name, size_t len);
 
+/* A channel's control messages, handled by the shared channel code
+ * (chanev.c): the parent's heartbeat and the child's answer, and the
+ * child's readiness. All 0 on the front<->ruleset channel. */
+struct msg_ctl {
+	uint16_t ping, pong, ready;
+};
+const struct msg_ctl *msg_chan_ctl(enum chan_kind chan);
+
 /* The descriptor of a type, or NULL for an unknown type. */
 const struct msg_desc *msg_lookup(uint16_t type);
 const char *msg_name(uint16_t type);

@@ -36,7 +36,7 @@
 static struct {
 	struct event_base *base;
 	struct front_conf fc;
-	bool have_conf, started, draining;
+	bool started, draining;
 	char *resolvconf, *hosts;
 	size_t resolvconf_len, hosts_len;
 	struct event *drain_timer, *drain_check;
@@ -142,7 +142,7 @@ int front_start(const struct msg_sandbox *sb)
 		.privileged_socket = c->netdev[0] != '\0' || c->mark > 0,
 	};
 
-	if (!front.have_conf || front_compile(&front.fc) < 0)
+	if (front_compile(&front.fc) < 0)
 		return -1;
 	front_raise_nofile();
 	evutil_secure_rng_init();
@@ -241,11 +241,10 @@ static int front_copy_blob(char **dst, size_t *dlen, const void *data,
 
 int front_set_config(const void *data, size_t len)
 {
-	if (front.started || config_validate_wire(data, len) < 0)
+	if (config_validate_wire(data, len) < 0)
 		return -1;
 	memcpy(&front.fc.c, data, sizeof(front.fc.c));
 	log_level = front.fc.c.loglevel;
-	front.have_conf = true;
 	return 0;
 }
 
@@ -267,11 +266,6 @@ int front_set_hosts(const void *data, size_t len)
 			    front.hosts_len) < 0)
 		LOGE("resolver: cannot reload");
 	return 0;
-}
-
-bool front_started(void)
-{
-	return front.started;
 }
 
 int front_main(void)

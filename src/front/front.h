@@ -34,7 +34,6 @@ int front_set_resolvconf(const void *data, size_t len);
 int front_set_hosts(const void *data, size_t len);
 /* START: set everything up, apply the sandbox, send READY. 0 or -1. */
 int front_start(const struct msg_sandbox *sb);
-bool front_started(void);
 /* SHUTDOWN: stop accepting, drain, exit. */
 void front_shutdown(const struct msg_shutdown *m);
 /* Flush what is queued for the parent, then exit. */

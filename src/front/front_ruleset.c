@@ -6,6 +6,7 @@
  * to the parent, which replaces the ruleset process. */
 #include "front/front_ruleset.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/route_wire.h"
 #include "common/u32sort.h"
 #include "front/front_parent.h"
 #include "front/resolver.h"
@@ -151,33 +153,80 @@ static void front_ruleset_send_stats(uint32_t id)
 	chanev_send(&front_rs.ch, MSG_STATS, id, &m, sizeof(m), -1);
 }
 
-static void front_ruleset_on_msg(struct chanev *ce, struct msg *m, void *arg)
+/* The front<->ruleset channel has one state: open. */
+#define FR_OPEN 1
+
+/* A decision for a session (ROUTE_REPLY), or a dial await.forward asks
+ * for (FORWARD_REQ, always ROUTE_GO). */
+static void front_ruleset_decision(struct chanev *ce, struct msg *m,
+				   bool forward)
+{
+	struct route_decision d;
+
+	if (route_wire_decode(m->data, m->len, &d) < 0 ||
+	    (forward && d.result != ROUTE_GO)) {
+		chanev_reject(ce, m, forward ? "malformed FORWARD_REQ"
+					     : "malformed ROUTE_REPLY");
+		return;
+	}
+	route_decided(m->id, &d, forward);
+}
+
+static void front_dispatch_ruleset_route_reply(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	(void)arg;
+	front_ruleset_decision(ce, m, false);
+}
+
+static void front_dispatch_ruleset_forward_req(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	(void)arg;
+	front_ruleset_decision(ce, m, true);
+}
+
+static void front_dispatch_ruleset_resolve_req(struct chanev *ce,
+					       struct msg *m, void *arg)
 {
 	(void)ce;
 	(void)arg;
-	switch (m->type) {
-	case MSG_STATS_REQ:
-		front_ruleset_send_stats(m->id);
-		break;
-	case MSG_ROUTE_REPLY:
-		route_on_decision(m, false);
-		break;
-	case MSG_FORWARD_REQ:
-		route_on_decision(m, true);
-		break;
-	case MSG_RESOLVE_REQ:
-		front_ruleset_resolve(m);
-		break;
-	case MSG_DIAL_REQ:
-	case MSG_DIAL_CANCEL:
-		rpcdial_on_msg(&front_rs.ch, m);
-		break;
-	default:
-		LOGE("unexpected %s from the ruleset process",
-		     msg_name(m->type));
-		front_ruleset_fault();
-	}
+	front_ruleset_resolve(m);
 }
+
+static void front_dispatch_ruleset_stats_req(struct chanev *ce,
+					     struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	front_ruleset_send_stats(m->id);
+}
+
+static void front_dispatch_ruleset_dial_req(struct chanev *ce, struct msg *m,
+					    void *arg)
+{
+	(void)ce;
+	(void)arg;
+	rpcdial_start(m->id, m->data, m->len);
+}
+
+static void front_dispatch_ruleset_dial_cancel(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	rpcdial_cancel(m->id);
+}
+
+/* What the ruleset process sends. */
+static const struct chanev_row front_dispatch_ruleset[] = {
+	{ MSG_ROUTE_REPLY, FR_OPEN, front_dispatch_ruleset_route_reply },
+	{ MSG_FORWARD_REQ, FR_OPEN, front_dispatch_ruleset_forward_req },
+	{ MSG_RESOLVE_REQ, FR_OPEN, front_dispatch_ruleset_resolve_req },
+	{ MSG_STATS_REQ, FR_OPEN, front_dispatch_ruleset_stats_req },
+	{ MSG_DIAL_REQ, FR_OPEN, front_dispatch_ruleset_dial_req },
+	{ MSG_DIAL_CANCEL, FR_OPEN, front_dispatch_ruleset_dial_cancel },
+};
 
 static void front_ruleset_on_err(struct chanev *ce, int err, const char *why,
 				 void *arg)
@@ -194,6 +243,10 @@ static void front_ruleset_on_err(struct chanev *ce, int err, const char *why,
 	front_ruleset_fail_all();
 }
 
+static const struct chanev_end front_ruleset_end = {
+	CHANEV_ROWS(front_dispatch_ruleset), front_ruleset_on_err, NULL
+};
+
 void front_ruleset_attach(int fd)
 {
 	if (front_rs.ch.open) {
@@ -201,8 +254,7 @@ void front_ruleset_attach(int fd)
 		front_ruleset_fail_all();
 	}
 	if (chanev_init(&front_rs.ch, front_rs.base, fd, CHAN_FRONT_RULESET,
-			ROLE_RULESET, front_ruleset_on_msg,
-			front_ruleset_on_err, NULL) < 0) {
+			ROLE_RULESET, &front_ruleset_end, FR_OPEN, NULL) < 0) {
 		LOGE("cannot watch the ruleset channel");
 		close(fd);
 	}

@@ -129,20 +129,14 @@ void route_forward_result(struct session *s, bool ok, const char *err)
 			     elen > 0 ? 2 : 1, -1);
 }
 
-void route_on_decision(const struct msg *m, bool forward)
+void route_decided(uint32_t id, const struct route_decision *d,
+		   bool forward)
 {
-	struct route_decision d;
-	struct session *s = route_find(m->id);
+	struct session *s = route_find(id);
 
-	if (route_wire_decode(m->data, m->len, &d) < 0 ||
-	    (forward && d.result != ROUTE_GO)) {
-		LOGE("malformed %s from the ruleset process", msg_name(m->type));
-		front_ruleset_fault();
-		return;
-	}
 	if (s == NULL)
 		return; /* the session is gone: drop */
 	if (!forward)
 		route_del(s);
-	session_route_decided(s, &d, forward);
+	session_route_decided(s, d, forward);
 }

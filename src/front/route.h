@@ -6,8 +6,7 @@
 #define NEOSOCKSD_ROUTE_H
 
 #include <stdbool.h>
-
-#include "common/msg.h"
+#include <stdint.h>
 
 struct session;
 
@@ -18,8 +17,10 @@ int route_ask(struct session *s);
 void route_forget(struct session *s);
 /* The dial that await.forward asked for finished. */
 void route_forward_result(struct session *s, bool ok, const char *err);
-/* ROUTE_REPLY, or FORWARD_REQ (forward), from the ruleset process. */
-void route_on_decision(const struct msg *m, bool forward);
+struct route_decision;
+/* The ruleset process decided for session id (ROUTE_REPLY), or asks for
+ * its dial (FORWARD_REQ: forward). A session that is gone is dropped. */
+void route_decided(uint32_t id, const struct route_decision *d, bool forward);
 /* The channel is gone: every waiting request fails closed. */
 void route_fail_all(void);
 

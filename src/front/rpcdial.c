@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "front/dial.h"
+#include "front/front_ruleset.h"
 
 #define RPCDIAL_MAX 64 /* dials in flight */
 
@@ -32,7 +33,6 @@ struct rpcdial {
 static struct {
 	struct event_base *base;
 	const struct front_conf *fc;
-	struct chanev *ch;
 	struct rpcdial *list;
 	unsigned n;
 } rpcdial;
@@ -44,9 +44,9 @@ static void rpcdial_answer(uint32_t id, int fd, const char *err)
 	struct iovec iov[2] = { { &r, sizeof(r) },
 				{ (void *)(uintptr_t)err, elen } };
 
-	if (rpcdial.ch != NULL && rpcdial.ch->open)
-		chanev_sendv(rpcdial.ch, MSG_DIAL_RES, id, iov, elen ? 2 : 1,
-			     fd);
+	if (front_ruleset() != NULL)
+		chanev_sendv(front_ruleset(), MSG_DIAL_RES, id, iov,
+			     elen ? 2 : 1, fd);
 }
 
 static void rpcdial_free(struct rpcdial *x)
@@ -101,7 +101,7 @@ static void rpcdial_done(const struct dial_result *r, void *arg)
 	x->d = NULL;
 	if (r->err == DIAL_OK) {
 		/* the channel owns the socket now (closed once it is sent) */
-		if (rpcdial.ch != NULL && rpcdial.ch->open)
+		if (front_ruleset() != NULL)
 			rpcdial_answer(x->id, r->fd, NULL);
 		else
 			close(r->fd);
@@ -126,7 +126,7 @@ static void rpcdial_timeout(evutil_socket_t fd, short what, void *arg)
 	rpcdial_free(x);
 }
 
-static void rpcdial_start(const struct msg *m)
+void rpcdial_start(uint32_t id, const void *data, size_t len)
 {
 	const struct front_conf *fc = rpcdial.fc;
 	struct route_decision dec;
@@ -135,15 +135,15 @@ static void rpcdial_start(const struct msg *m)
 	size_t n;
 	const char *why;
 
-	if (route_wire_decode(m->data, m->len, &dec) < 0 ||
+	if (route_wire_decode(data, len, &dec) < 0 ||
 	    dec.result != ROUTE_GO ||
 	    addr_parse(&to, dec.addr.p, dec.addr.len, -1) < 0 ||
 	    to.port == 0) {
-		rpcdial_answer(m->id, -1, "invalid address");
+		rpcdial_answer(id, -1, "invalid address");
 		return;
 	}
 	if (rpcdial.n >= RPCDIAL_MAX) {
-		rpcdial_answer(m->id, -1, "too many RPC connections");
+		rpcdial_answer(id, -1, "too many RPC connections");
 		return;
 	}
 	x = calloc(1, sizeof(*x));
@@ -152,7 +152,7 @@ static void rpcdial_start(const struct msg *m)
 		x->hops = calloc(n, sizeof(*x->hops));
 	if (x == NULL || (n > 0 && x->hops == NULL)) {
 		free(x);
-		rpcdial_answer(m->id, -1, "out of memory");
+		rpcdial_answer(id, -1, "out of memory");
 		return;
 	}
 	if (fc->nhops > 0)
@@ -162,11 +162,11 @@ static void rpcdial_start(const struct msg *m)
 				   dec.hops[i].len, &why) < 0) {
 			free(x->hops);
 			free(x);
-			rpcdial_answer(m->id, -1, "invalid proxy");
+			rpcdial_answer(id, -1, "invalid proxy");
 			return;
 		}
 	}
-	x->id = m->id;
+	x->id = id;
 	x->fd = -1;
 	x->next = rpcdial.list;
 	rpcdial.list = x;
@@ -178,12 +178,12 @@ static void rpcdial_start(const struct msg *m)
 	x->d = dial_start(&to, x->hops, n, DIAL_F_SELF_OK, rpcdial_done,
 			  rpcdial_watch, x);
 	if (x->d == NULL) {
-		rpcdial_answer(m->id, -1, "out of memory");
+		rpcdial_answer(id, -1, "out of memory");
 		rpcdial_free(x);
 	}
 }
 
-static void rpcdial_cancel_one(uint32_t id)
+void rpcdial_cancel(uint32_t id)
 {
 	for (struct rpcdial *x = rpcdial.list; x != NULL; x = x->next) {
 		if (x->id != id)
@@ -196,15 +196,6 @@ static void rpcdial_cancel_one(uint32_t id)
 		rpcdial_free(x);
 		return;
 	}
-}
-
-void rpcdial_on_msg(struct chanev *ch, const struct msg *m)
-{
-	rpcdial.ch = ch;
-	if (m->type == MSG_DIAL_REQ)
-		rpcdial_start(m);
-	else if (m->type == MSG_DIAL_CANCEL)
-		rpcdial_cancel_one(m->id);
 }
 
 /* The ruleset process went away: nobody wants these any more. */

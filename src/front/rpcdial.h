@@ -4,15 +4,19 @@
 #ifndef NEOSOCKSD_RPCDIAL_H
 #define NEOSOCKSD_RPCDIAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <event2/event.h>
 
-#include "common/chanev.h"
-#include "common/msg.h"
 #include "front/front.h"
 
 void rpcdial_setup(struct event_base *base, const struct front_conf *fc);
-/* MSG_DIAL_REQ or MSG_DIAL_CANCEL from the ruleset process on ch. */
-void rpcdial_on_msg(struct chanev *ch, const struct msg *m);
+/* DIAL_REQ: dial the address and hops the payload names (a struct
+ * msg_route) and answer DIAL_RES with the socket, or with the error. */
+void rpcdial_start(uint32_t id, const void *data, size_t len);
+/* DIAL_CANCEL: the RPC call gave up. */
+void rpcdial_cancel(uint32_t id);
 void rpcdial_cancel_all(void);
 
 #endif

@@ -219,7 +219,7 @@ void parent_child_ready(struct child *c)
 {
 	(void)c;
 	parent_api_status();
-	if (!parent.front.ready || !parent.ruleset.ready)
+	if (!parent.front.ch.ready || !parent.ruleset.ch.ready)
 		return;
 	if (!parent.ready_sent) {
 		parent.ready_sent = true;
@@ -262,23 +262,19 @@ static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 	parent.last_beat_ms = now;
 	for (int i = 0; i < NCHILDREN; i++) {
 		struct child *c = children[i];
-		struct msg_ping ping = { .seq = ++parent.ping_seq };
-
 		if (c->running)
 			proc_log_report(c);
-		if (!c->running || !c->ready || !c->ch.open)
+		if (!c->running || !c->ch.ready || !c->ch.open)
 			continue;
 		/* the parent itself was stopped or starved: the children's
 		 * answers may be waiting unread; give them a new chance */
 		if (stalled)
-			c->last_pong_ms = now;
-		if (now - c->last_pong_ms > HEARTBEAT_TIMEOUT_MS) {
+			c->ch.last_pong_ms = now;
+		if (now - c->ch.last_pong_ms > HEARTBEAT_TIMEOUT_MS) {
 			proc_kill(c, "stopped answering the heartbeat");
 			continue;
 		}
-		chanev_send(&c->ch,
-			    c->role == ROLE_FRONT ? MSG_PING : MSG_R_PING, 0,
-			    &ping, sizeof(ping), -1);
+		chanev_ping(&c->ch, ++parent.ping_seq);
 	}
 }
 
@@ -327,7 +323,7 @@ static void parent_stop(int sig)
 			evtimer_del(c->respawn_ev);
 		if (!c->running)
 			continue;
-		c->stopping = true;
+		proc_stopping(c);
 		if (c->ch.open)
 			chanev_send(&c->ch,
 				    c->role == ROLE_FRONT ? MSG_SHUTDOWN
@@ -360,7 +356,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 		notify_reloading();
 		parent_read_resolver_files();
 		if (parent.front.running && parent.front.ch.open &&
-		    parent.front.ready) {
+		    parent.front.ch.ready) {
 			chanev_send(&parent.front.ch, MSG_RESOLVCONF, 0,
 				    parent.resolvconf.data,
 				    parent.resolvconf.len, -1);

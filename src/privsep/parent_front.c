@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/monotime.h"
 #include "privsep/parent.h"
 #include "privsep/priv.h"
 
@@ -46,45 +45,47 @@ static void parent_front_spawned(struct child *c)
 	parent_link_peers();
 }
 
-static void parent_dispatch_front(struct chanev *ce, struct msg *m, void *arg)
+static void parent_dispatch_front_drained(struct chanev *ce, struct msg *m,
+					  void *arg)
 {
-	struct child *c = arg;
-
 	(void)ce;
-	switch (m->type) {
-	case MSG_READY:
-		if (c->ready) {
-			proc_kill(c, "READY twice");
-			return;
-		}
-		c->ready = true;
-		c->last_pong_ms = monotime_ms();
-		LOGD("front ready (pid %d)", (int)c->pid);
-		parent_child_ready(c);
-		return;
-	case MSG_PONG:
-		c->last_pong_ms = monotime_ms();
-		return;
-	case MSG_DRAINED:
-		return;
-	case MSG_PRIV_SOCKET:
-		if (proc_over_cap(c))
-			return;
-		if (priv_socket(c, m) < 0)
-			proc_kill(c, "privileged request refused");
-		return;
-	case MSG_PEER_FAULT:
-		/* the ruleset process is the less trusted one: replace it
-		 * (which also gives both a new channel) */
-		if (parent.ruleset.running)
-			proc_kill(&parent.ruleset,
-				  "the front reports a protocol "
-				  "violation on their channel");
-		return;
-	default:
-		proc_kill(c, "message not handled");
-	}
+	(void)m;
+	(void)arg;
+	LOGD("front drained");
 }
+
+static void parent_dispatch_front_priv_socket(struct chanev *ce,
+					      struct msg *m, void *arg)
+{
+	if (proc_over_cap(arg))
+		return;
+	if (priv_socket(arg, m) < 0)
+		chanev_reject(ce, m, "privileged request refused");
+}
+
+static void parent_dispatch_front_peer_fault(struct chanev *ce,
+					     struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)m;
+	(void)arg;
+	/* the ruleset process is the less trusted one: replace it (which
+	 * also gives both a new channel) */
+	if (parent.ruleset.running)
+		proc_kill(&parent.ruleset, "the front reports a protocol "
+					   "violation on their channel");
+}
+
+/* What the front may send, and when (PONG and READY: chanev.c). */
+static const struct chanev_row parent_dispatch_front[] = {
+	{ MSG_DRAINED, PROC_STOPPING, parent_dispatch_front_drained },
+	{ MSG_PRIV_SOCKET, PROC_READY | PROC_STOPPING, parent_dispatch_front_priv_socket },
+	{ MSG_PEER_FAULT, PROC_READY | PROC_STOPPING, parent_dispatch_front_peer_fault },
+};
+
+static const struct chanev_end parent_front_end = {
+	CHANEV_ROWS(parent_dispatch_front), proc_chan_err, proc_chan_ready
+};
 
 static void parent_front_exited(struct child *c)
 {
@@ -92,7 +93,7 @@ static void parent_front_exited(struct child *c)
 		parent_check_exit();
 		return;
 	}
-	if (!parent.ready_sent && !c->ready && c->restarts >= 5) {
+	if (!parent.ready_sent && !c->ch.ready && c->restarts >= 5) {
 		LOGF("the front failed to start %u times", c->restarts + 1);
 		parent_finish(1);
 		return;
@@ -107,7 +108,8 @@ void parent_front_init(void)
 		.kind = CHAN_PARENT_FRONT,
 		.logfd = -1,
 		.on_spawn = parent_front_spawned,
-		.on_msg = parent_dispatch_front,
+		.end = &parent_front_end,
+		.on_ready = parent_child_ready,
 		.on_exit = parent_front_exited,
 	};
 }

@@ -231,78 +231,106 @@ static void parent_ruleset_peer_fault(void)
 	evtimer_add(relink_ev, &tv);
 }
 
-static void parent_dispatch_ruleset(struct chanev *ce, struct msg *m,
-				    void *arg)
+/* R_LOADED answers a -r source; a daemon with -c gets R_CONFIGURED. */
+static void parent_dispatch_ruleset_loaded(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	if (parent.conf.config_file[0]) {
+		chanev_reject(ce, m, "unexpected LOADED");
+		return;
+	}
+	parent_ruleset_loaded(arg, m);
+}
+
+static void parent_dispatch_ruleset_configured(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	if (!parent.conf.config_file[0]) {
+		chanev_reject(ce, m, "unexpected CONFIGURED");
+		return;
+	}
+	parent_ruleset_configured(arg, m);
+}
+
+static void parent_dispatch_ruleset_execute(struct chanev *ce, struct msg *m,
+					    void *arg)
+{
+	if (proc_over_cap(arg))
+		return;
+	if (execute_request(arg, m) < 0)
+		chanev_reject(ce, m, "execute refused");
+}
+
+static void parent_dispatch_ruleset_execute_cancel(struct chanev *ce,
+						   struct msg *m, void *arg)
 {
 	struct child *c = arg;
 
 	(void)ce;
-	switch (m->type) {
-	case MSG_R_READY:
-		if (c->ready) {
-			proc_kill(c, "READY twice");
-			return;
-		}
-		c->ready = true;
-		c->last_pong_ms = monotime_ms();
-		LOGD("ruleset process ready (pid %d)", (int)c->pid);
-		parent_child_ready(c);
-		return;
-	case MSG_R_PONG:
-		c->last_pong_ms = monotime_ms();
-		return;
-	case MSG_R_LOADED:
-		if (parent.conf.config_file[0]) {
-			proc_kill(c, "unexpected LOADED");
-			return;
-		}
-		parent_ruleset_loaded(c, m);
-		return;
-	case MSG_R_CONFIGURED:
-		if (!parent.conf.config_file[0]) {
-			proc_kill(c, "unexpected CONFIGURED");
-			return;
-		}
-		parent_ruleset_configured(c, m);
-		return;
-	case MSG_R_EXECUTE:
-		if (proc_over_cap(c))
-			return;
-		if (execute_request(c, m) < 0)
-			proc_kill(c, "execute refused");
-		return;
-	case MSG_R_EXECUTE_CANCEL:
-		execute_cancel(m->id, c->pid);
-		return;
-	case MSG_R_PEER_FAULT:
-		parent_ruleset_peer_fault();
-		return;
-	case MSG_R_PERSIST:
-		if (state_persist(m) < 0)
-			proc_kill(c, "bad update to save");
-		return;
-	case MSG_R_MODULE_REQ:
-	case MSG_R_FILE_REQ:
-		if (proc_over_cap(c))
-			return;
-		if (modules_request(c, m) < 0)
-			proc_kill(c, "bad module request");
-		return;
-	case MSG_R_EXIT: {
-		struct msg_exit ex;
-
-		memcpy(&ex, m->data, sizeof(ex));
-		if (ex.code < 0 || ex.code > 255) {
-			proc_kill(c, "bad exit status");
-			return;
-		}
-		parent_exit_request(ex.code);
-		return;
-	}
-	default:
-		proc_kill(c, "message not handled");
-	}
+	execute_cancel(m->id, c->pid);
 }
+
+static void parent_dispatch_ruleset_peer_fault(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)m;
+	(void)arg;
+	parent_ruleset_peer_fault();
+}
+
+static void parent_dispatch_ruleset_persist(struct chanev *ce, struct msg *m,
+					    void *arg)
+{
+	(void)arg;
+	if (state_persist(m) < 0)
+		chanev_reject(ce, m, "bad update to save");
+}
+
+/* R_MODULE_REQ (require) and R_FILE_REQ (loadfile, dofile) */
+static void parent_dispatch_ruleset_module_req(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	if (proc_over_cap(arg))
+		return;
+	if (modules_request(arg, m) < 0)
+		chanev_reject(ce, m, "bad module request");
+}
+
+/* os.exit(code): the daemon stops as on SIGTERM, then exits with code. */
+static void parent_dispatch_ruleset_exit(struct chanev *ce, struct msg *m,
+					 void *arg)
+{
+	struct msg_exit ex;
+
+	(void)arg;
+	memcpy(&ex, m->data, sizeof(ex));
+	if (ex.code < 0 || ex.code > 255) {
+		chanev_reject(ce, m, "bad exit status");
+		return;
+	}
+	parent_exit_request(ex.code);
+}
+
+/* What the ruleset process may send, and when (R_PONG and R_READY:
+ * chanev.c). It loads its first source, and may run commands, ask for
+ * modules and files, and exit while doing so, before it is READY; it has
+ * the front channel and the API only after. */
+static const struct chanev_row parent_dispatch_ruleset[] = {
+	{ MSG_R_LOADED, PROC_ANY, parent_dispatch_ruleset_loaded },
+	{ MSG_R_CONFIGURED, PROC_ANY, parent_dispatch_ruleset_configured },
+	{ MSG_R_EXECUTE, PROC_ANY, parent_dispatch_ruleset_execute },
+	{ MSG_R_EXECUTE_CANCEL, PROC_ANY, parent_dispatch_ruleset_execute_cancel },
+	{ MSG_R_MODULE_REQ, PROC_ANY, parent_dispatch_ruleset_module_req },
+	{ MSG_R_FILE_REQ, PROC_ANY, parent_dispatch_ruleset_module_req },
+	{ MSG_R_EXIT, PROC_ANY, parent_dispatch_ruleset_exit },
+	{ MSG_R_PEER_FAULT, PROC_READY | PROC_STOPPING, parent_dispatch_ruleset_peer_fault },
+	{ MSG_R_PERSIST, PROC_READY | PROC_STOPPING, parent_dispatch_ruleset_persist },
+};
+
+static const struct chanev_end parent_ruleset_end = {
+	CHANEV_ROWS(parent_dispatch_ruleset), proc_chan_err, proc_chan_ready
+};
 
 static void parent_ruleset_exited(struct child *c)
 {
@@ -323,7 +351,7 @@ static void parent_ruleset_exited(struct child *c)
 		parent.ruleset_trial_seq = 0;
 		parent_reload_done();
 	}
-	if (!parent.ready_sent && !c->ready && c->restarts >= START_ATTEMPTS) {
+	if (!parent.ready_sent && !c->ch.ready && c->restarts >= START_ATTEMPTS) {
 		/* a ruleset that fails to load says so and stops us earlier;
 		 * this is a process that keeps dying before it is up */
 		LOGF("the ruleset process failed to start %u times",
@@ -392,7 +420,8 @@ void parent_ruleset_init(void)
 		.kind = CHAN_PARENT_RULESET,
 		.logfd = -1,
 		.on_spawn = parent_ruleset_spawned,
-		.on_msg = parent_dispatch_ruleset,
+		.end = &parent_ruleset_end,
+		.on_ready = parent_child_ready,
 		.on_exit = parent_ruleset_exited,
 	};
 }

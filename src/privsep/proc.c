@@ -135,8 +135,7 @@ static void proc_log_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void proc_chan_err(struct chanev *ce, int err, const char *why,
-			  void *arg)
+void proc_chan_err(struct chanev *ce, int err, const char *why, void *arg)
 {
 	struct child *c = arg;
 
@@ -149,6 +148,21 @@ static void proc_chan_err(struct chanev *ce, int err, const char *why,
 	/* a child that closes its channel unasked is of no use and might
 	 * not be exiting: make sure (it is respawned) */
 	proc_kill(c, err == 0 ? "closed its channel" : why);
+}
+
+void proc_chan_ready(struct chanev *ce, void *arg)
+{
+	struct child *c = arg;
+
+	chanev_set_state(ce, c->stopping ? PROC_STOPPING : PROC_READY);
+	LOGD("%s ready (pid %d)", role_name(c->role), (int)c->pid);
+	c->on_ready(c);
+}
+
+void proc_stopping(struct child *c)
+{
+	c->stopping = true;
+	chanev_set_state(&c->ch, PROC_STOPPING);
 }
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
@@ -218,10 +232,8 @@ int proc_spawn(struct child *c)
 	close(lp[1]);
 	c->pid = pid;
 	c->running = true;
-	c->ready = false;
 	c->stopping = false;
 	c->started_ms = monotime_ms();
-	c->last_pong_ms = c->started_ms;
 	c->logfd = lp[0];
 	c->loglen = 0;
 	c->logbucket = (struct log_bucket){ 0 };
@@ -234,8 +246,8 @@ int proc_spawn(struct child *c)
 		c->logfd = -1;
 	}
 	if (c->logev == NULL || event_add(c->logev, NULL) < 0 ||
-	    chanev_init(&c->ch, proc_base, sv[0], c->kind, c->role,
-			c->on_msg, proc_chan_err, c) < 0) {
+	    chanev_init(&c->ch, proc_base, sv[0], c->kind, c->role, c->end,
+			PROC_STARTING, c) < 0) {
 		/* it runs: reaped and respawned like any child that died */
 		LOG_RL(LOGL_ERROR, 10, "cannot watch the %s process",
 		       role_name(c->role));

@@ -20,6 +20,15 @@
 #define PROC_CHAN_FD 3
 #define PROC_LOGBUF LOG_FORWARD_MAX
 
+/* The states of the parent's end of a child's channel (the masks of its
+ * dispatch rows). */
+enum proc_state {
+	PROC_STARTING = 1, /* spawned, READY not yet seen */
+	PROC_READY = 2,    /* serving */
+	PROC_STOPPING = 4, /* told to shut down */
+};
+#define PROC_ANY (PROC_STARTING | PROC_READY | PROC_STOPPING)
+
 struct child;
 typedef void (*child_cb)(struct child *c);
 
@@ -28,8 +37,9 @@ struct child {
 	enum chan_kind kind; /* of the parent channel */
 	pid_t pid;
 	bool running; /* forked and not yet reaped */
-	bool ready;   /* said MSG_READY */
 	bool stopping; /* told to shut down: its channel may close */
+	/* the channel; ch.ready: the child said READY, ch.last_pong_ms: when
+	 * it last answered the heartbeat (both kept after it closes) */
 	struct chanev ch;
 	int logfd;
 	struct event *logev;
@@ -39,12 +49,14 @@ struct child {
 	uint64_t log_dropped;        /* lines over it, not yet reported */
 	unsigned restarts;
 	int64_t started_ms;
-	int64_t last_pong_ms;
 	int backoff_ms;
 	struct event *respawn_ev;
 	/* hooks */
 	child_cb on_spawn;     /* channel is up: send the configuration */
-	chanev_msg_cb on_msg;  /* a checked message from the child */
+	/* the parent's end of its channel: its dispatch table, with
+	 * proc_chan_err and proc_chan_ready */
+	const struct chanev_end *end;
+	child_cb on_ready;     /* it said READY */
 	child_cb on_exit;      /* reaped */
 };
 
@@ -53,6 +65,13 @@ void proc_setup(struct event_base *base, int exe_fd);
  * at once and respawned when reaped, like any child that died); -1: nothing
  * started (logged, rate-limited). */
 int proc_spawn(struct child *c);
+/* The end's on_err: a violation, or a channel closed unasked, kills the
+ * child (it is respawned). */
+void proc_chan_err(struct chanev *ce, int err, const char *why, void *arg);
+/* The end's on_ready: the child serves. */
+void proc_chan_ready(struct chanev *ce, void *arg);
+/* The child was told to shut down: its channel may close now. */
+void proc_stopping(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
  * as an error; NULL for an expected end (the daemon is finishing). */
 void proc_kill(struct child *c, const char *why);

@@ -15,15 +15,11 @@ struct chanev *ruleset_front(void);
 void ruleset_front_attach(int fd);
 /* A synchronous round trip to the front (neosocksd.resolve, stats()):
  * send type/id/data, then wait at most timeout_ms for the answer of type
- * reply with that id (MSG_STATS: any id), blocking this process; other
+ * reply with that id (chanev_await), blocking this process; other
  * messages keep their order and are handled after. Copies the answer's
  * payload (at most cap bytes). 1 answered, 0 no front, timeout or end. */
 int ruleset_front_call(uint16_t type, uint32_t id, const void *data,
 		       size_t len, uint16_t reply, int timeout_ms, void *out,
 		       size_t cap, size_t *outlen);
-/* A front message or fault that waited behind a require() (for
- * ruleset_parent.c's queue). */
-void ruleset_front_dispatch(struct chanev *ce, struct msg *m, void *arg);
-void ruleset_front_fault(const char *why);
 
 #endif

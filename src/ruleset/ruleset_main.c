@@ -25,7 +25,7 @@
 static struct {
 	struct event_base *base;
 	struct config conf;
-	bool have_conf, started, ready;
+	bool ready; /* R_READY sent */
 } ruleset;
 
 struct event_base *ruleset_base(void)
@@ -40,17 +40,11 @@ const struct config *ruleset_conf(void)
 
 int ruleset_set_config(const void *data, size_t len)
 {
-	if (ruleset.have_conf || config_validate_wire(data, len) < 0)
+	if (config_validate_wire(data, len) < 0)
 		return -1;
 	memcpy(&ruleset.conf, data, sizeof(ruleset.conf));
 	log_level = ruleset.conf.loglevel;
-	ruleset.have_conf = true;
 	return 0;
-}
-
-bool ruleset_configured(void)
-{
-	return ruleset.have_conf;
 }
 
 /* A -c file evaluated at the daemon's start: its settings count. */
@@ -64,11 +58,6 @@ void ruleset_apply_config(const struct config *c)
 	ruleset.conf = *c;
 	log_level = ruleset.conf.loglevel;
 	vm_reconf(&vc);
-}
-
-bool ruleset_started(void)
-{
-	return ruleset.started;
 }
 
 void ruleset_exit(int code)
@@ -151,7 +140,6 @@ void ruleset_start(const struct msg_sandbox *m)
 	}
 	if (skipped[0])
 		LOGN("sandbox: not applied: %s", skipped);
-	ruleset.started = true;
 	if (!ruleset.conf.ruleset[0] && !ruleset.conf.config_file[0])
 		ruleset_ready(); /* nothing to load: serve "no ruleset" */
 }

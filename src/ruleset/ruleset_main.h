@@ -18,12 +18,10 @@ const struct config *ruleset_conf(void);
 
 /* R_CONFIG: the settings (once, before R_START). 0 or -1. */
 int ruleset_set_config(const void *data, size_t len);
-bool ruleset_configured(void);
 /* A -c file evaluated at the daemon's start: its settings count. */
 void ruleset_apply_config(const struct config *c);
 /* R_START: create the Lua state and apply the sandbox (or exit). */
 void ruleset_start(const struct msg_sandbox *sb);
-bool ruleset_started(void);
 /* Send R_READY (once). */
 void ruleset_ready(void);
 /* Flush what is queued for the parent, then exit. */

@@ -1,15 +1,13 @@
 /* ruleset_parent: the ruleset process's end of its channel to the parent
  * (fd 3). The parent sends the configuration, R_START, the source to load
  * (at start, or on trial after SIGHUP), saved updates, the API's listener
- * and tokens, modules and files for require()/loadfile(), command
- * statuses, and new channels to the front. Messages are handled in order:
- * while require() waits for the parent, everything else that arrives
- * waits behind it (the front's messages too). Anything out of place from
- * the parent ends the process (exit status 1). */
+ * and tokens, modules and files for require() and loadfile(), command
+ * statuses, and new channels to the front. Messages are handled in order: while require() waits for
+ * the parent, everything else that arrives waits behind it. Anything out
+ * of place from the parent ends the process (exit status 1). */
 #include "ruleset/ruleset_parent.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,23 +32,10 @@
 #define RULESET_CHAN_FD 3
 #define MODULE_WAIT_MS 10000
 
-struct deferred {
-	struct deferred *next;
-	bool front; /* from the front (else the parent); type 0: a fault */
-	uint16_t type;
-	uint32_t id, len;
-	int fd;
-	uint8_t data[];
-};
-
 static struct {
 	struct chanev ch;
-	uint32_t module_seq;
-	struct deferred *deferred, **deferred_tail;
-	struct event *deferred_ev;
+	uint32_t module_seq; /* require()'s requests */
 } parent_link;
-
-static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg);
 
 struct chanev *ruleset_parent(void)
 {
@@ -184,103 +169,19 @@ static void ruleset_parent_load(const struct msg *m)
 	ruleset_ready();
 }
 
-/* Messages that arrived while require() waited, for after it, in order
- * (and every later one behind them). Takes m->fd. */
-void ruleset_parent_defer_from(const struct msg *m, bool front)
-{
-	struct deferred *d = malloc(sizeof(*d) + m->len);
-
-	if (d == NULL) {
-		LOGE("out of memory deferring %s", msg_name(m->type));
-		ruleset_exit(1);
-	}
-	d->next = NULL;
-	d->front = front;
-	d->type = m->type;
-	d->id = m->id;
-	d->len = m->len;
-	d->fd = m->fd;
-	memcpy(d->data, m->data, m->len);
-	*parent_link.deferred_tail = d;
-	parent_link.deferred_tail = &d->next;
-	event_active(parent_link.deferred_ev, EV_TIMEOUT, 1);
-}
-
-static void ruleset_parent_defer(const struct msg *m)
-{
-	ruleset_parent_defer_from(m, false);
-}
-
-static void ruleset_parent_deferred_cb(evutil_socket_t fd, short what,
-				       void *arg)
-{
-	struct deferred *d;
-
-	(void)fd;
-	(void)what;
-	(void)arg;
-	while ((d = parent_link.deferred) != NULL) {
-		struct msg m = { .type = d->type, .id = d->id, .len = d->len,
-				 .data = d->data, .fd = d->fd };
-
-		parent_link.deferred = d->next;
-		if (parent_link.deferred == NULL)
-			parent_link.deferred_tail = &parent_link.deferred;
-		if (!d->front)
-			ruleset_parent_msg(&parent_link.ch, &m, NULL);
-		else if (d->type == MSG_INVALID)
-			ruleset_front_fault((const char *)d->data);
-		else if (ruleset_front() != NULL)
-			ruleset_front_dispatch(ruleset_front(), &m, NULL);
-		else if (d->fd >= 0)
-			close(d->fd);
-		free(d);
-	}
-}
-
-/* Whole messages already read but not taken: no read event will come for
- * them, so they join the deferred queue. */
-static void ruleset_parent_defer_buffered(struct msgchan *ch)
-{
-	struct msg m;
-	int r;
-
-	while ((r = msgchan_get(ch, &m)) == 1) {
-		const char *why;
-
-		if (msg_check(CHAN_PARENT_RULESET, ROLE_PARENT, &m, &why) < 0) {
-			LOGE("parent channel: %s", why);
-			ruleset_exit(1);
-		}
-		ruleset_parent_defer(&m);
-	}
-	if (r < 0) {
-		LOGE("parent channel: malformed frame");
-		ruleset_exit(1);
-	}
-}
-
-/* The parent channel's handler: behind anything deferred, in order. */
-static void ruleset_parent_chan_msg(struct chanev *ce, struct msg *m,
-				    void *arg)
-{
-	if (parent_link.deferred != NULL) {
-		ruleset_parent_defer(m);
-		return;
-	}
-	ruleset_parent_msg(ce, m, arg);
-}
-
 /* require(), loadfile(), dofile(): ask the parent for a module or a file
- * and wait for the answer (the parent answers from memory or a few file
- * reads; meanwhile this process serves nothing). See loader.h. */
+ * and wait for the answer (the only blocking wait on this channel; the
+ * parent answers from memory or a few file reads). What else arrives
+ * meanwhile (a saved update, a reload) is handled after the chunk that is
+ * loading, in the order it came: an update must land on the ruleset it was
+ * made for. See loader.h for what is returned. */
 static int ruleset_parent_fetch(bool module, const char *name, char **data,
-			 size_t *len)
+				size_t *len)
 {
-	struct msgchan *ch = &parent_link.ch.ch;
 	uint32_t id = ++parent_link.module_seq;
+	struct msg_module mm;
 	struct msg m;
-	ssize_t n;
+	int r, found;
 
 	*data = NULL;
 	*len = 0;
@@ -288,65 +189,30 @@ static int ruleset_parent_fetch(bool module, const char *name, char **data,
 			module ? MSG_R_MODULE_REQ : MSG_R_FILE_REQ, id, name,
 			strlen(name), -1) < 0)
 		return -1;
-	chanev_drain(&parent_link.ch, MODULE_WAIT_MS);
-	for (;;) {
-		struct pollfd pfd = { ch->fd, POLLIN, 0 };
-		int r;
-
-		while ((r = msgchan_get(ch, &m)) == 1) {
-			const char *why;
-
-			if (msg_check(CHAN_PARENT_RULESET, ROLE_PARENT, &m,
-				      &why) < 0) {
-				LOGE("parent channel: %s", why);
-				ruleset_exit(1);
-			}
-			if (m.type == MSG_R_MODULE && m.id == id) {
-				struct msg_module mm;
-				int found;
-
-				memcpy(&mm, m.data, sizeof(mm));
-				found = mm.found >= MODULE_ERROR &&
-						mm.found <= MODULE_REFUSED
-					? mm.found
-					: MODULE_ERROR;
-				*len = m.len - sizeof(mm);
-				if (found != MODULE_ABSENT &&
-				    (*data = malloc(*len + 1)) != NULL) {
-					memcpy(*data, m.data + sizeof(mm),
-					       *len);
-					(*data)[*len] = '\0';
-				} else if (found != MODULE_ABSENT) {
-					found = -1;
-				}
-				ruleset_parent_defer_buffered(ch);
-				return found;
-			}
-			if (m.type == MSG_R_PING) {
-				ruleset_parent_msg(&parent_link.ch, &m, NULL);
-			} else if (m.type == MSG_R_MODULE) {
-				continue; /* an answer to a require that gave up */
-			} else {
-				/* after the chunk that is loading, in the order
-				 * they came: a saved update must land on the
-				 * ruleset it was made for */
-				ruleset_parent_defer(&m);
-			}
-		}
-		if (r < 0) {
-			LOGE("parent channel: malformed frame");
-			ruleset_exit(1);
-		}
-		if (poll(&pfd, 1, MODULE_WAIT_MS) <= 0) {
-			LOGE("no answer for '%s'", name);
-			return -1;
-		}
-		n = msgchan_read(ch);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			ruleset_exit(0); /* the parent is gone */
+	r = chanev_await(&parent_link.ch, MSG_R_MODULE, id, MODULE_WAIT_MS,
+			 &m);
+	if (r == 0)
+		LOGE("no answer for '%s'", name);
+	if (r <= 0)
+		return -1;
+	memcpy(&mm, m.data, sizeof(mm));
+	found = mm.found >= MODULE_ERROR && mm.found <= MODULE_REFUSED
+			? mm.found
+			: MODULE_ERROR;
+	if (found == MODULE_ABSENT)
+		return found;
+	*len = m.len - sizeof(mm);
+	*data = malloc(*len + 1);
+	if (*data == NULL) {
+		*len = 0;
+		return -1;
 	}
+	memcpy(*data, m.data + sizeof(mm), *len);
+	(*data)[*len] = '\0';
+	return found;
 }
 
+/* os.exit(code): the parent stops the daemon (draining) and exits. */
 static void ruleset_parent_send_exit(int code)
 {
 	struct msg_exit ex = { .code = code };
@@ -357,144 +223,176 @@ static void ruleset_parent_send_exit(int code)
 	chanev_drain(&parent_link.ch, 1000);
 }
 
-/* Deferred messages of a front that is gone. */
-void ruleset_parent_drop_front(void)
-{
-	struct deferred **pp = &parent_link.deferred, *d;
+/* The process's states, as the parent sees them through what it sends. */
+enum {
+	RP_INIT = 1,       /* R_CONFIG comes first */
+	RP_CONFIGURED = 2, /* then R_START */
+	RP_STARTED = 4,    /* sandboxed, with a Lua state */
+};
+#define RP_ANY (RP_INIT | RP_CONFIGURED | RP_STARTED)
 
-	parent_link.deferred_tail = &parent_link.deferred;
-	while ((d = *pp) != NULL) {
-		if (d->front) {
-			*pp = d->next;
-			if (d->fd >= 0)
-				close(d->fd);
-			free(d);
-			continue;
-		}
-		parent_link.deferred_tail = &d->next;
-		pp = &d->next;
+static void ruleset_dispatch_parent_config(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	(void)arg;
+	if (ruleset_set_config(m->data, m->len) < 0) {
+		chanev_reject(ce, m, "bad R_CONFIG");
+		return;
 	}
+	chanev_set_state(ce, RP_CONFIGURED);
 }
 
-static void ruleset_parent_msg(struct chanev *ce, struct msg *m, void *arg)
+static void ruleset_dispatch_parent_start(struct chanev *ce, struct msg *m,
+					  void *arg)
+{
+	struct msg_sandbox sb;
+
+	(void)arg;
+	memcpy(&sb, m->data, sizeof(sb));
+	chanev_set_state(ce, RP_STARTED);
+	ruleset_start(&sb);
+}
+
+static void ruleset_dispatch_parent_ruleset(struct chanev *ce, struct msg *m,
+					    void *arg)
 {
 	(void)ce;
 	(void)arg;
-	switch (m->type) {
-	case MSG_R_CONFIG:
-		if (ruleset_set_config(m->data, m->len) < 0)
-			goto bad;
-		return;
-	case MSG_R_START: {
-		struct msg_sandbox sb;
-
-		if (!ruleset_configured() || ruleset_started())
-			goto bad;
-		memcpy(&sb, m->data, sizeof(sb));
-		ruleset_start(&sb);
-		return;
-	}
-	case MSG_R_RULESET:
-		if (!ruleset_started())
-			goto bad;
-		ruleset_parent_load(m);
-		return;
-	case MSG_R_CONFIGFILE:
-		if (!ruleset_started())
-			goto bad;
-		ruleset_parent_configfile(m);
-		return;
-	case MSG_R_PEER_CHAN:
-		if (m->fd < 0) {
-			LOGE("front channel lost in transit");
-			return;
-		}
-		ruleset_front_attach(m->fd);
-		return;
-	case MSG_R_PING:
-		chanev_send(&parent_link.ch, MSG_R_PONG, m->id, m->data, m->len,
-			    -1);
-		return;
-	case MSG_R_SHUTDOWN:
-		ruleset_exit(0);
-		return;
-	case MSG_R_MODULE:
-		return; /* a late answer to a require that gave up */
-	case MSG_R_EXECUTED:
-		await_on_executed(m);
-		return;
-	case MSG_R_LISTENER:
-		if (m->fd < 0 || !ruleset_started()) {
-			LOGE("API listener lost in transit");
-			if (m->fd >= 0)
-				close(m->fd);
-			return;
-		}
-		if (api_start(m->fd, ruleset_conf()) < 0) {
-			LOGE("cannot serve the API");
-			ruleset_exit(1);
-		}
-		return;
-	case MSG_R_TOKENS: {
-		struct msg_tokens t;
-
-		memcpy(&t, m->data, sizeof(t));
-		t.admin[MSG_TOKEN_MAX] = t.readonly[MSG_TOKEN_MAX] = '\0';
-		api_set_tokens(t.admin, t.readonly);
-		explicit_bzero(&t, sizeof(t));
-		return;
-	}
-	case MSG_R_STATUS: {
-		struct msg_status st;
-
-		memcpy(&st, m->data, sizeof(st));
-		api_routes_set_status(&st);
-		stats_set_status(&st);
-		return;
-	}
-	case MSG_R_UPDATE:
-		if (!ruleset_started())
-			goto bad;
-		ruleset_parent_replay(m);
-		return;
-	default:
-		break;
-	}
-bad:
-	if (m->fd >= 0)
-		close(m->fd);
-	LOGE("unexpected %s from the parent", msg_name(m->type));
-	ruleset_exit(1);
+	ruleset_parent_load(m);
 }
 
+static void ruleset_dispatch_parent_configfile(struct chanev *ce,
+					       struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	ruleset_parent_configfile(m);
+}
+
+static void ruleset_dispatch_parent_update(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	(void)ce;
+	(void)arg;
+	ruleset_parent_replay(m);
+}
+
+static void ruleset_dispatch_parent_peer_chan(struct chanev *ce,
+					      struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	if (m->fd < 0) {
+		LOGE("front channel lost in transit");
+		return;
+	}
+	ruleset_front_attach(m->fd);
+}
+
+static void ruleset_dispatch_parent_shutdown(struct chanev *ce,
+					     struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)m;
+	(void)arg;
+	ruleset_exit(0);
+}
+
+static void ruleset_dispatch_parent_module(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	(void)ce;
+	(void)m;
+	(void)arg;
+	/* a late answer to a require that gave up */
+}
+
+static void ruleset_dispatch_parent_executed(struct chanev *ce,
+					     struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	await_on_executed(m);
+}
+
+static void ruleset_dispatch_parent_listener(struct chanev *ce,
+					     struct msg *m, void *arg)
+{
+	(void)ce;
+	(void)arg;
+	if (m->fd < 0) {
+		LOGE("API listener lost in transit");
+		return;
+	}
+	if (api_start(m->fd, ruleset_conf()) < 0) {
+		LOGE("cannot serve the API");
+		ruleset_exit(1);
+	}
+}
+
+static void ruleset_dispatch_parent_tokens(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	struct msg_tokens t;
+
+	(void)ce;
+	(void)arg;
+	memcpy(&t, m->data, sizeof(t));
+	t.admin[MSG_TOKEN_MAX] = t.readonly[MSG_TOKEN_MAX] = '\0';
+	api_set_tokens(t.admin, t.readonly);
+	explicit_bzero(&t, sizeof(t));
+}
+
+static void ruleset_dispatch_parent_status(struct chanev *ce, struct msg *m,
+					   void *arg)
+{
+	struct msg_status st;
+
+	(void)ce;
+	(void)arg;
+	memcpy(&st, m->data, sizeof(st));
+	api_routes_set_status(&st);
+	stats_set_status(&st);
+}
+
+/* What the parent sends, and when (R_PING: chanev.c). */
+static const struct chanev_row ruleset_dispatch_parent[] = {
+	{ MSG_R_CONFIG, RP_INIT, ruleset_dispatch_parent_config },
+	{ MSG_R_START, RP_CONFIGURED, ruleset_dispatch_parent_start },
+	{ MSG_R_RULESET, RP_STARTED, ruleset_dispatch_parent_ruleset },
+	{ MSG_R_CONFIGFILE, RP_STARTED, ruleset_dispatch_parent_configfile },
+	{ MSG_R_UPDATE, RP_STARTED, ruleset_dispatch_parent_update },
+	{ MSG_R_PEER_CHAN, RP_STARTED, ruleset_dispatch_parent_peer_chan },
+	{ MSG_R_SHUTDOWN, RP_ANY, ruleset_dispatch_parent_shutdown },
+	{ MSG_R_MODULE, RP_ANY, ruleset_dispatch_parent_module },
+	{ MSG_R_EXECUTED, RP_STARTED, ruleset_dispatch_parent_executed },
+	{ MSG_R_LISTENER, RP_STARTED, ruleset_dispatch_parent_listener },
+	{ MSG_R_TOKENS, RP_STARTED, ruleset_dispatch_parent_tokens },
+	{ MSG_R_STATUS, RP_STARTED, ruleset_dispatch_parent_status },
+};
+
+/* The parent is gone (EOF): so are we; anything else out of place from it
+ * ends the process too. */
 static void ruleset_parent_err(struct chanev *ce, int err, const char *why,
 			       void *arg)
 {
 	(void)ce;
 	(void)arg;
 	if (err == 0)
-		exit(0); /* the parent is gone */
+		exit(0);
 	LOGE("parent channel: %s", why);
-	exit(1);
+	ruleset_exit(1);
 }
 
-bool ruleset_parent_deferring(void)
-{
-	return parent_link.deferred != NULL;
-}
+static const struct chanev_end ruleset_parent_end = {
+	CHANEV_ROWS(ruleset_dispatch_parent), ruleset_parent_err, NULL
+};
 
 int ruleset_parent_init(struct event_base *base)
 {
-	parent_link.deferred_tail = &parent_link.deferred;
-	parent_link.deferred_ev = event_new(base, -1, 0,
-					    ruleset_parent_deferred_cb, NULL);
 	loader_set_fetch(ruleset_parent_fetch);
 	lib_os_set_exit(ruleset_parent_send_exit);
-	if (parent_link.deferred_ev == NULL ||
-	    chanev_init(&parent_link.ch, base, RULESET_CHAN_FD,
-			CHAN_PARENT_RULESET, ROLE_PARENT,
-			ruleset_parent_chan_msg, ruleset_parent_err,
-			NULL) < 0)
-		return -1;
-	return 0;
+	return chanev_init(&parent_link.ch, base, RULESET_CHAN_FD,
+			   CHAN_PARENT_RULESET, ROLE_PARENT,
+			   &ruleset_parent_end, RP_INIT, NULL);
 }

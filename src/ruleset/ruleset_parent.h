@@ -3,7 +3,6 @@
 #ifndef NEOSOCKSD_RULESET_PARENT_H
 #define NEOSOCKSD_RULESET_PARENT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/event.h>
@@ -18,11 +17,5 @@ struct chanev *ruleset_parent(void);
  * respawned process; saved with --state-dir). */
 void ruleset_parent_persist(int kind, const char *module,
 			    const char *chunkname, const char *src, size_t len);
-/* The queue of messages waiting behind a require(), which the front's
- * messages join while it is not empty (front: from the front). */
-bool ruleset_parent_deferring(void);
-void ruleset_parent_defer_from(const struct msg *m, bool front);
-/* The front is gone: drop its messages from the queue. */
-void ruleset_parent_drop_front(void);
 
 #endif

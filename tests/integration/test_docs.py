@@ -1,7 +1,11 @@
 """The documentation cannot drift from the code: the message catalogue table
 in docs/privsep.md lists exactly the message types of msg_table[] in
-src/common/msg.c, each with the same channel, sender and fd rule."""
+src/common/msg.c, each with the same channel, sender and fd rule; and every
+type lands in exactly one place at its receiver, a row of the receiving
+end's dispatch table (`grep -n _dispatch_ src` lists them) or the shared
+channel code's PING/PONG/READY."""
 
+import glob
 import os
 import re
 
@@ -78,3 +82,46 @@ def test_catalogue_matches_msg_c():
         if doc[name] != code[name]
     }
     assert not wrong, f"channel, sender or fd rule differ: {wrong}"
+
+
+# { MSG_ROUTE_REPLY, FR_OPEN, front_dispatch_ruleset_route_reply },
+ROW_DISPATCH = re.compile(r"\{\s*MSG_(\w+)\s*,[^,]*,\s*(\w+?)_dispatch_(\w+?)_\w+\s*\}")
+# [CHAN_PARENT_FRONT] = { MSG_PING, MSG_PONG, MSG_READY },
+ROW_CTL = re.compile(r"\[CHAN_(\w+)\]\s*=\s*\{\s*MSG_(\w+)\s*,\s*MSG_(\w+)\s*,\s*MSG_(\w+)\s*\}")
+
+
+def landing_places():
+    """{type name: [(receiver, sender, where)]} from the dispatch rows in
+    src/ and the control messages of msg.c."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "src", "*", "*.c"))):
+        with open(path, encoding="utf-8") as f:
+            for no, line in enumerate(f, 1):
+                m = ROW_DISPATCH.search(line)
+                if m:
+                    where = f"{os.path.relpath(path, ROOT)}:{no}"
+                    out.setdefault(m.group(1), []).append((m.group(2), m.group(3), where))
+    with open(MSG_C, encoding="utf-8") as f:
+        for chan, ping, pong, ready in ROW_CTL.findall(f.read()):
+            parent, child = chan.lower().split("_")
+            out.setdefault(ping, []).append((child, parent, "chanev.c (PING)"))
+            out.setdefault(pong, []).append((parent, child, "chanev.c (PONG)"))
+            out.setdefault(ready, []).append((parent, child, "chanev.c (READY)"))
+    return out
+
+
+def test_every_message_lands_once_at_its_receiver():
+    """A new message is a catalogue row plus one dispatch row (plus its
+    handler): a type nobody dispatches, or dispatched twice or by the
+    wrong end, fails here."""
+    code = code_catalogue()
+    places = landing_places()
+    assert len(places) > 40, "the dispatch rows were not found"
+    for name, (chan, sender, _) in code.items():
+        (receiver,) = chan - {sender}
+        got = places.get(name, [])
+        assert len(got) == 1, f"{name}: lands at {got or 'nowhere'}"
+        assert got[0][:2] == (receiver, sender), (
+            f"{name} ({sender} to {receiver}) is dispatched by {got[0]}")
+    unknown = sorted(set(places) - set(code))
+    assert not unknown, f"dispatch rows for types not in msg.c: {unknown}"

@@ -13,3 +13,4 @@ UT_SRCS_confload   := src/ruleset/confload.c $(UT_SRCS_config)
 UT_SRCS_readfile   := src/privsep/readfile.c
 UT_SRCS_log        := src/common/log.c
 UT_SRCS_http1fwd   := src/common/http1fwd.c src/common/http1.c src/common/base64.c src/common/addr.c
+UT_SRCS_chanev     := src/common/chanev.c src/common/msgchan.c src/common/msg.c src/common/log.c
