@@ -14,7 +14,6 @@
 #include "common/http1.h"
 #include "common/log.h"
 #include "common/monotime.h"
-#include "front/front_priv.h"
 #include "front/resolver.h"
 #include "front/selfdial.h"
 #include "front/socks_proto.h"
@@ -111,7 +110,7 @@ static void dial_release(struct dialer *d)
 	if (d->rq != NULL)
 		resolver_cancel(d->rq);
 	if (d->priv_req != 0)
-		front_priv_cancel(d->priv_req);
+		dial_pol.broker->cancel(d->priv_req);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->in);
@@ -273,9 +272,9 @@ static void dial_connect(struct dialer *d, struct sockaddr_storage *ss,
 		dial_end(d, DIAL_ERR_BLOCKED, 0);
 		return;
 	}
-	if (dial_pol.privileged_socket) {
+	if (dial_pol.broker != NULL) {
 		d->step = STEP_PRIVSOCK;
-		d->priv_req = front_priv_request(sa->sa_family, d);
+		d->priv_req = dial_pol.broker->request(sa->sa_family, d);
 		if (d->priv_req == 0)
 			dial_end(d, DIAL_ERR_SYSTEM, EAGAIN);
 		return;

@@ -63,17 +63,26 @@ typedef void (*dial_cb)(const struct dial_result *r, void *arg);
  * epoll changes. */
 typedef void (*dial_watch_cb)(int fd, short flags, void *arg);
 
+/* Where outbound sockets come from when the process may not make them
+ * itself (-i, --mark: the parent's broker, front_priv.c). request() asks
+ * for one of the family for d and returns a request id, or 0 when it
+ * cannot ask; the answer comes to dial_priv_socket(). cancel() forgets a
+ * request d gave up. */
+struct dial_broker {
+	uint32_t (*request)(int family, struct dialer *d);
+	void (*cancel)(uint32_t id);
+};
+
 /* Settings shared by every dial. */
 struct dial_policy {
 	bool block_loopback, block_multicast, block_local, block_global;
 	bool tcp_nodelay, tcp_keepalive, fastopen_connect;
 	int sndbuf, rcvbuf;
-	/* outbound sockets carry options the front may not set itself
-	 * (-i, --mark): ask the parent for each one */
-	bool privileged_socket;
+	/* NULL: sockets are made here; else each is asked of the broker */
+	const struct dial_broker *broker;
 };
 
-/* The broker's answer (front_priv.c): fd >= 0, or err. */
+/* The broker's answer: fd >= 0, or err. */
 void dial_priv_socket(struct dialer *d, int fd, int err);
 
 void dial_setup(struct event_base *base, const struct dial_policy *p);

@@ -139,11 +139,14 @@ int front_start(const struct msg_sandbox *sb)
 		.fastopen_connect = c->tcp_fastopen_connect,
 		.sndbuf = c->tcp_sndbuf,
 		.rcvbuf = c->tcp_rcvbuf,
-		.privileged_socket = c->netdev[0] != '\0' || c->mark > 0,
 	};
+	static const struct dial_broker broker = { front_priv_request,
+						   front_priv_cancel };
 
 	if (front_compile(&front.fc) < 0)
 		return -1;
+	if (c->netdev[0] != '\0' || c->mark > 0)
+		pol.broker = &broker; /* outbound sockets from the parent */
 	front_raise_nofile();
 	evutil_secure_rng_init();
 	if (resolver_init(front.base, c->resolve_pf,
