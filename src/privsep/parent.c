@@ -238,6 +238,18 @@ void parent_reload_done(void)
 		    parent.front.restarts, parent.ruleset.restarts);
 }
 
+bool parent_start_given_up(struct child *c)
+{
+	if (parent.ready_sent || c->ch.ready ||
+	    c->restarts < PROC_START_ATTEMPTS)
+		return false;
+	LOGF("the %s failed to start %u times",
+	     c->role == ROLE_FRONT ? "front" : "ruleset process",
+	     c->restarts + 1);
+	parent_finish(1);
+	return true;
+}
+
 void parent_check_exit(void)
 {
 	for (int i = 0; i < NCHILDREN; i++)

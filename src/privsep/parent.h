@@ -58,6 +58,9 @@ int parent_main(int argc, char **argv);
 /* parent.c */
 void parent_child_ready(struct child *c);
 void parent_check_exit(void);
+/* c died without READY before the daemon was first ready: after
+ * PROC_START_ATTEMPTS respawns, stop (true) instead of respawning. */
+bool parent_start_given_up(struct child *c);
 /* Bind the listeners and start the front (after -c was evaluated). */
 void parent_serve(void);
 /* --check / --dump-config with -c / a failed start: exit now. */

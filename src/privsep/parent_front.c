@@ -93,12 +93,8 @@ static void parent_front_exited(struct child *c)
 		parent_check_exit();
 		return;
 	}
-	if (!parent.ready_sent && !c->ch.ready && c->restarts >= 5) {
-		LOGF("the front failed to start %u times", c->restarts + 1);
-		parent_finish(1);
-		return;
-	}
-	proc_schedule_respawn(c);
+	if (!parent_start_given_up(c))
+		proc_schedule_respawn(c);
 }
 
 void parent_front_init(void)

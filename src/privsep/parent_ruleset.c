@@ -17,7 +17,6 @@
 #include "privsep/parent_api.h"
 #include "privsep/state.h"
 
-#define START_ATTEMPTS 5
 #define PEER_RELINK_MS 1000 /* new channels after R_PEER_FAULT, at most */
 
 static struct event *relink_ev;
@@ -351,15 +350,10 @@ static void parent_ruleset_exited(struct child *c)
 		parent.ruleset_trial_seq = 0;
 		parent_reload_done();
 	}
-	if (!parent.ready_sent && !c->ch.ready && c->restarts >= START_ATTEMPTS) {
-		/* a ruleset that fails to load says so and stops us earlier;
-		 * this is a process that keeps dying before it is up */
-		LOGF("the ruleset process failed to start %u times",
-		     c->restarts + 1);
-		parent_finish(1);
-		return;
-	}
-	proc_schedule_respawn(c);
+	/* a ruleset that fails to load says so and stops us earlier; this is
+	 * a process that keeps dying before it is up */
+	if (!parent_start_given_up(c))
+		proc_schedule_respawn(c);
 }
 
 void parent_ruleset_reload(void)

@@ -29,6 +29,10 @@ enum proc_state {
 };
 #define PROC_ANY (PROC_STARTING | PROC_READY | PROC_STOPPING)
 
+/* Before the daemon is first ready, a child that dies without having sent
+ * READY is respawned this many times; its next death stops the daemon. */
+#define PROC_START_ATTEMPTS 5
+
 struct child;
 typedef void (*child_cb)(struct child *c);
 
