@@ -29,8 +29,8 @@
 #include "common/log.h"
 #include "ruleset/api.h"
 #include "ruleset/api_routes.h"
-#include "ruleset/lib_zlib.h"
 #include "ruleset/ruleset_main.h"
+#include "ruleset/zbody.h"
 
 #define API_IN_MAX (API_BODY_MAX + 2 * HTTP1_MAX_HEAD) /* + pipelined */
 #define API_OUT_MAX (8u << 20) /* stop reading while this much waits */
@@ -632,10 +632,10 @@ static int conn_decode(struct api_conn *c)
 		conn_error(c, 415, NULL, false);
 		return -1;
 	}
-	r = zlib_inflate_bounded(c->body, c->body_len, gz, API_BODY_MAX, &out,
-				 &outlen);
-	if (r != ZLIB_OK) {
-		conn_error(c, r == ZLIB_ELIMIT ? 413 : 400, NULL, false);
+	r = zbody_inflate(c->body, c->body_len, gz, API_BODY_MAX, &out,
+			  &outlen);
+	if (r != ZBODY_OK) {
+		conn_error(c, r == ZBODY_ELIMIT ? 413 : 400, NULL, false);
 		return -1;
 	}
 	free(c->body);
@@ -791,7 +791,7 @@ void api_reply_text(struct api_req *req, int status, const char *ctype,
 	size_t zlen = 0;
 
 	if (compress && req->accept_deflate && len > 0 &&
-	    zlib_deflate(text, len, &z, &zlen) == ZLIB_OK) {
+	    zbody_deflate(text, len, &z, &zlen) == ZBODY_OK) {
 		api_reply(req, status, ctype, z, zlen,
 			  "Content-Encoding: deflate\r\n"
 			  "X-Content-Type-Options: nosniff\r\n");

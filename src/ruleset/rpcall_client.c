@@ -33,10 +33,10 @@
 #include "common/route_wire.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/aroutine.h"
-#include "ruleset/lib_zlib.h"
 #include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/vm.h"
+#include "ruleset/zbody.h"
 
 #define RPC_CALLS_MAX 16   /* in flight; each may buffer 4 MiB */
 #define RPC_COMPRESS_MIN 256
@@ -249,8 +249,8 @@ static void rpc_parse_response(struct rpc_call *c)
 			rpc_fail(c, "unsupported content-encoding");
 			return;
 		}
-		if (zlib_inflate_bounded(body, bodylen, gz, RPC_RESP_MAX,
-					 &inflated, &n) != ZLIB_OK) {
+		if (zbody_inflate(body, bodylen, gz, RPC_RESP_MAX, &inflated,
+				  &n) != ZBODY_OK) {
 			free(h);
 			rpc_fail(c, "bad compressed response");
 			return;
@@ -445,7 +445,7 @@ static int rpc_build(struct rpc_call *c, bool invoke, const char *code,
 	int n;
 
 	if (codelen >= RPC_COMPRESS_MIN &&
-	    zlib_deflate(code, codelen, &z, &bodylen) == ZLIB_OK)
+	    zbody_deflate(code, codelen, &z, &bodylen) == ZBODY_OK)
 		body = z;
 	else
 		bodylen = codelen;

@@ -13,8 +13,8 @@
 #include "common/u32sort.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/lib_os.h"
-#include "ruleset/lib_zlib.h"
 #include "ruleset/loader.h"
+#include "ruleset/zbody.h"
 
 #define VM_HOOK_COUNT 10000
 
@@ -377,7 +377,7 @@ int vm_prepare_source(const char *src, size_t len, const char **out,
 	if (len >= 2 && (unsigned char)src[0] == 0x1f &&
 	    (unsigned char)src[1] == 0x8b) {
 		size_t n = 0;
-		int r = zlib_inflate_bounded(src, len, 1, vm.limit, buf, &n);
+		int r = zbody_inflate(src, len, 1, vm.limit, buf, &n);
 
 		if (r != 0) {
 			snprintf(err, errcap, "%s",

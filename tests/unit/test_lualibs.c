@@ -23,6 +23,7 @@
 
 #include "ruleset/lib_marshal.h"
 #include "ruleset/lib_zlib.h"
+#include "ruleset/zbody.h"
 #include "ruleset/lib_time.h"
 #include "ruleset/lib_regex.h"
 
@@ -330,21 +331,21 @@ static void test_zlib_deflate_inflate(void **state)
 	for (j = 0; j < 3 * MIB; j++)
 		data[j] = (char)((j * 2654435761u) >> 13);
 	for (i = 0; i < ARRAY_LEN(sizes); i++) {
-		assert_int_equal(zlib_deflate(data, sizes[i], &z, &zlen),
-				 ZLIB_OK);
+		assert_int_equal(zbody_deflate(data, sizes[i], &z, &zlen),
+				 ZBODY_OK);
 		assert_int_equal((unsigned char)z[0], 0x78);
-		assert_int_equal(zlib_inflate_bounded(z, zlen, 0, sizes[i],
-						      &o, &olen), ZLIB_OK);
+		assert_int_equal(zbody_inflate(z, zlen, 0, sizes[i],
+						      &o, &olen), ZBODY_OK);
 		assert_int_equal(olen, sizes[i]);
 		assert_memory_equal(o, data, olen);
 		assert_int_equal(o[olen], '\0');
 		free(o);
 		if (sizes[i] > 0) {
 			/* one byte short of the limit */
-			assert_int_equal(zlib_inflate_bounded(z, zlen, 0,
+			assert_int_equal(zbody_inflate(z, zlen, 0,
 							      sizes[i] - 1, &o,
 							      &olen),
-					 ZLIB_ELIMIT);
+					 ZBODY_ELIMIT);
 			assert_null(o);
 			assert_int_equal(olen, 0);
 		}
@@ -363,13 +364,13 @@ static void test_zlib_bomb(void **state)
 	(void)state;
 	zeros = calloc(1, n);
 	assert_non_null(zeros);
-	assert_int_equal(zlib_deflate(zeros, n, &z, &zlen), ZLIB_OK);
+	assert_int_equal(zbody_deflate(zeros, n, &z, &zlen), ZBODY_OK);
 	free(zeros);
 	assert_true(zlen < 16 * 1024);
 #if LUALIBS_TRACK
 	lualibs_track(1);
 #endif
-	ret = zlib_inflate_bounded(z, zlen, 0, limit, &o, &olen);
+	ret = zbody_inflate(z, zlen, 0, limit, &o, &olen);
 #if LUALIBS_TRACK
 	lualibs_track(0);
 	print_message("bomb: biggest block %zu, peak %lld bytes\n",
@@ -379,12 +380,12 @@ static void test_zlib_bomb(void **state)
 	assert_true(lualibs_biggest <= limit + 2);
 	assert_true(lualibs_peak <= (long long)(limit + limit / 2) + 65536);
 #endif
-	assert_int_equal(ret, ZLIB_ELIMIT);
+	assert_int_equal(ret, ZBODY_ELIMIT);
 	assert_null(o);
 	assert_int_equal(olen, 0);
 	/* a limit just big enough works */
-	assert_int_equal(zlib_inflate_bounded(z, zlen, 0, n, &o, &olen),
-			 ZLIB_OK);
+	assert_int_equal(zbody_inflate(z, zlen, 0, n, &o, &olen),
+			 ZBODY_OK);
 	assert_int_equal(olen, n);
 	free(o);
 	free(z);
@@ -398,36 +399,36 @@ static void test_zlib_malformed(void **state)
 	size_t zlen, glen, olen, i;
 
 	(void)state;
-	assert_int_equal(zlib_inflate_bounded(garbage, sizeof(garbage), 0,
+	assert_int_equal(zbody_inflate(garbage, sizeof(garbage), 0,
 					      MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+			 ZBODY_EMALFORMED);
 	assert_null(o);
-	assert_int_equal(zlib_inflate_bounded("", 0, 0, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
-	assert_int_equal(zlib_inflate_bounded("", 0, 1, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
-	assert_int_equal(zlib_deflate("hello, world", 12, &z, &zlen), ZLIB_OK);
+	assert_int_equal(zbody_inflate("", 0, 0, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
+	assert_int_equal(zbody_inflate("", 0, 1, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
+	assert_int_equal(zbody_deflate("hello, world", 12, &z, &zlen), ZBODY_OK);
 	for (i = 0; i < zlen; i++) /* every truncation */
-		assert_int_equal(zlib_inflate_bounded(z, i, 0, MIB, &o, &olen),
-				 ZLIB_EMALFORMED);
+		assert_int_equal(zbody_inflate(z, i, 0, MIB, &o, &olen),
+				 ZBODY_EMALFORMED);
 	/* the wrong format both ways */
-	assert_int_equal(zlib_inflate_bounded(z, zlen, 1, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(z, zlen, 1, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 	glen = lualibs_gzip("hello", 5, gz, sizeof(gz));
-	assert_int_equal(zlib_inflate_bounded(gz, glen, 0, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(gz, glen, 0, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 	/* trailing bytes after the zlib stream */
 	longer = calloc(1, zlen + 1);
 	assert_non_null(longer);
 	memcpy(longer, z, zlen);
-	assert_int_equal(zlib_inflate_bounded(longer, zlen + 1, 0, MIB, &o,
+	assert_int_equal(zbody_inflate(longer, zlen + 1, 0, MIB, &o,
 					      &olen),
-			 ZLIB_EMALFORMED);
+			 ZBODY_EMALFORMED);
 	free(longer);
 	/* a corrupted Adler-32 */
 	z[zlen - 1] ^= 1;
-	assert_int_equal(zlib_inflate_bounded(z, zlen, 0, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(z, zlen, 0, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 	free(z);
 }
 
@@ -441,30 +442,30 @@ static void test_zlib_gzip_members(void **state)
 	len += lualibs_gzip("first,", 6, gz + len, sizeof(gz) - len);
 	len += lualibs_gzip("", 0, gz + len, sizeof(gz) - len);
 	len += lualibs_gzip("second", 6, gz + len, sizeof(gz) - len);
-	assert_int_equal(zlib_inflate_bounded(gz, len, 1, MIB, &o, &olen),
-			 ZLIB_OK);
+	assert_int_equal(zbody_inflate(gz, len, 1, MIB, &o, &olen),
+			 ZBODY_OK);
 	assert_int_equal(olen, 12);
 	assert_string_equal(o, "first,second");
 	free(o);
 	/* the limit counts all members together */
-	assert_int_equal(zlib_inflate_bounded(gz, len, 1, 11, &o, &olen),
-			 ZLIB_ELIMIT);
-	assert_int_equal(zlib_inflate_bounded(gz, len, 1, 12, &o, &olen),
-			 ZLIB_OK);
+	assert_int_equal(zbody_inflate(gz, len, 1, 11, &o, &olen),
+			 ZBODY_ELIMIT);
+	assert_int_equal(zbody_inflate(gz, len, 1, 12, &o, &olen),
+			 ZBODY_OK);
 	free(o);
 	/* a bad CRC in the last member */
 	gz[len - 8] ^= 0x10;
-	assert_int_equal(zlib_inflate_bounded(gz, len, 1, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(gz, len, 1, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 	gz[len - 8] ^= 0x10;
 	/* a truncated last member */
-	assert_int_equal(zlib_inflate_bounded(gz, len - 1, 1, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(gz, len - 1, 1, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 	/* bytes after the last member that are no member */
 	gz[len] = 0x1f;
 	gz[len + 1] = 0;
-	assert_int_equal(zlib_inflate_bounded(gz, len + 2, 1, MIB, &o, &olen),
-			 ZLIB_EMALFORMED);
+	assert_int_equal(zbody_inflate(gz, len + 2, 1, MIB, &o, &olen),
+			 ZBODY_EMALFORMED);
 }
 
 /* --- the libraries under a capped allocator --- */
@@ -511,7 +512,7 @@ static void test_capped_zlib_bomb(void **state)
 	(void)state;
 	zeros = calloc(1, n);
 	assert_non_null(zeros);
-	assert_int_equal(zlib_deflate(zeros, n, &z, &zlen), ZLIB_OK);
+	assert_int_equal(zbody_deflate(zeros, n, &z, &zlen), ZBODY_OK);
 	free(zeros);
 	L = lualibs_newstate(&cap);
 	lua_pushlstring(L, z, zlen);
