@@ -1,7 +1,8 @@
 /* api: the REST API's types, served by the ruleset process on the listener
  * the parent bound. api_conn.c is the HTTP/1.1 transport (keep-alive,
- * in-order pipelining, limits, deadlines, access control); api_routes.c
- * the endpoints; api_text.c the /stats and /metrics formats. */
+ * in-order pipelining, limits, deadlines); api_access.c who may ask
+ * (allowlist, tokens, Host and Origin); api_routes.c the endpoints;
+ * api_text.c the /stats and /metrics formats. */
 #ifndef NEOSOCKSD_API_H
 #define NEOSOCKSD_API_H
 

@@ -1,8 +1,8 @@
 /* api_conn: the REST API's HTTP/1.1 transport.
  *
- * A connection reads a request head with the shared strict parser, checks
- * who may ask (allowlist at accept; Origin, Host and bearer token on the
- * head, before any body is read), reads the body (Content-Length or
+ * A connection reads a request head with the shared strict parser, has
+ * api_access.c check who may ask (allowlist at accept; Origin, Host and
+ * bearer token on the head, before any body is read), reads the body (Content-Length or
  * chunked, at most 4 MiB, and at most 4 MiB once inflated), hands the
  * request to the router and answers in order: pipelined requests wait
  * their turn. Deadlines: a request must arrive whole within --api-timeout;
@@ -31,11 +31,10 @@
 #include "ruleset/api_routes.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/zbody.h"
+#include "ruleset/api_access.h"
 
 #define API_IN_MAX (API_BODY_MAX + 2 * HTTP1_MAX_HEAD) /* + pipelined */
 #define API_OUT_MAX (8u << 20) /* stop reading while this much waits */
-#define API_ALLOW_MAX 64
-#define API_TOKEN_MAX 256
 
 struct obuf {
 	char *p;
@@ -75,36 +74,18 @@ struct api_conn {
 	struct obuf out;
 };
 
-struct cidr {
-	int family;
-	uint8_t addr[16];
-	int bits;
-};
-
 static struct {
 	struct event_base *base;
 	struct event *lev;
 	struct api_conn *conns;
 	struct timeval req_tv, idle_tv;
 	int max_conns;
-	struct cidr allow[API_ALLOW_MAX];
-	int nallow;
-	char host_self[CONF_ADDR_MAX], host_local[64];
-	char token_admin[API_TOKEN_MAX + 1], token_ro[API_TOKEN_MAX + 1];
 	struct api_counters ctr;
 } api_server;
 
 const struct api_counters *api_counters(void)
 {
 	return &api_server.ctr;
-}
-
-void api_set_tokens(const char *admin, const char *readonly)
-{
-	snprintf(api_server.token_admin, sizeof(api_server.token_admin), "%s",
-		 admin);
-	snprintf(api_server.token_ro, sizeof(api_server.token_ro), "%s",
-		 readonly);
 }
 
 /* ---- output ---- */
@@ -310,116 +291,6 @@ static void conn_error(struct api_conn *c, int status, const char *extra,
 		c->state = C_CLOSING; /* or the request asked for it */
 }
 
-/* ---- access control ---- */
-
-int api_parse_allow(const char *csv, void *out, int max);
-/* Parse "CIDR,CIDR,...": the count, or -1. */
-int api_parse_allow(const char *csv, void *out, int max)
-{
-	struct cidr *list = out;
-	int n = 0;
-
-	while (*csv != '\0') {
-		const char *comma = strchr(csv, ',');
-		size_t len = comma ? (size_t)(comma - csv) : strlen(csv);
-
-		if (n == max || addr_parse_cidr(csv, len, &list[n].family,
-						list[n].addr,
-						&list[n].bits) < 0)
-			return -1;
-		n++;
-		csv += len + (comma ? 1 : 0);
-	}
-	return n;
-}
-
-static bool cidr_match(const struct cidr *c, int family, const uint8_t *addr)
-{
-	int full = c->bits / 8, rest = c->bits % 8;
-
-	if (c->family != family)
-		return false;
-	if (memcmp(c->addr, addr, (size_t)full) != 0)
-		return false;
-	return rest == 0 ||
-	       ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
-}
-
-static bool api_peer_allowed(const struct sockaddr_storage *ss)
-{
-	const uint8_t *a;
-	int fam = ss->ss_family;
-
-	if (api_server.nallow == 0 || fam == AF_UNIX)
-		return true;
-	if (fam == AF_INET) {
-		a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
-	} else if (fam == AF_INET6) {
-		a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
-			fam = AF_INET;
-			a += 12;
-		}
-	} else {
-		return false;
-	}
-	for (int i = 0; i < api_server.nallow; i++)
-		if (cidr_match(&api_server.allow[i], fam, a))
-			return true;
-	return false;
-}
-
-/* Compare in time that depends only on the presented token's length. */
-static bool token_eq(const char *want, const char *got, size_t glen)
-{
-	size_t wlen = strlen(want);
-	unsigned char diff = (unsigned char)(wlen != glen);
-
-	for (size_t i = 0; i < glen; i++)
-		diff |= (unsigned char)(got[i] ^ want[i < wlen ? i : 0]);
-	return wlen > 0 && diff == 0;
-}
-
-/* Bearer credentials -> level; API_NONE when missing or wrong. */
-static int api_auth(const char *buf, const struct http1_head *h)
-{
-	const struct http1_span *v = http1_known_value(h, HTTP1_H_AUTHORIZATION);
-	const char *tok;
-	size_t len;
-
-	if (!api_server.token_admin[0] && !api_server.token_ro[0])
-		return API_ADMIN; /* no tokens configured */
-	if (v == NULL || v->len < 7 || strncasecmp(buf + v->off, "Bearer ", 7))
-		return API_NONE;
-	tok = buf + v->off + 7;
-	len = v->len - 7;
-	while (len > 0 && *tok == ' ')
-		tok++, len--;
-	if (api_server.token_admin[0] &&
-	    token_eq(api_server.token_admin, tok, len))
-		return API_ADMIN;
-	if (api_server.token_ro[0] && token_eq(api_server.token_ro, tok, len))
-		return API_READ;
-	return API_NONE;
-}
-
-/* Host must name this API, so a web page cannot reach it through a name
- * that resolves here (DNS rebinding). */
-static bool api_host_ok(const struct api_conn *c, const char *buf,
-			const struct http1_head *h)
-{
-	const struct http1_span *v = http1_known_value(h, HTTP1_H_HOST);
-
-	if (v == NULL || c->peer.ss_family == AF_UNIX)
-		return true; /* RPC clients send none; no browser has a path */
-	return http1_span_eq_ci(buf, *v, api_server.host_self) ||
-	       (c->host_here[0] && http1_span_eq_ci(buf, *v, c->host_here)) ||
-	       (api_server.host_local[0] &&
-		http1_span_eq_ci(buf, *v, api_server.host_local)) ||
-	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal") ||
-	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
-}
-
 /* These take the request body as their input: one must be framed. */
 static bool api_needs_body(const char *method, const char *path)
 {
@@ -427,16 +298,6 @@ static bool api_needs_body(const char *method, const char *path)
 	       (strcmp(path, "/ruleset/invoke") == 0 ||
 		strcmp(path, "/ruleset/update") == 0 ||
 		strcmp(path, "/ruleset/rpcall") == 0);
-}
-
-/* Reading is GET on these three paths; all else needs an admin. */
-static int api_level_needed(const char *method, const char *path)
-{
-	if (strcmp(method, "GET") == 0 &&
-	    (strcmp(path, "/healthy") == 0 || strcmp(path, "/stats") == 0 ||
-	     strcmp(path, "/metrics") == 0))
-		return API_READ;
-	return API_ADMIN;
 }
 
 /* ---- requests ---- */
@@ -485,9 +346,11 @@ static void conn_req_fields(struct api_conn *c, struct api_req *r,
  * consumed and the next request may follow. */
 static int conn_head(struct api_conn *c, const struct http1_head *h)
 {
+	struct api_access_peer who = { c->peer.ss_family == AF_UNIX,
+				       c->host_here };
 	struct api_req *r;
 	const struct http1_span *v;
-	int level;
+	int level, status;
 
 	api_server.ctr.rx += c->head_len;
 	r = calloc(1, sizeof(*r));
@@ -517,21 +380,13 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 		conn_error(c, 400, NULL, true);
 		return -1;
 	}
-	if (http1_known_value(h, HTTP1_H_ORIGIN) != NULL ||
-	    !api_host_ok(c, c->in, h)) {
-		/* a browser was made to send this (CSRF, DNS rebinding) */
-		conn_error(c, 403, NULL, true);
-		return -1;
-	}
-	level = api_auth(c->in, h);
-	if (level == API_NONE) {
-		conn_error(c, 401,
-			   "WWW-Authenticate: Bearer realm=\"neosocksd\"\r\n",
+	status = api_access_check(c->in, h, &who, r->method, r->path, &level);
+	if (status != 0) {
+		conn_error(c, status,
+			   status == 401 ? "WWW-Authenticate: Bearer "
+					   "realm=\"neosocksd\"\r\n"
+					 : NULL,
 			   true);
-		return -1;
-	}
-	if (level < api_level_needed(r->method, r->path)) {
-		conn_error(c, 403, NULL, true);
 		return -1;
 	}
 	r->level = level;
@@ -908,7 +763,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 {
 	struct api_conn *c;
 
-	if (!api_peer_allowed(ss)) {
+	if (!api_access_peer_ok(ss)) {
 		LOG_RL(LOGL_WARN, 10, "api: a client not in --api-allow");
 		close(fd);
 		return;
@@ -968,22 +823,6 @@ static void api_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-static void api_hosts(const struct config *conf)
-{
-	struct sockaddr_storage ss;
-	uint16_t port;
-
-	snprintf(api_server.host_self, sizeof(api_server.host_self), "%s",
-		 conf->restapi);
-	if (conf->restapi[0] == '/' || addr_parse_listen(conf->restapi, &ss) < 0)
-		return;
-	port = ss.ss_family == AF_INET
-		       ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-		       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	snprintf(api_server.host_local, sizeof(api_server.host_local),
-		 "localhost:%u", port);
-}
-
 static void api_tv(struct timeval *tv, double s)
 {
 	tv->tv_sec = (time_t)s;
@@ -998,11 +837,8 @@ int api_start(int fd, const struct config *conf)
 	api_tv(&api_server.idle_tv, conf->api_idle > 0 ? conf->api_idle : 60.0);
 	api_server.max_conns =
 		conf->api_max_conns > 0 ? conf->api_max_conns : 64;
-	api_server.nallow = api_parse_allow(conf->api_allow, api_server.allow,
-					    API_ALLOW_MAX);
-	if (api_server.nallow < 0)
+	if (api_access_setup(conf) < 0)
 		return -1;
-	api_hosts(conf);
 	api_server.lev = event_new(api_server.base, fd, EV_READ | EV_PERSIST,
 				   api_accept_cb, NULL);
 	if (api_server.lev == NULL || event_add(api_server.lev, NULL) < 0)

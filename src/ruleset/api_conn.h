@@ -10,7 +10,6 @@
 
 /* Start serving on the listener the parent bound. 0 or -1. */
 int api_start(int fd, const struct config *c);
-void api_set_tokens(const char *admin, const char *readonly);
 const struct api_counters *api_counters(void);
 
 /* Handlers answer exactly once, now or later; until then later requests on

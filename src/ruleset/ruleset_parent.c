@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/msg.h"
+#include "ruleset/api_access.h"
 #include "ruleset/api_conn.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/confload.h"
@@ -339,7 +340,7 @@ static void ruleset_dispatch_parent_tokens(struct chanev *ce, struct msg *m,
 	(void)arg;
 	memcpy(&t, m->data, sizeof(t));
 	t.admin[MSG_TOKEN_MAX] = t.readonly[MSG_TOKEN_MAX] = '\0';
-	api_set_tokens(t.admin, t.readonly);
+	api_access_set_tokens(t.admin, t.readonly);
 	explicit_bzero(&t, sizeof(t));
 }
 

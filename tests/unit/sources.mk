@@ -14,3 +14,4 @@ UT_SRCS_readfile   := src/privsep/readfile.c
 UT_SRCS_log        := src/common/log.c
 UT_SRCS_http1fwd   := src/common/http1fwd.c src/common/http1.c src/common/base64.c src/common/addr.c
 UT_SRCS_chanev     := src/common/chanev.c src/common/msgchan.c src/common/msg.c src/common/log.c
+UT_SRCS_api_access := src/ruleset/api_access.c src/common/addr.c src/common/http1.c src/common/base64.c
