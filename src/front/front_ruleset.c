@@ -15,13 +15,12 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "common/route_wire.h"
-#include "common/u32sort.h"
 #include "front/front_parent.h"
 #include "front/resolver.h"
 #include "front/route.h"
 #include "front/rpcdial.h"
 #include "front/session.h"
-#include "privsep/sandbox.h"
+#include "front/stats.h"
 
 #define RESOLVE_PENDING_MAX 1024
 
@@ -115,44 +114,6 @@ static void front_ruleset_resolve(const struct msg *m)
 			       (void *)(uintptr_t)m->id);
 }
 
-/* /stats and /metrics in the ruleset process ask for our counters */
-static void front_ruleset_send_stats(uint32_t id)
-{
-	const struct front_stats *f = &front_stats;
-	const struct resolver_stats *rs = resolver_stats();
-	struct msg_stats m = {
-		.accepts = f->accepts, .accept_drops = f->accept_drops,
-		.requests = f->requests, .success = f->success,
-		.reject_ruleset = f->reject_ruleset,
-		.reject_timeout = f->reject_timeout,
-		.reject_upstream = f->reject_upstream,
-		.bytes_up = f->bytes_up, .bytes_down = f->bytes_down,
-		.hs_rx = f->hs_rx, .hs_tx = f->hs_tx,
-		.dial_rx = f->dial_rx, .dial_tx = f->dial_tx,
-		.dns_queries = rs->queries, .dns_success = rs->success,
-		.dials = f->dials, .dial_us_sum = f->dial_us_sum,
-		.active = f->active, .halfopen = f->halfopen, .peak = f->peak,
-		.nlat = f->nlat,
-		.sandbox = sandbox_state(),
-		.log_dropped = (uint32_t)log_dropped(),
-	};
-	uint32_t lat[256];
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
-		m.cpu_ns = (uint64_t)ts.tv_sec * 1000000000u +
-			   (uint64_t)ts.tv_nsec;
-	if (f->nlat > 0) {
-		memcpy(lat, f->lat, f->nlat * sizeof(lat[0]));
-		u32sort(lat, f->nlat);
-		m.lat_p50_us = lat[(f->nlat - 1) * 50 / 100];
-		m.lat_p90_us = lat[(f->nlat - 1) * 90 / 100];
-		m.lat_p99_us = lat[(f->nlat - 1) * 99 / 100];
-		m.lat_max_us = lat[f->nlat - 1];
-	}
-	chanev_send(&front_rs.ch, MSG_STATS, id, &m, sizeof(m), -1);
-}
-
 /* The front<->ruleset channel has one state: open. */
 #define FR_OPEN 1
 
@@ -197,9 +158,12 @@ static void front_dispatch_ruleset_resolve_req(struct chanev *ce,
 static void front_dispatch_ruleset_stats_req(struct chanev *ce,
 					     struct msg *m, void *arg)
 {
+	struct msg_stats st;
+
 	(void)ce;
 	(void)arg;
-	front_ruleset_send_stats(m->id);
+	stats_encode(&st);
+	chanev_send(&front_rs.ch, MSG_STATS, m->id, &st, sizeof(st), -1);
 }
 
 static void front_dispatch_ruleset_dial_req(struct chanev *ce, struct msg *m,

@@ -1,5 +1,7 @@
 /* listener: accept loop with the admission limits (-m, --max-startups) and
  * a pause on descriptor exhaustion that neither spins nor floods the log. */
+#include "front/listener.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -13,8 +15,8 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "front/front.h"
-#include "front/listener.h"
 #include "front/session.h"
+#include "front/stats.h"
 
 #define LISTENER_MAX 4
 #define ACCEPT_BATCH 64

@@ -17,8 +17,6 @@
 #include "front/route.h"
 #include "front/socks.h"
 
-struct front_stats front_stats;
-
 static struct event_base *sess_base;
 static const struct front_conf *sess_fc;
 static const struct timeval *sess_deadline; /* a libevent common timeout */
@@ -589,14 +587,7 @@ static void session_dialed(const struct dial_result *r, void *arg)
 		session_close(s, why);
 		return;
 	}
-	front_stats.success++;
-	front_stats.dials++;
-	front_stats.dial_us_sum += r->latency_us;
-	front_stats.lat[front_stats.latpos] =
-		r->latency_us > UINT32_MAX ? UINT32_MAX : (uint32_t)r->latency_us;
-	front_stats.latpos = (front_stats.latpos + 1) % 256;
-	if (front_stats.nlat < 256)
-		front_stats.nlat++;
+	stats_served(r->latency_us);
 	if (how == 0)
 		session_start_relay(s);
 }

@@ -35,6 +35,7 @@
 #include "front/dial.h"
 #include "front/relay.h"
 #include "front/socks_proto.h"
+#include "front/stats.h"
 
 enum sess_state {
 	SS_HANDSHAKE = 0,
@@ -142,21 +143,6 @@ struct session {
 	char *route;  /* the chain used, NULL when direct */
 	struct httpfwd *fwd; /* the HTTP forward proxy's state, or NULL */
 };
-
-/* Counters shared with /stats (issue: REST API) and the access log. */
-struct front_stats {
-	uint64_t accepts, accept_drops;
-	uint64_t requests, success;
-	uint64_t reject_ruleset, reject_timeout, reject_upstream;
-	uint64_t bytes_up, bytes_down;
-	uint64_t hs_rx, hs_tx;     /* handshake bytes with clients */
-	uint64_t dial_rx, dial_tx; /* handshake bytes with proxies */
-	uint32_t active, halfopen, peak;
-	uint64_t dials, dial_us_sum;
-	uint32_t lat[256]; /* the last dial latencies, microseconds */
-	uint32_t nlat, latpos;
-};
-extern struct front_stats front_stats;
 
 struct front_conf; /* front.h */
 

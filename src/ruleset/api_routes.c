@@ -6,22 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <lauxlib.h>
 
-#include "common/chanev.h"
 #include "common/hexdigit.h"
 #include "common/http1.h"
 #include "common/log.h"
 #include "common/monotime.h"
-#include "privsep/sandbox.h"
 #include "ruleset/api.h"
 #include "ruleset/api_conn.h"
 #include "ruleset/api_text.h"
-#include "ruleset/aroutine.h"
 #include "ruleset/rpcall_server.h"
-#include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/ruleset_parent.h"
 #include "ruleset/updates.h"
@@ -29,36 +24,12 @@
 
 #define RPC_MIME "application/x-neosocksd-rpc; version=1"
 #define TEXT_MIME "text/plain; charset=utf-8"
-#define STATS_PENDING_MAX 64
-
 enum stats_kind { SK_GET, SK_POST, SK_METRICS };
 
-struct stats_wait {
-	struct api_req *req;
-	enum stats_kind kind;
-};
-
 static struct {
-	struct msg_status status;
-	struct stats_wait wait[STATS_PENDING_MAX];
-	unsigned nwait;
-	uint32_t stats_seq;
-	struct stats_view prev; /* the last POST /stats */
+	struct stats_view prev; /* the last POST /stats, for its rates */
 	bool have_prev;
-	uint64_t rpc_requests, rpc_rx, rpc_tx;
 } api_routes;
-
-void api_routes_set_status(const struct msg_status *st)
-{
-	api_routes.status = *st;
-}
-
-void api_routes_count_rpc(uint64_t rx, uint64_t tx)
-{
-	api_routes.rpc_requests++;
-	api_routes.rpc_rx += rx;
-	api_routes.rpc_tx += tx;
-}
 
 /* ---- query strings ---- */
 
@@ -223,55 +194,17 @@ static void ep_healthy(struct api_req *r)
 	free(s.out);
 }
 
-/* ---- /stats and /metrics: the front's counters come by message ---- */
-
-static uint64_t cpu_self_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void stats_fill(struct stats_view *v, const struct msg_stats *f)
-{
-	struct timespec wall;
-
-	memset(v, 0, sizeof(*v));
-	if (f != NULL)
-		v->front = *f;
-	v->status = api_routes.status;
-	clock_gettime(CLOCK_REALTIME, &wall);
-	v->uptime = ((double)monotime_ns() -
-		     (double)api_routes.status.started_ns) / 1e9;
-	v->wall = (double)wall.tv_sec;
-	v->cpu_ns = cpu_self_ns() + (f != NULL ? f->cpu_ns : 0);
-	v->api = *api_counters();
-	v->rpc_requests = api_routes.rpc_requests;
-	v->rpc_rx = api_routes.rpc_rx;
-	v->rpc_tx = api_routes.rpc_tx;
-	v->lua_mem = vm_memory();
-	v->lua_limit = vm_memlimit();
-	v->lua_objects = vm_objects();
-	v->threads = ar_active();
-	v->threads_peak = ar_peak();
-	vm_event_percentiles(&v->nevents, &v->ev_p50, &v->ev_p90, &v->ev_p99,
-			     &v->ev_max);
-	v->sandbox_ruleset = sandbox_state();
-}
+/* ---- /stats and /metrics (the front's counters come by message) ---- */
 
 static void stats_answer(struct api_req *r, enum stats_kind kind,
-			 const struct msg_stats *f)
+			 const struct stats_view *v)
 {
-	struct stats_view v;
 	struct dstr d = { 0 };
 
-	stats_fill(&v, f);
 	if (kind == SK_METRICS) {
 		struct strcall s = { .field = "metrics" };
 
-		text_metrics(&d, &v);
+		text_metrics(&d, v);
 		if (strcall_run(&s) == 0 && s.out != NULL)
 			dstr_add(&d, s.out, s.outlen);
 		else if (s.out != NULL)
@@ -292,7 +225,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		 * compare with ("(unknown)") */
 		memset(&api_routes.prev, 0, sizeof(api_routes.prev));
 	}
-	text_stats(&d, &v, !query_bool(r->query, "nobanner", false),
+	text_stats(&d, v, !query_bool(r->query, "nobanner", false),
 		   query_bool(r->query, "server", true),
 		   query_bool(r->query, "runtime", false),
 		   kind == SK_POST ? &api_routes.prev : NULL);
@@ -301,7 +234,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		struct strcall s = {
 			.field = "stats",
 			.nargs = 2,
-			.dt = v.uptime - api_routes.prev.uptime,
+			.dt = v->uptime - api_routes.prev.uptime,
 			.q = q,
 		};
 
@@ -310,7 +243,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		if (s.out != NULL)
 			dstr_add(&d, s.out, s.outlen);
 		free(s.out);
-		api_routes.prev = v;
+		api_routes.prev = *v;
 		api_routes.have_prev = true;
 	}
 	if (d.failed)
@@ -320,58 +253,39 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 	free(d.p);
 }
 
-static void ep_stats_common(struct api_req *r, enum stats_kind kind)
+static void stats_answer_get(struct api_req *r, const struct stats_view *v)
 {
-	struct chanev *front = ruleset_front();
+	stats_answer(r, SK_GET, v);
+}
 
-	if (api_routes.nwait == STATS_PENDING_MAX) {
-		/* zeros would read as counter resets: ask to come back */
+static void stats_answer_post(struct api_req *r, const struct stats_view *v)
+{
+	stats_answer(r, SK_POST, v);
+}
+
+static void stats_answer_metrics(struct api_req *r,
+				 const struct stats_view *v)
+{
+	stats_answer(r, SK_METRICS, v);
+}
+
+/* Answered once the front's counters are in (or at once without it). */
+static void ep_stats_common(struct api_req *r, stats_ready_fn answer)
+{
+	/* zeros would read as counter resets: too many waiting, come back */
+	if (stats_gather(answer, r) < 0)
 		reply_status(r, 503, "Retry-After: 1\r\n");
-		return;
-	}
-	if (front == NULL ||
-	    chanev_send(front, MSG_STATS_REQ, ++api_routes.stats_seq, NULL, 0,
-			-1) < 0) {
-		stats_answer(r, kind, NULL); /* the front is away: zeros */
-		return;
-	}
-	api_routes.wait[api_routes.nwait++] = (struct stats_wait){ r, kind };
-}
-
-/* The front's counters arrived: answer everyone waiting for them. */
-void api_routes_on_stats(const struct msg *m)
-{
-	struct msg_stats f;
-	struct stats_wait w[STATS_PENDING_MAX];
-	unsigned n = api_routes.nwait;
-
-	memcpy(&f, m->data, sizeof(f));
-	memcpy(w, api_routes.wait, n * sizeof(w[0]));
-	api_routes.nwait = 0;
-	for (unsigned i = 0; i < n; i++)
-		stats_answer(w[i].req, w[i].kind, &f);
-}
-
-/* The front went away while requests waited on it. */
-void api_routes_front_gone(void)
-{
-	struct stats_wait w[STATS_PENDING_MAX];
-	unsigned n = api_routes.nwait;
-
-	memcpy(w, api_routes.wait, n * sizeof(w[0]));
-	api_routes.nwait = 0;
-	for (unsigned i = 0; i < n; i++)
-		stats_answer(w[i].req, w[i].kind, NULL);
 }
 
 static void ep_stats(struct api_req *r)
 {
-	ep_stats_common(r, strcmp(r->method, "POST") == 0 ? SK_POST : SK_GET);
+	ep_stats_common(r, strcmp(r->method, "POST") == 0 ? stats_answer_post
+							  : stats_answer_get);
 }
 
 static void ep_metrics(struct api_req *r)
 {
-	ep_stats_common(r, SK_METRICS);
+	ep_stats_common(r, stats_answer_metrics);
 }
 
 /* ---- /ruleset/... ---- */

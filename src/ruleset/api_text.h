@@ -6,8 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/msg.h"
-#include "ruleset/api.h"
+#include "ruleset/stats.h"
 
 /* A growing string; on allocation failure it stays as it was and marks
  * itself failed. */
@@ -19,22 +18,6 @@ struct dstr {
 void dstr_printf(struct dstr *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void dstr_add(struct dstr *d, const char *s, size_t n);
-
-/* Everything /stats and /metrics show, gathered at one moment. */
-struct stats_view {
-	struct msg_stats front;
-	struct msg_status status;
-	double uptime; /* seconds */
-	double wall;   /* epoch seconds */
-	uint64_t cpu_ns; /* front + ruleset */
-	struct api_counters api;
-	uint64_t rpc_requests, rpc_rx, rpc_tx;
-	size_t lua_mem, lua_limit, lua_objects;
-	unsigned threads, threads_peak;
-	unsigned nevents;
-	double ev_p50, ev_p90, ev_p99, ev_max; /* seconds */
-	unsigned sandbox_ruleset;
-};
 
 /* prev: the previous POST's view for rates, or NULL (GET). */
 void text_stats(struct dstr *d, const struct stats_view *v, bool banner,

@@ -31,10 +31,10 @@
 #include "common/http1.h"
 #include "common/log.h"
 #include "common/route_wire.h"
-#include "ruleset/api_routes.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
+#include "ruleset/stats.h"
 #include "ruleset/vm.h"
 #include "ruleset/zbody.h"
 
@@ -258,7 +258,7 @@ static void rpc_parse_response(struct rpc_call *c)
 		body = inflated;
 		bodylen = n;
 	}
-	api_routes_count_rpc(c->inlen, c->outlen);
+	stats_count_rpc(c->inlen, c->outlen);
 	if (h->status >= 200 && h->status < 300) {
 		if (c->ar != NULL && !is_rpc) {
 			o.err = "unsupported content-type";

@@ -11,12 +11,12 @@
 
 #include "common/log.h"
 #include "common/msg.h"
-#include "ruleset/api_routes.h"
 #include "ruleset/lib_await.h"
 #include "ruleset/request.h"
 #include "ruleset/rpcall_client.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/ruleset_parent.h"
+#include "ruleset/stats.h"
 
 static struct chanev front_link;
 
@@ -63,9 +63,12 @@ static void ruleset_dispatch_front_resolve_res(struct chanev *ce,
 static void ruleset_dispatch_front_stats(struct chanev *ce, struct msg *m,
 					 void *arg)
 {
+	struct msg_stats f;
+
 	(void)ce;
 	(void)arg;
-	api_routes_on_stats(m);
+	memcpy(&f, m->data, sizeof(f));
+	stats_on_front(&f);
 }
 
 static void ruleset_dispatch_front_dial_res(struct chanev *ce, struct msg *m,
@@ -98,7 +101,7 @@ static void ruleset_front_err(struct chanev *ce, int err, const char *why,
 	}
 	chanev_close(ce); /* a new one comes when the front restarts */
 	request_drop_all();
-	api_routes_front_gone();
+	stats_front_gone();
 	rpcall_client_front_gone();
 }
 

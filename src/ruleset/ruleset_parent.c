@@ -18,7 +18,6 @@
 #include "common/msg.h"
 #include "ruleset/api_access.h"
 #include "ruleset/api_conn.h"
-#include "ruleset/api_routes.h"
 #include "ruleset/confload.h"
 #include "ruleset/lib_await.h"
 #include "ruleset/lib_os.h"
@@ -352,7 +351,6 @@ static void ruleset_dispatch_parent_status(struct chanev *ce, struct msg *m,
 	(void)ce;
 	(void)arg;
 	memcpy(&st, m->data, sizeof(st));
-	api_routes_set_status(&st);
 	stats_set_status(&st);
 }
 
