@@ -14,6 +14,7 @@
 #include "common/msg.h"
 
 #define API_BODY_MAX (4u << 20) /* request bodies, also after inflating */
+#define API_TEXT_MAX (64u << 20) /* an answer's text (/stats, /metrics) */
 
 enum api_level {
 	API_NONE = 0,

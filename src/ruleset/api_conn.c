@@ -25,21 +25,19 @@
 #include <event2/event_struct.h>
 
 #include "common/addr.h"
+#include "common/growbuf.h"
 #include "common/http1.h"
 #include "common/log.h"
 #include "ruleset/api.h"
+#include "ruleset/api_access.h"
 #include "ruleset/api_routes.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/zbody.h"
-#include "ruleset/api_access.h"
 
 #define API_IN_MAX (API_BODY_MAX + 2 * HTTP1_MAX_HEAD) /* + pipelined */
 #define API_OUT_MAX (8u << 20) /* stop reading while this much waits */
-
-struct obuf {
-	char *p;
-	size_t len, off, cap;
-};
+/* what may be queued: that, and one more answer with its head */
+#define API_OUT_CAP (API_OUT_MAX + API_TEXT_MAX + 65536)
 
 enum conn_state { C_HEAD, C_BODY, C_BUSY, C_CLOSING };
 
@@ -71,7 +69,8 @@ struct api_conn {
 	bool deadline;    /* the timer is the request's deadline */
 	bool dispatching; /* inside conn_process: replies do not re-enter */
 	bool stalled;     /* requests wait until the output drains */
-	struct obuf out;
+	struct growbuf out; /* answers queued */
+	size_t out_off;     /* ... of which written */
 };
 
 static struct {
@@ -86,27 +85,6 @@ static struct {
 const struct api_counters *api_counters(void)
 {
 	return &api_server.ctr;
-}
-
-/* ---- output ---- */
-
-static int obuf_add(struct obuf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (np == NULL)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
 }
 
 /* ---- connection life ---- */
@@ -148,7 +126,7 @@ static void conn_close(struct api_conn *c)
 	api_server.ctr.conns--;
 	free(c->inbuf);
 	free(c->body);
-	free(c->out.p);
+	growbuf_free(&c->out);
 	free(c);
 }
 
@@ -201,20 +179,20 @@ static int conn_flush(struct api_conn *c)
 {
 	short want = 0;
 
-	while (c->out.off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.p + c->out.off,
-				 c->out.len - c->out.off, MSG_NOSIGNAL);
+	while (c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.p + c->out_off,
+				 c->out.len - c->out_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			conn_close(c);
 			return -1;
 		}
-		c->out.off += (size_t)n;
+		c->out_off += (size_t)n;
 		api_server.ctr.tx += (uint64_t)n;
 	}
-	if (c->out.off == c->out.len) {
-		c->out.off = c->out.len = 0;
+	if (c->out_off == c->out.len) {
+		c->out_off = c->out.len = 0;
 		/* the last answer is out (a request that asked for the close
 		 * may still be arriving: C_HEAD, C_BODY or C_BUSY) */
 		if (c->state == C_CLOSING) {
@@ -222,11 +200,11 @@ static int conn_flush(struct api_conn *c)
 			return -1;
 		}
 	}
-	if (c->out.len > c->out.off)
+	if (c->out.len > c->out_off)
 		want |= EV_WRITE;
 	if ((c->state == C_HEAD || c->state == C_BODY ||
 	     (c->state == C_BUSY && !c->close_after)) &&
-	    !c->eof && c->out.len - c->out.off < API_OUT_MAX &&
+	    !c->eof && c->out.len - c->out_off < API_OUT_MAX &&
 	    c->inlen < API_IN_MAX)
 		want |= EV_READ;
 	conn_watch(c, want);
@@ -263,8 +241,8 @@ static void conn_respond(struct api_conn *c, int status, const char *ctype,
 		     ctype ? "Content-Type: " : "", ctype ? ctype : "",
 		     ctype ? "\r\n" : "", extra ? extra : "", len);
 	if (n < 0 || (size_t)n >= sizeof(head) ||
-	    obuf_add(&c->out, head, (size_t)n) < 0 ||
-	    (len > 0 && obuf_add(&c->out, body, len) < 0)) {
+	    growbuf_add(&c->out, head, (size_t)n) < 0 ||
+	    growbuf_add(&c->out, body, len) < 0) {
 		c->close_after = true;
 		return;
 	}
@@ -411,7 +389,7 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 		}
 		if (c->clen > 0 || c->chunked) {
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-			(void)obuf_add(&c->out, cont, sizeof(cont) - 1);
+			(void)growbuf_add(&c->out, cont, sizeof(cont) - 1);
 		}
 	}
 	if (c->chunked)
@@ -546,10 +524,10 @@ static void conn_process(struct api_conn *c)
 	while (c->state == C_HEAD || c->state == C_BODY) {
 		int r;
 
-		if (c->out.len - c->out.off >= API_OUT_MAX) {
+		if (c->out.len - c->out_off >= API_OUT_MAX) {
 			if (conn_flush(c) < 0)
 				return;
-			if (c->out.len - c->out.off < API_OUT_MAX)
+			if (c->out.len - c->out_off < API_OUT_MAX)
 				continue; /* it was written */
 			/* resumed by conn_cb once written (conn_flush
 			 * watches for it); a client that does not read is
@@ -695,7 +673,7 @@ static void conn_read(struct api_conn *c)
 			/* the client is done sending: answer what it sent */
 			c->eof = true;
 			if (c->inlen == 0 && c->state == C_HEAD &&
-			    c->out.len == c->out.off) {
+			    c->out.len == c->out_off) {
 				conn_close(c);
 				return;
 			}
@@ -729,7 +707,7 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_WRITE) {
 		if (conn_flush(c) < 0)
 			return;
-		if (c->stalled && c->out.len - c->out.off < API_OUT_MAX) {
+		if (c->stalled && c->out.len - c->out_off < API_OUT_MAX) {
 			c->stalled = false;
 			conn_process(c); /* the requests that waited */
 		}
@@ -794,6 +772,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 	}
 	c->fd = fd;
 	c->peer = *ss;
+	c->out = (struct growbuf)GROWBUF_INIT(API_OUT_CAP);
 	conn_host_here(c);
 	c->state = C_HEAD;
 	http1_parser_init(&c->parser, HTTP1_REQUEST);

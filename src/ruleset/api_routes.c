@@ -199,14 +199,14 @@ static void ep_healthy(struct api_req *r)
 static void stats_answer(struct api_req *r, enum stats_kind kind,
 			 const struct stats_view *v)
 {
-	struct dstr d = { 0 };
+	struct growbuf d = GROWBUF_INIT(API_TEXT_MAX);
 
 	if (kind == SK_METRICS) {
 		struct strcall s = { .field = "metrics" };
 
 		text_metrics(&d, v);
 		if (strcall_run(&s) == 0 && s.out != NULL)
-			dstr_add(&d, s.out, s.outlen);
+			(void)growbuf_add(&d, s.out, s.outlen);
 		else if (s.out != NULL)
 			LOG_RL(LOGL_WARN, 10, "ruleset.metrics: %s", s.out);
 		free(s.out);
@@ -217,7 +217,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 				       "text/plain; version=0.0.4; "
 				       "charset=utf-8",
 				       d.p, d.len, true);
-		free(d.p);
+		growbuf_free(&d);
 		return;
 	}
 	if (kind == SK_POST && !api_routes.have_prev) {
@@ -241,7 +241,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		s.has_q = query_get(r->query, "q", q, sizeof(q)) == 1;
 		(void)strcall_run(&s);
 		if (s.out != NULL)
-			dstr_add(&d, s.out, s.outlen);
+			(void)growbuf_add(&d, s.out, s.outlen);
 		free(s.out);
 		api_routes.prev = *v;
 		api_routes.have_prev = true;
@@ -250,7 +250,7 @@ static void stats_answer(struct api_req *r, enum stats_kind kind,
 		reply_status(r, 500, NULL);
 	else
 		api_reply_text(r, 200, TEXT_MIME, d.p, d.len, true);
-	free(d.p);
+	growbuf_free(&d);
 }
 
 static void stats_answer_get(struct api_req *r, const struct stats_view *v)
@@ -305,7 +305,7 @@ static void ep_update(struct api_req *r)
 {
 	char module[MSG_MODULE_NAME_MAX + 1] = "", chunk[128];
 	char err[MSG_ERRTEXT_MAX];
-	struct dstr d = { 0 };
+	struct growbuf d = GROWBUF_INIT(API_TEXT_MAX);
 	int hm = query_get(r->query, "module", module, sizeof(module));
 	int hc = query_get(r->query, "chunkname", chunk, sizeof(chunk));
 	int kind = hm == 1 ? UPDATE_MODULE : UPDATE_RULESET;
@@ -330,7 +330,7 @@ static void ep_update(struct api_req *r)
 		reply_status(r, 500, NULL);
 	else
 		api_reply(r, 200, TEXT_MIME, d.p, d.len, NULL);
-	free(d.p);
+	growbuf_free(&d);
 }
 
 static int gc_fn(lua_State *L)
@@ -344,7 +344,7 @@ static void ep_gc(struct api_req *r)
 	size_t m0 = vm_memory(), o0 = vm_objects();
 	double t0 = (double)monotime_us();
 	struct stats_view v;
-	struct dstr d = { 0 };
+	struct growbuf d = GROWBUF_INIT(API_TEXT_MAX);
 
 	if (vm_pcall(gc_fn, NULL) != LUA_OK)
 		lua_pop(vm_state(), 1);
@@ -356,7 +356,7 @@ static void ep_gc(struct api_req *r)
 		reply_status(r, 500, NULL);
 	else
 		api_reply(r, 200, TEXT_MIME, d.p, d.len, NULL);
-	free(d.p);
+	growbuf_free(&d);
 }
 
 /* "application/x-neosocksd-rpc; version=1", parameters in any order and

@@ -15,45 +15,6 @@
  * too large to fit is cut, which is harmless for a human-read line. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-void dstr_printf(struct dstr *d, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (d->failed)
-		return;
-	for (;;) {
-		size_t room = d->cap - d->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(d->p ? d->p + d->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			d->failed = true;
-			return;
-		}
-		if ((size_t)n < room) {
-			d->len += (size_t)n;
-			return;
-		}
-		size_t cap = d->cap ? d->cap * 2 : 4096;
-		while (cap < d->len + (size_t)n + 1)
-			cap *= 2;
-		char *np = realloc(d->p, cap);
-		if (np == NULL) {
-			d->failed = true;
-			return;
-		}
-		d->p = np;
-		d->cap = cap;
-	}
-}
-
-void dstr_add(struct dstr *d, const char *s, size_t n)
-{
-	dstr_printf(d, "%.*s", (int)n, s);
-}
-
 /* 632B, 1.60KiB, 99.4KiB, 512MiB, -16.9KiB */
 static const char *fmt_bytes(char *buf, size_t cap, double v)
 {
@@ -122,10 +83,10 @@ static const char *fmt_si(char *buf, size_t cap, double v)
 	return buf;
 }
 
-static void line(struct dstr *d, const char *label, const char *fmt, ...)
+static void line(struct growbuf *d, const char *label, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void line(struct dstr *d, const char *label, const char *fmt, ...)
+static void line(struct growbuf *d, const char *label, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -133,7 +94,7 @@ static void line(struct dstr *d, const char *label, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	dstr_printf(d, "%-20s: %s\n", label, buf);
+	growbuf_printf(d, "%-20s: %s\n", label, buf);
 }
 
 static void fmt_percentiles(char *buf, size_t cap, double p50, double p90,
@@ -148,14 +109,14 @@ static void fmt_percentiles(char *buf, size_t cap, double p50, double p90,
 
 /* "Time Cost           : 85.07µs" for /ruleset/update and /ruleset/gc.
  * (Declared by its user too: api_text.h is not this change's to edit.) */
-void text_time_cost(struct dstr *d, double seconds)
+void text_time_cost(struct growbuf *d, double seconds)
 {
 	char a[32];
 
 	line(d, "Time Cost", "%s", fmt_dur(a, sizeof(a), seconds));
 }
 
-void text_runtime(struct dstr *d, const struct stats_view *v)
+void text_runtime(struct growbuf *d, const struct stats_view *v)
 {
 	char a[32], b[32], c[32];
 
@@ -176,7 +137,7 @@ void text_runtime(struct dstr *d, const struct stats_view *v)
 	}
 }
 
-void text_gc(struct dstr *d, const struct stats_view *v, double dmem,
+void text_gc(struct growbuf *d, const struct stats_view *v, double dmem,
 	     double dobjects)
 {
 	char a[32], b[32];
@@ -192,7 +153,7 @@ void text_gc(struct dstr *d, const struct stats_view *v, double dmem,
 	text_runtime(d, v);
 }
 
-void text_stats(struct dstr *d, const struct stats_view *v, bool banner,
+void text_stats(struct growbuf *d, const struct stats_view *v, bool banner,
 		bool server, bool runtime, const struct stats_view *prev)
 {
 	const struct msg_stats *f = &v->front;
@@ -201,9 +162,10 @@ void text_stats(struct dstr *d, const struct stats_view *v, bool banner,
 	time_t now = (time_t)v->wall;
 
 	if (banner)
-		dstr_printf(d, "neosocksd %s\n  https://github.com/hexian000/"
+		growbuf_printf(d,
+			       "neosocksd %s\n  https://github.com/hexian000/"
 			       "neosocksd (API compatible)\n\n",
-			    NEOSOCKSD_VERSION);
+			       NEOSOCKSD_VERSION);
 	if (!server)
 		return;
 	localtime_r(&now, &tm);
@@ -291,21 +253,21 @@ void text_stats(struct dstr *d, const struct stats_view *v, bool banner,
 
 /* ---- /metrics ---- */
 
-static void family(struct dstr *d, const char *name, const char *type,
+static void family(struct growbuf *d, const char *name, const char *type,
 		   const char *help)
 {
-	dstr_printf(d, "# HELP neosocksd_%s %s\n# TYPE neosocksd_%s %s\n",
-		    name, help, name, type);
+	growbuf_printf(d, "# HELP neosocksd_%s %s\n# TYPE neosocksd_%s %s\n",
+		       name, help, name, type);
 }
 
-static void metric(struct dstr *d, const char *name, const char *type,
+static void metric(struct growbuf *d, const char *name, const char *type,
 		   const char *help, double value)
 {
 	family(d, name, type, help);
-	dstr_printf(d, "neosocksd_%s %.17g\n", name, value);
+	growbuf_printf(d, "neosocksd_%s %.17g\n", name, value);
 }
 
-static void metric_sandbox(struct dstr *d, const char *role, unsigned bits)
+static void metric_sandbox(struct growbuf *d, const char *role, unsigned bits)
 {
 	static const struct {
 		unsigned bit;
@@ -318,14 +280,14 @@ static void metric_sandbox(struct dstr *d, const char *role, unsigned bits)
 	};
 
 	for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
-		dstr_printf(d,
-			    "neosocksd_sandbox_layer{role=\"%s\",layer=\"%s\"} "
-			    "%d\n",
-			    role, layers[i].name,
-			    (bits & layers[i].bit) != 0);
+		growbuf_printf(
+			d,
+			"neosocksd_sandbox_layer{role=\"%s\",layer=\"%s\"} "
+			"%d\n",
+			role, layers[i].name, (bits & layers[i].bit) != 0);
 }
 
-void text_metrics(struct dstr *d, const struct stats_view *v)
+void text_metrics(struct growbuf *d, const struct stats_view *v)
 {
 	const struct msg_stats *f = &v->front;
 	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx",
@@ -371,46 +333,47 @@ void text_metrics(struct dstr *d, const struct stats_view *v)
 	       "Bytes relayed downstream.", (double)f->bytes_down);
 	family(d, "protocol_bytes_total", "counter",
 	       "Handshake and API bytes by module and direction.");
-	dstr_printf(d,
-		    "neosocksd_protocol_bytes_total{direction=\"rx\",module="
-		    "\"api_server\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"tx\",module="
-		    "\"api_server\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"rx\",module="
-		    "\"proxy_server\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"tx\",module="
-		    "\"proxy_server\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"rx\",module="
-		    "\"proxy_client\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"tx\",module="
-		    "\"proxy_client\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"rx\",module="
-		    "\"api_client\"} %llu\n"
-		    "neosocksd_protocol_bytes_total{direction=\"tx\",module="
-		    "\"api_client\"} %llu\n",
-		    (unsigned long long)v->api.rx, (unsigned long long)v->api.tx,
-		    (unsigned long long)f->hs_rx, (unsigned long long)f->hs_tx,
-		    (unsigned long long)f->dial_rx,
-		    (unsigned long long)f->dial_tx,
-		    (unsigned long long)v->rpc_rx, (unsigned long long)v->rpc_tx);
+	growbuf_printf(
+		d,
+		"neosocksd_protocol_bytes_total{direction=\"rx\",module="
+		"\"api_server\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"tx\",module="
+		"\"api_server\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"rx\",module="
+		"\"proxy_server\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"tx\",module="
+		"\"proxy_server\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"rx\",module="
+		"\"proxy_client\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"tx\",module="
+		"\"proxy_client\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"rx\",module="
+		"\"api_client\"} %llu\n"
+		"neosocksd_protocol_bytes_total{direction=\"tx\",module="
+		"\"api_client\"} %llu\n",
+		(unsigned long long)v->api.rx, (unsigned long long)v->api.tx,
+		(unsigned long long)f->hs_rx, (unsigned long long)f->hs_tx,
+		(unsigned long long)f->dial_rx, (unsigned long long)f->dial_tx,
+		(unsigned long long)v->rpc_rx, (unsigned long long)v->rpc_tx);
 	metric(d, "api_client_requests_total", "counter",
 	       "RPC and invoke requests sent to other daemons.",
 	       (double)v->rpc_requests);
 	if (f->nlat > 0) {
 		family(d, "connect_latency_seconds", "summary",
 		       "Dial latency, proxies included (last 256).");
-		dstr_printf(d,
-			    "neosocksd_connect_latency_seconds{quantile=\"0.5\"}"
-			    " %g\n"
-			    "neosocksd_connect_latency_seconds{quantile=\"0.9\"}"
-			    " %g\n"
-			    "neosocksd_connect_latency_seconds{quantile=\"0.99\"}"
-			    " %g\n"
-			    "neosocksd_connect_latency_seconds_sum %g\n"
-			    "neosocksd_connect_latency_seconds_count %llu\n",
-			    f->lat_p50_us / 1e6, f->lat_p90_us / 1e6,
-			    f->lat_p99_us / 1e6, (double)f->dial_us_sum / 1e6,
-			    (unsigned long long)f->dials);
+		growbuf_printf(
+			d,
+			"neosocksd_connect_latency_seconds{quantile=\"0.5\"}"
+			" %g\n"
+			"neosocksd_connect_latency_seconds{quantile=\"0.9\"}"
+			" %g\n"
+			"neosocksd_connect_latency_seconds{quantile=\"0.99\"}"
+			" %g\n"
+			"neosocksd_connect_latency_seconds_sum %g\n"
+			"neosocksd_connect_latency_seconds_count %llu\n",
+			f->lat_p50_us / 1e6, f->lat_p90_us / 1e6,
+			f->lat_p99_us / 1e6, (double)f->dial_us_sum / 1e6,
+			(unsigned long long)f->dials);
 	}
 	metric(d, "lua_memory_bytes", "gauge", "Lua heap in use.",
 	       (double)v->lua_mem);
@@ -425,10 +388,11 @@ void text_metrics(struct dstr *d, const struct stats_view *v)
 	/* ours */
 	family(d, "process_restarts_total", "counter",
 	       "Child processes started again after dying.");
-	dstr_printf(d,
-		    "neosocksd_process_restarts_total{role=\"front\"} %u\n"
-		    "neosocksd_process_restarts_total{role=\"ruleset\"} %u\n",
-		    v->status.restarts_front, v->status.restarts_ruleset);
+	growbuf_printf(
+		d,
+		"neosocksd_process_restarts_total{role=\"front\"} %u\n"
+		"neosocksd_process_restarts_total{role=\"ruleset\"} %u\n",
+		v->status.restarts_front, v->status.restarts_ruleset);
 	family(d, "sandbox_layer", "gauge",
 	       "1 when the sandbox layer is in place for the role.");
 	metric_sandbox(d, "main", v->status.sandbox_parent);
@@ -437,8 +401,9 @@ void text_metrics(struct dstr *d, const struct stats_view *v)
 	family(d, "api_responses_total", "counter",
 	       "REST API responses by status class.");
 	for (int i = 0; i < 6; i++)
-		dstr_printf(d, "neosocksd_api_responses_total{code=\"%s\"} %llu\n",
-			    classes[i], (unsigned long long)v->api.by_status[i]);
+		growbuf_printf(
+			d, "neosocksd_api_responses_total{code=\"%s\"} %llu\n",
+			classes[i], (unsigned long long)v->api.by_status[i]);
 	metric(d, "log_lines_dropped_total", "counter",
 	       "Log lines the front dropped because the log was full.",
 	       (double)f->log_dropped);

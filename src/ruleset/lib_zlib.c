@@ -7,7 +7,7 @@
  * strict about the end: a truncated stream, and bytes after the zlib stream
  * or after the last gzip member, are errors.
  *
- * Output is produced in ZBODY_CHUNK pieces. In Lua it goes into a luaL_Buffer
+ * Output is produced in ZLIB_CHUNK pieces. In Lua it goes into a luaL_Buffer
  * and zlib's state is allocated with the state's lua_Alloc, so the VM's
  * memory cap bounds a decompression bomb and running out is an ordinary Lua
  * error ("not enough memory" or "<op> error: out of memory"). The stream
@@ -24,6 +24,7 @@
 
 #include "ruleset/zbody.h"
 
+#define ZLIB_CHUNK 16384 /* output into the luaL_Buffer at a time */
 #define ZLIB_MT "zlib.stream"
 
 enum zlib_mode {
@@ -105,8 +106,8 @@ static struct zlib_ud *zlib_newstream(lua_State *L)
 
 static char *zlib_lbuf_reserve(void *ctx, size_t *avail)
 {
-	*avail = ZBODY_CHUNK;
-	return luaL_prepbuffsize(ctx, ZBODY_CHUNK);
+	*avail = ZLIB_CHUNK;
+	return luaL_prepbuffsize(ctx, ZLIB_CHUNK);
 }
 
 static void zlib_lbuf_commit(void *ctx, size_t n)

@@ -28,6 +28,7 @@
 
 #include "common/addr.h"
 #include "common/chanev.h"
+#include "common/growbuf.h"
 #include "common/http1.h"
 #include "common/log.h"
 #include "common/route_wire.h"
@@ -55,8 +56,7 @@ struct rpc_call {
 	bool watching;
 	char *out;
 	size_t outlen, outoff;
-	char *in;
-	size_t inlen, incap;
+	struct growbuf in; /* the answer, read until the peer closes */
 	char target[128]; /* for logs */
 };
 
@@ -109,7 +109,7 @@ static void rpc_free(struct rpc_call *c)
 {
 	rpc_detach(c);
 	free(c->out);
-	free(c->in);
+	growbuf_free(&c->in);
 	free(c);
 }
 
@@ -216,7 +216,7 @@ static void rpc_parse_response(struct rpc_call *c)
 		return;
 	}
 	http1_parser_init(&ps, HTTP1_RESPONSE);
-	hl = http1_parse(&ps, c->in, c->inlen, h);
+	hl = http1_parse(&ps, c->in.p, c->in.len, h);
 	if (hl <= 0) {
 		free(h);
 		rpc_fail(c, hl == 0 ? "unexpected EOF" : "malformed response");
@@ -227,8 +227,8 @@ static void rpc_parse_response(struct rpc_call *c)
 		rpc_fail(c, "chunked response not supported");
 		return;
 	}
-	body = c->in + hl;
-	bodylen = c->inlen - (size_t)hl;
+	body = c->in.p + hl;
+	bodylen = c->in.len - (size_t)hl;
 	if (h->content_length >= 0) {
 		if ((uint64_t)h->content_length > bodylen) {
 			free(h);
@@ -239,12 +239,12 @@ static void rpc_parse_response(struct rpc_call *c)
 	}
 	ct = http1_known_value(h, HTTP1_H_CONTENT_TYPE);
 	ce = http1_known_value(h, HTTP1_H_CONTENT_ENCODING);
-	is_rpc = ct != NULL && rpc_mime_is(c->in, ct);
+	is_rpc = ct != NULL && rpc_mime_is(c->in.p, ct);
 	if (ce != NULL && bodylen > 0) {
 		size_t n;
-		int gz = http1_span_eq_ci(c->in, *ce, "gzip");
+		int gz = http1_span_eq_ci(c->in.p, *ce, "gzip");
 
-		if (!gz && !http1_span_eq_ci(c->in, *ce, "deflate")) {
+		if (!gz && !http1_span_eq_ci(c->in.p, *ce, "deflate")) {
 			free(h);
 			rpc_fail(c, "unsupported content-encoding");
 			return;
@@ -258,7 +258,7 @@ static void rpc_parse_response(struct rpc_call *c)
 		body = inflated;
 		bodylen = n;
 	}
-	stats_count_rpc(c->inlen, c->outlen);
+	stats_count_rpc(c->in.len, c->outlen);
 	if (h->status >= 200 && h->status < 300) {
 		if (c->ar != NULL && !is_rpc) {
 			o.err = "unsupported content-type";
@@ -312,27 +312,16 @@ static void rpc_io(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (;;) {
+		size_t room;
+		char *p = growbuf_room(&c->in, 1, &room);
 		ssize_t n;
 
-		if (c->inlen == c->incap) {
-			size_t cap = c->incap ? c->incap * 2 : 16384;
-			char *p;
-
-			if (cap > RPC_RESP_MAX + HTTP1_MAX_HEAD)
-				cap = RPC_RESP_MAX + HTTP1_MAX_HEAD;
-			if (c->inlen == cap) {
-				rpc_fail(c, "response too large");
-				return;
-			}
-			p = realloc(c->in, cap);
-			if (p == NULL) {
-				rpc_fail(c, "out of memory");
-				return;
-			}
-			c->in = p;
-			c->incap = cap;
+		if (p == NULL) {
+			rpc_fail(c, c->in.nomem ? "out of memory"
+						: "response too large");
+			return;
 		}
-		n = recv(fd, c->in + c->inlen, c->incap - c->inlen, 0);
+		n = recv(fd, p, room, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -343,7 +332,7 @@ static void rpc_io(evutil_socket_t fd, short what, void *arg)
 		}
 		if (n == 0)
 			break;
-		c->inlen += (size_t)n;
+		growbuf_commit(&c->in, (size_t)n);
 	}
 	rpc_parse_response(c);
 }
@@ -524,6 +513,7 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	if (c == NULL)
 		luaL_error(L, "out of memory");
 	c->fd = -1;
+	c->in = (struct growbuf)GROWBUF_INIT(RPC_RESP_MAX + HTTP1_MAX_HEAD);
 	c->id = ++rpc_client.next_id;
 	c->state = RPC_DIALING;
 	{

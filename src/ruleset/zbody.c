@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/growbuf.h"
+
 /* input handed to zlib per call (avail_in is an unsigned int) */
 #define ZBODY_MAXIN ((size_t)1 << 30)
 
@@ -131,55 +133,26 @@ enum zbody_run zbody_deflate_run(z_stream *zs, const void *in, size_t inlen,
 
 /* ---- whole bodies (malloc, explicit limit) ---- */
 
-struct zbody_mbuf {
-	char *p;
-	size_t len, cap;
-	size_t max; /* cap never exceeds this */
-	int nomem;
-};
-
-static char *zbody_mbuf_reserve(void *ctx, size_t *avail)
+/* The loops' output into a bounded growbuf. */
+static char *zbody_buf_reserve(void *ctx, size_t *avail)
 {
-	struct zbody_mbuf *m = ctx;
-	size_t ncap;
-	char *np;
-
-	if (m->len == m->cap) {
-		if (m->cap >= m->max)
-			return NULL;
-		/* double, but go straight to max from at most max / 2, so a
-		 * realloc that copies holds at most 1.5 * max */
-		ncap = m->cap == 0 ? ZBODY_CHUNK : m->cap * 2;
-		if (ncap > m->max / 2 || ncap < m->cap)
-			ncap = m->max;
-		np = realloc(m->p, ncap + 1); /* + 1 for the final NUL */
-		if (np == NULL) {
-			m->nomem = 1;
-			return NULL;
-		}
-		m->p = np;
-		m->cap = ncap;
-	}
-	*avail = m->cap - m->len;
-	return m->p + m->len;
+	return growbuf_room(ctx, 1, avail);
 }
 
-static void zbody_mbuf_commit(void *ctx, size_t n)
+static void zbody_buf_commit(void *ctx, size_t n)
 {
-	struct zbody_mbuf *m = ctx;
-
-	m->len += n;
+	growbuf_commit(ctx, n);
 }
 
-/* Map a run over a malloc'd buffer to the ZLIB_* results. */
-static int zbody_mbuf_result(enum zbody_run r, const struct zbody_mbuf *m,
-			     size_t limit)
+/* Map a run over a growbuf to the ZBODY_* results. */
+static int zbody_buf_result(enum zbody_run r, const struct growbuf *b,
+			    size_t limit)
 {
 	switch (r) {
 	case ZBODY_RUN_OK:
-		return m->len > limit ? ZBODY_ELIMIT : ZBODY_OK;
+		return b->len > limit ? ZBODY_ELIMIT : ZBODY_OK;
 	case ZBODY_RUN_STOP:
-		return m->nomem ? ZBODY_ENOMEM : ZBODY_ELIMIT;
+		return b->nomem ? ZBODY_ENOMEM : ZBODY_ELIMIT;
 	case ZBODY_RUN_NOMEM:
 		return ZBODY_ENOMEM;
 	default:
@@ -190,8 +163,8 @@ static int zbody_mbuf_result(enum zbody_run r, const struct zbody_mbuf *m,
 int zbody_inflate(const void *in, size_t inlen, int gzip, size_t limit,
 		  char **out, size_t *outlen)
 {
-	struct zbody_mbuf m = { NULL, 0, 0, 0, 0 };
-	struct zbody_sink sink = { zbody_mbuf_reserve, zbody_mbuf_commit, &m };
+	struct growbuf b;
+	struct zbody_sink sink = { zbody_buf_reserve, zbody_buf_commit, &b };
 	z_stream zs;
 	const char *why = NULL;
 	int ret;
@@ -200,31 +173,31 @@ int zbody_inflate(const void *in, size_t inlen, int gzip, size_t limit,
 	*outlen = 0;
 	if (limit > SIZE_MAX - 2)
 		limit = SIZE_MAX - 2;
-	m.max = limit + 1; /* one byte more tells "over the limit" */
+	/* one byte more tells "over the limit" */
+	b = (struct growbuf)GROWBUF_INIT(limit + 1);
 	memset(&zs, 0, sizeof(zs));
 	ret = inflateInit2(&zs, gzip ? ZBODY_WBITS_GZIP : ZBODY_WBITS);
 	if (ret != Z_OK)
 		return ret == Z_MEM_ERROR ? ZBODY_ENOMEM : ZBODY_EMALFORMED;
-	ret = zbody_mbuf_result(zbody_inflate_run(&zs, in, inlen, gzip, &sink,
-						  &why),
-				&m, limit);
+	ret = zbody_buf_result(zbody_inflate_run(&zs, in, inlen, gzip, &sink,
+						 &why),
+			       &b, limit);
 	inflateEnd(&zs);
 	if (ret != ZBODY_OK) {
-		free(m.p);
+		growbuf_free(&b);
 		return ret;
 	}
-	if (m.p == NULL) /* no room was ever asked for: cannot happen */
+	if (b.p == NULL) /* no room was ever asked for: cannot happen */
 		return ZBODY_ENOMEM;
-	m.p[m.len] = '\0';
-	*out = m.p;
-	*outlen = m.len;
+	*outlen = b.len;
+	*out = growbuf_take(&b);
 	return ZBODY_OK;
 }
 
 int zbody_deflate(const void *in, size_t inlen, char **out, size_t *outlen)
 {
-	struct zbody_mbuf m = { NULL, 0, 0, SIZE_MAX - 1, 0 };
-	struct zbody_sink sink = { zbody_mbuf_reserve, zbody_mbuf_commit, &m };
+	struct growbuf b = GROWBUF_INIT(SIZE_MAX - 1);
+	struct zbody_sink sink = { zbody_buf_reserve, zbody_buf_commit, &b };
 	z_stream zs;
 	enum zbody_run r;
 
@@ -235,11 +208,11 @@ int zbody_deflate(const void *in, size_t inlen, char **out, size_t *outlen)
 		return ZBODY_ENOMEM;
 	r = zbody_deflate_run(&zs, in, inlen, &sink);
 	deflateEnd(&zs);
-	if (r != ZBODY_RUN_OK || m.p == NULL) {
-		free(m.p);
+	if (r != ZBODY_RUN_OK || b.p == NULL) {
+		growbuf_free(&b);
 		return ZBODY_ENOMEM;
 	}
-	*out = m.p;
-	*outlen = m.len;
+	*outlen = b.len;
+	*out = growbuf_take(&b);
 	return ZBODY_OK;
 }

@@ -7,7 +7,6 @@
 
 #include <zlib.h>
 
-#define ZBODY_CHUNK 16384       /* output asked of a sink at a time */
 #define ZBODY_WBITS 15          /* zlib format */
 #define ZBODY_WBITS_GZIP (15 + 16)
 
