@@ -16,13 +16,13 @@
 #include "ruleset/api.h"
 #include "ruleset/api_conn.h"
 #include "ruleset/api_text.h"
+#include "ruleset/rpcall.h"
 #include "ruleset/rpcall_server.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/ruleset_parent.h"
 #include "ruleset/updates.h"
 #include "ruleset/vm.h"
 
-#define RPC_MIME "application/x-neosocksd-rpc; version=1"
 #define TEXT_MIME "text/plain; charset=utf-8"
 enum stats_kind { SK_GET, SK_POST, SK_METRICS };
 
@@ -359,42 +359,9 @@ static void ep_gc(struct api_req *r)
 	growbuf_free(&d);
 }
 
-/* "application/x-neosocksd-rpc; version=1", parameters in any order and
- * quoting. */
-static bool rpc_mime_ok(const char *ct)
-{
-	const char *p = ct, *semi;
-	bool version_ok = false;
-
-	semi = strchr(p, ';');
-	if (strncasecmp(p, "application/x-neosocksd-rpc",
-			strlen("application/x-neosocksd-rpc")) != 0)
-		return false;
-	p += strlen("application/x-neosocksd-rpc");
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p != ';' && *p != '\0')
-		return false;
-	while (semi != NULL) {
-		p = semi + 1;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		semi = strchr(p, ';');
-		if (strncasecmp(p, "version=", 8) == 0) {
-			const char *v = p + 8;
-			version_ok = strncmp(v, "1", 1) == 0 ||
-				     strncmp(v, "\"1\"", 3) == 0;
-			if (version_ok && v[0] == '1' && v[1] != '\0' &&
-			    v[1] != ';' && v[1] != ' ')
-				version_ok = false;
-		}
-	}
-	return version_ok;
-}
-
 static void ep_rpcall(struct api_req *r)
 {
-	if (!rpc_mime_ok(r->content_type)) {
+	if (!rpcall_mime_ok(r->content_type, strlen(r->content_type))) {
 		reply_status(r, 400, NULL);
 		return;
 	}

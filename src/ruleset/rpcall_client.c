@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/route_wire.h"
 #include "ruleset/aroutine.h"
+#include "ruleset/rpcall.h"
 #include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/stats.h"
@@ -40,9 +41,7 @@
 #include "ruleset/zbody.h"
 
 #define RPC_CALLS_MAX 16   /* in flight; each may buffer 4 MiB */
-#define RPC_COMPRESS_MIN 256
 #define RPC_RESP_MAX API_BODY_MAX
-#define RPC_MIME "application/x-neosocksd-rpc; version=1"
 
 enum rpc_state { RPC_DIALING, RPC_SENDING, RPC_RECEIVING };
 
@@ -173,31 +172,6 @@ static void rpc_cancel(void *op)
 
 /* ---- the response ---- */
 
-static bool rpc_mime_is(const char *buf, const struct http1_span *v)
-{
-	static const char mime[] = "application/x-neosocksd-rpc";
-	const char *p = buf + v->off, *end = p + v->len;
-	bool version = false;
-
-	if (v->len < sizeof(mime) - 1 ||
-	    strncasecmp(p, mime, sizeof(mime) - 1) != 0)
-		return false;
-	p += sizeof(mime) - 1;
-	while (p < end) {
-		while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
-			p++;
-		if ((size_t)(end - p) >= 9 && strncasecmp(p, "version=1", 9) == 0 &&
-		    (p + 9 == end || p[9] == ';' || p[9] == ' '))
-			version = true;
-		else if ((size_t)(end - p) >= 11 &&
-			 strncasecmp(p, "version=\"1\"", 11) == 0)
-			version = true;
-		while (p < end && *p != ';')
-			p++;
-	}
-	return version;
-}
-
 /* The whole response is in c->in (the peer closed). */
 static void rpc_parse_response(struct rpc_call *c)
 {
@@ -239,7 +213,7 @@ static void rpc_parse_response(struct rpc_call *c)
 	}
 	ct = http1_known_value(h, HTTP1_H_CONTENT_TYPE);
 	ce = http1_known_value(h, HTTP1_H_CONTENT_ENCODING);
-	is_rpc = ct != NULL && rpc_mime_is(c->in.p, ct);
+	is_rpc = ct != NULL && rpcall_mime_ok(c->in.p + ct->off, ct->len);
 	if (ce != NULL && bodylen > 0) {
 		size_t n;
 		int gz = http1_span_eq_ci(c->in.p, *ce, "gzip");

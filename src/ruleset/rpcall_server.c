@@ -13,12 +13,10 @@
 #include "ruleset/api_conn.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/lib_marshal.h"
+#include "ruleset/rpcall.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/updates.h"
 #include "ruleset/vm.h"
-
-#define RPC_MIME "application/x-neosocksd-rpc; version=1"
-#define RPC_COMPRESS_MIN 256
 
 struct rpc_srv {
 	struct api_req *req;

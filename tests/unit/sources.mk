@@ -16,3 +16,4 @@ UT_SRCS_http1fwd   := src/common/http1fwd.c src/common/http1.c src/common/base64
 UT_SRCS_chanev     := src/common/chanev.c src/common/msgchan.c src/common/msg.c src/common/log.c
 UT_SRCS_api_access := src/ruleset/api_access.c src/common/addr.c src/common/http1.c src/common/base64.c
 UT_SRCS_growbuf    := src/common/growbuf.c
+UT_SRCS_rpcall     := src/ruleset/rpcall.c
