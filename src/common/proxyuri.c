@@ -260,6 +260,31 @@ int proxyuri_format(const struct proxy_hop *hop, char *buf, size_t cap)
 	return out_end(&o);
 }
 
+int proxyuri_format_chain(const struct proxy_hop *hops, size_t n,
+			  const char *sep, char *buf, size_t cap)
+{
+	size_t off = 0, slen = strlen(sep);
+
+	if (cap == 0)
+		return -1;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t s = i > 0 ? slen : 0;
+		int k;
+
+		if (s >= cap - off)
+			return -1;
+		memcpy(buf + off, sep, s);
+		k = proxyuri_format(&hops[i], buf + off + s, cap - off - s);
+		if (k < 0) {
+			buf[off] = '\0'; /* no dangling separator */
+			return -1;
+		}
+		off += s + (size_t)k;
+	}
+	return (int)off;
+}
+
 const char *proxyuri_scheme_name(enum proxy_scheme s)
 {
 	const struct scheme_def *sd = scheme_by_id((unsigned)s);

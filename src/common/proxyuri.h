@@ -43,6 +43,13 @@ int proxyuri_parse_chain(struct proxy_hop *hops, size_t cap, size_t *n,
  * is set but never the password. Returns length or -1. */
 int proxyuri_format(const struct proxy_hop *hop, char *buf, size_t cap);
 
+/* Format hops[0..n) as proxyuri_format does, joined by sep ("->" for the
+ * access log, "," for config()). Returns the length, or -1 when not all
+ * fit: buf then holds the hops that did, whole, without a trailing sep
+ * ("" for none). */
+int proxyuri_format_chain(const struct proxy_hop *hops, size_t n,
+			  const char *sep, char *buf, size_t cap);
+
 const char *proxyuri_scheme_name(enum proxy_scheme s);
 
 #endif

@@ -62,20 +62,9 @@ static int front_compile(struct front_conf *fc)
 		LOGE("-x: %s", why);
 		return -1;
 	}
-	fc->chain_text[0] = '\0';
-	for (size_t i = 0, off = 0; i < fc->nhops; i++) {
-		int n;
-
-		if (i > 0 && off + 2 < sizeof(fc->chain_text)) {
-			memcpy(fc->chain_text + off, "->", 3);
-			off += 2;
-		}
-		n = proxyuri_format(&fc->hops[i], fc->chain_text + off,
-				    sizeof(fc->chain_text) - off);
-		if (n < 0)
-			break;
-		off += (size_t)n;
-	}
+	/* for logs: what does not fit is left out */
+	(void)proxyuri_format_chain(fc->hops, fc->nhops, "->", fc->chain_text,
+				    sizeof(fc->chain_text));
 	fc->use_ruleset = c->ruleset[0] != '\0' || c->config_file[0] != '\0';
 	if (strcmp(c->forward, ":") == 0 && fc->use_ruleset) {
 		/* -f ":": the ruleset names the target of every connection

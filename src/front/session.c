@@ -658,20 +658,11 @@ static char *session_route_text(const struct proxy_hop *hops, size_t n,
 				const struct netaddr *to, bool redirected)
 {
 	char buf[CONF_PROXY_MAX + ADDR_STRLEN + 8];
-	size_t off = 0;
-	int k;
+	size_t off;
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && off + 2 < sizeof(buf)) {
-			memcpy(buf + off, "->", 3);
-			off += 2;
-		}
-		k = proxyuri_format(&hops[i], buf + off, sizeof(buf) - off);
-		if (k < 0)
-			break;
-		off += (size_t)k;
-	}
+	/* for the log: what does not fit is left out */
+	(void)proxyuri_format_chain(hops, n, "->", buf, sizeof(buf));
+	off = strlen(buf);
 	if (n == 0) {
 		memcpy(buf, "direct", 7);
 		off = 6;

@@ -34,7 +34,7 @@ static void nsd_config_proxy(lua_State *L, const char *csv)
 {
 	struct proxy_hop hops[PROXYCHAIN_MAX];
 	char out[CONF_PROXY_MAX];
-	size_t n = 0, off = 0;
+	size_t n = 0;
 	const char *why;
 
 	if (csv[0] == '\0' ||
@@ -43,19 +43,9 @@ static void nsd_config_proxy(lua_State *L, const char *csv)
 		lua_pushnil(L);
 		return;
 	}
-	out[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		int k;
-
-		if (i > 0 && off + 1 < sizeof(out))
-			out[off++] = ',';
-		k = proxyuri_format(&hops[i], out + off, sizeof(out) - off);
-		if (k < 0)
-			break;
-		off += (size_t)k;
-	}
+	(void)proxyuri_format_chain(hops, n, ",", out, sizeof(out));
 	explicit_bzero(hops, sizeof(hops));
-	lua_pushlstring(L, out, off);
+	lua_pushstring(L, out);
 }
 
 static void nsd_config_push(lua_State *L, const struct config *c,

@@ -508,6 +508,46 @@ static void test_format_small_buffers(void **state)
 	assert_int_equal(proxyuri_format(&hop, NULL, 0), -1);
 }
 
+/* The chain, joined; never a password; what does not fit is left out,
+ * whole hops at a time. */
+static void test_format_chain(void **state)
+{
+	static const char both[] = "socks5://al@10.0.0.1:1080->http://b:3128";
+	struct proxy_hop hops[2];
+	const char *err;
+	size_t n;
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(proxyuri_parse_chain(hops, 2, &n,
+					      "socks5://al:pw@10.0.0.1,"
+					      "http://b:3128",
+					      strlen("socks5://al:pw@10.0.0.1,"
+						     "http://b:3128"),
+					      &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(proxyuri_format_chain(hops, 2, "->", buf, sizeof(buf)),
+			 (int)strlen(both));
+	assert_string_equal(buf, both);
+	assert_null(strstr(buf, "pw"));
+	assert_int_equal(proxyuri_format_chain(hops, 2, ",", buf, sizeof(buf)),
+			 (int)strlen(both) - 1);
+	assert_string_equal(buf, "socks5://al@10.0.0.1:1080,http://b:3128");
+	assert_int_equal(proxyuri_format_chain(hops, 0, "->", buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "");
+	/* room for the first hop and the separator, not the second */
+	assert_int_equal(proxyuri_format_chain(hops, 2, "->", buf, 30), -1);
+	assert_string_equal(buf, "socks5://al@10.0.0.1:1080");
+	/* not even the separator */
+	assert_int_equal(proxyuri_format_chain(hops, 2, "->", buf, 27), -1);
+	assert_string_equal(buf, "socks5://al@10.0.0.1:1080");
+	assert_int_equal(proxyuri_format_chain(hops, 2, "->", buf, 5), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(proxyuri_format_chain(hops, 2, "->", buf, 0), -1);
+}
+
 static void test_format_invalid(void **state)
 {
 	struct proxy_hop hop;
@@ -559,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_format_escapes_user),
 		cmocka_unit_test(test_format_small_buffers),
+		cmocka_unit_test(test_format_chain),
 		cmocka_unit_test(test_format_invalid),
 		cmocka_unit_test(test_scheme_name),
 	};
