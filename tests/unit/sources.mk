@@ -17,3 +17,4 @@ UT_SRCS_chanev     := src/common/chanev.c src/common/msgchan.c src/common/msg.c 
 UT_SRCS_api_access := src/ruleset/api_access.c src/common/addr.c src/common/http1.c src/common/base64.c
 UT_SRCS_growbuf    := src/common/growbuf.c
 UT_SRCS_rpcall     := src/ruleset/rpcall.c
+UT_SRCS_route_wire := src/common/route_wire.c
