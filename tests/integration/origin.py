@@ -11,8 +11,7 @@ import socket
 import subprocess
 import threading
 
-from conftest import pattern_bytes
-from helpers import recv_exact
+from harness import pattern_bytes, recv_all, recv_exact
 
 
 def read_head(sock, buf=b""):
@@ -446,16 +445,9 @@ class GitOrigin(Origin):
 
 
 def recv_until_close(s, timeout=10):
+    """Everything up to EOF (or a reset), waiting at most timeout per read."""
     s.settimeout(timeout)
-    out = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
+    return recv_all(s)
 
 
 __all__ = ["Origin", "GitOrigin", "BufferedSock", "read_response", "raw_request", "get",

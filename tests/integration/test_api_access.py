@@ -10,10 +10,9 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
-from helpers import curl, free_ports, wait_until
-from api_util import (ADMIN_TOKEN, Api, RO_TOKEN, RPC_MIME, request, routed, ruleset_pid,
-                      ruleset_text, sample, start_api, token_files, write_ruleset)
+from harness import (ADMIN_TOKEN, Api, BIN, curl, free_ports, request, RO_TOKEN, routed, RPC_MIME,
+                     ruleset_pid, ruleset_text, sample, start_api, token_files, wait_until,
+                     write_ruleset)
 
 
 def test_tokens(daemon_factory, tmp_path, http_target):

@@ -12,11 +12,9 @@ import zlib
 
 import pytest
 
-from helpers import free_ports, recv_all, socks5_connect, wait_until
-from privsep_util import comm
-from api_util import (Api, MIB, RPC_MIME, parse_prometheus, request, routed, ruleset_pid,
-                      ruleset_text, sample, server_socket_queues, start_api, stats_numbers,
-                      stats_value)
+from harness import (Api, comm, free_ports, MIB, parse_prometheus, recv_all, request, routed,
+                     RPC_MIME, ruleset_pid, ruleset_text, sample, server_socket_queues,
+                     socks5_connect, start_api, stats_numbers, stats_value, wait_until)
 
 
 def test_prometheus_parser_is_strict():

@@ -11,11 +11,9 @@ import zlib
 
 import pytest
 
-from helpers import curl, wait_until
-from api_util import (LIMIT, MIB, RPC_MIME, gzip_members, lua_comment, parse_prometheus,
-                      request, routed, ruleset_pid, ruleset_text, sample,
-                      server_socket_queues, server_socket_state, start_api, vm_hwm_kib,
-                      zero_bomb)
+from harness import (curl, gzip_members, LIMIT, lua_comment, MIB, parse_prometheus, request, routed,
+                     RPC_MIME, ruleset_pid, ruleset_text, sample, server_socket_queues,
+                     server_socket_state, start_api, vm_hwm_kib, wait_until, zero_bomb)
 
 
 def test_not_found_method_and_length(daemon_factory, tmp_path, http_target):

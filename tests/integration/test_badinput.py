@@ -10,11 +10,9 @@ import struct
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import (access_line, assert_http_served, assert_socks5_served,
-                     connect, exchange, head_status, read_head, recv_all,
-                     recv_exact, reply_then_close, socks5_read_reply,
-                     socks5_target, start_proxy, http_connect, curl)
+from harness import (access_line, assert_http_served, assert_socks5_served, connect, curl, exchange,
+                     head_status, http_connect, pattern_bytes, read_head, recv_all, recv_exact,
+                     reply_then_close, socks5_read_reply, socks5_target, start_proxy)
 
 
 @pytest.fixture

@@ -10,13 +10,10 @@ import time
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import (AuthConnectProxy, ScriptedServer, SplitReplyProxy,
-                     assert_http_served, assert_socks5_served, connect,
-                     cpu_seconds, curl, exchange, free_port, free_ports,
-                     http_connect, recv_exact, socks5_connect,
-                     socks5_read_reply, socks5_target, start_proxy, wait_port,
-                     wait_until)
+from harness import (assert_http_served, assert_socks5_served, AuthConnectProxy, connect,
+                     cpu_seconds, curl, exchange, free_port, free_ports, http_connect,
+                     pattern_bytes, recv_exact, ScriptedServer, socks5_connect, socks5_read_reply,
+                     socks5_target, SplitReplyProxy, start_proxy, wait_port, wait_until)
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
-from helpers import curl, free_port
+from harness import BIN, curl, free_port
 
 
 def run(*args, timeout=10):

@@ -9,8 +9,7 @@ import threading
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import (connect, free_port, http_get_over, recv_all, recv_exact,
+from harness import (connect, free_port, http_get_over, pattern_bytes, recv_all, recv_exact,
                      socks5_read_reply, socks5_target, start_proxy)
 
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import curl
+from harness import curl, pattern_bytes
 
 MODES = [
     ("socks4", lambda p: ["--socks4", f"127.0.0.1:{p.socks}"], "127.0.0.1"),

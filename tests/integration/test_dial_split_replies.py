@@ -11,8 +11,7 @@ import threading
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import curl, free_port
+from harness import cpu_ticks, curl, free_port, pattern_bytes, read_head
 
 
 class SplitReplyProxy:
@@ -46,9 +45,7 @@ class SplitReplyProxy:
             reply = b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00"
             pieces = [reply[:1], reply[1:4], reply[4:]]
         else:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += c.recv(1)
+            head = read_head(c)
             host, port = head.split(b" ")[1].decode().rsplit(":", 1)
             port = int(port)
             pieces = [b"HTTP/1.1 200 Connection established\r\n", b"Via: x\r\n", b"\r\n"]
@@ -75,12 +72,6 @@ class SplitReplyProxy:
         self.sock.close()
 
 
-def _cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 @pytest.mark.parametrize("kind", ["socks5", "http"])
 def test_split_reply_no_spin(daemon_factory, http_target, kind):
     up = SplitReplyProxy(kind)
@@ -101,11 +92,11 @@ def test_split_reply_no_spin(daemon_factory, http_target, kind):
         assert up.waiting.acquire(timeout=10), "upstream never got to its next piece"
         # the front now holds a partial reply: it must sleep, not spin.
         # Observe it across a fixed number of scheduler ticks.
-        t0 = _cpu_ticks(front)
+        t0 = cpu_ticks([front])
         for _ in range(20):
             os.sched_yield()
             threading.Event().wait(0.01)
-        spent += _cpu_ticks(front) - t0
+        spent += cpu_ticks([front]) - t0
         up.step.release()
     t.join(30)
     rc, out, err = result["r"]

@@ -18,9 +18,8 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT
-from helpers import (TcpServer, curl, free_port, free_ports, http_connect, http_get_over, recv_all,
-                     socks5_connect)
+from harness import (BIN, curl, free_port, free_ports, http_connect, http_get_over, recv_all, ROOT,
+                     socks5_connect, TcpServer)
 
 EXAMPLES = os.path.join(ROOT, "examples")
 TARGET_BODY = b"hello from the target\n"

@@ -10,11 +10,10 @@ import threading
 
 import pytest
 
-from helpers import (SilentServer, SplitReplyProxy, access_line,
-                     assert_http_served, assert_socks5_served, connect,
-                     free_port, free_ports, http_connect, recv_exact,
-                     reply_then_close, socks4_connect, socks5_connect,
-                     socks5_target, start_proxy, wait_until, watch_closes)
+from harness import (access_line, assert_http_served, assert_socks5_served, connect, free_port,
+                     free_ports, http_connect, recv_exact, reply_then_close, SilentServer,
+                     socks4_connect, socks5_connect, socks5_target, SplitReplyProxy, start_proxy,
+                     wait_until, watch_closes)
 
 DEADLINE = 5     # -t for the deadline tests (the daemon's minimum)
 AT_ONCE = 3.0    # "answers or closes at once"

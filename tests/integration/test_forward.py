@@ -16,8 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import access_line, curl, free_ports, http_connect, wait_until
+from harness import access_line, curl, free_ports, http_connect, pattern_bytes, wait_until
 from origin import (BufferedSock, Origin, field, get, parse_head, raw_request,
                     read_response, recv_until_close)
 

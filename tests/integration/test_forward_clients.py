@@ -18,8 +18,7 @@ import urllib.request
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import access_line, free_ports, wait_until
+from harness import access_line, free_ports, pattern_bytes, wait_until
 from origin import BufferedSock, GitOrigin, Origin, field, read_response
 
 

@@ -14,9 +14,8 @@ import struct
 
 import pytest
 
-from conftest import ROOT
-from helpers import (access_line, connect, exchange, free_ports, http_connect,
-                     recv_exact, socks4_connect, socks5_connect, socks5_read_reply)
+from harness import (access_line, connect, exchange, free_ports, http_connect, recv_exact,
+                     recv_until, ROOT, socks4_connect, socks5_connect, socks5_read_reply)
 
 FRONT = "neosocksd: front"
 
@@ -136,7 +135,7 @@ def test_await_resolve_bad_name_is_nil_and_front_lives(daemon_factory, tmp_path,
                                                       hash_server, name):
     """Regression (issue 9, defect 1): await.resolve("a%lo") in a ruleset made
     the front (which resolves for the ruleset) call if_nametoindex(): killed."""
-    from api_util import Api
+    from harness import Api
     socks, api = free_ports(2)
     rs = tmp_path / "rs.lua"
     rs.write_text(RESOLVE_RULESET % hash_server.port)
@@ -210,12 +209,7 @@ return libruleset
 def api_over(s):
     """Ask for /healthy over an open tunnel; the status line's code."""
     s.sendall(b"GET /healthy HTTP/1.0\r\n\r\n")
-    head = b""
-    while b"\r\n" not in head:
-        ch = s.recv(1)
-        if not ch:
-            break
-        head += ch
+    head = recv_until(s, b"\r\n")
     return int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else None
 
 
@@ -412,7 +406,7 @@ def test_mapped_target_reaches_route_as_ipv4(daemon_factory, tmp_path, hash_serv
     """The front turns ::ffff:a.b.c.d into a.b.c.d before asking the ruleset:
     a hand-written route() sees the IPv4 literal (route6() never sees a
     mapped address); a name keeps its spelling for resolve()."""
-    from api_util import Api
+    from harness import Api
     d, socks, http, api = start_rs(daemon_factory, tmp_path, SEEN_RULESET)
     port = hash_server.port
     s, rep = socks5_connect(socks, "::ffff:127.0.0.1", port)
@@ -496,7 +490,7 @@ def test_bad_names_on_the_command_line_are_refused(args, needle):
     """-x hop names and -f targets pass the same name check (issue 9,
     defect 1): refused at start, with the flag named."""
     import subprocess
-    from conftest import BIN
+    from harness import BIN
     p = subprocess.run([BIN, "-l", "127.0.0.1:1080"] + args + ["--check"],
                        capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
     assert p.returncode != 0

@@ -10,10 +10,9 @@ import threading
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import (connect, exchange, free_port, http_connect, recv_all,
-                     recv_exact, socks4_connect, socks5_connect,
-                     socks5_read_reply, socks5_target, start_proxy)
+from harness import (connect, exchange, free_port, http_connect, pattern_bytes, read_head, recv_all,
+                     recv_exact, socks4_connect, socks5_connect, socks5_read_reply, socks5_target,
+                     start_proxy)
 
 
 @pytest.fixture
@@ -166,9 +165,7 @@ def test_client_half_closes_right_after_pipelined_request(proxy, hash_server, pr
             rep, _ = socks5_read_reply(s)
             assert rep == 0
         else:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += recv_exact(s, 1)
+            head = read_head(s)
             assert head.startswith(b"HTTP/1.1 200"), head
         got = recv_exact(s, n + 32)
         assert got[:n] == pattern_bytes(n, b"srv")

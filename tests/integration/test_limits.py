@@ -3,14 +3,8 @@
 import os
 import time
 
-from conftest import BIN, Daemon
-from helpers import connect, free_port, is_closed, recv_all, socks5_connect, wait_until
-
-
-def _cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+from harness import (BIN, connect, cpu_ticks, Daemon, free_port, is_closed, recv_all,
+                     socks5_connect, wait_until)
 
 
 def _served(port, target_port):
@@ -63,9 +57,9 @@ def test_emfile_pauses_accepting_without_spinning(http_target, tmp_path):
         d.wait_log("pausing for a while", timeout=10)
         # observe the saturated front for 1.5 s of wall time: a spinning
         # accept loop would burn CPU and a flood of log lines
-        t0 = _cpu_ticks(front)
+        t0 = cpu_ticks([front])
         time.sleep(1.5)
-        used = _cpu_ticks(front) - t0
+        used = cpu_ticks([front]) - t0
         assert used < os.sysconf("SC_CLK_TCK") * 0.5, f"front used {used} ticks while paused"
         assert d.log().count("pausing for a while") <= 2
         for s in clients:

@@ -8,8 +8,7 @@ import socket
 import subprocess
 import textwrap
 
-from conftest import BIN
-from helpers import free_ports, socks5_connect
+from harness import BIN, free_ports, socks5_connect
 
 ROUTE_TO = """
 local function to(addr) return "127.0.0.1:%d" end

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
-from helpers import free_ports
+from harness import free_ports, ROOT
 
 LUA_DIR = os.path.join(ROOT, "tests", "lua")
 FILES = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(LUA_DIR, "test_*.lua")))

@@ -14,9 +14,7 @@ import textwrap
 
 import pytest
 
-from api_util import Api
-from conftest import BIN, Daemon
-from helpers import curl, free_ports, socks5_connect, wait_until
+from harness import Api, BIN, curl, Daemon, free_ports, socks5_connect, wait_until
 
 
 def write(path, text, mode="w"):
@@ -354,7 +352,7 @@ def test_overlay_example_three_daemons(daemon_factory, http_target, tmp_path):
     each learns the others through RPC (discovery), a routes web.c through
     c (c serves it), and when c goes away its names are refused while b's
     still work."""
-    from conftest import ROOT
+    from harness import ROOT
     example = os.path.join(ROOT, "examples", "overlay.lua")
     ports = free_ports(6)
     socks = dict(zip("abc", ports[:3]))

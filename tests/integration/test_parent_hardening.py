@@ -12,9 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, Daemon
-from helpers import free_ports, socks5_connect, wait_until
-from privsep_util import IS_ROOT, alive, getfd, socket_of
+from harness import (alive, BIN, Daemon, free_ports, getfd, IS_ROOT, socket_of, socks5_connect,
+                     wait_until)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
 
@@ -439,7 +438,7 @@ def test_idle_connections_do_not_exhaust_the_front(daemon_factory, hash_server):
     hard one of 1,024, the limit is raised and the derived --max-startups
     drops the excess at once: the front keeps accepting and serves."""
     import resource
-    from helpers import recv_exact, socks5_read_reply, socks5_target, exchange
+    from harness import recv_exact, socks5_read_reply, socks5_target, exchange
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2048:  # this test holds 1,100 sockets itself
         if hard < 2048 and not IS_ROOT:

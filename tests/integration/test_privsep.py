@@ -8,11 +8,9 @@ import threading
 
 import pytest
 
-from conftest import BIN, Daemon
-from helpers import (connect, exchange, free_ports, http_connect, recv_all, socks5_connect,
+from harness import (alive, BIN, caps, comm, connect, Daemon, exchange, fd_targets, free_ports,
+                     http_connect, IS_ROOT, recv_all, socket_of, socks5_connect, status, tcp_fd_to,
                      wait_until)
-from privsep_util import (IS_ROOT, alive, caps, comm, fd_targets, socket_of,
-                          status, tcp_fd_to)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
 

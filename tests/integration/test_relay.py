@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import free_ports, socks5_connect, wait_until
+from harness import free_ports, pattern_bytes, socks5_connect, wait_until
 
 
 def _rss_kib(pid):
@@ -99,7 +98,7 @@ def test_slow_reader_backpressure(daemon_factory, mode):
 
 def test_many_tunnels_share_small_pools(daemon_factory, hash_server):
     """More concurrent busy tunnels than the pipe pool keeps: all intact."""
-    from helpers import exchange
+    from harness import exchange
 
     port, = free_ports(1)
     daemon_factory("-l", f"127.0.0.1:{port}")

@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-from conftest import ROOT
-from helpers import free_ports, recv_all, socks5_connect
+from harness import free_ports, recv_all, ROOT, socks5_connect
 
 
 class TinyDNS:
@@ -104,7 +103,7 @@ def test_name_resolved_by_dns_query(daemon_factory, dns):
 def test_dns_counters_in_stats_and_metrics(daemon_factory, dns):
     """/stats "Name Resolves" and the dns_* metrics count the front's queries
     and answers: one name found, one NXDOMAIN, literals not counted."""
-    from api_util import Api, parse_prometheus, sample, stats_value
+    from harness import Api, parse_prometheus, sample, stats_value
     port, api = free_ports(2)
     d = daemon_factory("-l", f"127.0.0.1:{port}", "--api", f"127.0.0.1:{api}",
                        "--nameserver", f"127.0.0.1:{dns.port}", "-4")

@@ -13,10 +13,9 @@ import zlib
 
 import pytest
 
-from helpers import TcpServer, free_ports, wait_until
+from harness import free_ports, read_head, recv_exact, RPC_MIME, TcpServer, wait_until
 
 TOKEN = "b-admin-token-0123456789abcdef"
-RPC_MIME = "application/x-neosocksd-rpc; version=1"
 
 B_RULESET = """
     local libruleset = require("libruleset")
@@ -146,14 +145,10 @@ class RecordingPeer(TcpServer):
         super().__init__()
 
     def _serve(self, c):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += c.recv(65536)
-        head, body = data.split(b"\r\n\r\n", 1)
+        head = read_head(c)[:-4]
         lines = head.decode().split("\r\n")
         hd = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-        while len(body) < int(hd["content-length"]):
-            body += c.recv(65536)
+        body = recv_exact(c, int(hd["content-length"]))
         self.requests.append((lines[0], hd, body))
         out = zlib.compress(self.result)
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + RPC_MIME.encode() +

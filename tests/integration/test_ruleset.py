@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from conftest import pattern_bytes
-from helpers import (SilentServer, connect, curl, free_ports, http_connect, recv_all,
-                     socks4_connect, socks5_connect, socks5_read_reply, wait_until)
+from harness import (connect, curl, free_ports, http_connect, pattern_bytes, recv_all, RPC_MIME,
+                     SilentServer, socks4_connect, socks5_connect, socks5_read_reply, wait_until)
 
 
 def write(tmp_path, name, text):
@@ -391,7 +390,7 @@ def test_invoke_cancelled_with_its_request(daemon_factory, tmp_path):
     cancelled at the request's -t deadline: the client gets its timeout
     reply, the routine never resumes and the connection to the peer is
     closed, not leaked."""
-    from api_util import Api, sample
+    from harness import Api, sample
     peer = SilentServer()
     try:
         # the sleep puts the invoke's own -t deadline 2 s after the request's
@@ -537,7 +536,6 @@ def test_forward_target_from_ruleset(daemon_factory, tmp_path, http_target):
     assert rc == 0 and out == pattern_bytes(300), err
 
 
-RPC_MIME = "application/x-neosocksd-rpc; version=1"
 
 
 def rpcall(api_port, code):

@@ -6,8 +6,7 @@ its torn tail. Updates survive restarts, in order."""
 
 import os
 
-from helpers import free_ports, wait_until
-from api_util import Api, routed, write_ruleset
+from harness import Api, free_ports, routed, wait_until, write_ruleset
 
 MIB = 1 << 20
 
