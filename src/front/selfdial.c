@@ -21,7 +21,7 @@ static struct {
 	struct self_ep ep[SELFDIAL_MAX];
 	unsigned n;
 	bool allow;
-} SD;
+} selfdial;
 
 /* sa (AF_INET / AF_INET6) as a 16-byte address and a port. */
 static bool selfdial_norm(const struct sockaddr *sa, uint8_t ip[16],
@@ -73,10 +73,10 @@ static void selfdial_add(const struct sockaddr *sa)
 {
 	struct self_ep e;
 
-	if (SD.n == SELFDIAL_MAX || !selfdial_norm(sa, e.ip, &e.port))
+	if (selfdial.n == SELFDIAL_MAX || !selfdial_norm(sa, e.ip, &e.port))
 		return;
 	e.wildcard = selfdial_unspecified(e.ip);
-	SD.ep[SD.n++] = e;
+	selfdial.ep[selfdial.n++] = e;
 }
 
 int selfdial_add_listener(int fd)
@@ -94,12 +94,12 @@ void selfdial_setup(const struct config *c)
 {
 	struct sockaddr_storage ss;
 
-	SD.allow = c->allow_self_dial;
+	selfdial.allow = c->allow_self_dial;
 	/* a unix-socket API cannot be dialed over TCP */
 	if (c->restapi[0] && c->restapi[0] != '/' &&
 	    addr_parse_listen(c->restapi, &ss) > 0) {
 		selfdial_add((struct sockaddr *)&ss);
-		if (SD.n > 0 && SD.ep[SD.n - 1].port == 0)
+		if (selfdial.n > 0 && selfdial.ep[selfdial.n - 1].port == 0)
 			LOGW("--api %s: port 0 is not known to the front; the "
 			     "API port cannot be protected from proxy clients",
 			     c->restapi);
@@ -112,16 +112,16 @@ static bool selfdial_own_address(const uint8_t ip[16])
 {
 	if (selfdial_loopback(ip) || selfdial_unspecified(ip))
 		return true;
-	for (unsigned i = 0; i < SD.n; i++)
-		if (!SD.ep[i].wildcard && memcmp(SD.ep[i].ip, ip, 16) == 0)
+	for (unsigned i = 0; i < selfdial.n; i++)
+		if (!selfdial.ep[i].wildcard && memcmp(selfdial.ep[i].ip, ip, 16) == 0)
 			return true;
 	return false;
 }
 
 static bool selfdial_our_port(uint16_t port)
 {
-	for (unsigned i = 0; i < SD.n; i++)
-		if (SD.ep[i].port == port)
+	for (unsigned i = 0; i < selfdial.n; i++)
+		if (selfdial.ep[i].port == port)
 			return true;
 	return false;
 }
@@ -131,7 +131,7 @@ bool selfdial_refused(const struct sockaddr *sa)
 	uint8_t ip[16];
 	uint16_t port;
 
-	if (SD.allow || !selfdial_norm(sa, ip, &port))
+	if (selfdial.allow || !selfdial_norm(sa, ip, &port))
 		return false;
 	return selfdial_our_port(port) && selfdial_own_address(ip);
 }
@@ -146,7 +146,7 @@ bool selfdial_connected_to_self(int fd, const struct sockaddr *peer)
 	uint8_t lip[16], pip[16];
 	uint16_t lport, pport;
 
-	if (SD.allow)
+	if (selfdial.allow)
 		return false;
 	if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
 	    !selfdial_norm((struct sockaddr *)&local, lip, &lport) ||
