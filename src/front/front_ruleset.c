@@ -34,28 +34,28 @@ static struct {
 	struct chanev ch;
 	struct resolve_pending res[RESOLVE_PENDING_MAX];
 	unsigned nres;
-} front_rs;
+} ruleset_link; /* the channel, and the resolves it asked for */
 
 struct chanev *front_ruleset(void)
 {
-	return front_rs.ch.open ? &front_rs.ch : NULL;
+	return ruleset_link.ch.open ? &ruleset_link.ch : NULL;
 }
 
 /* The ruleset process went away: every waiting request fails closed. */
 static void front_ruleset_fail_all(void)
 {
 	route_fail_all();
-	for (unsigned i = 0; i < front_rs.nres; i++)
-		resolver_cancel(front_rs.res[i].q);
-	front_rs.nres = 0;
+	for (unsigned i = 0; i < ruleset_link.nres; i++)
+		resolver_cancel(ruleset_link.res[i].q);
+	ruleset_link.nres = 0;
 	rpcdial_cancel_all();
 }
 
 /* The ruleset process broke the protocol: drop the channel and tell the
  * parent, which replaces that process (and so the channel). */
-void front_ruleset_fault(void)
+static void front_ruleset_fault(void)
 {
-	chanev_close(&front_rs.ch);
+	chanev_close(&ruleset_link.ch);
 	front_ruleset_fail_all();
 	chanev_send(front_parent(), MSG_PEER_FAULT, 0, NULL, 0, -1);
 }
@@ -70,9 +70,9 @@ static void front_ruleset_resolved(int result, const struct sockaddr *sa,
 	struct iovec iov[2];
 
 	(void)len;
-	for (unsigned i = 0; i < front_rs.nres; i++) {
-		if (front_rs.res[i].id == id) {
-			front_rs.res[i] = front_rs.res[--front_rs.nres];
+	for (unsigned i = 0; i < ruleset_link.nres; i++) {
+		if (ruleset_link.res[i].id == id) {
+			ruleset_link.res[i] = ruleset_link.res[--ruleset_link.nres];
 			break;
 		}
 	}
@@ -81,8 +81,8 @@ static void front_ruleset_resolved(int result, const struct sockaddr *sa,
 		r.ok = 1;
 	iov[0] = (struct iovec){ &r, sizeof(r) };
 	iov[1] = (struct iovec){ text, r.ok ? strlen(text) : 0 };
-	if (front_rs.ch.open)
-		chanev_sendv(&front_rs.ch, MSG_RESOLVE_RES, id, iov,
+	if (ruleset_link.ch.open)
+		chanev_sendv(&ruleset_link.ch, MSG_RESOLVE_RES, id, iov,
 			     r.ok ? 2 : 1, -1);
 }
 
@@ -99,14 +99,14 @@ static void front_ruleset_resolve(const struct msg *m)
 	name[m->len] = '\0';
 	/* a name a compromised ruleset process sends is checked here too */
 	if (!addr_name_valid(name, m->len) ||
-	    front_rs.nres == RESOLVE_PENDING_MAX) {
+	    ruleset_link.nres == RESOLVE_PENDING_MAX) {
 		front_ruleset_resolved(-1, NULL, 0, (void *)(uintptr_t)m->id);
 		return;
 	}
 	r = resolver_lookup(name, &ss, &len, front_ruleset_resolved,
 			    (void *)(uintptr_t)m->id, &q);
 	if (r == 0) {
-		front_rs.res[front_rs.nres++] =
+		ruleset_link.res[ruleset_link.nres++] =
 			(struct resolve_pending){ m->id, q };
 		return;
 	}
@@ -163,7 +163,7 @@ static void front_dispatch_ruleset_stats_req(struct chanev *ce,
 	(void)ce;
 	(void)arg;
 	stats_encode(&st);
-	chanev_send(&front_rs.ch, MSG_STATS, m->id, &st, sizeof(st), -1);
+	chanev_send(&ruleset_link.ch, MSG_STATS, m->id, &st, sizeof(st), -1);
 }
 
 static void front_dispatch_ruleset_dial_req(struct chanev *ce, struct msg *m,
@@ -203,7 +203,7 @@ static void front_ruleset_on_err(struct chanev *ce, int err, const char *why,
 		return;
 	}
 	LOGN("ruleset channel closed; requests fail until it is back");
-	chanev_close(&front_rs.ch);
+	chanev_close(&ruleset_link.ch);
 	front_ruleset_fail_all();
 }
 
@@ -213,11 +213,11 @@ static const struct chanev_end front_ruleset_end = {
 
 void front_ruleset_attach(int fd)
 {
-	if (front_rs.ch.open) {
-		chanev_close(&front_rs.ch);
+	if (ruleset_link.ch.open) {
+		chanev_close(&ruleset_link.ch);
 		front_ruleset_fail_all();
 	}
-	if (chanev_init(&front_rs.ch, front_rs.base, fd, CHAN_FRONT_RULESET,
+	if (chanev_init(&ruleset_link.ch, ruleset_link.base, fd, CHAN_FRONT_RULESET,
 			ROLE_RULESET, &front_ruleset_end, FR_OPEN, NULL) < 0) {
 		LOGE("cannot watch the ruleset channel");
 		close(fd);
@@ -226,5 +226,5 @@ void front_ruleset_attach(int fd)
 
 void front_ruleset_setup(struct event_base *base)
 {
-	front_rs.base = base;
+	ruleset_link.base = base;
 }

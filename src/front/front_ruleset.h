@@ -13,8 +13,5 @@ void front_ruleset_attach(int fd);
 /* The channel, or NULL while there is none (the ruleset process is down:
  * requests fail closed). */
 struct chanev *front_ruleset(void);
-/* The ruleset process broke the protocol: drop the channel, fail what
- * waited on it, and tell the parent (which replaces that process). */
-void front_ruleset_fault(void);
 
 #endif

@@ -27,21 +27,21 @@ struct listener {
 	struct event *ev;
 };
 
-static struct listener lst[LISTENER_MAX];
-static int nlst;
-static struct event_base *lbase;
-static const struct front_conf *lfc;
+static struct listener listeners[LISTENER_MAX];
+static int nlisteners;
+static struct event_base *listen_base;
+static const struct front_conf *listen_fc;
 static struct event *resume_timer;
 static bool paused, stopped;
 static uint64_t rng_state;
 
 int listener_add(int fd, int kind)
 {
-	if (nlst == LISTENER_MAX)
+	if (nlisteners == LISTENER_MAX)
 		return -1;
-	lst[nlst].fd = fd;
-	lst[nlst].kind = kind;
-	nlst++;
+	listeners[nlisteners].fd = fd;
+	listeners[nlisteners].kind = kind;
+	nlisteners++;
 	return 0;
 }
 
@@ -58,7 +58,7 @@ static uint32_t listener_rand(void)
  * grows linearly from rate% at start pending handshakes to 100% at full. */
 static bool listener_admit(void)
 {
-	const struct config *c = &lfc->c;
+	const struct config *c = &listen_fc->c;
 	uint32_t pending = front_stats.halfopen;
 	unsigned p;
 
@@ -87,8 +87,8 @@ static void listener_pause(void)
 	if (paused)
 		return;
 	paused = true;
-	for (int i = 0; i < nlst; i++)
-		event_del(lst[i].ev);
+	for (int i = 0; i < nlisteners; i++)
+		event_del(listeners[i].ev);
 	evtimer_add(resume_timer, &retry);
 }
 
@@ -98,8 +98,8 @@ static void listener_resume(void)
 		return;
 	paused = false;
 	evtimer_del(resume_timer);
-	for (int i = 0; i < nlst; i++)
-		event_add(lst[i].ev, NULL);
+	for (int i = 0; i < nlisteners; i++)
+		event_add(listeners[i].ev, NULL);
 }
 
 void listener_session_closed(void)
@@ -165,8 +165,8 @@ static void listener_accept_cb(evutil_socket_t fd, short what, void *arg)
 
 int listener_start(struct event_base *base, const struct front_conf *fc)
 {
-	lbase = base;
-	lfc = fc;
+	listen_base = base;
+	listen_fc = fc;
 	if (getrandom(&rng_state, sizeof(rng_state), GRND_NONBLOCK) !=
 		    sizeof(rng_state) ||
 	    rng_state == 0)
@@ -174,10 +174,12 @@ int listener_start(struct event_base *base, const struct front_conf *fc)
 	resume_timer = evtimer_new(base, listener_resume_cb, NULL);
 	if (resume_timer == NULL)
 		return -1;
-	for (int i = 0; i < nlst; i++) {
-		lst[i].ev = event_new(base, lst[i].fd, EV_READ | EV_PERSIST,
-				      listener_accept_cb, &lst[i]);
-		if (lst[i].ev == NULL || event_add(lst[i].ev, NULL) < 0)
+	for (int i = 0; i < nlisteners; i++) {
+		listeners[i].ev =
+			event_new(base, listeners[i].fd, EV_READ | EV_PERSIST,
+				  listener_accept_cb, &listeners[i]);
+		if (listeners[i].ev == NULL ||
+		    event_add(listeners[i].ev, NULL) < 0)
 			return -1;
 	}
 	return 0;
@@ -188,17 +190,17 @@ void listener_stop(void)
 	stopped = true;
 	if (resume_timer != NULL)
 		evtimer_del(resume_timer);
-	for (int i = 0; i < nlst; i++) {
-		if (lst[i].ev != NULL) {
-			event_free(lst[i].ev);
-			lst[i].ev = NULL;
+	for (int i = 0; i < nlisteners; i++) {
+		if (listeners[i].ev != NULL) {
+			event_free(listeners[i].ev);
+			listeners[i].ev = NULL;
 		}
-		close(lst[i].fd);
+		close(listeners[i].fd);
 	}
-	nlst = 0;
+	nlisteners = 0;
 }
 
 int listener_count(void)
 {
-	return nlst;
+	return nlisteners;
 }
