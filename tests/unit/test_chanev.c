@@ -409,6 +409,40 @@ static void test_await_violation(void **state)
 	assert_int_equal(f->seen.err, EPROTO);
 }
 
+/* Each channel's control messages are its own: PING from the parent,
+ * PONG and READY from the child; none on the front<->ruleset channel. */
+static void test_control_catalogue(void **state)
+{
+	static const struct {
+		enum chan_kind kind;
+		enum role child;
+	} chans[] = { { CHAN_PARENT_FRONT, ROLE_FRONT },
+		      { CHAN_PARENT_RULESET, ROLE_RULESET } };
+	const struct msg_ctl *none = msg_chan_ctl(CHAN_FRONT_RULESET);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
+		const struct msg_ctl *ctl = msg_chan_ctl(chans[i].kind);
+		const struct msg_desc *ping = msg_lookup(ctl->ping);
+		const struct msg_desc *pong = msg_lookup(ctl->pong);
+		const struct msg_desc *ready = msg_lookup(ctl->ready);
+
+		assert_non_null(ping);
+		assert_non_null(pong);
+		assert_non_null(ready);
+		assert_int_equal(ping->chan, chans[i].kind);
+		assert_int_equal(pong->chan, chans[i].kind);
+		assert_int_equal(ready->chan, chans[i].kind);
+		assert_int_equal(ping->sender, ROLE_PARENT);
+		assert_int_equal(pong->sender, chans[i].child);
+		assert_int_equal(ready->sender, chans[i].child);
+		/* the answer carries the question's payload */
+		assert_int_equal(ping->minlen, pong->minlen);
+		assert_int_equal(ping->maxlen, pong->maxlen);
+	}
+	assert_int_equal(none->ping + none->pong + none->ready, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +462,7 @@ int main(void)
 		T(test_await_eof, setup_child),
 		T(test_await_violation, setup_child),
 #undef T
+		cmocka_unit_test(test_control_catalogue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
