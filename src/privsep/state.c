@@ -81,7 +81,7 @@ static struct {
 	bool rewrite; /* changes not kept in pend: rewrite from memory */
 	int64_t last_save_ms, last_compact_ms;
 	struct event *timer;
-} S = { .dfd = -1, .logfd = -1 };
+} saved = { .dfd = -1, .logfd = -1 };
 
 /* ---- records ---- */
 
@@ -127,8 +127,8 @@ static uint64_t state_live_bytes(void)
 {
 	uint64_t n = STATE_MAGIC_LEN;
 
-	for (int i = 0; i < S.n; i++)
-		n += state_rec_bytes(&S.list[i]);
+	for (int i = 0; i < saved.n; i++)
+		n += state_rec_bytes(&saved.list[i]);
 	return n;
 }
 
@@ -148,16 +148,17 @@ static bool state_same(const struct state_entry *a, const struct state_entry *b)
 
 static void state_remove(int i)
 {
-	S.src_bytes -= S.list[i].rec.len;
-	free(S.list[i].src);
-	memmove(&S.list[i], &S.list[i + 1],
-		(size_t)(S.n - i - 1) * sizeof(S.list[0]));
-	S.n--;
+	saved.src_bytes -= saved.list[i].rec.len;
+	free(saved.list[i].src);
+	memmove(&saved.list[i], &saved.list[i + 1],
+		(size_t)(saved.n - i - 1) * sizeof(saved.list[0]));
+	saved.n--;
 }
 
 static bool state_full(size_t len)
 {
-	return S.n == STATE_MAX_ENTRIES || S.src_bytes + len > STATE_MAX_BYTES;
+	return saved.n == STATE_MAX_ENTRIES ||
+	       saved.src_bytes + len > STATE_MAX_BYTES;
 }
 
 /* Drop the oldest entries that a later one superseded until an entry of
@@ -166,12 +167,12 @@ static bool state_make_room(size_t len)
 {
 	bool dropped = false;
 
-	for (int i = 0; i < S.n && state_full(len);) {
+	for (int i = 0; i < saved.n && state_full(len);) {
 		bool superseded = false;
 
-		for (int k = i + 1; k < S.n && !superseded; k++)
-			superseded = state_same_key(&S.list[i].rec,
-						    &S.list[k].rec);
+		for (int k = i + 1; k < saved.n && !superseded; k++)
+			superseded = state_same_key(&saved.list[i].rec,
+						    &saved.list[k].rec);
 		if (superseded) {
 			state_remove(i);
 			dropped = true;
@@ -188,12 +189,13 @@ static bool state_apply(struct state_entry *e)
 {
 	bool changed = false;
 
-	if (S.n > 0 && state_same_key(&S.list[S.n - 1].rec, &e->rec)) {
-		if (state_same(&S.list[S.n - 1], e)) {
+	if (saved.n > 0 &&
+	    state_same_key(&saved.list[saved.n - 1].rec, &e->rec)) {
+		if (state_same(&saved.list[saved.n - 1], e)) {
 			free(e->src);
 			return false;
 		}
-		state_remove(S.n - 1);
+		state_remove(saved.n - 1);
 		changed = true;
 	}
 	changed |= state_make_room(e->rec.len);
@@ -205,17 +207,17 @@ static bool state_apply(struct state_entry *e)
 		free(e->src);
 		return changed;
 	}
-	S.list[S.n++] = *e;
-	S.src_bytes += e->rec.len;
+	saved.list[saved.n++] = *e;
+	saved.src_bytes += e->rec.len;
 	return true;
 }
 
 static void state_pend_clear(void)
 {
-	for (int i = 0; i < S.npend; i++)
-		free(S.pend[i].src);
-	S.npend = 0;
-	S.pend_bytes = 0;
+	for (int i = 0; i < saved.npend; i++)
+		free(saved.pend[i].src);
+	saved.npend = 0;
+	saved.pend_bytes = 0;
 }
 
 /* Keep a copy of a change for the next append (or give up the copies and
@@ -224,38 +226,38 @@ static void state_pend_add(const struct state_entry *e)
 {
 	struct state_entry c = *e;
 
-	if (S.rewrite)
+	if (saved.rewrite)
 		return;
-	if (S.pend_bytes + e->rec.len > STATE_MAX_BYTES)
+	if (saved.pend_bytes + e->rec.len > STATE_MAX_BYTES)
 		goto rewrite;
-	if (S.npend == S.pcap) {
-		int ncap = S.pcap ? 2 * S.pcap : 16;
-		struct state_entry *np = realloc(S.pend, (size_t)ncap *
-							 sizeof(*np));
+	if (saved.npend == saved.pcap) {
+		int ncap = saved.pcap ? 2 * saved.pcap : 16;
+		struct state_entry *np =
+			realloc(saved.pend, (size_t)ncap * sizeof(*np));
 
 		if (np == NULL)
 			goto rewrite;
-		S.pend = np;
-		S.pcap = ncap;
+		saved.pend = np;
+		saved.pcap = ncap;
 	}
 	c.src = malloc(e->rec.len + 1u);
 	if (c.src == NULL)
 		goto rewrite;
 	memcpy(c.src, e->src, e->rec.len);
-	S.pend[S.npend++] = c;
-	S.pend_bytes += e->rec.len;
+	saved.pend[saved.npend++] = c;
+	saved.pend_bytes += e->rec.len;
 	return;
 rewrite:
 	state_pend_clear();
-	S.rewrite = true;
+	saved.rewrite = true;
 }
 
 static void state_free_all(void)
 {
-	for (int i = 0; i < S.n; i++)
-		free(S.list[i].src);
-	S.n = 0;
-	S.src_bytes = 0;
+	for (int i = 0; i < saved.n; i++)
+		free(saved.list[i].src);
+	saved.n = 0;
+	saved.src_bytes = 0;
 	state_pend_clear();
 }
 
@@ -296,31 +298,32 @@ static int state_compact(void)
 {
 	int fd, rc = 0, e;
 
-	fd = openat(S.dfd, STATE_TMP,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = openat(saved.dfd, STATE_TMP,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
 	if (fd < 0)
 		return -1;
 	rc |= state_write_all(fd, STATE_MAGIC, STATE_MAGIC_LEN);
-	for (int i = 0; i < S.n && rc == 0; i++)
-		rc |= state_write_rec(fd, &S.list[i]);
+	for (int i = 0; i < saved.n && rc == 0; i++)
+		rc |= state_write_rec(fd, &saved.list[i]);
 	if (rc == 0)
 		rc = fsync(fd);
 	if (rc == 0)
-		rc = renameat(S.dfd, STATE_TMP, S.dfd, STATE_FILE);
+		rc = renameat(saved.dfd, STATE_TMP, saved.dfd, STATE_FILE);
 	if (rc < 0) {
 		e = errno;
 		close(fd);
-		(void)unlinkat(S.dfd, STATE_TMP, 0);
+		(void)unlinkat(saved.dfd, STATE_TMP, 0);
 		errno = e;
 		return -1;
 	}
-	(void)fsync(S.dfd);
-	if (S.logfd >= 0)
-		close(S.logfd);
-	S.logfd = fd; /* now the log itself, positioned at its end */
-	S.log_bytes = state_live_bytes();
-	S.last_compact_ms = monotime_ms();
-	S.rewrite = false;
+	(void)fsync(saved.dfd);
+	if (saved.logfd >= 0)
+		close(saved.logfd);
+	saved.logfd = fd; /* now the log itself, positioned at its end */
+	saved.log_bytes = state_live_bytes();
+	saved.last_compact_ms = monotime_ms();
+	saved.rewrite = false;
 	state_pend_clear(); /* the list holds them */
 	return 0;
 }
@@ -330,14 +333,14 @@ static int state_append(void)
 {
 	uint64_t bytes = 0;
 
-	for (int i = 0; i < S.npend; i++) {
-		if (state_write_rec(S.logfd, &S.pend[i]) < 0)
+	for (int i = 0; i < saved.npend; i++) {
+		if (state_write_rec(saved.logfd, &saved.pend[i]) < 0)
 			return -1;
-		bytes += state_rec_bytes(&S.pend[i]);
+		bytes += state_rec_bytes(&saved.pend[i]);
 	}
-	if (fsync(S.logfd) < 0)
+	if (fsync(saved.logfd) < 0)
 		return -1;
-	S.log_bytes += bytes;
+	saved.log_bytes += bytes;
 	state_pend_clear();
 	return 0;
 }
@@ -347,15 +350,16 @@ static int state_append(void)
  * that would outgrow STATE_LOG_MAX. */
 static bool state_should_compact(int64_t now)
 {
-	uint64_t after = S.log_bytes, live = state_live_bytes();
+	uint64_t after = saved.log_bytes, live = state_live_bytes();
 
-	if (S.rewrite || S.logfd < 0)
+	if (saved.rewrite || saved.logfd < 0)
 		return true;
-	for (int i = 0; i < S.npend; i++)
-		after += state_rec_bytes(&S.pend[i]);
+	for (int i = 0; i < saved.npend; i++)
+		after += state_rec_bytes(&saved.pend[i]);
 	if (after > STATE_LOG_MAX)
 		return true;
-	if (S.last_compact_ms != 0 && now - S.last_compact_ms < STATE_COMPACT_MS)
+	if (saved.last_compact_ms != 0 &&
+	    now - saved.last_compact_ms < STATE_COMPACT_MS)
 		return false;
 	return after > live && after - live > live;
 }
@@ -367,10 +371,10 @@ static void state_arm(int64_t ms)
 	struct timeval tv = { (time_t)(ms / 1000),
 			      (suseconds_t)(ms % 1000) * 1000 };
 
-	if (S.timer == NULL)
-		S.timer = evtimer_new(parent.base, state_timer_cb, NULL);
-	if (S.timer != NULL && !evtimer_pending(S.timer, NULL))
-		evtimer_add(S.timer, &tv);
+	if (saved.timer == NULL)
+		saved.timer = evtimer_new(parent.base, state_timer_cb, NULL);
+	if (saved.timer != NULL && !evtimer_pending(saved.timer, NULL))
+		evtimer_add(saved.timer, &tv);
 }
 
 static void state_save(void)
@@ -378,9 +382,9 @@ static void state_save(void)
 	int64_t now = monotime_ms();
 	int rc;
 
-	if (S.dfd < 0 || (!S.rewrite && S.npend == 0))
+	if (saved.dfd < 0 || (!saved.rewrite && saved.npend == 0))
 		return;
-	S.last_save_ms = now;
+	saved.last_save_ms = now;
 	rc = state_should_compact(now) ? state_compact() : state_append();
 	if (rc == 0)
 		return;
@@ -388,7 +392,7 @@ static void state_save(void)
 	       parent.conf.state_dir, strerror(errno));
 	/* a record may be half-written: the next save rewrites the log */
 	state_pend_clear();
-	S.rewrite = true;
+	saved.rewrite = true;
 	state_arm(STATE_SAVE_MS);
 }
 
@@ -403,11 +407,11 @@ static void state_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Save now, or when a second has passed since the last save. */
 static void state_kick(void)
 {
-	int64_t wait = S.last_save_ms + STATE_SAVE_MS - monotime_ms();
+	int64_t wait = saved.last_save_ms + STATE_SAVE_MS - monotime_ms();
 
-	if (S.timer != NULL && evtimer_pending(S.timer, NULL))
+	if (saved.timer != NULL && evtimer_pending(saved.timer, NULL))
 		return; /* it will take this change too */
-	if (S.last_save_ms == 0 || wait <= 0)
+	if (saved.last_save_ms == 0 || wait <= 0)
 		state_save();
 	else
 		state_arm(wait);
@@ -417,7 +421,7 @@ static void state_kick(void)
 
 int state_dfd(void)
 {
-	return S.dfd;
+	return saved.dfd;
 }
 
 int state_persist(const struct msg *m)
@@ -442,29 +446,29 @@ int state_persist(const struct msg *m)
 	}
 	memcpy(e.src, (const char *)m->data + sizeof(u), len);
 	e.src[len] = '\0';
-	if (S.dfd >= 0)
+	if (saved.dfd >= 0)
 		state_pend_add(&e);
 	if (!state_apply(&e)) {
 		/* nothing changed: nothing to write */
-		if (S.dfd >= 0 && S.npend > 0 && !S.rewrite) {
-			S.npend--;
-			S.pend_bytes -= S.pend[S.npend].rec.len;
-			free(S.pend[S.npend].src);
+		if (saved.dfd >= 0 && saved.npend > 0 && !saved.rewrite) {
+			saved.npend--;
+			saved.pend_bytes -= saved.pend[saved.npend].rec.len;
+			free(saved.pend[saved.npend].src);
 		}
 		return 0;
 	}
-	if (S.dfd >= 0)
+	if (saved.dfd >= 0)
 		state_kick();
 	return 0;
 }
 
 void state_replay(struct chanev *ch)
 {
-	for (int i = 0; i < S.n; i++) {
-		const struct state_rec *r = &S.list[i].rec;
+	for (int i = 0; i < saved.n; i++) {
+		const struct state_rec *r = &saved.list[i].rec;
 		struct msg_update u = { .kind = r->kind, .seq = (uint32_t)i };
 		struct iovec iov[2] = { { &u, sizeof(u) },
-					{ S.list[i].src, r->len } };
+					{ saved.list[i].src, r->len } };
 
 		memcpy(u.name, r->name, sizeof(u.name));
 		memcpy(u.chunkname, r->chunkname, sizeof(u.chunkname));
@@ -478,14 +482,14 @@ void state_replay(struct chanev *ch)
 
 void state_clear(void)
 {
-	if (S.n == 0)
+	if (saved.n == 0)
 		return;
 	state_free_all();
-	if (S.dfd < 0) {
+	if (saved.dfd < 0) {
 		LOGN("reload: updates made through the API dropped");
 		return;
 	}
-	S.rewrite = true;
+	saved.rewrite = true;
 	if (state_compact() < 0) {
 		LOGE("--state-dir %s: cannot save: %s", parent.conf.state_dir,
 		     strerror(errno));
@@ -497,14 +501,14 @@ void state_clear(void)
 
 void state_flush(void)
 {
-	if (S.dfd < 0)
+	if (saved.dfd < 0)
 		return;
-	if (S.timer != NULL)
-		evtimer_del(S.timer);
-	if (S.rewrite || S.npend > 0)
+	if (saved.timer != NULL)
+		evtimer_del(saved.timer);
+	if (saved.rewrite || saved.npend > 0)
 		state_save();
-	if (!S.rewrite && S.logfd >= 0 && S.log_bytes > state_live_bytes() &&
-	    state_compact() < 0)
+	if (!saved.rewrite && saved.logfd >= 0 &&
+	    saved.log_bytes > state_live_bytes() && state_compact() < 0)
 		LOGE("--state-dir %s: cannot compact: %s",
 		     parent.conf.state_dir, strerror(errno));
 }
@@ -557,10 +561,10 @@ static int state_open_dir(void)
 		     strerror(errno));
 		return -1;
 	}
-	S.dfd = open(parent.conf.state_dir, O_RDONLY | O_DIRECTORY |
-						    O_NONBLOCK | O_CLOEXEC |
-						    O_NOFOLLOW);
-	if (S.dfd < 0 || fstat(S.dfd, &st) < 0) {
+	saved.dfd = open(parent.conf.state_dir, O_RDONLY | O_DIRECTORY |
+							O_NONBLOCK | O_CLOEXEC |
+							O_NOFOLLOW);
+	if (saved.dfd < 0 || fstat(saved.dfd, &st) < 0) {
 		LOGF("--state-dir %s: %s", parent.conf.state_dir,
 		     strerror(errno));
 		return -1;
@@ -577,7 +581,7 @@ static int state_open_dir(void)
 /* The log as read is kept as updates.bad; say why. */
 static void state_set_aside(const char *path, const char *why)
 {
-	if (renameat(S.dfd, STATE_FILE, S.dfd, STATE_BAD) == 0)
+	if (renameat(saved.dfd, STATE_FILE, saved.dfd, STATE_BAD) == 0)
 		LOGE("%s: %s; the file as found is now %s", path, why,
 		     STATE_BAD);
 	else
@@ -597,7 +601,7 @@ int state_load(void)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s", parent.conf.state_dir,
 		 STATE_FILE);
-	if (readfile_at(S.dfd, STATE_FILE, STATE_LOG_MAX, &b, NULL) < 0) {
+	if (readfile_at(saved.dfd, STATE_FILE, STATE_LOG_MAX, &b, NULL) < 0) {
 		LOGF("%s: %s", path, readfile_strerror(errno));
 		return -1;
 	}
@@ -616,19 +620,19 @@ int state_load(void)
 		snprintf(why, sizeof(why),
 			 "a torn or damaged record at byte %zd of %zu (a "
 			 "save cut short?); the %d update%s before it %s kept",
-			 good, b.len, S.n, S.n == 1 ? "" : "s",
-			 S.n == 1 ? "is" : "are");
+			 good, b.len, saved.n, saved.n == 1 ? "" : "s",
+			 saved.n == 1 ? "is" : "are");
 		state_set_aside(path, why);
 		compact = true;
 	}
-	if (S.n > 0)
-		LOGN("%s: %d saved update%s to apply", path, S.n,
-		     S.n == 1 ? "" : "s");
-	S.log_bytes = b.len;
+	if (saved.n > 0)
+		LOGN("%s: %d saved update%s to apply", path, saved.n,
+		     saved.n == 1 ? "" : "s");
+	saved.log_bytes = b.len;
 	if (good > 0 && !compact && !v1 && b.len <= 2 * state_live_bytes()) {
-		S.logfd = openat(S.dfd, STATE_FILE,
-				 O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (S.logfd < 0 || lseek(S.logfd, 0, SEEK_END) < 0)
+		saved.logfd = openat(saved.dfd, STATE_FILE,
+				     O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (saved.logfd < 0 || lseek(saved.logfd, 0, SEEK_END) < 0)
 			compact = true;
 	} else if (good > 0) {
 		compact = true; /* repaired, converted, or mostly superseded */
@@ -637,7 +641,7 @@ int state_load(void)
 	if (compact && state_compact() < 0) {
 		LOGE("%s: cannot rewrite: %s; trying again at the next save",
 		     path, strerror(errno));
-		S.rewrite = true;
+		saved.rewrite = true;
 	}
 	return 0;
 }
