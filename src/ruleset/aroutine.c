@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "common/log.h"
 #include "ruleset/vm.h"
@@ -17,6 +18,7 @@ struct aroutine {
 	int ref;           /* registry reference keeping the thread alive */
 	enum ar_kind kind;
 	bool waiting, running;
+	bool suspended;    /* a bare coroutine.yield(): the script resumes it */
 	bool dropped;      /* ar_cancel'ed while running: free when it stops */
 	void *op;          /* what it waits on */
 	ar_cancel_fn cancel;
@@ -78,7 +80,7 @@ static void ar_free(struct aroutine *ar)
 	ar_nactive--;
 	if (!ar->running && ar_npool < AR_POOL_MAX &&
 	    lua_resetthread(ar->co) == LUA_OK) {
-		ar->waiting = ar->dropped = false;
+		ar->waiting = ar->suspended = ar->dropped = false;
 		ar->op = ar->arg = NULL;
 		ar->cancel = NULL;
 		ar->done = NULL;
@@ -124,14 +126,13 @@ static void ar_after(struct aroutine *ar, int status, int nres)
 	if (status == LUA_YIELD) {
 		if (ar->waiting)
 			return;
-		/* a bare coroutine.yield() in a routine: nobody would ever
-		 * resume it */
-		lua_settop(ar->co, 0);
-		lua_pushliteral(ar->co,
-				"coroutine.yield outside await in an "
-				"asynchronous routine");
-		status = LUA_ERRRUN;
-		nres = 1;
+		/* a bare coroutine.yield(): the routine stays suspended until
+		 * the script resumes it (ar_co_resume), as the reference's
+		 * libruleset futures and await.callback do; what it yielded
+		 * has nobody to go to */
+		lua_pop(ar->co, nres);
+		ar->suspended = true;
+		return;
 	}
 	ar->done(ar, ar->co, status, nres);
 	ar_free(ar);
@@ -171,7 +172,7 @@ ready:
 	if (++ar_nactive > ar_npeak)
 		ar_npeak = ar_nactive;
 	ar->running = true;
-	status = vm_resume(ar->co, nargs, &nres);
+	status = vm_resume(L, ar->co, nargs, &nres);
 	ar_after(ar, status, nres);
 	return ar;
 }
@@ -232,7 +233,7 @@ void ar_wake(struct aroutine *ar, ar_push_fn push, void *ud)
 		return;
 	}
 	ar->running = true;
-	status = vm_resume(ar->co, w.n, &nres);
+	status = vm_resume(vm_state(), ar->co, w.n, &nres);
 	ar_after(ar, status, nres);
 }
 
@@ -245,4 +246,86 @@ void ar_cancel(struct aroutine *ar)
 	if (ar->waiting && ar->cancel != NULL)
 		ar->cancel(ar->op);
 	ar_free(ar);
+}
+
+/* ---- coroutine.resume and coroutine.close, aware of routines ---- */
+
+/* coroutine.resume(co, ...): a routine suspended by a bare
+ * coroutine.yield() resumes here, through the routine's own bookkeeping,
+ * so that when it ends its done callback runs (a finished neosocksd.async
+ * calls its finish function, a request gets its answer) whoever resumed
+ * it. It runs nested in the resumer's entry and shares its time budget.
+ * Returns true, plus what it yields if it yields bare again. A routine
+ * waiting in await.* belongs to what it waits on: resuming it is refused.
+ * Any other coroutine goes to Lua's own resume (upvalue 1). */
+static int ar_co_resume(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+	struct aroutine *ar;
+	int nargs = lua_gettop(L) - 1, status, nres = 0;
+
+	luaL_argexpected(L, co != NULL, 1, "coroutine");
+	ar = ar_current(co);
+	if (ar == NULL) {
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_insert(L, 1);
+		lua_call(L, nargs + 1, LUA_MULTRET);
+		return lua_gettop(L);
+	}
+	if (!ar->suspended) {
+		lua_pushboolean(L, 0);
+		if (ar->running)
+			lua_pushliteral(L, "cannot resume non-suspended coroutine");
+		else
+			lua_pushliteral(L, "cannot resume an asynchronous "
+					   "routine waiting in await");
+		return 2;
+	}
+	if (!lua_checkstack(co, nargs)) {
+		lua_pushboolean(L, 0);
+		lua_pushliteral(L, "too many arguments to resume");
+		return 2;
+	}
+	lua_xmove(L, co, nargs);
+	ar->suspended = false;
+	ar->running = true;
+	status = vm_resume(L, co, nargs, &nres);
+	if (status == LUA_YIELD && !ar->waiting && !ar->dropped &&
+	    lua_checkstack(L, nres + 1)) {
+		/* yielded bare again: its values go to the resumer */
+		lua_pushboolean(L, 1);
+		lua_xmove(co, L, nres);
+		ar_after(ar, status, 0);
+		return nres + 1;
+	}
+	ar_after(ar, status, nres);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* coroutine.close(co): a routine is the daemon's to end (its request, its
+ * finish function wait for it); closing it is an error. */
+static int ar_co_close(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+
+	luaL_argexpected(L, co != NULL, 1, "coroutine");
+	if (ar_current(co) != NULL)
+		return luaL_error(L, "cannot close an asynchronous routine");
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+void ar_open_coroutine(lua_State *L)
+{
+	lua_getglobal(L, LUA_COLIBNAME);
+	lua_getfield(L, -1, "resume");
+	lua_pushcclosure(L, ar_co_resume, 1);
+	lua_setfield(L, -2, "resume");
+	lua_getfield(L, -1, "close");
+	lua_pushcclosure(L, ar_co_close, 1);
+	lua_setfield(L, -2, "close");
+	lua_pop(L, 1);
 }

@@ -2,7 +2,9 @@
  * the host (a request handler, neosocksd.async, an RPC call) that may wait
  * in await.* primitives. The thread's extra space points to its routine,
  * so await.* called anywhere else (the main thread, a coroutine the script
- * made itself) fails with "not in asynchronous routine".
+ * made itself) fails with "not in asynchronous routine". A bare
+ * coroutine.yield() suspends a routine until the script resumes it with
+ * coroutine.resume.
  *
  * A waiting routine holds one pending operation with a cancel function;
  * dropping the routine (ar_cancel) cancels it, so nothing wakes a routine
@@ -58,6 +60,12 @@ void ar_wake(struct aroutine *ar, ar_push_fn push, void *ud);
 /* Drop a routine (waiting or not): its operation is cancelled and its
  * done callback never runs. */
 void ar_cancel(struct aroutine *ar);
+
+/* Replace coroutine.resume and coroutine.close in L's coroutine library
+ * with versions that know routines: a routine suspended by a bare
+ * coroutine.yield() is resumed by coroutine.resume (as the reference's
+ * libruleset does for its futures), and ends through its done callback. */
+void ar_open_coroutine(lua_State *L);
 
 /* Live routines and the peak, for /stats. */
 unsigned ar_active(void);

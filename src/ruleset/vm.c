@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/u32sort.h"
+#include "ruleset/aroutine.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/lib_os.h"
 #include "ruleset/loader.h"
@@ -232,12 +233,12 @@ static int vm_co_traceback(lua_State *L)
 	return 0;
 }
 
-int vm_resume(lua_State *co, int nargs, int *nres)
+int vm_resume(lua_State *from, lua_State *co, int nargs, int *nres)
 {
 	int r;
 
 	vm_enter(co);
-	r = lua_resume(co, vm.L, nargs, nres);
+	r = lua_resume(co, from, nargs, nres);
 	vm_leave(co);
 	/* a routine has no message handler: --traceback adds the trace
 	 * of where it failed (a message that is not a string stays as is) */
@@ -319,6 +320,7 @@ static void vm_open_libs(lua_State *L)
 		luaL_requiref(L, l->name, l->func, 1);
 		lua_pop(L, 1);
 	}
+	ar_open_coroutine(L);
 	/* no bytecode (loadfile and dofile: loader.c) */
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, vm_load, 1);

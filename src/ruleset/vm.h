@@ -47,8 +47,10 @@ size_t vm_memlimit(void);
  * userdata at index 1, within a fresh time budget. On error returns the
  * Lua status with the message at the top of the stack (the caller pops). */
 int vm_pcall(lua_CFunction fn, void *ud);
-/* Resume co (within a fresh time budget). As lua_resume. */
-int vm_resume(lua_State *co, int nargs, int *nres);
+/* Resume co from the thread `from` (the main state for the event loop,
+ * the resumer for a nested coroutine.resume): a fresh time budget, or the
+ * enclosing entry's when nested. As lua_resume. */
+int vm_resume(lua_State *from, lua_State *co, int nargs, int *nres);
 /* The message handler used by vm_pcall (traceback when enabled). */
 int vm_msgh(lua_State *L);
 

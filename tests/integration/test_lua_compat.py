@@ -388,3 +388,106 @@ def test_overlay_example_three_daemons(daemon_factory, http_target, tmp_path):
     assert rc != 0
     rc, out, err = get("a", "web.b")
     assert rc == 0, err
+
+
+# The reference's libruleset builds futures and await.callback on bare
+# coroutine.yield() / coroutine.resume, and its agent.lua probes its peers
+# with them: the API of a peer "api.neosocksd.internal:80" reached through
+# the peer's SOCKS listener, whose ruleset sends that name to its own API.
+# This is that shape, in our own words.
+REF_FUTURES = """
+    local function ref_async(f, ...)
+        local fut = { waiters = {} }
+        local function finish(ok, ...)
+            fut.result = table.pack(ok, ...)
+            for co in pairs(fut.waiters) do
+                fut.waiters[co] = nil
+                coroutine.resume(co)
+            end
+        end
+        neosocksd.async(finish, f, ...)
+        function fut.get()
+            if not fut.result then
+                fut.waiters[coroutine.running()] = true
+                coroutine.yield()
+            end
+            return table.unpack(fut.result, 1, fut.result.n)
+        end
+        return fut
+    end
+"""
+
+
+def test_reference_style_futures_probe_and_route(daemon_factory, tmp_path, http_target):
+    """Regression (the reference's agent.lua stopped at its first
+    future:get()): a daemon waits on futures resolved by bare
+    coroutine.yield() / coroutine.resume, in its own routines and in a
+    request's, while it probes a peer's API through the peer's SOCKS
+    listener (the peer runs --allow-self-dial); requests it then routes
+    through that peer reach the target."""
+    socks_a, api_a, socks_b, api_b = free_ports(4)
+    peer = write(tmp_path / "b" / "peer.lua", """
+        _G.libruleset = require("libruleset")
+        function rpc.probe(from) return "b", from end
+        _G.redirect_name = {
+            { match.exact("api.neosocksd.internal:80"), rule.redirect("127.0.0.1:%d") },
+            { match.host("web.b"), rule.redirect("127.0.0.1:%d"), "web" },
+        }
+        _G.route_default = { rule.reject() }
+        return _G.libruleset
+    """ % (api_b, http_target.port))
+    daemon_factory("-l", f"127.0.0.1:{socks_b}", "--api", f"127.0.0.1:{api_b}",
+                   "-r", peer, "--allow-self-dial")
+    main = write(tmp_path / "a" / "main.lua", REF_FUTURES + """
+        _G.libruleset = require("libruleset")
+        local CONN = { "api.neosocksd.internal:80", "socks4a://127.0.0.1:%d" }
+        local peers = {}
+        local function probe()
+            -- parallel probes, then wait for each (the agent's parallel_for)
+            local tasks = {}
+            for i = 1, 3 do
+                tasks[i] = ref_async(await.rpcall, CONN, "probe", "a" .. i)
+            end
+            for i = 1, 3 do
+                local ok, rok, name, from = tasks[i].get()
+                assert(ok and rok, tostring(rok) .. " " .. tostring(name))
+                assert(from == "a" .. i, tostring(from))
+                peers[name] = true
+            end
+            return "probed"
+        end
+        function _G.probe_round() -- started through the API, once the front is up
+            neosocksd.async(function(ok, rok, res)
+                print("COMPAT probe round: " .. tostring(ok) .. " " .. tostring(rok)
+                    .. " " .. tostring(res))
+            end, function() return ref_async(probe).get() end)
+        end
+        local ruleset = {}
+        function ruleset.resolve(addr)
+            -- a request's routine waits on a future too
+            local ok, known = ref_async(function()
+                await.sleep(0.01)
+                return peers.b
+            end).get()
+            if ok and known and addr == "web.b:80" then
+                return addr, "socks5://127.0.0.1:%d"
+            end
+            return nil
+        end
+        return ruleset
+    """ % (socks_b, socks_b))
+    d = daemon_factory("-l", f"127.0.0.1:{socks_a}", "--api", f"127.0.0.1:{api_a}",
+                       "-r", main)
+    a = Api(port=api_a)
+    assert a.curl("/ruleset/invoke", "--data-binary", "probe_round()").status == 200
+    d.wait_log("COMPAT probe round:")
+    assert "COMPAT probe round: true true probed" in d.log(), d.log()
+    rc, out, err = curl("-x", f"socks5h://127.0.0.1:{socks_a}", "http://web.b/")
+    assert rc == 0 and b"hello from the target" in out, (err, d.log())
+    rc, out, err = curl("-x", f"socks5h://127.0.0.1:{socks_a}", "http://web.c/")
+    assert rc != 0
+    # no routine was left behind: every future's waiter ran to its end
+    assert a.curl("/ruleset/invoke", "--data-binary",
+                  "print('COMPAT active ' .. neosocksd.stats().num_thread_active)").status == 200
+    d.wait_log("COMPAT active ")
+    assert "COMPAT active 0" in d.log(), d.log()
