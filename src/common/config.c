@@ -164,6 +164,35 @@ static int config_check_api_allow(const struct config *c, char *err,
 	return 0;
 }
 
+/* --api-host: host names or IP literals ("[v6]" or bare), no ports */
+static int config_check_api_host(const struct config *c, char *err,
+				 size_t cap)
+{
+	const char *p = c->api_host;
+	int n = 0;
+
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		bool br = len > 2 && p[0] == '[' && p[len - 1] == ']';
+		struct netaddr a;
+
+		if (len == 0 || len > ADDR_NAME_MAX ||
+		    !addr_name_valid(p + br, len - 2 * br) ||
+		    addr_set_host(&a, p, len, 0) < 0 ||
+		    (br && a.type != ADDR_IPV6))
+			return config_fail(err, cap,
+					   "--api-host: '%.*s' is not a host "
+					   "name or an IP address (no port)",
+					   (int)len, p);
+		if (++n > 32)
+			return config_fail(err, cap,
+					   "--api-host: more than 32 names");
+		p += len + (comma ? 1 : 0);
+	}
+	return 0;
+}
+
 static int config_check_state_dir(const struct config *c, char *err,
 				  size_t cap)
 {

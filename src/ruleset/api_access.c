@@ -1,10 +1,12 @@
 /* api_access: who may use the REST API, and how much. The transport
  * (api_conn.c) asks before it reads anything of a connection
  * (api_access_peer_ok: --api-allow) and once a request's head is whole,
- * before its body (api_access_check): a browser-borne request is refused
- * (an Origin header, or a Host that names something else than this API:
- * CSRF, DNS rebinding), then the bearer token gives the level (read-only:
- * GET of /healthy, /stats, /metrics; admin: everything). */
+ * before its body (api_access_check): first the bearer token (401 when
+ * one is required and missing or wrong, so that nothing else is learnt
+ * without it), then a browser-borne request is refused (an Origin header:
+ * CSRF), then, only when no token protects the API, a Host that is not a
+ * name of this API (DNS rebinding), and last the level (read-only: GET of
+ * /healthy, /stats, /metrics; admin: everything). */
 #include "ruleset/api_access.h"
 
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include "common/addr.h"
 
 #define API_ALLOW_MAX 64
+#define API_HOSTS_MAX 32
 
 struct api_cidr {
 	int family;
@@ -26,8 +29,11 @@ struct api_cidr {
 static struct {
 	struct api_cidr allow[API_ALLOW_MAX]; /* --api-allow */
 	int nallow;
-	/* what a Host header may name: --api as given, localhost:port */
-	char host_self[CONF_ADDR_MAX], host_local[64];
+	/* what a Host header may name without a token: --api as given, and
+	 * (any port) the loopback names and --api-host's */
+	char host_self[CONF_ADDR_MAX];
+	char hosts[API_HOSTS_MAX][API_HOST_LEN + 1];
+	int nhosts;
 	char token_admin[API_TOKEN_MAX + 1], token_ro[API_TOKEN_MAX + 1];
 } api_access;
 
@@ -133,22 +139,62 @@ static int api_access_auth(const char *buf, const struct http1_head *h)
 	return API_NONE;
 }
 
-/* Host must name this API, so a web page cannot reach it through a name
- * that resolves here (DNS rebinding). */
+/* The host of a Host value, without its port: "[v6]" stays bracketed, a
+ * name's trailing dot goes. Its length, or 0 when it cannot be a host. */
+static size_t api_access_host_part(const char *v, size_t len, char *out,
+				   size_t cap)
+{
+	const char *colon;
+	size_t n;
+
+	if (len > 0 && v[0] == '[') {
+		const char *rb = memchr(v, ']', len);
+
+		n = rb != NULL ? (size_t)(rb - v) + 1 : 0;
+		if (n == 0 || (n < len && v[n] != ':'))
+			return 0;
+	} else {
+		colon = memchr(v, ':', len);
+		n = colon != NULL ? (size_t)(colon - v) : len;
+		if (n > 1 && v[n - 1] == '.')
+			n--;
+	}
+	if (n == 0 || n >= cap)
+		return 0;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return n;
+}
+
+/* Without a token, Host must name this API, so that a web page cannot
+ * reach it through a name that resolves here (DNS rebinding): the --api
+ * address as given, the address the client connected to, the name peers
+ * use (api.neosocksd.internal), or, with any port, a loopback name
+ * (an SSH tunnel's localhost:19080) or one of --api-host. */
 static bool api_access_host_ok(const char *buf, const struct http1_head *h,
 			       const struct api_access_peer *who)
 {
+	static const char *const loopback[] = { "localhost", "127.0.0.1",
+						 "[::1]",
+						 "api.neosocksd.internal" };
 	const struct http1_span *v = http1_known_value(h, HTTP1_H_HOST);
+	char host[API_HOST_LEN + 1];
 
 	if (v == NULL || who->unix_socket)
 		return true; /* RPC clients send none; no browser has a path */
-	return http1_span_eq_ci(buf, *v, api_access.host_self) ||
-	       (who->host_here[0] &&
-		http1_span_eq_ci(buf, *v, who->host_here)) ||
-	       (api_access.host_local[0] &&
-		http1_span_eq_ci(buf, *v, api_access.host_local)) ||
-	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal") ||
-	       http1_span_eq_ci(buf, *v, "api.neosocksd.internal:80");
+	if (http1_span_eq_ci(buf, *v, api_access.host_self) ||
+	    (who->host_here[0] && http1_span_eq_ci(buf, *v, who->host_here)))
+		return true;
+	if (api_access_host_part(buf + v->off, v->len, host, sizeof(host)) ==
+	    0)
+		return false;
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
+		if (strcasecmp(host, loopback[i]) == 0)
+			return true;
+	for (int i = 0; i < api_access.nhosts; i++)
+		if (strcasecmp(host, api_access.hosts[i]) == 0)
+			return true;
+	return false;
 }
 
 /* Reading is GET on these three paths; all else needs an admin. */
@@ -163,34 +209,72 @@ static int api_access_level_needed(const char *method, const char *path)
 
 int api_access_check(const char *buf, const struct http1_head *h,
 		     const struct api_access_peer *who, const char *method,
-		     const char *path, int *level)
+		     const char *path, int *level, const char **why)
 {
-	if (http1_known_value(h, HTTP1_H_ORIGIN) != NULL ||
-	    !api_access_host_ok(buf, h, who))
-		return 403; /* a browser was made to send this */
+	bool token = api_access.token_admin[0] || api_access.token_ro[0];
+
+	*why = NULL;
 	*level = api_access_auth(buf, h);
 	if (*level == API_NONE)
-		return 401;
-	if (*level < api_access_level_needed(method, path))
+		return 401; /* before anything that tells what is known */
+	if (http1_known_value(h, HTTP1_H_ORIGIN) != NULL) {
+		*why = "a request with an Origin header comes from a web "
+		       "page: refused";
 		return 403;
+	}
+	if (!token && !api_access_host_ok(buf, h, who)) {
+		*why = "Host is not a name of this API: add the name with "
+		       "--api-host, or require a token with --api-token-file";
+		return 403; /* a web page reached it through DNS rebinding */
+	}
+	if (*level < api_access_level_needed(method, path)) {
+		*why = "the read-only token allows only GET /healthy, /stats "
+		       "and /metrics";
+		return 403;
+	}
 	return 0;
+}
+
+/* --api-host "name,name,...": each a host name or an IP literal (an
+ * IPv6 one with or without brackets), without a port. The count, or -1
+ * when one is not such a name (the parent has checked them already). */
+int api_access_parse_hosts(const char *csv, char (*out)[API_HOST_LEN + 1],
+			   int max)
+{
+	int n = 0;
+
+	while (*csv != '\0') {
+		const char *comma = strchr(csv, ',');
+		size_t len = comma ? (size_t)(comma - csv) : strlen(csv);
+		char lit[API_HOST_LEN + 1];
+		struct netaddr a;
+		bool bracketed = len > 2 && csv[0] == '[' && csv[len - 1] == ']';
+		const char *p = bracketed ? csv + 1 : csv;
+		size_t plen = bracketed ? len - 2 : len;
+
+		if (plen > 1 && p[plen - 1] == '.' && !bracketed)
+			plen--;
+		if (n == max || plen == 0 || plen > ADDR_NAME_MAX ||
+		    !addr_name_valid(p, plen) ||
+		    addr_set_host(&a, p, plen, 0) < 0 ||
+		    (bracketed && a.type != ADDR_IPV6))
+			return -1;
+		if (a.type == ADDR_IPV6)
+			snprintf(lit, sizeof(lit), "[%.*s]", (int)plen, p);
+		else
+			snprintf(lit, sizeof(lit), "%.*s", (int)plen, p);
+		if (out != NULL)
+			memcpy(out[n], lit, sizeof(lit));
+		n++;
+		csv += len + (comma ? 1 : 0);
+	}
+	return n;
 }
 
 static void api_access_hosts(const struct config *conf)
 {
-	struct sockaddr_storage ss;
-	uint16_t port;
-
 	snprintf(api_access.host_self, sizeof(api_access.host_self), "%s",
 		 conf->restapi);
-	if (conf->restapi[0] == '/' ||
-	    addr_parse_listen(conf->restapi, &ss) < 0)
-		return;
-	port = ss.ss_family == AF_INET
-		       ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-		       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	snprintf(api_access.host_local, sizeof(api_access.host_local),
-		 "localhost:%u", port);
 }
 
 int api_access_setup(const struct config *conf)
@@ -199,6 +283,11 @@ int api_access_setup(const struct config *conf)
 						   api_access.allow,
 						   API_ALLOW_MAX);
 	if (api_access.nallow < 0)
+		return -1;
+	api_access.nhosts = api_access_parse_hosts(conf->api_host,
+						   api_access.hosts,
+						   API_HOSTS_MAX);
+	if (api_access.nhosts < 0)
 		return -1;
 	api_access_hosts(conf);
 	return 0;

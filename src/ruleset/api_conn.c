@@ -269,6 +269,31 @@ static void conn_error(struct api_conn *c, int status, const char *extra,
 		c->state = C_CLOSING; /* or the request asked for it */
 }
 
+/* A request api_access refused: 401 with the challenge, 403 saying why;
+ * the connection closes. */
+static void conn_refuse(struct api_conn *c, int status, const char *why)
+{
+	char body[256];
+	int n;
+
+	if (why == NULL) {
+		conn_error(c, status,
+			   status == 401 ? "WWW-Authenticate: Bearer "
+					   "realm=\"neosocksd\"\r\n"
+					 : NULL,
+			   true);
+		return;
+	}
+	n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
+		     http1_reason(status), why);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = (int)sizeof(body) - 1;
+	api_server.ctr.requests++;
+	conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n,
+		     NULL, true);
+	c->state = C_CLOSING;
+}
+
 /* These take the request body as their input: one must be framed. */
 static bool api_needs_body(const char *method, const char *path)
 {
@@ -328,6 +353,7 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 				       c->host_here };
 	struct api_req *r;
 	const struct http1_span *v;
+	const char *why;
 	int level, status;
 
 	api_server.ctr.rx += c->head_len;
@@ -358,13 +384,10 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 		conn_error(c, 400, NULL, true);
 		return -1;
 	}
-	status = api_access_check(c->in, h, &who, r->method, r->path, &level);
+	status = api_access_check(c->in, h, &who, r->method, r->path, &level,
+				  &why);
 	if (status != 0) {
-		conn_error(c, status,
-			   status == 401 ? "WWW-Authenticate: Bearer "
-					   "realm=\"neosocksd\"\r\n"
-					 : NULL,
-			   true);
+		conn_refuse(c, status, why);
 		return -1;
 	}
 	r->level = level;

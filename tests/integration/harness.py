@@ -1211,6 +1211,44 @@ class Api:
         return parse_prometheus(r.text)
 
 
+class PortForward:
+    """What `ssh -L LPORT:127.0.0.1:PORT` does on the admin's side: a
+    local port whose connections are carried to the API's port."""
+
+    def __init__(self, port):
+        self.port = port
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.lport = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.port))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.srv.close()
+
+
 def start_api(daemon_factory, tmp_path, port, *extra, name="v1.test", token=None):
     socks, api = free_ports(2)
     rs = write_ruleset(tmp_path, name, port)

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from harness import (ADMIN_TOKEN, Api, BIN, curl, free_ports, request, RO_TOKEN, routed, RPC_MIME,
+from harness import (ADMIN_TOKEN, Api, BIN, curl, free_ports, PortForward, request, RO_TOKEN,
+                     routed, RPC_MIME,
                      ruleset_pid, ruleset_text, sample, start_api, token_files, wait_until,
                      write_ruleset)
 
@@ -100,16 +101,18 @@ def test_api_allow(daemon_factory, tmp_path, http_target):
 def test_origin_and_host(daemon_factory, tmp_path, http_target):
     d = start_api(daemon_factory, tmp_path, http_target.port)
     r = d.api.curl("/stats", "-H", "Origin: http://evil.example")
-    assert r.status == 403, r
+    assert r.status == 403 and "Origin" in r.text, r
     r = d.api.curl("/ruleset/invoke", "-H", "Origin: null", "--data-binary", "_G.INVOKED = true")
     assert r.status == 403, r
     assert not routed(d, "invoked.test")
     for host in ("evil.example", "evil.example:%d" % d.api.port, "127.0.0.2:%d" % d.api.port,
-                 "127.0.0.1:1"):
+                 "localhost.evil.example:%d" % d.api.port):
         r = d.api.curl("/healthy", "-H", f"Host: {host}")
         assert r.status == 403, (host, r)
+        # the body names the options that would let it in
+        assert "--api-host" in r.text and "--api-token-file" in r.text, r
     for host in (f"127.0.0.1:{d.api.port}", f"localhost:{d.api.port}", "api.neosocksd.internal",
-                 f"LOCALHOST:{d.api.port}"):
+                 f"LOCALHOST:{d.api.port}", "127.0.0.1:1", "[::1]:19080"):
         r = d.api.curl("/healthy", "-H", f"Host: {host}")
         assert r.status == 200, (host, r)
     # no Host at all (what await.invoke sends)
@@ -117,6 +120,75 @@ def test_origin_and_host(daemon_factory, tmp_path, http_target):
     c.send(b"GET /healthy HTTP/1.1\r\n\r\n")
     assert c.response().status == 200
     c.close()
+
+
+def test_api_by_dns_name_and_ssh_tunnel(daemon_factory, tmp_path, http_target):
+    """Issue 15: an admin who reaches the API by a DNS name
+    (http://proxy1.corp:PORT/) or through an SSH tunnel
+    (http://localhost:19080/) was refused with 403 because Host was not the
+    --api address. With a token, Host does not matter; without one the
+    tunnel's localhost and the names of --api-host are accepted."""
+    a, ro = token_files(tmp_path)
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-token-file", a,
+                  "--api-readonly-token-file", ro)
+    port = d.api.port
+    byname = ("--resolve", f"proxy1.corp:{port}:127.0.0.1")
+    url = f"http://proxy1.corp:{port}/stats"
+    for tok in (ADMIN_TOKEN, RO_TOKEN):
+        rc, out, err = curl("-w", "\n%{http_code}", "-H", f"Authorization: Bearer {tok}",
+                            *byname, url)
+        assert rc == 0 and out.endswith(b"\n200") and out.startswith(b"neosocksd"), (out, err)
+    # without credentials: 401, whatever the name (nothing learnt about names)
+    for extra in (byname, ()):
+        target = url if extra else f"http://127.0.0.1:{port}/stats"
+        rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}", *extra, target)
+        assert out == b"401", (target, out, err)
+    fw = PortForward(port)
+    try:
+        rc, out, err = curl("-H", f"Authorization: Bearer {ADMIN_TOKEN}",
+                            "--data-binary", ruleset_text("v2.test", http_target.port),
+                            f"http://localhost:{fw.lport}/ruleset/update")
+        assert rc == 0, err
+        assert routed(d, "v2.test")
+    finally:
+        fw.close()
+    d.stop()
+
+    # no token: the tunnel's localhost:ANY and --api-host's names only
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-host", "proxy1.corp")
+    port = d.api.port
+    fw = PortForward(port)
+    try:
+        rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}",
+                            f"http://localhost:{fw.lport}/stats")
+        assert out == b"200", (out, err)
+    finally:
+        fw.close()
+    rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}",
+                        "--resolve", f"proxy1.corp:{port}:127.0.0.1",
+                        f"http://proxy1.corp:{port}/stats")
+    assert out == b"200", (out, err)
+    bodyf = tmp_path / "body"
+    rc, out, err = curl("-o", str(bodyf), "-w", "%{http_code}",
+                        "--resolve", f"proxy2.corp:{port}:127.0.0.1",
+                        f"http://proxy2.corp:{port}/stats")
+    assert out == b"403", (out, err)
+    assert "--api-host" in bodyf.read_text()
+
+
+def test_api_host_option_checked(tmp_path):
+    """--api-host takes names or addresses without ports; a bad one is a
+    configuration error (exit status 2) naming it."""
+    socks, api = free_ports(2)
+    for bad in ("proxy1.corp:9080", "a,,b", "bad name"):
+        p = subprocess.run([BIN, "-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                            "--api-host", bad, "--check"], capture_output=True, timeout=20)
+        assert p.returncode == 2, p
+        assert b"--api-host" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                        "--api-host", "proxy1.corp,[2001:db8::1],192.0.2.1", "--check"],
+                       capture_output=True, timeout=20)
+    assert p.returncode == 0, p
 
 
 @pytest.mark.parametrize("addr", ["0.0.0.0", "[::]"])

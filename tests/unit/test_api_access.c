@@ -19,15 +19,22 @@
 #define ADMIN "adm1n-T0ken-abcdefghijklmnop"
 #define RO "read0nly-T0ken-qrstuvwxyz0123"
 
-static void setup_api(const char *restapi, const char *allow)
+static void setup_api_hosts(const char *restapi, const char *allow,
+			    const char *hosts)
 {
 	static struct config c;
 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.restapi, sizeof(c.restapi), "%s", restapi);
 	snprintf(c.api_allow, sizeof(c.api_allow), "%s", allow);
+	snprintf(c.api_host, sizeof(c.api_host), "%s", hosts);
 	assert_int_equal(api_access_setup(&c), 0);
 	api_access_set_tokens("", "");
+}
+
+static void setup_api(const char *restapi, const char *allow)
+{
+	setup_api_hosts(restapi, allow, "");
 }
 
 static struct sockaddr_storage v4(const char *a)
@@ -50,6 +57,8 @@ static struct sockaddr_storage v6(const char *a)
 	return ss;
 }
 
+static const char *last_why; /* the sentence of the last check */
+
 /* The status api_access_check gives a request of these header lines
  * (each ending in CRLF). */
 static int check_as(const char *method, const char *path, const char *fields,
@@ -61,11 +70,17 @@ static int check_as(const char *method, const char *path, const char *fields,
 	struct api_access_peer who = { unix_socket, host_here };
 	int n = snprintf(buf, sizeof(buf), "%s %s HTTP/1.1\r\n%s\r\n", method,
 			 path, fields);
+	int status;
 
 	http1_parser_init(&p, HTTP1_REQUEST);
 	assert_int_equal(http1_parse(&p, buf, (size_t)n, &h), n);
 	*level = -1;
-	return api_access_check(buf, &h, &who, method, path, level);
+	last_why = NULL;
+	status = api_access_check(buf, &h, &who, method, path, level,
+				  &last_why);
+	/* a 403 always says why, nothing else does */
+	assert_true((status == 403) == (last_why != NULL));
+	return status;
 }
 
 static int check(const char *method, const char *path, const char *fields,
@@ -196,8 +211,8 @@ static void test_levels(void **state)
 	assert_int_equal(level, API_ADMIN);
 }
 
-/* Browser-borne requests: an Origin, or a Host naming something else,
- * are refused before the credentials are looked at. */
+/* Without a token, a browser-borne request is refused: an Origin, or a
+ * Host that is not a name of this API (DNS rebinding). */
 static void test_host_and_origin(void **state)
 {
 	int level;
@@ -220,12 +235,21 @@ static void test_host_and_origin(void **state)
 	assert_int_equal(check("GET", "/stats", "Host: evil.example\r\n",
 			       &level),
 			 403);
-	assert_int_equal(check("GET", "/stats", "Host: localhost:9081\r\n",
+	assert_non_null(strstr(last_why, "--api-host"));
+	assert_int_equal(check("GET", "/stats", "Host: 127.0.0.2:9080\r\n",
+			       &level),
+			 403);
+	/* a name that only starts like a loopback one */
+	assert_int_equal(check("GET", "/stats",
+			       "Host: localhost.evil.example:9080\r\n", &level),
+			 403);
+	assert_int_equal(check("GET", "/stats", "Host: [::1]x:9080\r\n",
 			       &level),
 			 403);
 	assert_int_equal(check("GET", "/stats",
 			       "Origin: http://127.0.0.1:9080\r\n", &level),
 			 403);
+	assert_non_null(strstr(last_why, "Origin"));
 	/* the address the client connected to (a wildcard --api) */
 	assert_int_equal(check_as("GET", "/stats", "Host: 10.0.0.5:9080\r\n",
 				  false, "10.0.0.5:9080", &level),
@@ -243,17 +267,134 @@ static void test_host_and_origin(void **state)
 			 403);
 }
 
-/* A unix-socket --api: Host is not checked, localhost:port is none. */
+/* Issue 15: an SSH tunnel (ssh -L 19080:127.0.0.1:9080, then
+ * http://localhost:19080/) sends the tunnel's port: loopback names are
+ * accepted with any port. */
+static void test_loopback_names_any_port(void **state)
+{
+	int level;
+
+	(void)state;
+	setup_api("127.0.0.1:9080", "");
+	assert_int_equal(check("GET", "/stats", "Host: localhost:19080\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: 127.0.0.1:1\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: [::1]:19080\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: localhost\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: localhost.:80\r\n",
+			       &level),
+			 0);
+}
+
+/* Issue 15: --api-host NAME,... names the API answers to without a
+ * token, with any port; other names still get 403. */
+static void test_api_host_names(void **state)
+{
+	int level;
+
+	(void)state;
+	setup_api_hosts("0.0.0.0:9080", "10.0.0.0/8",
+			"proxy1.corp,Proxy1.example.,[2001:db8::5],192.0.2.9");
+	assert_int_equal(check("GET", "/stats", "Host: proxy1.corp:9080\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: PROXY1.CORP\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats",
+			       "Host: proxy1.example:9080\r\n", &level),
+			 0);
+	assert_int_equal(check("GET", "/stats",
+			       "Host: [2001:db8::5]:9080\r\n", &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: 192.0.2.9:9080\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("GET", "/stats", "Host: proxy2.corp:9080\r\n",
+			       &level),
+			 403);
+	assert_int_equal(check("GET", "/stats", "Host: corp:9080\r\n",
+			       &level),
+			 403);
+}
+
+/* Issue 15: with a token Host does not matter (an admin reaches the API
+ * by any name), and a client without credentials gets 401 before any
+ * Host decision could tell which names are known. */
+static void test_token_host_any_and_401_first(void **state)
+{
+	static const char adm[] = "Authorization: Bearer " ADMIN "\r\n";
+	int level;
+
+	(void)state;
+	setup_api("0.0.0.0:9080", "");
+	api_access_set_tokens(ADMIN, RO);
+	assert_int_equal(check("GET", "/stats",
+			       "Host: proxy1.corp:9080\r\n"
+			       "Authorization: Bearer " RO "\r\n",
+			       &level),
+			 0);
+	assert_int_equal(check("POST", "/ruleset/update",
+			       "Host: anything.example\r\n"
+			       "Authorization: Bearer " ADMIN "\r\n",
+			       &level),
+			 0);
+	assert_int_equal(level, API_ADMIN);
+	assert_int_equal(check("GET", "/stats", "Host: evil.example\r\n",
+			       &level),
+			 401);
+	assert_int_equal(check("GET", "/stats", "Host: localhost\r\n", &level),
+			 401);
+	assert_int_equal(check("GET", "/stats",
+			       "Host: evil.example\r\nOrigin: null\r\n",
+			       &level),
+			 401);
+	/* Origin still refuses, after the credentials */
+	assert_int_equal(check("GET", "/metrics", "Origin: null\r\n"
+			       "Authorization: Bearer " ADMIN "\r\n", &level),
+			 403);
+	assert_int_equal(check("GET", "/metrics", adm, &level), 0);
+}
+
+static void test_parse_hosts(void **state)
+{
+	char out[4][API_HOST_LEN + 1];
+
+	(void)state;
+	assert_int_equal(api_access_parse_hosts("", out, 4), 0);
+	assert_int_equal(api_access_parse_hosts("a.b,2001:db8::1,[::2],1.2.3.4",
+						out, 4),
+			 4);
+	assert_string_equal(out[0], "a.b");
+	assert_string_equal(out[1], "[2001:db8::1]");
+	assert_string_equal(out[2], "[::2]");
+	assert_string_equal(out[3], "1.2.3.4");
+	assert_int_equal(api_access_parse_hosts("a,b,c,d,e", out, 4), -1);
+	assert_int_equal(api_access_parse_hosts("a:80", out, 4), -1);
+	assert_int_equal(api_access_parse_hosts("a,,b", out, 4), -1);
+	assert_int_equal(api_access_parse_hosts("[a.b]", out, 4), -1);
+	assert_int_equal(api_access_parse_hosts("bad name", out, 4), -1);
+}
+
+/* A unix-socket --api: Host is not checked there. */
 static void test_unix_api(void **state)
 {
 	int level;
 
 	(void)state;
 	setup_api("/run/neosocksd/api.sock", "");
-	assert_int_equal(check("GET", "/stats", "Host: localhost\r\n", &level),
+	assert_int_equal(check("GET", "/stats", "Host: evil.example\r\n",
+			       &level),
 			 403);
-	assert_int_equal(check_as("GET", "/stats", "Host: localhost\r\n", true,
-				  "", &level),
+	assert_int_equal(check_as("GET", "/stats", "Host: evil.example\r\n",
+				  true, "", &level),
 			 0);
 }
 
@@ -266,6 +407,10 @@ int main(void)
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_host_and_origin),
+		cmocka_unit_test(test_loopback_names_any_port),
+		cmocka_unit_test(test_api_host_names),
+		cmocka_unit_test(test_token_host_any_and_401_first),
+		cmocka_unit_test(test_parse_hosts),
 		cmocka_unit_test(test_unix_api),
 	};
 

@@ -310,6 +310,17 @@ static void test_check_rules(void **state)
 	check_is(&c, "--api-allow: '192.0.2.0/33' is not an address or "
 			 "CIDR");
 	c.api_allow[0] = '\0';
+	strcpy(c.api_host, "proxy1.corp,[2001:db8::1],192.0.2.1");
+	check_is(&c, "--api 192.0.2.1:9080 is not a loopback address: "
+			 "refusing to serve it without --api-token-file or "
+			 "--api-allow");
+	strcpy(c.api_host, "proxy1.corp:9080");
+	check_is(&c, "--api-host: 'proxy1.corp:9080' is not a host name or an "
+			 "IP address (no port)");
+	strcpy(c.api_host, "a,,b");
+	check_is(&c, "--api-host: '' is not a host name or an IP address (no "
+			 "port)");
+	c.api_host[0] = '\0';
 	strcpy(c.jail_dir, "relative");
 	check_is(&c, "--jail: 'relative' is not an absolute path");
 	strcpy(c.jail_dir, "/j");
