@@ -27,15 +27,35 @@ static int config_fail(char *err, size_t cap, const char *fmt, ...)
 
 /* ---- each value's own checks (the rows' check column) ---- */
 
+/* A listen address that does not parse: the same hint for every option;
+ * a bare port gets the two forms it probably meant. */
+static int config_fail_listen(const char *opt, const char *v, bool unix_ok,
+			      char *err, size_t cap)
+{
+	size_t n = strspn(v, "0123456789");
+
+	if (n > 0 && n <= 5 && v[n] == '\0')
+		return config_fail(err, cap,
+				   "%s: invalid listen address '%s' (want "
+				   "host:port, [v6]:port or :port%s: "
+				   "'127.0.0.1:%s' for loopback, ':%s' for "
+				   "every address)",
+				   opt, v, unix_ok ? " or a unix socket path" : "",
+				   v, v);
+	return config_fail(err, cap,
+			   "%s: invalid listen address '%s' (want host:port, "
+			   "[v6]:port%s)",
+			   opt, v,
+			   unix_ok ? " or an absolute unix socket path"
+				   : " or :port");
+}
+
 static int config_check_listen(const struct config *c, char *err, size_t cap)
 {
 	struct sockaddr_storage ss;
 
 	if (c->listen[0] && addr_parse_listen(c->listen, &ss) < 0)
-		return config_fail(err, cap,
-				   "-l: invalid listen address '%s' "
-				   "(want host:port, [v6]:port or :port)",
-				   c->listen);
+		return config_fail_listen("-l", c->listen, false, err, cap);
 	return 0;
 }
 
@@ -45,9 +65,8 @@ static int config_check_http_listen(const struct config *c, char *err,
 	struct sockaddr_storage ss;
 
 	if (c->http_listen[0] && addr_parse_listen(c->http_listen, &ss) < 0)
-		return config_fail(err, cap,
-				   "--http: invalid listen address '%s'",
-				   c->http_listen);
+		return config_fail_listen("--http", c->http_listen, false, err,
+					  cap);
 	return 0;
 }
 
@@ -58,11 +77,7 @@ static int config_check_restapi(const struct config *c, char *err,
 
 	if (c->restapi[0] && c->restapi[0] != '/' &&
 	    addr_parse_listen(c->restapi, &ss) < 0)
-		return config_fail(err, cap,
-				   "--api: invalid listen address '%s' (want "
-				   "host:port, [v6]:port or an absolute unix "
-				   "socket path)",
-				   c->restapi);
+		return config_fail_listen("--api", c->restapi, true, err, cap);
 	return 0;
 }
 

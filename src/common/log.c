@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,10 +21,29 @@ static bool log_nonblock;
 static bool log_is_socket;
 static char log_role[16] = "main";
 static bool log_syslog;
+static bool log_journal; /* the fd is journald's stream: "<P>", no time */
+static bool log_verdict; /* -C: fatal lines only, as "neosocksd: ..." */
 static uint64_t log_ndropped;
 static uint64_t log_ndropped_reported;
 
-static const char log_letters[] = "-FEWIIDVV";
+static const char log_letters[] = "-FEWNIDVV";
+
+/* Is fd the stream systemd connected to journald ($JOURNAL_STREAM is
+ * "device:inode" of it)? */
+static bool log_fd_is_journal(int fd)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (js == NULL || fd < 0 ||
+	    sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2 ||
+	    fstat(fd, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 void log_set_fd(int fd, bool nonblock)
 {
@@ -32,6 +53,7 @@ void log_set_fd(int fd, bool nonblock)
 	log_fd = fd;
 	log_nonblock = nonblock;
 	log_is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+	log_journal = log_fd_is_journal(fd);
 	if (nonblock) {
 		int fl = fcntl(fd, F_GETFL);
 		if (fl != -1)
@@ -74,6 +96,16 @@ static size_t log_timestamp(char *buf, size_t cap)
 	return n;
 }
 
+bool log_to_journal(void)
+{
+	return log_journal && !log_syslog;
+}
+
+void log_set_verdict(bool on)
+{
+	log_verdict = on;
+}
+
 void log_use_syslog(void)
 {
 	openlog("neosocksd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -89,8 +121,10 @@ static int log_syslog_prio(char letter)
 		return LOG_ERR;
 	case 'W':
 		return LOG_WARNING;
-	case 'I':
+	case 'N':
 		return LOG_NOTICE;
+	case 'I':
+		return LOG_INFO;
 	default:
 		return LOG_DEBUG;
 	}
@@ -128,19 +162,52 @@ static bool log_emit(const char *buf, size_t len)
 	return n == (ssize_t)len;
 }
 
+/* "<L> <time>", or "<P><L>" for journald (it keeps its own time and reads
+ * the priority P). The length written. */
+static size_t log_head(char letter, char *buf, size_t cap)
+{
+	if (log_journal && !log_syslog) {
+		int n = snprintf(buf, cap, "<%d>%c", log_syslog_prio(letter),
+				 letter);
+		return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	}
+	buf[0] = letter;
+	buf[1] = ' ';
+	return 2 + log_timestamp(buf + 2, cap - 2);
+}
+
+/* -C: a fatal line is the verdict, "neosocksd: <message>", on stderr;
+ * nothing else is written. */
+static void log_write_verdict(int level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n;
+
+	if (level > LOGL_FATAL)
+		return;
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		return;
+	fprintf(stderr, "neosocksd: %s\n", buf);
+}
+
 void log_write(int level, const char *file, int line, const char *fmt, ...)
 {
 	char buf[2048];
-	size_t n;
+	size_t n, head;
 	int r;
 	va_list ap;
 	int saved = errno;
 
 	if (level < 0 || level > LOGL_VVERBOSE)
 		level = LOGL_VVERBOSE;
-	buf[0] = log_letters[level];
-	buf[1] = ' ';
-	n = 2 + log_timestamp(buf + 2, sizeof(buf) - 2);
+	if (log_verdict) {
+		va_start(ap, fmt);
+		log_write_verdict(level, fmt, ap);
+		va_end(ap);
+		goto out;
+	}
+	n = head = log_head(log_letters[level], buf, 64);
 	if (log_ndropped != log_ndropped_reported) {
 		r = snprintf(buf + n, sizeof(buf) - n,
 			     " %s[%d] log.c:0 (%llu log lines dropped)\n",
@@ -163,7 +230,7 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 		goto out;
 	n += (size_t)r < sizeof(buf) - n - 1 ? (size_t)r : sizeof(buf) - n - 2;
 	/* no control characters from messages reach the log stream */
-	for (size_t i = 2; i < n; i++) {
+	for (size_t i = head; i < n; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if (c == '\t')
 			buf[i] = ' ';
@@ -234,14 +301,14 @@ void log_forward_child(const char *role, int pid, const char *line,
 	char letter = 'E';
 	int r;
 
+	if (log_verdict)
+		return; /* -C: the children's lines are not the verdict */
 	if (len > LOG_FORWARD_MAX)
 		len = LOG_FORWARD_MAX;
 	skip = log_child_prefix(line, len, role, pid);
 	if (skip > 0)
 		letter = line[0];
-	buf[0] = letter;
-	buf[1] = ' ';
-	n = 2 + log_timestamp(buf + 2, 64 - 2);
+	n = log_head(letter, buf, 64);
 	r = snprintf(buf + n, sizeof(buf) - n, " %s[%d] ", role, pid);
 	if (r < 0 || (size_t)r >= 48)
 		return;

@@ -1,7 +1,11 @@
 /* log: levelled log lines on a file descriptor, never blocking a child.
  *
  * Line format: "<L> <time> <role>[<pid>] <file>:<line> <message>\n", with
- * L one of F E W I I D V V (levels 1..8). Children log into a pipe whose
+ * L one of F E W N I D V V (levels 1..8). When the descriptor is the
+ * journal's stream ($JOURNAL_STREAM names it: systemd's StandardError=
+ * journal), "<P><L> <role>[<pid>] ...": P is the syslog priority that
+ * journald reads (2 crit for F, 3 err, 4 warning, 5 notice, 6 info, 7
+ * debug) and the time is journald's own. Children log into a pipe whose
  * write end is non-blocking: when it is full the line is dropped and
  * counted; the count is reported on the next line that gets through. */
 #ifndef NEOSOCKSD_LOG_H
@@ -45,6 +49,11 @@ void log_forward_child(const char *role, int pid, const char *line,
 		       size_t len);
 /* Send this process's lines (and forwarded ones) to syslog instead. */
 void log_use_syslog(void);
+/* Lines go to journald's stream (with priority prefixes). */
+bool log_to_journal(void);
+/* -C: write only fatal lines, each as "neosocksd: <message>" on stderr
+ * (the check's verdict); drop every other line and the children's. */
+void log_set_verdict(bool on);
 /* Lines dropped because the sink was full, since start. */
 uint64_t log_dropped(void);
 

@@ -16,9 +16,13 @@ struct scheme_def {
 	const char *name;
 };
 
+/* The first row of a scheme is its name in logs and config() */
 static const struct scheme_def schemes[] = {
 	{ SCHEME("socks4a"), PROXY_SOCKS4A, 1080, "socks4a" },
+	{ SCHEME("socks4"), PROXY_SOCKS4, 1080, "socks4" },
 	{ SCHEME("socks5"), PROXY_SOCKS5, 1080, "socks5" },
+	/* curl's name for "the proxy resolves": what socks5:// does here */
+	{ SCHEME("socks5h"), PROXY_SOCKS5, 1080, "socks5" },
 	{ SCHEME("http"), PROXY_HTTP, 80, "http" },
 };
 
@@ -127,7 +131,9 @@ static int parse_hop(struct proxy_hop *hop, const char *uri, size_t len,
 		return fail(err, "NUL byte in proxy URI");
 	sd = scheme_by_prefix(uri, len);
 	if (sd == NULL)
-		return fail(err, "unknown proxy scheme");
+		return fail(err, "unknown proxy scheme (use socks4://, "
+				 "socks4a://, socks5://, socks5h:// or "
+				 "http://)");
 	auth = uri + sd->plen;
 	alen = authority_len(auth, len - sd->plen);
 	rest = len - sd->plen - alen;

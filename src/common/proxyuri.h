@@ -1,5 +1,5 @@
-/* proxyuri: outbound proxy URIs ("socks4a://", "socks5://", "http://") and
- * chains of them. Pure: no I/O. */
+/* proxyuri: outbound proxy URIs ("socks4://", "socks4a://", "socks5://",
+ * "socks5h://", "http://") and chains of them. Pure: no I/O. */
 #ifndef NEOSOCKSD_PROXYURI_H
 #define NEOSOCKSD_PROXYURI_H
 
@@ -12,6 +12,7 @@ enum proxy_scheme {
 	PROXY_SOCKS4A = 1,
 	PROXY_SOCKS5,
 	PROXY_HTTP,
+	PROXY_SOCKS4, /* the hop is sent an IPv4 address, resolved here */
 };
 
 #define PROXYURI_MAX 1023   /* longest URI accepted */
@@ -27,8 +28,9 @@ struct proxy_hop {
 };
 
 /* Parse one URI: scheme "://" [user [":" pass] "@"] host [":" port]
- * with an optional trailing "/". Schemes are exact lower-case. Default
- * ports: socks4a and socks5 1080, http 80. userinfo is percent-decoded;
+ * with an optional trailing "/". Schemes are exact lower-case; socks5h is
+ * socks5 (names always go to the proxy). Default ports: socks4, socks4a
+ * and socks5 1080, http 80. userinfo is percent-decoded;
  * decoded NUL bytes are refused. IPv6 hosts are bracketed. Returns 0, or
  * -1 with *err set to a static message. */
 int proxyuri_parse(struct proxy_hop *hop, const char *uri, size_t len,

@@ -22,6 +22,7 @@ enum dial_step {
 	STEP_RESOLVE,
 	STEP_PRIVSOCK,   /* waiting for the parent's socket */
 	STEP_CONNECT,
+	STEP_S4_RESOLVE, /* a socks4:// hop: its target's IPv4 address */
 	STEP_S4,         /* SOCKS4/4A request sent, waiting for the reply */
 	STEP_S5_GREET,
 	STEP_S5_AUTH,
@@ -327,6 +328,59 @@ static const struct netaddr *dial_next_target(const struct dialer *d)
 	return d->hop + 1 < d->nhops ? &d->hops[d->hop + 1].addr : &d->target;
 }
 
+static void dial_s4_send(struct dialer *d, const struct netaddr *next)
+{
+	const struct proxy_hop *h = &d->hops[d->hop];
+
+	dial_send(d,
+		  socks_proto_c4_request(d->out, sizeof(d->out), next,
+					 h->has_user ? h->user : NULL),
+		  STEP_S4);
+}
+
+static void dial_s4_resolved(int result, const struct sockaddr *sa,
+			     socklen_t salen, void *arg)
+{
+	struct dialer *d = arg;
+	struct netaddr next;
+
+	(void)salen;
+	d->rq = NULL;
+	if (result < 0 || sa->sa_family != AF_INET ||
+	    addr_from_sockaddr(&next, sa) < 0) {
+		dial_end(d, DIAL_ERR_RESOLVE, 0);
+		return;
+	}
+	next.port = dial_next_target(d)->port;
+	dial_s4_send(d, &next);
+}
+
+/* A socks4:// hop takes an IPv4 address only: a name is resolved here
+ * (to IPv4), an IPv6 address cannot go through it. */
+static void dial_s4_start(struct dialer *d, const struct netaddr *next)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	int r;
+
+	if (next->type == ADDR_IPV4) {
+		dial_s4_send(d, next);
+		return;
+	}
+	if (next->type != ADDR_DOMAIN) {
+		dial_end(d, DIAL_ERR_RESOLVE, 0);
+		return;
+	}
+	d->step = STEP_S4_RESOLVE;
+	dial_wait(d, 0); /* nothing to read from the hop meanwhile */
+	r = resolver_lookup(next->u.name, AF_INET, &ss, &len,
+			    dial_s4_resolved, d, &d->rq);
+	if (r > 0)
+		dial_s4_resolved(0, (struct sockaddr *)&ss, len, d);
+	else if (r < 0)
+		dial_end(d, DIAL_ERR_RESOLVE, 0);
+}
+
 static void dial_hop_start(struct dialer *d)
 {
 	const struct proxy_hop *h = &d->hops[d->hop];
@@ -336,10 +390,10 @@ static void dial_hop_start(struct dialer *d)
 
 	switch (h->scheme) {
 	case PROXY_SOCKS4A:
-		dial_send(d,
-			  socks_proto_c4_request(d->out, sizeof(d->out), next,
-						 h->has_user ? h->user : NULL),
-			  STEP_S4);
+		dial_s4_send(d, next);
+		break;
+	case PROXY_SOCKS4:
+		dial_s4_start(d, next);
 		break;
 	case PROXY_SOCKS5:
 		dial_send(d,
@@ -589,7 +643,7 @@ void dial_on_event(struct dialer *d, short what)
 {
 	(void)what;
 	if (d->step == STEP_DONE || d->step == STEP_RESOLVE ||
-	    d->step == STEP_PRIVSOCK)
+	    d->step == STEP_S4_RESOLVE || d->step == STEP_PRIVSOCK)
 		return;
 	if (d->step == STEP_CONNECT)
 		dial_connected(d);
@@ -628,7 +682,8 @@ struct dialer *dial_start(const struct netaddr *target,
 		return d;
 	}
 	d->step = STEP_RESOLVE;
-	r = resolver_lookup(first->u.name, &ss, &len, dial_resolved, d, &d->rq);
+	r = resolver_lookup(first->u.name, AF_UNSPEC, &ss, &len, dial_resolved,
+			    d, &d->rq);
 	if (r > 0)
 		dial_connect(d, &ss, len, first->port);
 	else if (r < 0)

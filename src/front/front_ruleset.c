@@ -103,7 +103,7 @@ static void front_ruleset_resolve(const struct msg *m)
 		front_ruleset_resolved(-1, NULL, 0, (void *)(uintptr_t)m->id);
 		return;
 	}
-	r = resolver_lookup(name, &ss, &len, front_ruleset_resolved,
+	r = resolver_lookup(name, AF_UNSPEC, &ss, &len, front_ruleset_resolved,
 			    (void *)(uintptr_t)m->id, &q);
 	if (r == 0) {
 		ruleset_link.res[ruleset_link.nres++] =

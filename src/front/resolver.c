@@ -414,22 +414,21 @@ static bool name_is(const char *name, size_t n, const char *suffix)
 }
 
 /* Answers that need no query: literals, hosts, localhost, .invalid. */
-static int resolver_local(const char *name, struct sockaddr_storage *ss,
-			  socklen_t *len)
+static int resolver_local(const char *name, int family,
+			  struct sockaddr_storage *ss, socklen_t *len)
 {
 	size_t n = strlen(name);
 	struct hosts_entry *e;
 	struct in_addr a4;
 	struct in6_addr a6;
-	bool want4 = resolver.family != AF_INET6,
-	     want6 = resolver.family != AF_INET;
+	bool want4 = family != AF_INET6, want6 = family != AF_INET;
 
 	if (n > 0 && name[n - 1] == '.')
 		n--; /* a fully qualified name */
 	if (inet_pton(AF_INET, name, &a4) == 1)
-		return set_v4(ss, len, &a4);
+		return want4 ? set_v4(ss, len, &a4) : -1;
 	if (inet_pton(AF_INET6, name, &a6) == 1)
-		return set_v6(ss, len, &a6);
+		return want6 ? set_v6(ss, len, &a6) : -1;
 	e = hosts_find(name, n, false);
 	if (e != NULL) {
 		if (want4 && e->has4)
@@ -486,9 +485,9 @@ static void resolver_done(int result, struct evutil_addrinfo *res, void *arg)
 	free(q);
 }
 
-int resolver_lookup(const char *name, struct sockaddr_storage *ss,
-		    socklen_t *len, resolver_cb cb, void *arg,
-		    struct resolver_query **qp)
+int resolver_lookup(const char *name, int family,
+		    struct sockaddr_storage *ss, socklen_t *len, resolver_cb cb,
+		    void *arg, struct resolver_query **qp)
 {
 	struct evutil_addrinfo hints;
 	struct resolver_query *q;
@@ -498,7 +497,11 @@ int resolver_lookup(const char *name, struct sockaddr_storage *ss,
 	/* the last gate before libevent: whatever the caller checked */
 	if (!addr_name_valid(name, strlen(name)))
 		return -1;
-	r = resolver_local(name, ss, len);
+	if (family == AF_UNSPEC)
+		family = resolver.family;
+	else if (resolver.family != AF_UNSPEC && family != resolver.family)
+		return -1; /* -6, and IPv4 is asked for (or the reverse) */
+	r = resolver_local(name, family, ss, len);
 	if (r != 0)
 		return r;
 	resolver.stats.queries++;
@@ -508,7 +511,7 @@ int resolver_lookup(const char *name, struct sockaddr_storage *ss,
 	q->cb = cb;
 	q->arg = arg;
 	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = resolver.family;
+	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
 	q->in_call = true;

@@ -31,12 +31,14 @@ int resolver_init(struct event_base *base, int family,
 		  size_t hlen, const char *nameserver);
 void resolver_free(void);
 
-/* Resolve name. Returns 1 with *ss and *len filled when answered at once, -1
- * when it fails at once, or 0 when pending: cb runs later (never inside
- * this call) and *q can be passed to resolver_cancel() until then. */
-int resolver_lookup(const char *name, struct sockaddr_storage *ss,
-		    socklen_t *len, resolver_cb cb, void *arg,
-		    struct resolver_query **q);
+/* Resolve name to an address of family (AF_UNSPEC: the daemon's, from
+ * -4/-6; AF_INET for a socks4:// hop, which fails on a -6 daemon).
+ * Returns 1 with *ss and *len filled when answered at once, -1 when it
+ * fails at once, or 0 when pending: cb runs later (never inside this
+ * call) and *q can be passed to resolver_cancel() until then. */
+int resolver_lookup(const char *name, int family,
+		    struct sockaddr_storage *ss, socklen_t *len, resolver_cb cb,
+		    void *arg, struct resolver_query **q);
 /* Cancel a pending lookup; its callback will not run. */
 void resolver_cancel(struct resolver_query *q);
 

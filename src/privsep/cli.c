@@ -368,9 +368,21 @@ int cli_parse(int argc, char **argv, struct config *c, struct cli *cl,
 		const struct cli_opt *o;
 		size_t nlen = strlen(a);
 
-		if (strcmp(a, "--") == 0)
+		if (strcmp(a, "--") == 0) {
+			/* the end of the options; this daemon takes no
+			 * other arguments */
+			if (i + 1 < argc)
+				return cli_fail(err, errcap,
+						"unexpected argument '%s' "
+						"(nothing follows '--')",
+						argv[i + 1]);
+			return 0;
+		}
+		if (a[0] != '-')
 			return cli_fail(err, errcap,
-					"unexpected argument after '--'");
+					"unexpected argument '%s' (options "
+					"start with '-')",
+					a);
 		if (strncmp(a, "--", 2) == 0 && (eq = strchr(a, '=')) != NULL)
 			nlen = (size_t)(eq - a);
 		o = a[0] == '-' ? cli_find(a, nlen) : NULL;

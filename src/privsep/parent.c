@@ -114,7 +114,13 @@ int parent_bind(const char *addr, int kind)
 	parent_listen_opts(fd, ss.ss_family, kind);
 	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    listen(fd, SOMAXCONN) < 0) {
-		LOGF("listen on %s: %s", addr, strerror(errno));
+		if (errno == EADDRINUSE)
+			LOGF("listen on %s (%s): %s (another program has "
+			     "this port: choose another)",
+			     addr, listener_kind_name(kind), strerror(errno));
+		else
+			LOGF("listen on %s (%s): %s", addr,
+			     listener_kind_name(kind), strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -410,6 +416,8 @@ static void parent_setup_log(void)
 		log_init("main", 2, false);
 	}
 	log_level = parent.conf.loglevel;
+	/* -C and --dump-config print their verdict (or table) only */
+	log_set_verdict(parent.cli.check || parent.cli.dump_config);
 }
 
 static int parent_parse(int argc, char **argv, int *exit_code)
@@ -475,9 +483,10 @@ void parent_finish(int code)
 	if (!parent.exit_requested)
 		parent.exit_code = code;
 	parent.stopping = true;
+	/* quietly: the line that said why the daemon stops was written */
 	for (int i = 0; i < NCHILDREN; i++)
 		if (children[i]->running)
-			proc_kill(children[i], code == 0 ? NULL : "stopping");
+			proc_kill(children[i], NULL);
 	event_base_loopexit(parent.base, NULL);
 }
 
@@ -537,10 +546,10 @@ int parent_main(int argc, char **argv)
 	notify_init();
 	if (identity_resolve(&parent.conf, &parent.front_sb, &parent.ruleset_sb,
 			     err, sizeof(err), warn, sizeof(warn)) < 0) {
-		if (parent.cli.check)
-			fprintf(stderr, "neosocksd: %s\n", err);
+		/* -u, --ruleset-user, --jail: the command line's, so a usage
+		 * error, whatever the reason (docs/usage.md) */
 		LOGF("%s", err);
-		return 1;
+		return 2;
 	}
 	if (warn[0])
 		LOGW("%s", warn);

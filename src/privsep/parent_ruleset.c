@@ -121,14 +121,15 @@ static void parent_ruleset_loaded(struct child *c, const struct msg *m)
 		return;
 	}
 	(void)c;
-	LOGE("ruleset: %.*s", tlen, text);
 	if (!parent.ruleset_loaded_once) {
-		/* the ruleset given at start does not load: refuse to run */
-		if (parent.cli.check)
-			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
-		LOGF("cannot load %s", parent_source_path());
+		/* the ruleset given at start does not load: refuse to run,
+		 * in one line ("ruleset.lua:12: ..." names the place) */
+		LOGF("cannot load %s: %.*s", parent_source_path(), tlen, text);
 		parent_finish(1);
+		return;
 	}
+	LOGE("ruleset: %.*s (requests fail until a ruleset loads)", tlen,
+	     text);
 }
 
 /* -c evaluated: the merged settings, or why not. */
@@ -157,13 +158,11 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 
 		base = base != NULL ? base + 1 : parent.conf.config_file;
 		/* "file:line: ..." already names the place; else name the file */
-		if (parent.cli.check && (size_t)tlen >= strlen(base) &&
+		if ((size_t)tlen >= strlen(base) &&
 		    memcmp(text, base, strlen(base)) == 0)
-			fprintf(stderr, "neosocksd: %.*s\n", tlen, text);
-		else if (parent.cli.check)
-			fprintf(stderr, "neosocksd: %s: %.*s\n", base, tlen,
-				text);
-		LOGF("%s: %.*s", parent.conf.config_file, tlen, text);
+			LOGF("%.*s", tlen, text);
+		else
+			LOGF("%s: %.*s", parent.conf.config_file, tlen, text);
 		parent_finish(1);
 		return;
 	}
@@ -172,9 +171,6 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 	 * the process that evaluated it was started, the files, --lua-path */
 	config_keep_cli(&merged, &parent.conf);
 	if (config_check(&merged, err, sizeof(err)) < 0) {
-		if (parent.cli.check || parent.cli.dump_config)
-			fprintf(stderr, "neosocksd: %s: %s\n",
-				parent.conf.config_file, err);
 		LOGF("%s: %s", parent.conf.config_file, err);
 		parent_finish(1);
 		return;

@@ -156,15 +156,14 @@ static void ruleset_parent_load(const struct msg *m)
 			    m->len - sizeof(h), chunk, err, sizeof(err));
 	if (h.kind == RULESET_LOAD_RELOAD)
 		vm_modules_unstash(r != 0);
+	/* the parent logs a failure, once (it knows whether the daemon
+	 * goes on) */
 	if (r == 0)
 		LOGI("ruleset loaded (%s)", chunk);
 	else
-		LOGW("ruleset: %s", err);
-	if (r != 0 && h.kind == RULESET_LOAD_START && !vm_has_ruleset()) {
-		LOGE("the configured ruleset did not load: requests fail "
-		     "until one does");
+		LOGD("ruleset: %s", err);
+	if (r != 0 && h.kind == RULESET_LOAD_START && !vm_has_ruleset())
 		request_set_fail_closed(true);
-	}
 	ruleset_parent_send_loaded(h.seq, r == 0, err);
 	ruleset_ready();
 }

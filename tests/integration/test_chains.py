@@ -49,6 +49,30 @@ def test_two_daemon_chain(daemon_factory, proxy, http_target, scheme):
     proxy.d.wait_log(f"-> 127.0.0.1:{http_target.port} via direct", count=2)
 
 
+def test_socks5h_and_socks4_hops(daemon_factory, proxy, http_target):
+    """Issue 15: -x took neither socks5h:// (curl's spelling; a synonym
+    of socks5://, names always go to the proxy) nor socks4:// (the hop is
+    sent an IPv4 address, which this daemon resolves)."""
+    url = f"http://localhost:{http_target.port}/size/{SIZE}"
+    b, b_socks, _ = start_proxy(daemon_factory, "-x", f"socks5h://127.0.0.1:{proxy.socks}")
+    rc, out, err = curl("--socks5-hostname", f"127.0.0.1:{b_socks}", url)
+    assert rc == 0 and out == pattern_bytes(SIZE), err
+    # the name went to the hop, which resolved it
+    proxy.d.wait_log(f"socks5 -> localhost:{http_target.port} via direct")
+    b.wait_log(f"via socks5://127.0.0.1:{proxy.socks} ")
+
+    c, c_socks, _ = start_proxy(daemon_factory, "-x", f"socks4://127.0.0.1:{proxy.socks}")
+    rc, out, err = curl("--socks5-hostname", f"127.0.0.1:{c_socks}", url)
+    assert rc == 0 and out == pattern_bytes(SIZE), err
+    # the hop got plain SOCKS4 with the address, not SOCKS4A with the name
+    proxy.d.wait_log(f"socks4 -> 127.0.0.1:{http_target.port} via direct")
+    c.wait_log(f"via socks4://127.0.0.1:{proxy.socks} ")
+    # an IPv6 target cannot go through a SOCKS4 hop: refused, not sent
+    s, rep = socks5_connect(c_socks, "::1", http_target.port)
+    s.close()
+    assert rep != 0
+
+
 def test_three_hop_mixed_chain(daemon_factory, http_target):
     a1, a1_socks, _ = start_proxy(daemon_factory)
     a2, _, a2_http = start_proxy(daemon_factory)

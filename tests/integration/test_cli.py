@@ -42,14 +42,15 @@ def test_version():
     (["-l", "127.0.0.1:1080", "--block-outbound", "local,global"], "local and global"),
     (["-l", "127.0.0.1:1080", "--log", "nowhere"], "--log: 'nowhere'"),
     (["-l", "127.0.0.1:1080", "-u", "no-such-user-xyz"], "no such user 'no-such-user-xyz'"),
-    (["-l", "127.0.0.1:1080", "-x", "socks4://127.0.0.1:1"], "-x: unknown proxy scheme"),
+    (["-l", "127.0.0.1:1080", "-x", "socks://127.0.0.1:1"],
+     "-x: unknown proxy scheme (use socks4://, socks4a://, socks5://, socks5h:// or http://)"),
     (["-l", "not-an-address"], "-l: invalid listen address 'not-an-address'"),
     (["-l", "127.0.0.1:1080", "-f", "nohost"], "-f: invalid forward address"),
     (["--http", "127.0.0.1:1", "-l", "127.0.0.1:2", "-f", "127.0.0.1:3"],
      "--http is incompatible with -f"),
     ([], "listen address is not specified"),
     (["-l", "127.0.0.1:1080", "--reuseport=yes"], "--reuseport takes no value"),
-    (["-l", "127.0.0.1:1080", "stray"], "unknown option 'stray'"),
+    (["-l", "127.0.0.1:1080", "stray"], "unexpected argument 'stray'"),
 ])
 def test_bad_flags_exit_nonzero_naming_the_flag(args, needle):
     p = run(*args)

@@ -287,6 +287,10 @@ static void test_http_optional_value(void **state)
 	parse_ok(&c, &cl, "--http=127.0.0.1:8080", NULL);
 	assert_string_equal(c.http_listen, "127.0.0.1:8080");
 	parse_err("--http: empty value", "--http=", NULL);
+	/* '--' after a bare --http ends the options: it is no address */
+	parse_ok(&c, &cl, "-l", "127.0.0.1:1", "--http", "--", NULL);
+	assert_true(c.http_only);
+	assert_string_equal(c.http_listen, "");
 }
 
 static void test_max_startups(void **state)
@@ -358,16 +362,20 @@ static void test_bad_command_lines(void **state)
 	(void)state;
 	parse_err("unknown option '--frobnicate'", "--frobnicate", NULL);
 	parse_err("unknown option '--frobnicate'", "--frobnicate=1", NULL);
-	parse_err("unknown option 'stray'", "-l", "127.0.0.1:1", "stray",
+	parse_err("unexpected argument 'stray' (options start with '-')", "-l", "127.0.0.1:1", "stray",
 		  NULL);
 	parse_err("unknown option '-'", "-", NULL);
 	/* an '=' is for long options only */
 	parse_err("unknown option '-l=1'", "-l=1", NULL);
 	/* abbreviations are not options */
 	parse_err("unknown option '--list'", "--list", "x", NULL);
-	parse_err("unexpected argument after '--'", "--", NULL);
-	parse_err("unexpected argument after '--'", "-l", "127.0.0.1:1", "--",
-		  "x", NULL);
+	/* '--' ends the options; nothing may follow it */
+	parse_err("unexpected argument 'x' (nothing follows '--')", "-l",
+		  "127.0.0.1:1", "--", "x", NULL);
+	parse_err("unexpected argument '-l' (nothing follows '--')", "--",
+		  "-l", "127.0.0.1:1", NULL);
+	parse_err("unexpected argument 'x' (options start with '-')", "x",
+		  NULL);
 	parse_err("--listen requires a value", "-l", NULL);
 	parse_err("--timeout requires a value", "-4", "--timeout", NULL);
 }

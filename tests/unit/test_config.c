@@ -334,6 +334,36 @@ static void test_check_rules(void **state)
 
 /* config_keep_cli() restores every command-line-only setting: the parent
  * once kept a -c evaluation's --lua-path, where it looks for modules */
+/* Issue 15: "--http 41792" (a bare port) was refused without the hint
+ * that -l gives; every listener now says what it wants, and what a bare
+ * port probably meant. */
+static void test_listen_hints(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	strcpy(c.listen, "127.0.0.1:1080");
+	strcpy(c.http_listen, "41792");
+	check_is(&c, "--http: invalid listen address '41792' (want host:port, "
+		     "[v6]:port or :port: '127.0.0.1:41792' for loopback, "
+		     "':41792' for every address)");
+	strcpy(c.http_listen, "nowhere");
+	check_is(&c, "--http: invalid listen address 'nowhere' (want "
+		     "host:port, [v6]:port or :port)");
+	c.http_listen[0] = '\0';
+	strcpy(c.listen, "1080");
+	check_is(&c, "-l: invalid listen address '1080' (want host:port, "
+		     "[v6]:port or :port: '127.0.0.1:1080' for loopback, "
+		     "':1080' for every address)");
+	strcpy(c.listen, "127.0.0.1:1080");
+	strcpy(c.restapi, "9080");
+	check_is(&c, "--api: invalid listen address '9080' (want host:port, "
+		     "[v6]:port or :port or a unix socket path: "
+		     "'127.0.0.1:9080' for loopback, ':9080' for every "
+		     "address)");
+}
+
 static void test_keep_cli_restores_lua_path_and_the_rest(void **state)
 {
 	struct config cli, merged, out;
@@ -440,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_wire_numbers_out_of_range),
 		cmocka_unit_test(test_range_messages),
 		cmocka_unit_test(test_check_rules),
+		cmocka_unit_test(test_listen_hints),
 		cmocka_unit_test(test_keep_cli_restores_lua_path_and_the_rest),
 		cmocka_unit_test(test_dump_format),
 	};

@@ -7,7 +7,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -103,6 +105,71 @@ static void test_long_line_cut(void **state)
 			 strlen("E front[42] ") + LOG_FORWARD_MAX);
 }
 
+/* The sink's next line, whole, without its '\n'. */
+static const char *sink_line(void)
+{
+	static char out[8192];
+	ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
+
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_int_equal(out[n - 1], '\n');
+	out[n - 1] = '\0';
+	return out;
+}
+
+/* Issue 15: on journald's stream ($JOURNAL_STREAM names the descriptor)
+ * each line starts with its syslog priority, so that journalctl -p
+ * filters, and carries no timestamp (journald adds its own). */
+static void test_journal_priority_prefix(void **state)
+{
+	struct stat st;
+	char js[64], want[128];
+	const char *l;
+
+	(void)state;
+	assert_int_equal(fstat(pipefd[1], &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_init("main", pipefd[1], false);
+	assert_true(log_to_journal());
+	log_level = LOGL_DEBUG;
+	LOGW("disk %s", "full");
+	l = sink_line();
+	snprintf(want, sizeof(want), "<4>W main[%d] test_log.c:", (int)getpid());
+	assert_memory_equal(l, want, strlen(want));
+	assert_non_null(strstr(l, " disk full"));
+	assert_null(strstr(l, "T")); /* no "2026-...T..." */
+	LOGN("notice");
+	assert_memory_equal(sink_line(), "<5>N main[", 10);
+	LOGI("info");
+	assert_memory_equal(sink_line(), "<6>I main[", 10);
+	LOGE("error");
+	assert_memory_equal(sink_line(), "<3>E main[", 10);
+	LOGD("debug");
+	assert_memory_equal(sink_line(), "<7>D main[", 10);
+	/* a child's line keeps its level, as a priority too */
+	l = "N 2026-01-01T00:00:00+00:00 front[42] x.c:7 serving";
+	log_forward_child("front", 42, l, strlen(l));
+	assert_string_equal(sink_line(), "<5>N front[42] x.c:7 serving");
+	l = "sanitizer text";
+	log_forward_child("front", 42, l, strlen(l));
+	assert_string_equal(sink_line(), "<3>E front[42] sanitizer text");
+
+	/* another stream (a terminal, a file): the plain format */
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_init("main", pipefd[1], false);
+	assert_false(log_to_journal());
+	LOGW("plain");
+	l = sink_line();
+	assert_true(l[0] == 'W' && l[1] == ' ' && l[2] == '2');
+	unsetenv("JOURNAL_STREAM");
+	log_level = LOGL_NOTICE;
+}
+
 static void test_bucket(void **state)
 {
 	struct log_bucket b = { 0 };
@@ -132,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_forged_prefix_is_text),
 		cmocka_unit_test(test_bytes_escaped),
 		cmocka_unit_test(test_long_line_cut),
+		cmocka_unit_test(test_journal_priority_prefix),
 		cmocka_unit_test(test_bucket),
 	};
 

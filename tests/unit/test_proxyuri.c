@@ -72,18 +72,50 @@ static void test_schemes_and_default_ports(void **state)
 	expect_host(&hop, "h:1080");
 }
 
+#define UNKNOWN_SCHEME                                                       \
+	"unknown proxy scheme (use socks4://, socks4a://, socks5://, "       \
+	"socks5h:// or http://)"
+
+/* The error lists the schemes there are (issue 15). */
 static void test_unknown_schemes(void **state)
 {
 	static const char *const bad[] = {
-		"socks4://h:1080", "https://h", "SOCKS5://h", "Http://h",
-		"socks5h://h", "socks5:/h", "socks5:h", "socks5", "socks",
+		"socks4s://h:1080", "https://h", "SOCKS5://h", "Http://h",
+		"socks5hh://h", "socks5:/h", "socks5:h", "socks5", "socks",
 		"", "://h", " socks5://h", "ftp://h", "socks4a:/",
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < ARRAY_LEN(bad); i++)
-		expect_error(bad[i], "unknown proxy scheme");
+		expect_error(bad[i], UNKNOWN_SCHEME);
+}
+
+/* Issue 15: socks5h:// (curl's spelling) is socks5://, which always sends
+ * names to the proxy; socks4:// is a hop of its own (sent IPv4 addresses),
+ * named socks4 again when formatted. */
+static void test_socks5h_and_socks4(void **state)
+{
+	struct proxy_hop hop;
+	const char *err;
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(parse(&hop, "socks5h://u:p@proxy.example:1081", &err),
+			 0);
+	assert_int_equal(hop.scheme, PROXY_SOCKS5);
+	assert_string_equal(hop.user, "u");
+	assert_true(proxyuri_format(&hop, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "socks5://u@proxy.example:1081");
+	assert_int_equal(parse(&hop, "socks5h://10.0.0.1", &err), 0);
+	assert_int_equal(hop.addr.port, 1080);
+	assert_int_equal(parse(&hop, "socks4://10.0.0.1", &err), 0);
+	assert_int_equal(hop.scheme, PROXY_SOCKS4);
+	assert_int_equal(hop.addr.port, 1080);
+	assert_int_equal(parse(&hop, "socks4://id@gw.example:1090", &err), 0);
+	assert_true(proxyuri_format(&hop, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "socks4://id@gw.example:1090");
+	assert_string_equal(proxyuri_scheme_name(PROXY_SOCKS4), "socks4");
 }
 
 static void test_ipv6_hosts(void **state)
@@ -402,10 +434,10 @@ static void test_chain_errors(void **state)
 
 	/* an element's own error comes through */
 	assert_int_equal(chain(hops, 4, &n, "socks5://a,ftp://b", &err), -1);
-	assert_string_equal(err, "unknown proxy scheme");
+	assert_string_equal(err, UNKNOWN_SCHEME);
 	assert_int_equal(n, 0);
 	assert_int_equal(chain(hops, 4, &n, "socks5://a, socks5://b", &err), -1);
-	assert_string_equal(err, "unknown proxy scheme");
+	assert_string_equal(err, UNKNOWN_SCHEME);
 	/* hops parsed before the error are wiped */
 	assert_int_equal(chain(hops, 4, &n, "socks5://u:p@a,bad", &err), -1);
 	assert_string_equal(hops[0].pass, "");
@@ -583,6 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schemes_and_default_ports),
 		cmocka_unit_test(test_unknown_schemes),
+		cmocka_unit_test(test_socks5h_and_socks4),
 		cmocka_unit_test(test_ipv6_hosts),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_paths),
