@@ -35,6 +35,7 @@
 #include "common/http1fwd.h"
 #include "common/log.h"
 #include "common/monotime.h"
+#include "front/accesslog.h"
 #include "front/front.h"
 #include "front/httpproxy.h"
 
@@ -111,55 +112,35 @@ void httpfwd_setup(struct event_base *base, const struct front_conf *fc)
 
 /* ---- the access line ---- */
 
-/* A user name from the network, made one safe log field: percent-encoded
- * like a URL's userinfo (space, '%', quotes, backslash and bytes outside
- * printable ASCII), so that neither a separator nor the log's own escapes
- * can appear in it. */
-static void hf_user_text(const char *in, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (; *in != '\0' && o + 4 < cap; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (c > ' ' && c < 0x7f && c != '\\' && c != '"' && c != '%' &&
-		    c != '\'')
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
-	}
-	if (*in != '\0' && o + 4 <= cap) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
 static void hf_log_request(const struct session *s, const struct hf_req *q,
 			   const char *outcome)
 {
-	char client[ADDR_STRLEN], status[16] = "-";
+	struct accesslog a;
+	char id[32];
+	int st;
 
 	if (log_level < LOGL_INFO)
 		return;
-	if (outcome == NULL)
-		outcome = "ok";
-	/* the outcome is "<status> <why>", as for CONNECT: an error answer
-	 * comes with its status already ("502 connection refused by ...") */
-	if (!(outcome[0] >= '1' && outcome[0] <= '9' && strlen(outcome) > 4 &&
-	      outcome[3] == ' ') &&
-	    q->status > 0)
-		snprintf(status, sizeof(status), "%d ", q->status);
-	else
-		status[0] = '\0';
-	if (addr_format_sockaddr(&s->client.sa, client, sizeof(client)) < 0)
-		snprintf(client, sizeof(client), "?");
-	LOGI("[#%u.%u] %s http %s %s %s via %s up=%llu down=%llu %.3fs %s%s",
-	     s->id, q->n, client, q->user, q->method, q->url,
-	     !s->dialed ? "-" : s->route ? s->route : "direct",
-	     (unsigned long long)(s->bytes_up - q->up0),
-	     (unsigned long long)(s->bytes_down - q->down0),
-	     (double)(monotime_us() - q->t0_us) / 1e6, status, outcome);
+	session_log_fields(s, &a);
+	snprintf(id, sizeof(id), "%u.%u", s->id, q->n);
+	a.id = id;
+	a.user = q->user[0] != '\0' && strcmp(q->user, "-") != 0 ? q->user
+								: NULL;
+	a.method = q->method;
+	a.url = q->url;
+	a.up = s->bytes_up - q->up0;
+	a.down = s->bytes_down - q->down0;
+	a.dur = (double)(monotime_us() - q->t0_us) / 1e6;
+	a.status = q->status;
+	/* an error answer's outcome comes with its status: "502 why" */
+	if (outcome != NULL && outcome[0] >= '1' && outcome[0] <= '9' &&
+	    strlen(outcome) > 4 && outcome[3] == ' ' &&
+	    sscanf(outcome, "%3d", &st) == 1) {
+		a.status = st;
+		outcome += 4;
+	}
+	a.outcome = outcome;
+	accesslog_write(&a);
 }
 
 bool httpfwd_log(struct session *s, const char *outcome)
@@ -354,7 +335,7 @@ static struct hf_req *hf_req_new(struct session *s, struct httpfwd *f,
 						 : sizeof(q->method) - 1);
 	hf_url_text(buf, h->target, q->url, sizeof(q->url));
 	if (s->hs->has_user)
-		hf_user_text(s->hs->user, q->user, sizeof(q->user));
+		accesslog_user_text(s->hs->user, q->user, sizeof(q->user));
 	else
 		snprintf(q->user, sizeof(q->user), "-");
 	q->client10 = h->version_minor == 0;

@@ -1,5 +1,7 @@
 #include "front/session.h"
 
+#include "front/accesslog.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +82,7 @@ static void session_reap_cb(evutil_socket_t fd, short what, void *arg)
 	while ((s = sess_dead) != NULL) {
 		sess_list_del(&sess_dead, s);
 		free(s->target);
+		free(s->user);
 		if (s->route_owned)
 			free(s->route);
 		free(s);
@@ -106,20 +109,55 @@ static const char *proto_name(uint8_t p)
 	return p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }
 
+static const char *session_block_name(uint8_t b)
+{
+	if (b == SESS_BLOCK_NONE)
+		return NULL;
+	if (b == SESS_BLOCK_SELF)
+		return "self";
+	return addr_class_name((enum addr_class)(b - SESS_BLOCK_CLASS));
+}
+
+void session_log_fields(const struct session *s, struct accesslog *a)
+{
+	const char *to = NULL;
+
+	memset(a, 0, sizeof(*a));
+	a->client = &s->client.sa;
+	a->proto = proto_name(s->proto);
+	a->target = s->target;
+	a->route = !s->dialed ? NULL : s->route ? s->route : "direct";
+	if (s->dialed && s->route != NULL && s->route_owned)
+		to = s->route + strlen(s->route) + 1;
+	a->to = to != NULL && to[0] != '\0' ? to : NULL;
+	a->block = session_block_name(s->block);
+	a->reply = s->reply;
+	a->socks_version = s->proto == PROTO_SOCKS5 ? 5 : 4;
+	a->user = s->user;
+}
+
 void session_log_line(const struct session *s, const char *outcome)
 {
-	char client[ADDR_STRLEN];
-	double dur = (double)(monotime_us() - s->t_start_us) / 1e6;
+	struct accesslog a;
+	char id[16];
 
 	if (log_level < LOGL_INFO)
 		return;
-	if (addr_format_sockaddr(&s->client.sa, client, sizeof(client)) < 0)
-		strcpy(client, "?");
-	LOGI("[#%u] %s %s -> %s via %s up=%llu down=%llu %.3fs %s", s->id,
-	     client, proto_name(s->proto), s->target ? s->target : "-",
-	     !s->dialed ? "-" : s->route ? s->route : "direct",
-	     (unsigned long long)s->bytes_up,
-	     (unsigned long long)s->bytes_down, dur, outcome);
+	session_log_fields(s, &a);
+	snprintf(id, sizeof(id), "%u", s->id);
+	a.id = id;
+	a.up = s->bytes_up;
+	a.down = s->bytes_down;
+	a.dur = (double)(monotime_us() - s->t_start_us) / 1e6;
+	/* an HTTP CONNECT's outcome starts with the status it answered */
+	if (outcome != NULL && outcome[0] >= '1' && outcome[0] <= '5' &&
+	    strlen(outcome) > 4 && outcome[3] == ' ' &&
+	    sscanf(outcome, "%3d", &a.status) == 1)
+		outcome += 4;
+	a.outcome = outcome;
+	if (s->proto == PROTO_HTTP && s->target != NULL)
+		a.method = "CONNECT";
+	accesslog_write(&a);
 }
 
 static void session_log(struct session *s, const char *outcome)
@@ -527,6 +565,9 @@ void session_reset_request(struct session *s)
 {
 	free(s->target);
 	s->target = NULL;
+	free(s->user);
+	s->user = NULL;
+	s->block = SESS_BLOCK_NONE;
 	if (s->route_owned)
 		free(s->route);
 	s->route = NULL;
@@ -557,6 +598,11 @@ static void session_dialed(const struct dial_result *r, void *arg)
 	int how;
 
 	s->hs->dial = NULL;
+	if (r->err == DIAL_ERR_BLOCKED)
+		s->block = r->self_dial ? SESS_BLOCK_SELF
+			   : SESS_BLOCK_CLASS +
+				   (r->peer != NULL ? addr_classify(r->peer)
+						    : ADDR_CLASS_UNKNOWN);
 	front_stats.dial_rx += r->rx;
 	front_stats.dial_tx += r->tx;
 	if (forwarding && r->err != DIAL_OK) {
@@ -636,6 +682,14 @@ void session_request(struct session *s)
 	s->target = NULL;
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
+	free(s->user);
+	s->user = NULL;
+	if (hs->has_user) {
+		char user[3 * sizeof(hs->user) + 4];
+
+		accesslog_user_text(hs->user, user, sizeof(user));
+		s->user = strdup(user);
+	}
 	if (!sess_fc->use_ruleset) {
 		session_direct(s);
 		return;
@@ -653,26 +707,28 @@ void session_route_failed(struct session *s, enum dial_err err)
 	session_close(s, dial_strerror(err));
 }
 
-/* "socks5://a->http://b to host:port" for the access log. */
+/* "socks5://a->http://b" NUL "host:port" (the address the ruleset sent
+ * the request to, "" when it is the one asked for) for the access log. */
 static char *session_route_text(const struct proxy_hop *hops, size_t n,
 				const struct netaddr *to, bool redirected)
 {
-	char buf[CONF_PROXY_MAX + ADDR_STRLEN + 8];
+	char buf[CONF_PROXY_MAX + ADDR_STRLEN + 2];
 	size_t off;
+	char *out;
 
 	/* for the log: what does not fit is left out */
-	(void)proxyuri_format_chain(hops, n, "->", buf, sizeof(buf));
-	off = strlen(buf);
-	if (n == 0) {
+	(void)proxyuri_format_chain(hops, n, "->", buf, CONF_PROXY_MAX);
+	if (n == 0)
 		memcpy(buf, "direct", 7);
-		off = 6;
-	}
-	if (redirected && off + 5 < sizeof(buf)) {
-		memcpy(buf + off, " to ", 5);
-		off += 4;
+	off = strlen(buf) + 1;
+	buf[off] = '\0';
+	if (redirected)
 		(void)addr_format(to, buf + off, sizeof(buf) - off);
-	}
-	return strdup(buf);
+	off += strlen(buf + off) + 1;
+	out = malloc(off);
+	if (out != NULL)
+		memcpy(out, buf, off);
+	return out;
 }
 
 /* The ruleset's addr and hops (first hop first), after the -x chain. */
@@ -787,6 +843,7 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		return;
 	}
 	s->id = ++sess_next_id;
+	s->reply = -1;
 	s->cfd = fd;
 	s->ufd = -1;
 	s->lkind = (uint8_t)lkind;

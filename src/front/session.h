@@ -56,6 +56,13 @@ enum sess_proto {
 	PROTO_FORWARD,
 };
 
+/* What refused a dial (DIAL_ERR_BLOCKED), for the access line. */
+enum sess_block {
+	SESS_BLOCK_NONE = 0,
+	SESS_BLOCK_SELF,  /* this daemon's own listener or API */
+	SESS_BLOCK_CLASS, /* + enum addr_class: --block-outbound */
+};
+
 union sockaddr_u {
 	struct sockaddr sa;
 	struct sockaddr_in sin;
@@ -130,6 +137,8 @@ struct session {
 	uint8_t state; /* enum sess_state */
 	uint8_t proto; /* enum sess_proto */
 	uint8_t lkind; /* enum listener_kind */
+	uint8_t block; /* SESS_BLOCK_*: what refused the dial, for the log */
+	int16_t reply; /* the SOCKS reply code sent, -1 none (for the log) */
 	short cflags, uflags; /* events currently watched */
 	int cfd, ufd;
 	struct event cev, uev;
@@ -140,7 +149,9 @@ struct session {
 	int64_t t_start_us;
 	union sockaddr_u client;
 	char *target; /* "host:port" for the access log */
-	char *route;  /* the chain used, NULL when direct */
+	char *user;   /* the user name the client gave, or NULL (the log) */
+	char *route;  /* the chain used, NULL when direct; when owned, the
+		       * redirected address follows its NUL ("" if none) */
 	struct httpfwd *fwd; /* the HTTP forward proxy's state, or NULL */
 };
 
@@ -169,6 +180,10 @@ void session_close(struct session *s, const char *outcome);
 void session_linger(struct session *s, const char *outcome);
 /* The access line session_close() writes by default. */
 void session_log_line(const struct session *s, const char *outcome);
+struct accesslog;
+/* The fields every access line of s has (client, proto, user, target,
+ * route, block, reply); the caller adds the rest. */
+void session_log_fields(const struct session *s, struct accesslog *a);
 /* Count the session as established (front_stats.active) from now on. */
 void session_set_active(struct session *s);
 /* Start relaying as a tunnel: the handshake context's unread bytes go

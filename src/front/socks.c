@@ -66,6 +66,7 @@ static void socks_fail(struct session *s, uint8_t rep)
 		n = socks_proto_s5_reply(out, rep, NULL);
 	else
 		n = socks_proto_s4_reply(out, SOCKS4_REJECTED);
+	s->reply = s->proto == PROTO_SOCKS5 ? rep : SOCKS4_REJECTED;
 	(void)session_reply(s, out, n);
 }
 
@@ -90,6 +91,7 @@ static void socks_parse_error(struct session *s)
 			n = socks_proto_s5_reply(out, (uint8_t)p->reply, NULL);
 		else
 			n = socks_proto_s4_reply(out, (uint8_t)p->reply);
+		s->reply = (int16_t)p->reply;
 	}
 	if (n > 0)
 		(void)session_reply(s, out, n);
@@ -241,6 +243,8 @@ static int socks_on_dialed(struct session *s, const struct dial_result *r)
 	} else {
 		n = socks_proto_s4_reply(out, SOCKS4_GRANTED);
 	}
+	s->reply = s->proto == PROTO_SOCKS5 ? SOCKS5_REP_SUCCEEDED
+					    : SOCKS4_GRANTED;
 	return session_reply(s, out, n);
 }
 

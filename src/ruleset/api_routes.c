@@ -182,16 +182,22 @@ static int strcall_run(struct strcall *s)
 
 /* ---- /healthy ---- */
 
+/* The body stays empty (as the reference's: load balancers probe it);
+ * which code runs is in Neosocksd-Ruleset-Info headers, one each. */
 static void ep_healthy(struct api_req *r)
 {
 	struct strcall s = { .field = "healthy" };
+	struct growbuf h = GROWBUF_INIT(64 * 1024);
 
+	text_ruleset_info(&h, "Neosocksd-Ruleset-Info: ", "\r\n");
 	(void)strcall_run(&s);
 	if (s.out == NULL || s.outlen == 0)
-		api_reply(r, 200, NULL, NULL, 0, NULL);
+		api_reply(r, 200, NULL, NULL, 0,
+			  h.failed || h.p == NULL ? NULL : h.p);
 	else
 		api_reply_text(r, 503, TEXT_MIME, s.out, s.outlen, false);
 	free(s.out);
+	growbuf_free(&h);
 }
 
 /* ---- /stats and /metrics (the front's counters come by message) ---- */

@@ -2,6 +2,7 @@
  * (Prometheus text format 0.0.4, the reference's names plus ours). */
 #include "ruleset/api_text.h"
 
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "privsep/sandbox.h"
+#include "ruleset/codeinfo.h"
 
 /* The formatters below write display strings into small buffers; a value
  * too large to fit is cut, which is harmless for a human-read line. */
@@ -81,6 +83,26 @@ static const char *fmt_si(char *buf, size_t cap, double v)
 	snprintf(buf, cap, u == 0 ? "%.0f%s" : v < 10 ? "%.2f%s" : "%.1f%s", v,
 		 units[u]);
 	return buf;
+}
+
+/* "module=NAME sha256=HEX applied=TIME" for each piece of code that
+ * runs, each between prefix and suffix. */
+void text_ruleset_info(struct growbuf *d, const char *prefix,
+		       const char *suffix)
+{
+	const struct codeinfo *e;
+	size_t n = codeinfo_list(&e);
+
+	for (size_t i = 0; i < n; i++) {
+		char t[32];
+		struct tm tm;
+		time_t sec = (time_t)e[i].applied;
+
+		gmtime_r(&sec, &tm);
+		strftime(t, sizeof(t), "%FT%TZ", &tm);
+		growbuf_printf(d, "%smodule=%s sha256=%s applied=%s%s", prefix,
+			       e[i].name, e[i].sha256, t, suffix);
+	}
 }
 
 static void line(struct growbuf *d, const char *label, const char *fmt, ...)
@@ -220,6 +242,7 @@ void text_stats(struct growbuf *d, const struct stats_view *v, bool banner,
 	} else {
 		line(d, "Connect Latency", "(never)");
 	}
+	text_ruleset_info(d, "Ruleset Info        : ", "\n");
 	if (prev == NULL)
 		return;
 	/* POST: rates since the previous POST */
@@ -287,11 +310,34 @@ static void metric_sandbox(struct growbuf *d, const char *role, unsigned bits)
 			role, layers[i].name, (bits & layers[i].bit) != 0);
 }
 
+static void metric_ruleset_info(struct growbuf *d)
+{
+	const struct codeinfo *e;
+	size_t n = codeinfo_list(&e);
+
+	family(d, "ruleset_info", "gauge",
+	       "The code that runs: the ruleset's and each module's sha256.");
+	for (size_t i = 0; i < n; i++)
+		growbuf_printf(d,
+			       "neosocksd_ruleset_info{module=\"%s\","
+			       "sha256=\"%s\"} 1\n",
+			       e[i].name, e[i].sha256);
+	family(d, "ruleset_applied_timestamp_seconds", "gauge",
+	       "When the ruleset and each module were applied.");
+	for (size_t i = 0; i < n; i++)
+		growbuf_printf(d,
+			       "neosocksd_ruleset_applied_timestamp_seconds{"
+			       "module=\"%s\"} %.3f\n",
+			       e[i].name, e[i].applied);
+}
+
 void text_metrics(struct growbuf *d, const struct stats_view *v)
 {
 	const struct msg_stats *f = &v->front;
 	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx",
 					       "5xx", "other" };
+
+	metric_ruleset_info(d);
 
 	metric(d, "sessions_active", "gauge", "Sessions relaying.", f->active);
 	metric(d, "sessions_peak", "gauge", "Most sessions at once.", f->peak);

@@ -21,5 +21,10 @@ void text_gc(struct growbuf *d, const struct stats_view *v, double dmem,
 /* "Time Cost           : 85.07µs" in the adaptive duration format. */
 void text_time_cost(struct growbuf *d, double seconds);
 void text_metrics(struct growbuf *d, const struct stats_view *v);
+/* "module=NAME sha256=HEX applied=2026-12-06T15:04:05Z" for the ruleset
+ * and each module (codeinfo.h), each between prefix and suffix: the
+ * "Ruleset Info" lines of /stats, the headers of /healthy. */
+void text_ruleset_info(struct growbuf *d, const char *prefix,
+		       const char *suffix);
 
 #endif

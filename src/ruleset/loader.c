@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 
 #include "common/msg.h"
+#include "ruleset/codeinfo.h"
 #include "ruleset/hostapi.h"
 #include "ruleset/vm.h"
 
@@ -107,6 +108,7 @@ static int loader_search_files(lua_State *L)
 	size_t nlen, blen;
 	const char *name = luaL_checklstring(L, 1, &nlen), *code;
 	char path[MSG_MODULE_NAME_MAX + 16], chunk[sizeof(path) + 1];
+	char sha[SHA256_HEX];
 	int found;
 
 	if (!msg_module_name_ok(name, nlen, true))
@@ -137,10 +139,13 @@ static int loader_search_files(lua_State *L)
 				  lua_tostring(L, -1));
 	}
 	snprintf(chunk, sizeof(chunk), "@%s", path);
+	code = lua_tolstring(L, -1, &blen);
+	sha256_hex(code != NULL ? code : "", code != NULL ? blen : 0, sha);
 	if (loader_compile(L, chunk) != LUA_OK)
 		return luaL_error(L, "error loading module '%s' from file "
 				     "'%s':\n\t%s",
 				  name, path, lua_tostring(L, -1));
+	codeinfo_set(name, sha);
 	lua_pushstring(L, path);
 	return 2;
 }

@@ -21,6 +21,7 @@
 #include "ruleset/confload.h"
 #include "ruleset/lib_await.h"
 #include "ruleset/lib_os.h"
+#include "ruleset/codeinfo.h"
 #include "ruleset/loader.h"
 #include "ruleset/request.h"
 #include "ruleset/ruleset_front.h"
@@ -111,20 +112,26 @@ static void ruleset_parent_configfile(const struct msg *m)
 	memcpy(&h, m->data, sizeof(h));
 	memcpy(chunk, h.chunkname, sizeof(h.chunkname));
 	chunk[sizeof(h.chunkname)] = '\0';
-	if (h.kind == RULESET_LOAD_RELOAD)
+	if (h.kind == RULESET_LOAD_RELOAD) {
 		vm_modules_stash(); /* modules are read again from the files */
+		codeinfo_stash();
+	}
 	rc = confload_eval((const char *)m->data + sizeof(h),
 			   m->len - sizeof(h), chunk, &merged, err,
 			   sizeof(err));
-	if (h.kind == RULESET_LOAD_RELOAD)
+	if (h.kind == RULESET_LOAD_RELOAD) {
 		vm_modules_unstash(rc < 0);
+		codeinfo_unstash(rc < 0);
+	}
+	if (rc == 0)
+		codeinfo_note(NULL, (const char *)m->data + sizeof(h),
+			      m->len - sizeof(h));
 	if (rc < 0) {
-		LOGW("%s", err);
-		if (h.kind == RULESET_LOAD_START && !vm_has_ruleset()) {
-			LOGE("the configuration did not load: requests fail "
-			     "until a ruleset does");
+		/* the parent logs it once (it knows whether the daemon
+		 * goes on) */
+		LOGD("%s", err);
+		if (h.kind == RULESET_LOAD_START && !vm_has_ruleset())
 			request_set_fail_closed(true);
-		}
 		ruleset_parent_send_configured(h.seq, err);
 	} else if (h.kind == RULESET_LOAD_CONFIGURE) {
 		ruleset_apply_config(&merged);
@@ -150,12 +157,19 @@ static void ruleset_parent_load(const struct msg *m)
 	memcpy(&h, m->data, sizeof(h));
 	memcpy(chunk, h.chunkname, sizeof(h.chunkname));
 	chunk[sizeof(h.chunkname)] = '\0';
-	if (h.kind == RULESET_LOAD_RELOAD)
+	if (h.kind == RULESET_LOAD_RELOAD) {
 		vm_modules_stash(); /* modules are read again from the files */
+		codeinfo_stash();
+	}
 	r = vm_load_ruleset((const char *)m->data + sizeof(h),
 			    m->len - sizeof(h), chunk, err, sizeof(err));
-	if (h.kind == RULESET_LOAD_RELOAD)
+	if (h.kind == RULESET_LOAD_RELOAD) {
 		vm_modules_unstash(r != 0);
+		codeinfo_unstash(r != 0);
+	}
+	if (r == 0)
+		codeinfo_note(NULL, (const char *)m->data + sizeof(h),
+			      m->len - sizeof(h));
 	/* the parent logs a failure, once (it knows whether the daemon
 	 * goes on) */
 	if (r == 0)

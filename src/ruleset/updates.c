@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 
+#include "ruleset/codeinfo.h"
 #include "ruleset/vm.h"
 
 struct upd_ctx {
@@ -80,6 +81,7 @@ int updates_apply(int kind, const char *name, const char *chunkname,
 		return -1;
 	}
 	free(buf);
+	codeinfo_note(kind == UPDATE_RULESET ? NULL : name, src, len);
 	return 0;
 }
 

@@ -494,6 +494,30 @@ def access_line(d, needle, timeout=10.0):
     return line[line.index("[#"):]
 
 
+ACCESS_FIELD = re.compile(r'([a-z]+)=("[^"]*"|[^ ]+)')
+
+
+def access_fields(line):
+    """The key=value fields of an access line (docs/usage.md#access-log),
+    quoted values unquoted and their %HH decoded."""
+    out = {}
+    for k, v in ACCESS_FIELD.findall(line[line.index("]") + 1:] if line.startswith("[#") else line):
+        if v.startswith('"'):
+            v = re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), v[1:-1])
+        out[k] = v
+    return out
+
+
+def access_status(line):
+    """(status, outcome) of an HTTP access line."""
+    f = access_fields(line)
+    return int(f.get("status", "0")), f.get("outcome")
+
+
+def access_outcome(line):
+    return access_fields(line).get("outcome")
+
+
 class StartedProxy:
     """A daemon with SOCKS on .socks and HTTP on .http; unpacks as
     (daemon, socks, http)."""

@@ -60,8 +60,8 @@ def test_proxychains_curl(proxychains_chain, http_target, size):
     assert p.stdout == pattern_bytes(size)
     # the connection really went A (SOCKS5, asked for B) then B (CONNECT to
     # the target)
-    a.wait_log(f"socks5 -> 127.0.0.1:{b_http} via direct")
-    b.wait_log(f"http -> 127.0.0.1:{http_target.port} via direct")
+    a.wait_log(f"proto=socks5 target=127.0.0.1:{b_http} route=direct")
+    b.wait_log(f"proto=http method=CONNECT target=127.0.0.1:{http_target.port} route=direct")
 
 
 def test_proxychains_several_requests(proxychains_chain, http_target):
@@ -74,7 +74,7 @@ def test_proxychains_several_requests(proxychains_chain, http_target):
     p = run(*args, *urls)
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     assert p.stdout == b"".join(pattern_bytes(n) for n in sizes)
-    b.wait_log(f"http -> 127.0.0.1:{http_target.port} via direct", count=len(sizes))
+    b.wait_log(f"proto=http method=CONNECT target=127.0.0.1:{http_target.port} route=direct", count=len(sizes))
 
 
 # ---- PySocks ----
@@ -83,14 +83,14 @@ socks = pytest.importorskip("socks", reason="python3-socks (PySocks) not install
 
 PYSOCKS_MODES = [
     # id, proxy type name, listener, rdns, target host, log "proto -> target"
-    ("socks4", "SOCKS4", "socks", False, "127.0.0.1", "socks4 -> 127.0.0.1"),
-    ("socks4a", "SOCKS4", "socks", True, "localhost", "socks4a -> localhost"),
-    ("socks5", "SOCKS5", "socks", False, "127.0.0.1", "socks5 -> 127.0.0.1"),
-    ("socks5-local-dns", "SOCKS5", "socks", False, "localhost", "socks5 -> 127.0.0.1"),
-    ("socks5-remote-dns", "SOCKS5", "socks", True, "localhost", "socks5 -> localhost"),
-    ("socks5-ipv6", "SOCKS5", "socks", False, "::1", "socks5 -> [::1]"),
-    ("http", "HTTP", "http", False, "127.0.0.1", "http -> 127.0.0.1"),
-    ("http-remote-dns", "HTTP", "http", True, "localhost", "http -> localhost"),
+    ("socks4", "SOCKS4", "socks", False, "127.0.0.1", "proto=socks4 target=127.0.0.1"),
+    ("socks4a", "SOCKS4", "socks", True, "localhost", "proto=socks4a target=localhost"),
+    ("socks5", "SOCKS5", "socks", False, "127.0.0.1", "proto=socks5 target=127.0.0.1"),
+    ("socks5-local-dns", "SOCKS5", "socks", False, "localhost", "proto=socks5 target=127.0.0.1"),
+    ("socks5-remote-dns", "SOCKS5", "socks", True, "localhost", "proto=socks5 target=localhost"),
+    ("socks5-ipv6", "SOCKS5", "socks", False, "::1", "proto=socks5 target=[::1]"),
+    ("http", "HTTP", "http", False, "127.0.0.1", "proto=http method=CONNECT target=127.0.0.1"),
+    ("http-remote-dns", "HTTP", "http", True, "localhost", "proto=http method=CONNECT target=localhost"),
 ]
 
 
@@ -109,7 +109,7 @@ def test_pysocks(proxy, http_target, ptype, listener, rdns, host, logged):
         finally:
             s.close()
         assert body == pattern_bytes(size)
-    proxy.d.wait_log(f"{logged}:{http_target.port} via direct", count=2)
+    proxy.d.wait_log(f"{logged}:{http_target.port} route=direct", count=2)
 
 
 def test_pysocks_socks5_with_credentials(proxy, http_target):

@@ -19,7 +19,7 @@ def test_curl_mode(proxy, http_target, name, opts, host):
     assert rc == 0, err
     assert out == pattern_bytes(300000)
     # one access line per session, naming the protocol and the target
-    proxy.d.wait_log(f":{http_target.port} via direct")
+    proxy.d.wait_log(f":{http_target.port} route=direct")
 
 
 def test_ipv6_target(proxy, http_target):

@@ -94,7 +94,7 @@ def test_simple_redirects_lan_names(daemon_factory, nsd, http_target):
     assert out == TARGET_BODY
     ex.d.wait_log(f'[lan] "web.lan:{port}"')
     # the access log shows where it went
-    ex.d.wait_log(f"-> web.lan:{port} via direct to 127.0.0.1:{port} ")
+    ex.d.wait_log(f"target=web.lan:{port} route=direct to=127.0.0.1:{port} ")
 
 
 def _curl_socks5h(socks, url):
@@ -260,8 +260,8 @@ def test_full_chain_through_peer(daemon_factory, nsd, http_target, peer):
     port = http_target.port
     # names under peer.internal: 127.0.0.1:<port> dialed by the peer
     assert socks5_get(ex.socks, "web.peer.internal", port, *ALICE) == TARGET_BODY
-    ex.d.wait_log(f"-> web.peer.internal:{port} via socks5://{PEER_HOST}:{PEER_PORT} ")
-    peer.wait_log(f"-> 127.0.0.1:{port} via direct ")
+    ex.d.wait_log(f"target=web.peer.internal:{port} route=socks5://{PEER_HOST}:{PEER_PORT} ")
+    peer.wait_log(f"target=127.0.0.1:{port} route=direct ")
     ex.d.wait_log(f'[via-peer] "web.peer.internal:{port}"')
     # the same through the HTTP listener
     s, status = connect_status(ex.http, f"web.peer.internal:{port}", auth="alice:correct horse")
@@ -270,7 +270,7 @@ def test_full_chain_through_peer(daemon_factory, nsd, http_target, peer):
         assert http_get_over(s, "web.peer.internal", port, "/") == TARGET_BODY
     finally:
         s.close()
-    peer.wait_log(f"-> 127.0.0.1:{port} via direct ", count=2)
+    peer.wait_log(f"target=127.0.0.1:{port} route=direct ", count=2)
 
 
 def test_full_authentication(daemon_factory, nsd, http_target):
@@ -338,13 +338,13 @@ def test_full_failover(daemon_factory, nsd, http_target, peer):
     port = http_target.port
     # the peer is up: the first chain (through it) is used
     assert socks5_get(ex.socks, "svc.ha.internal", port, *ALICE) == TARGET_BODY
-    peer.wait_log(f"-> 127.0.0.1:{port} via direct ")
+    peer.wait_log(f"target=127.0.0.1:{port} route=direct ")
     ex.d.wait_log(f'[failover] "svc.ha.internal:{port}"')
     # the peer is down: directly
     peer.stop()
     assert socks5_get(ex.socks, "svc.ha.internal", port, *ALICE) == TARGET_BODY
     ex.d.wait_log(f'failover: "127.0.0.1:{port}" via [socks5://{PEER_HOST}:{PEER_PORT}]')
-    ex.d.wait_log(f"-> svc.ha.internal:{port} via direct ")
+    ex.d.wait_log(f"target=svc.ha.internal:{port} route=direct ")
 
 
 def test_full_as_config(daemon_factory, nsd, tmp_path):

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from harness import (access_line, assert_http_served, assert_socks5_served, connect, free_port,
+from harness import (access_line, access_outcome, access_status, assert_http_served, assert_socks5_served, connect, free_port,
                      free_ports, http_connect, recv_exact, reply_then_close, SilentServer,
                      socks4_connect, socks5_connect, socks5_target, SplitReplyProxy, start_proxy,
                      wait_until, watch_closes)
@@ -54,15 +54,15 @@ def test_refused(proxy, hash_server):
     assert rep == 0x05, f"SOCKS5 REP {rep}, want 05 (connection refused)"
     assert reply_then_close(s) == b"", "the daemon must close after a failure reply"
     s.close()
-    line = access_line(proxy.d, f"socks5 -> 127.0.0.1:{port} ")
-    assert line.endswith("connection failed: Connection refused"), line
+    line = access_line(proxy.d, f"proto=socks5 target=127.0.0.1:{port} ")
+    assert access_outcome(line) == "connection failed: Connection refused", line
 
     s, status, head = http_connect(proxy.http, f"127.0.0.1:{port}")
     assert status == 502, head
     assert reply_then_close(s) == f"connection refused by 127.0.0.1:{port}\n".encode()
     s.close()
-    line = access_line(proxy.d, f"http -> 127.0.0.1:{port} ")
-    assert line.endswith(f"502 connection refused by 127.0.0.1:{port}"), line
+    line = access_line(proxy.d, f"proto=http method=CONNECT target=127.0.0.1:{port} ")
+    assert access_status(line) == (502, f"connection refused by 127.0.0.1:{port}"), line
 
     s, cd = socks4_connect(proxy.socks, "127.0.0.1", port)
     assert cd == 91, f"SOCKS4 CD {cd}"
@@ -70,8 +70,8 @@ def test_refused(proxy, hash_server):
     s, cd = socks4_connect(proxy.socks, "localhost", port)
     assert cd == 91, f"SOCKS4A CD {cd}"
     s.close()
-    access_line(proxy.d, f"socks4 -> 127.0.0.1:{port} ")
-    access_line(proxy.d, f"socks4a -> localhost:{port} ")
+    access_line(proxy.d, f"proto=socks4 target=127.0.0.1:{port} ")
+    access_line(proxy.d, f"proto=socks4a target=localhost:{port} ")
 
     assert_socks5_served(proxy.socks, hash_server.port)
     assert_http_served(proxy.http, hash_server.port)
@@ -101,10 +101,10 @@ def test_unresolvable(proxy, hash_server):
     s.close()
     assert cd == 91
     for proto in ("socks5", "socks4a"):
-        line = access_line(proxy.d, f"{proto} -> nothing.invalid:80 ")
-        assert line.endswith("name resolution failed"), line
-    line = access_line(proxy.d, "http -> nothing.invalid:80 ")
-    assert line.endswith("502 name resolution failed for nothing.invalid"), line
+        line = access_line(proxy.d, f"proto={proto} target=nothing.invalid:80 ")
+        assert access_outcome(line) == "name resolution failed", line
+    line = access_line(proxy.d, "proto=http method=CONNECT target=nothing.invalid:80 ")
+    assert access_status(line) == (502, "name resolution failed for nothing.invalid"), line
     assert_socks5_served(proxy.socks, hash_server.port)
     assert_http_served(proxy.http, hash_server.port)
     # a name that does resolve still works after the failures
@@ -131,8 +131,9 @@ def test_blocked_loopback(daemon_factory, silent_server, hash_server):
     s, cd = socks4_connect(socks, "127.0.0.1", t)
     s.close()
     assert cd == 91
-    line = access_line(d, f"http -> 127.0.0.1:{t} ")
-    assert line.endswith("403 blocked by --block-outbound (loopback)"), line
+    line = access_line(d, f"proto=http method=CONNECT target=127.0.0.1:{t} ")
+    assert access_status(line) == (403, "blocked by --block-outbound (loopback)"), line
+    assert " block=loopback " in line, line
     # nothing was dialed
     assert silent_server.accepted == 0
     # and the daemon keeps answering the same way
@@ -245,15 +246,15 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     # every one of them is in the access log as a timeout (the front's log
     # lines reach the file through the parent, so poll); the HTTP ones say
     # which deadline passed, in the words of their answer
-    words = {"http-partial-head": f"s 408 the request did not arrive whole within {DEADLINE} s",
-             "http-dial-hangs": f"s 504 upstream did not answer within {DEADLINE} s"}
-    for d, n, http_words in ((d1, 4, words["http-partial-head"]),
-                             (d2, 2, words["http-dial-hangs"]),
-                             (d3, 2, words["http-dial-hangs"])):
-        d.wait_log("s timeout", count=n)
-        assert d.log().count("s timeout") == n, d.log()
+    outcomes = {"http-partial-head": f'outcome="the request did not arrive whole within {DEADLINE} s"',
+                "http-dial-hangs": f'outcome="upstream did not answer within {DEADLINE} s"'}
+    for d, n, http_words in ((d1, 4, outcomes["http-partial-head"]),
+                             (d2, 2, outcomes["http-dial-hangs"]),
+                             (d3, 2, outcomes["http-dial-hangs"])):
+        d.wait_log(" outcome=timeout", count=n)
+        assert d.log().count(" outcome=timeout") == n, d.log()
         d.wait_log(http_words)
-    access_line(d2, f"socks5 -> 127.0.0.1:{hash_server.port} via socks5://")
+    access_line(d2, f"proto=socks5 target=127.0.0.1:{hash_server.port} route=socks5://")
 
     # the early tunnel is still open and carries data both ways
     tunnel.sendall(b"abc")
@@ -302,8 +303,8 @@ def test_max_sessions(request, daemon_factory, hash_server):
     assert recv_exact(first, 32) == hashlib.sha256(b"xyz").digest()
     assert reply_then_close(first) == b""
     first.close()
-    line = access_line(d, f"socks5 -> 127.0.0.1:{hash_server.port} ")
-    assert line.endswith(" ok"), line
+    line = access_line(d, f"proto=socks5 target=127.0.0.1:{hash_server.port} ")
+    assert access_outcome(line) == "ok", line
     # once it is gone, a new client is served
     assert_socks5_served(socks, hash_server.port)
     assert_http_served(http, hash_server.port)
@@ -336,9 +337,9 @@ def test_client_gone_during_dial(daemon_factory, split_hop, hash_server):
     assert split_hop.first_sent.wait(10)
     rst_close(s)
     split_hop.release.set()
-    line = access_line(d, f"socks5 -> 127.0.0.1:{hash_server.port} ")
+    line = access_line(d, f"proto=socks5 target=127.0.0.1:{hash_server.port} ")
     # nothing was relayed and the session is not counted as a success
-    assert " up=0 down=0 " in line and not line.endswith(" ok"), line
+    assert " up=0 down=0 " in line and not line.endswith(" outcome=ok"), line
     # a fresh client through the same (now released) hop is served
     split_hop.first_sent.clear()
     assert_socks5_served(socks, hash_server.port)
@@ -350,7 +351,7 @@ def test_client_resets_mid_relay(proxy, hash_server):
     s.sendall(b"100000\n" + b"x" * 50000)
     recv_exact(s, 1000)
     rst_close(s)
-    access_line(proxy.d, f"socks5 -> 127.0.0.1:{hash_server.port} ")
+    access_line(proxy.d, f"proto=socks5 target=127.0.0.1:{hash_server.port} ")
     assert_socks5_served(proxy.socks, hash_server.port)
     assert_http_served(proxy.http, hash_server.port)
 
@@ -402,7 +403,7 @@ def test_server_resets_mid_relay(daemon_factory, resetting_server, hash_server, 
     s.sendall(b"hello")
     assert reply_then_close(s) == b""
     s.close()
-    line = access_line(d, f"socks5 -> 127.0.0.1:{resetting_server.port} ")
+    line = access_line(d, f"proto=socks5 target=127.0.0.1:{resetting_server.port} ")
     assert " down=7 " in line, line
     assert_socks5_served(socks, hash_server.port)
 
@@ -416,9 +417,9 @@ def test_forward_target_down(daemon_factory, hash_server):
         s = connect(port, timeout=3)
         assert reply_then_close(s) == b""
         s.close()
-    d.wait_log(f"forward -> 127.0.0.1:{dead} via direct", count=3)
-    line = access_line(d, f"forward -> 127.0.0.1:{dead} ")
-    assert line.endswith("connection failed: Connection refused"), line
+    d.wait_log(f"proto=forward target=127.0.0.1:{dead} route=direct", count=3)
+    line = access_line(d, f"proto=forward target=127.0.0.1:{dead} ")
+    assert access_outcome(line) == "connection failed: Connection refused", line
 
 
 # spellings of a loopback target that must all be refused by

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from harness import access_line, curl, free_ports, http_connect, pattern_bytes, wait_until
+from harness import access_line, access_outcome, access_status, curl, free_ports, http_connect, pattern_bytes, wait_until
 from origin import (BufferedSock, Origin, field, get, parse_head, raw_request,
                     read_response, recv_until_close)
 
@@ -59,8 +59,8 @@ def test_curl_get(fwd, origin, size):
     rc, out, err = curl_fwd(fwd, f"{origin.base}/size/{size}")
     assert rc == 0, err
     assert hashlib.sha256(out).digest() == hashlib.sha256(pattern_bytes(size)).digest()
-    line = access_line(fwd, f"GET {origin.base}/size/{size} ")
-    assert " via direct " in line and line.endswith("s 200 ok"), line
+    line = access_line(fwd, f"method=GET url={origin.base}/size/{size} ")
+    assert " route=direct " in line and access_status(line) == (200, "ok"), line
 
 
 @pytest.mark.parametrize("size", [1, 70000, 2 * 1024 * 1024])
@@ -168,8 +168,9 @@ def test_origin_form_and_https_refused(fwd, origin):
         assert field(fields, "connection") == "close"
         assert recv_until_close(bs.sock) == b""
         bs.sock.close()
-    line = access_line(fwd, "GET https://example.com/ ")
-    assert " via - " in line and "s 400 https:// URLs go through CONNECT" in line, line
+    line = access_line(fwd, "method=GET url=https://example.com/ ")
+    assert " route=- " in line and access_status(line)[0] == 400, line
+    assert access_outcome(line).startswith("https:// URLs go through CONNECT"), line
     assert not origin.requests() or all(r[2] != "/index.html" for r in origin.requests())
 
 
@@ -380,8 +381,8 @@ def test_request_bad_chunk_size(fwd, origin):
     s.close()
     assert data.startswith(b"HTTP/1.1 400 "), data
     assert b"malformed chunked request body" in data
-    line = access_line(fwd, f"POST {origin.base}/echo ")
-    assert line.endswith("s 400 malformed chunked request body"), line
+    line = access_line(fwd, f"method=POST url={origin.base}/echo ")
+    assert access_status(line) == (400, "malformed chunked request body"), line
 
 
 @pytest.mark.parametrize("path,words", [
@@ -395,8 +396,8 @@ def test_origin_breaking_framing_gets_502(fwd, origin, path, words):
     s.close()
     assert data.startswith(b"HTTP/1.1 502 "), data[:200]
     assert words.encode() in data, data[-300:]
-    line = access_line(fwd, f"GET {origin.base}{path} ")
-    assert "s 502 " in line and line.endswith(words), line
+    line = access_line(fwd, f"method=GET url={origin.base}{path} ")
+    assert access_status(line)[0] == 502 and access_outcome(line).endswith(words), line
 
 
 def test_large_response_head_is_passed_on(fwd, origin):
@@ -411,8 +412,8 @@ def test_origin_bad_chunk_mid_body_closes(fwd, origin):
     body left incomplete (curl reports it), and the log says why."""
     rc, out, err = curl_fwd(fwd, f"{origin.base}/badchunk")
     assert rc != 0 and out == b"hello", (rc, out, err)
-    line = access_line(fwd, f"GET {origin.base}/badchunk ")
-    assert line.endswith("s 200 the upstream broke the chunked framing"), line
+    line = access_line(fwd, f"method=GET url={origin.base}/badchunk ")
+    assert access_status(line) == (200, "the upstream broke the chunked framing"), line
 
 
 def test_origin_that_never_answers_gets_504(daemon_factory, origin):
@@ -440,15 +441,15 @@ def test_reasoned_errors(daemon_factory, origin):
     for target, status, words in cases:
         rc, out, err = curl("-x", f"http://127.0.0.1:{http}", f"http://{target}/x?secret=1")
         assert rc == 0 and out == (words + "\n").encode(), (out, err)
-        line = access_line(d, f"GET http://{target}/x ")
-        assert " via direct " in line and line.endswith(f"s {status} {words}"), line
+        line = access_line(d, f"method=GET url=http://{target}/x ")
+        assert " route=direct " in line and access_status(line) == (status, words), line
         assert "secret" not in line
         s, got, head = http_connect(http, target)
         body = recv_until_close(s)
         s.close()
         assert got == status and body == (words + "\n").encode(), (head, body)
-        line = access_line(d, f"http -> {target} ")
-        assert line.endswith(f"{status} {words}"), line
+        line = access_line(d, f"proto=http method=CONNECT target={target} ")
+        assert access_status(line) == (status, words), line
 
 
 def test_blocked_and_ruleset_refusals(daemon_factory, tmp_path, origin):
@@ -474,8 +475,9 @@ return ruleset
     assert status == 403 and recv_until_close(s) == b"refused by the ruleset\n"
     s.close()
     assert len(origin.requests()) == seen  # nothing reached it
-    line = access_line(d, "GET http://refused.example/ via - ")
-    assert line.endswith("s 403 refused by the ruleset"), line
+    line = access_line(d, "method=GET url=http://refused.example/ ")
+    assert " route=- " in line, line
+    assert access_status(line) == (403, "refused by the ruleset"), line
 
 
 # ---- authentication ----
@@ -519,9 +521,10 @@ def test_407_for_forward_and_connect(daemon_factory, tmp_path, origin):
     assert rc == 0, err
     names = [n for n, _ in json.loads(out)["fields"]]
     assert "proxy-authorization" not in names
-    line = access_line(d, f"GET {url} via direct ")
-    assert line.endswith("s 200 ok"), line
-    assert " http alice GET " in line, line
+    line = access_line(d, f"method=GET url={url} ")
+    assert " route=direct " in line, line
+    assert access_status(line) == (200, "ok"), line
+    assert " proto=http user=alice method=GET " in line, line
     rc, out, err = curl("-p", "-x", f"http://alice:wonderland@127.0.0.1:{http}",
                         f"{origin.base}/size/5")
     assert rc == 0 and out == pattern_bytes(5), err
@@ -536,8 +539,8 @@ def test_user_names_are_escaped_in_the_log(daemon_factory, tmp_path, origin):
     [(status, _, _)], bs = raw_request(http, [req.encode()])
     bs.sock.close()
     assert status == 200
-    line = access_line(d, f"GET {origin.base}/size/1 ")
-    assert " http ev%20il%1B[31m%22 GET " in line, line
+    line = access_line(d, f"method=GET url={origin.base}/size/1 ")
+    assert " proto=http user=ev%20il%1B[31m%22 method=GET " in line, line
 
 
 # ---- the SOCKS port answers an HTTP client ----
@@ -573,7 +576,7 @@ def test_idle_keepalive_connection_closes(daemon_factory, origin):
     s.close()
     # one line for the request, none for the idle close
     wait_until(lambda: "[#" in d.log())
-    assert sum(1 for ln in d.log().splitlines() if "] 127.0.0.1:" in ln) == 1, d.log()
+    assert sum(1 for ln in d.log().splitlines() if "] client=127.0.0.1:" in ln) == 1, d.log()
 
 
 def test_sigterm_closes_idle_keepalive_connections(daemon_factory, origin):
@@ -602,10 +605,10 @@ def test_forward_through_a_chain_with_reuse(daemon_factory, origin):
     rc, out, err = curl("-x", f"http://127.0.0.1:{http}", f"{origin.base}/size/100",
                         f"{origin.base}/size/200")
     assert rc == 0 and out == pattern_bytes(100) + pattern_bytes(200), err
-    line = access_line(d, f"GET {origin.base}/size/200 ")
-    assert f" via socks5://127.0.0.1:{hop_socks} " in line, line
-    hop.wait_log(f"socks5 -> 127.0.0.1:{origin.port} via direct")
-    assert hop.log().count(f"socks5 -> 127.0.0.1:{origin.port} ") == 1, hop.log()
+    line = access_line(d, f"method=GET url={origin.base}/size/200 ")
+    assert f" route=socks5://127.0.0.1:{hop_socks} " in line, line
+    hop.wait_log(f"proto=socks5 target=127.0.0.1:{origin.port} route=direct")
+    assert hop.log().count(f"proto=socks5 target=127.0.0.1:{origin.port} ") == 1, hop.log()
 
 
 REDIRECT_RULESET = """
@@ -631,8 +634,8 @@ def test_ruleset_redirect_keeps_host(daemon_factory, tmp_path, origin2):
     doc = json.loads(out)
     assert doc["start"] == "GET /headers HTTP/1.1"
     assert ["host", "moved.test"] in doc["fields"], doc
-    line = access_line(d, "GET http://moved.test/headers ")
-    assert f" via direct to 127.0.0.2:{origin2.port} " in line, line
+    line = access_line(d, "method=GET url=http://moved.test/headers ")
+    assert f" route=direct to=127.0.0.2:{origin2.port} " in line, line
 
 
 # ---- bounded memory, backpressure both ways ----

@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from harness import (access_line, connect, exchange, free_ports, http_connect, recv_exact,
+from harness import (access_line, access_outcome, access_status, connect, exchange, free_ports, http_connect, recv_exact,
                      recv_until, ROOT, socks4_connect, socks5_connect, socks5_read_reply)
 
 FRONT = "neosocksd: front"
@@ -343,8 +343,8 @@ def test_wildcard_api_refused_on_every_local_address(daemon_factory, tmp_path):
                                     f"http://{ip}:{socks}/"], capture_output=True)
                 assert p.returncode == 97, p.stderr  # the proxy refused
                 # (the warning is rate-limited: the access line tells)
-                line = access_line(d, f"-> {ip}:{socks} via direct")
-                assert line.endswith("connection blocked by policy"), line
+                line = access_line(d, f"target={ip}:{socks} route=direct")
+                assert access_outcome(line) == "connection blocked by policy", line
             d.stop()
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -395,7 +395,7 @@ def test_mapped_ipv6_cannot_pass_ipv4_rules(daemon_factory, tmp_path, hash_serve
         assert socks5_raw_name(socks, name, port) == 0x01, name
         assert socks4a_raw_name(socks, name, port) == 91, name
     # the access log names the IPv4 host the request was for
-    d.wait_log("socks5 -> 127.0.0.1:%d via - up=0 down=0" % port)
+    d.wait_log("proto=socks5 target=127.0.0.1:%d route=- reply=01 up=0 down=0" % port)
     # a real IPv6 target is still IPv6 and allowed
     s, rep = socks5_connect(socks, "::1", 9)
     s.close()
@@ -447,7 +447,7 @@ def test_names_and_the_resolve_then_route_rule(daemon_factory, tmp_path, hash_se
     s2, status, head = http_connect(http, f"localhost:{port}")
     if resolve_names:
         assert rep == 0x01 and status == 403, (rep, head)
-        d.wait_log("localhost:%d via - up=0 down=0" % port)
+        d.wait_log("proto=socks5 target=localhost:%d route=- reply=01 up=0 down=0" % port)
         d.wait_log("rejected by ruleset")
     else:
         assert rep == 0 and status == 200, (rep, head)

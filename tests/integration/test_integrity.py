@@ -82,7 +82,7 @@ def test_bulk_forward(daemon_factory, hash_server):
                        "--loglevel", "5")
     with connect(port) as s:
         exchange(s, UP, DOWN)
-    d.wait_log(f"forward -> 127.0.0.1:{hash_server.port} via direct")
+    d.wait_log(f"proto=forward target=127.0.0.1:{hash_server.port} route=direct")
 
 
 def test_bulk_forward_buffered(daemon_factory, hash_server):

@@ -18,3 +18,5 @@ UT_SRCS_api_access := src/ruleset/api_access.c src/common/addr.c src/common/http
 UT_SRCS_growbuf    := src/common/growbuf.c
 UT_SRCS_rpcall     := src/ruleset/rpcall.c
 UT_SRCS_route_wire := src/common/route_wire.c
+UT_SRCS_sha256     := src/ruleset/sha256.c
+UT_SRCS_accesslog  := src/front/accesslog.c src/common/addr.c src/common/log.c
