@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly what to install.
-# Usage: mk/deps.sh [check] build|test|bench
+# Usage: mk/deps.sh [check] build|test|bench|doc
 #   check: never install; name what is missing and fail (a plain make)
 set -eu
 install=yes
@@ -12,12 +12,17 @@ build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp
 test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck"
 # the HTTP forward proxy's real clients (tests/integration/test_forward_clients.py)
 test_pkgs="$test_pkgs wget git apt-utils python3-websockets chromium"
+# the man pages (make man, make install)
+doc_pkgs="scdoc"
+# make check: the man pages, and systemd-analyze for the units' exposure
+test_pkgs="$test_pkgs $doc_pkgs systemd groff-base bsdextrautils"
 bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps"
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;
 bench) want=$bench_pkgs ;;
-*) echo "usage: $0 [check] build|test|bench" >&2; exit 2 ;;
+doc) want=$doc_pkgs ;;
+*) echo "usage: $0 [check] build|test|bench|doc" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -38,15 +38,31 @@ static struct {
 /* A token file holds one line: printable ASCII without spaces, 16..256
  * characters; a trailing newline is allowed. The file's contents are never
  * logged, only why it was refused. */
-static int parent_read_token(const char *path, char *out, const char *opt)
+/* A name without a '/' is a credential systemd passed (LoadCredential=):
+ * it is looked up in $CREDENTIALS_DIRECTORY. Else the path as given. */
+static const char *parent_token_path(const char *path, char *buf, size_t cap)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	int n;
+
+	if (strchr(path, '/') != NULL || dir == NULL || dir[0] != '/')
+		return path;
+	n = snprintf(buf, cap, "%s/%s", dir, path);
+	return n > 0 && (size_t)n < cap ? buf : path;
+}
+
+static int parent_read_token(const char *given, char *out, const char *opt)
 {
 	struct blob b = { 0 };
 	size_t n;
 	struct stat st;
+	char full[CONF_PATH_MAX + 256];
+	const char *path;
 
 	out[0] = '\0';
-	if (!path[0])
+	if (!given[0])
 		return 0;
+	path = parent_token_path(given, full, sizeof(full));
 	if (readfile_at(AT_FDCWD, path, MSG_TOKEN_MAX + 2, &b, &st) < 0 ||
 	    b.data == NULL) {
 		/* absent: readfile_at() left ENOENT in errno */
