@@ -53,7 +53,9 @@ void log_set_fd(int fd, bool nonblock)
 	log_fd = fd;
 	log_nonblock = nonblock;
 	log_is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
-	log_journal = log_fd_is_journal(fd);
+	/* only the parent writes to the real stderr; a child's fd 2 is its
+	 * pipe to the parent, which adds the prefixes */
+	log_journal = strcmp(log_role, "main") == 0 && log_fd_is_journal(fd);
 	if (nonblock) {
 		int fl = fcntl(fd, F_GETFL);
 		if (fl != -1)

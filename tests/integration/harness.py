@@ -1273,6 +1273,13 @@ class PortForward:
         self.srv.close()
 
 
+def make_env():
+    """The environment for a make of our own: not the jobserver of the make
+    that may be running this test."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
 def start_api(daemon_factory, tmp_path, port, *extra, name="v1.test", token=None):
     socks, api = free_ports(2)
     rs = write_ruleset(tmp_path, name, port)

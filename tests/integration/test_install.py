@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from harness import (ADMIN_TOKEN, BIN, curl, Daemon, free_ports, RO_TOKEN, ruleset_text, routed,
-                     wait_until)
+from harness import (ADMIN_TOKEN, BIN, curl, Daemon, free_ports, make_env, RO_TOKEN, ruleset_text,
+                     routed, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNITS = ["neosocksd.service", "neosocksd-unix-api.service"]
@@ -22,7 +22,7 @@ UNITS = ["neosocksd.service", "neosocksd-unix-api.service"]
 
 def make(*args, timeout=300):
     p = subprocess.run(["make", "--no-print-directory", "-C", ROOT] + list(args),
-                       capture_output=True, text=True, timeout=timeout)
+                       capture_output=True, text=True, timeout=timeout, env=make_env())
     assert p.returncode == 0, p.stdout + p.stderr
     return p
 

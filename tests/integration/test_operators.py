@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness import BIN, Daemon, free_ports, wait_port, wait_until
+from harness import BIN, Daemon, free_ports, make_env, wait_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # a line the daemon logged at warning level or worse
@@ -152,7 +152,7 @@ def test_journald_priority_prefixes(tmp_path):
 def make_run(*variables, timeout=60):
     return subprocess.Popen(["make", "--no-print-directory", "-C", ROOT, "run"] + list(variables),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env=make_env())
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, "build", "neosocksd")),
