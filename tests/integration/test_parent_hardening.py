@@ -522,7 +522,7 @@ def test_missing_default_users_are_refused_not_nobody(tmp_path):
                binary="/usr/bin/unshare", tmpdir=str(tmp_path))
     d.start(wait_ready=False)
     try:
-        assert d.proc.wait(20) == 1
+        assert d.proc.wait(20) == 2  # a usage error of -u (issue 15)
     finally:
         d.close()
     assert "no user 'neosocksd' to run the front as" in d.log(), d.log()
@@ -532,7 +532,7 @@ def test_missing_default_users_are_refused_not_nobody(tmp_path):
                binary="/usr/bin/unshare", tmpdir=str(tmp_path))
     d.start(wait_ready=False)
     try:
-        assert d.proc.wait(20) == 1
+        assert d.proc.wait(20) == 2
     finally:
         d.close()
     assert "no user 'neosocksd-rules' to run the ruleset process as" in d.log(), d.log()
@@ -557,5 +557,5 @@ def test_one_user_for_both_children_needs_both_named(tmp_path):
     default user has that uid too... here: -u neosocksd-rules."""
     socks, = free_ports(1)
     code, log = run_to_exit(["-l", f"127.0.0.1:{socks}", "-u", "neosocksd-rules"], tmp_path)
-    assert code == 1
+    assert code == 2  # a usage error of -u (issue 15)
     assert "would both run as uid" in log and "--ruleset-user" in log, log
