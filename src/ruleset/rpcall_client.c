@@ -7,6 +7,10 @@
  * "Connection: close", the body deflated when it is 256 bytes or more, the
  * answer read whole (at most 4 MiB, also after inflating) within -t.
  *
+ * A 2xx answer is data ("return true,<marshalled values>"): it is read by
+ * the data-only parser (unmarshal.h) and never run, so a peer cannot spin
+ * inside a C call where the CPU budget does not reach.
+ *
  * A peer that wants a token gets the one the ruleset configured for it:
  * _G.rpc_tokens is a table indexed by the address given to invoke, or a
  * function called with the same arguments as invoke minus the code, that
@@ -37,6 +41,7 @@
 #include "ruleset/ruleset_front.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/stats.h"
+#include "ruleset/unmarshal_lua.h"
 #include "ruleset/vm.h"
 #include "ruleset/zbody.h"
 
@@ -112,28 +117,59 @@ static void rpc_free(struct rpc_call *c)
 	free(c);
 }
 
+/* The function await.invoke hands back: it returns the answer's values
+ * (upvalues: a table of them and their count). */
+static int rpc_results(lua_State *L)
+{
+	lua_Integer n = lua_tointeger(L, lua_upvalueindex(2));
+
+	luaL_checkstack(L, (int)n, "too many results");
+	for (lua_Integer k = 1; k <= n; k++)
+		lua_rawgeti(L, lua_upvalueindex(1), k);
+	return (int)n;
+}
+
+/* Protected: parse the answer (data only, never run) into rpc_results. */
+static int rpc_answer(lua_State *L)
+{
+	const struct rpc_outcome *o = lua_touserdata(L, 1);
+	int top = lua_gettop(L), n;
+
+	n = unmarshal_lua(L, o->body, o->bodylen, RPC_RESP_MAX);
+	if (n < 0)
+		return luaL_error(L, "bad RPC answer: %s",
+				  lua_isstring(L, -1) ? lua_tostring(L, -1)
+						      : "stack overflow");
+	lua_createtable(L, n, 0);
+	lua_insert(L, top + 1);
+	for (int k = n; k >= 1; k--)
+		lua_rawseti(L, top + 1, k);
+	lua_pushinteger(L, n);
+	lua_pushcclosure(L, rpc_results, 2);
+	return 1;
+}
+
 static int rpc_push(lua_State *co, void *ud)
 {
 	const struct rpc_outcome *o = ud;
+	lua_State *L = vm_state();
+	int top = lua_gettop(L), ok;
 
 	if (!o->ok) {
 		lua_pushboolean(co, 0);
 		lua_pushlstring(co, o->err, o->errlen);
 		return 2;
 	}
-	/* the answer is data ("return true,<marshalled values>"): loaded
-	 * with an empty environment, so a peer cannot reach our globals */
-	if (luaL_loadbufferx(co, o->body, o->bodylen, "=(rpc)", "t") !=
-	    LUA_OK) {
-		lua_pushboolean(co, 0);
-		lua_insert(co, -2);
-		return 2;
-	}
-	lua_newtable(co);
-	if (lua_setupvalue(co, -2, 1) == NULL)
-		lua_pop(co, 1);
-	lua_pushboolean(co, 1);
-	lua_insert(co, -2);
+	/* the answer is data ("return true,<marshalled values>"): read by a
+	 * parser that builds values and runs nothing (a peer's chunk could
+	 * spin inside one C call, where no CPU budget reaches) */
+	luaL_checkstack(L, 3, NULL);
+	lua_pushcfunction(L, rpc_answer);
+	lua_pushlightuserdata(L, (void *)o);
+	ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+	lua_pushboolean(co, ok);
+	lua_xmove(L, co, 1); /* the function, or the reason */
+	lua_settop(L, top);
 	return 2;
 }
 
