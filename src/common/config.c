@@ -440,6 +440,10 @@ static int config_check_rules(const struct config *c, char *err, size_t cap)
 		    "--api %s is not a loopback address: refusing to serve it "
 		    "without --api-token-file or --api-allow",
 		    c->restapi);
+	CONFIG_RULE(c->api_reserved != CONF_API_RESERVED_AUTO &&
+			    c->api_reserved >= c->api_max_conns,
+		    "--api-reserved: %d must be less than --api-max-conns (%d)",
+		    c->api_reserved, c->api_max_conns);
 	CONFIG_RULE(c->restapi[0] && c->api_ro_token_file[0] &&
 			    !c->api_token_file[0],
 		    "--api-readonly-token-file needs --api-token-file (else "

@@ -24,6 +24,9 @@
 #define CONF_API_TIMEOUT 10.0 /* a request must arrive whole */
 #define CONF_API_IDLE 60.0    /* keep-alive connections */
 #define CONF_API_MAX_CONNS 64
+#define CONF_API_HEAD_TIMEOUT 3.0 /* the first head, before authentication */
+#define CONF_API_MAX_PER_ADDR 8
+#define CONF_API_RESERVED_AUTO (-1) /* --api-max-conns / 16 */
 #define CONF_API_MODE 0600
 
 #define CONFIG_FIELD_STR(f, cap) char f[cap]

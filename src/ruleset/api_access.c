@@ -1,12 +1,13 @@
 /* api_access: who may use the REST API, and how much. The transport
  * (api_conn.c) asks before it reads anything of a connection
- * (api_access_peer_ok: --api-allow) and once a request's head is whole,
- * before its body (api_access_check): first the bearer token (401 when
- * one is required and missing or wrong, so that nothing else is learnt
- * without it), then a browser-borne request is refused (an Origin header:
- * CSRF), then, only when no token protects the API, a Host that is not a
- * name of this API (DNS rebinding), and last the level (read-only: GET of
- * /healthy, /stats, /metrics; admin: everything). */
+ * (api_access_peer_ok: --api-allow; api_access_room: a free slot) and
+ * once a request's head is whole, before its body (api_access_check):
+ * first the bearer token (401 when one is required and missing or
+ * wrong, so that nothing else is learnt without it), then a browser-borne
+ * request is refused (an Origin header: CSRF), then, only when no token
+ * protects the API, a Host that is not a name of this API (DNS
+ * rebinding), and last the level (read-only: GET of /healthy, /stats,
+ * /metrics; admin: everything). */
 #include "ruleset/api_access.h"
 
 #include <netinet/in.h>
@@ -35,6 +36,9 @@ static struct {
 	char hosts[API_HOSTS_MAX][API_HOST_LEN + 1];
 	int nhosts;
 	char token_admin[API_TOKEN_MAX + 1], token_ro[API_TOKEN_MAX + 1];
+	/* slots: all of them, those kept for trusted clients, and what one
+	 * address may hold */
+	uint32_t max_conns, reserved, per_addr;
 } api_access;
 
 void api_access_set_tokens(const char *admin, const char *readonly)
@@ -100,6 +104,61 @@ bool api_access_peer_ok(const struct sockaddr_storage *ss)
 		if (api_access_cidr_match(&api_access.allow[i], fam, a))
 			return true;
 	return false;
+}
+
+void api_access_key_of(const struct sockaddr_storage *ss,
+		       struct api_access_key *k)
+{
+	const struct in6_addr *a6;
+
+	memset(k, 0, sizeof(*k));
+	if (ss->ss_family == AF_INET) {
+		memcpy(k->b, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		k->len = 4;
+		return;
+	}
+	if (ss->ss_family != AF_INET6)
+		return;
+	a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(k->b, a6->s6_addr + 12, 4);
+		k->len = 4;
+		return;
+	}
+	memcpy(k->b, a6->s6_addr, 8);
+	k->len = 8;
+}
+
+bool api_access_key_eq(const struct api_access_key *a,
+		       const struct api_access_key *b)
+{
+	return a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+}
+
+bool api_access_trusted(const struct sockaddr_storage *ss)
+{
+	struct api_access_key k;
+
+	if (api_access.nallow > 0 || ss->ss_family == AF_UNIX)
+		return api_access_peer_ok(ss);
+	api_access_key_of(ss, &k);
+	if (k.len == 4)
+		return k.b[0] == 127;
+	return k.len == 8 &&
+	       IN6_IS_ADDR_LOOPBACK(
+		       &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+const char *api_access_room(uint32_t conns, uint32_t same_key,
+			    const struct api_access_key *k, bool trusted)
+{
+	if (conns >= api_access.max_conns)
+		return "--api-max-conns reached";
+	if (!trusted && conns >= api_access.max_conns - api_access.reserved)
+		return "only the --api-reserved slots are left";
+	if (k->len > 0 && same_key >= api_access.per_addr)
+		return "--api-max-conns-per-addr reached for its address";
+	return NULL;
 }
 
 /* Compare in time that depends only on the presented token's length. */
@@ -277,8 +336,26 @@ static void api_access_hosts(const struct config *conf)
 		 conf->restapi);
 }
 
+/* The slot settings; 0 (a config not from the settings table, as in
+ * tests) means the default. */
+static void api_access_slots(const struct config *conf)
+{
+	api_access.max_conns = conf->api_max_conns > 0
+				       ? (uint32_t)conf->api_max_conns
+				       : CONF_API_MAX_CONNS;
+	api_access.per_addr = conf->api_max_conns_per_addr > 0
+				      ? (uint32_t)conf->api_max_conns_per_addr
+				      : CONF_API_MAX_PER_ADDR;
+	api_access.reserved = conf->api_reserved >= 0
+				      ? (uint32_t)conf->api_reserved
+				      : api_access.max_conns / 16;
+	if (api_access.reserved >= api_access.max_conns)
+		api_access.reserved = api_access.max_conns - 1;
+}
+
 int api_access_setup(const struct config *conf)
 {
+	api_access_slots(conf);
 	api_access.nallow = api_access_parse_allow(conf->api_allow,
 						   api_access.allow,
 						   API_ALLOW_MAX);

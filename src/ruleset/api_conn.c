@@ -7,7 +7,13 @@
  * request to the router and answers in order: pipelined requests wait
  * their turn. Deadlines: a request must arrive whole within --api-timeout;
  * an idle keep-alive connection closes after --api-idle; at most
- * --api-max-conns connections (more get a 503). */
+ * --api-max-conns connections (more get a 503).
+ *
+ * Unauthenticated clients cannot hold the slots an admin needs: the first
+ * request's head must arrive within --api-head-timeout of the accept (a
+ * connection whose head passed the credentials check is "authed" and gets
+ * the ordinary deadlines), and api_access.c decides whether a client gets
+ * a slot at all (the per-address cap, the reserved slots). */
 #include "ruleset/api_conn.h"
 
 #include <arpa/inet.h>
@@ -69,6 +75,9 @@ struct api_conn {
 	bool deadline;    /* the timer is the request's deadline */
 	bool dispatching; /* inside conn_process: replies do not re-enter */
 	bool stalled;     /* requests wait until the output drains */
+	bool authed;      /* a request passed the credentials check */
+	bool head_grace;  /* the head deadline passed with bytes unread */
+	struct api_access_key key; /* the client, for the per-address cap */
 	struct growbuf out; /* answers queued */
 	size_t out_off;     /* ... of which written */
 };
@@ -78,7 +87,8 @@ static struct {
 	struct event *lev;
 	struct api_conn *conns;
 	struct timeval req_tv, idle_tv;
-	int max_conns;
+	struct timeval first_tv; /* the first head: --api-head-timeout, or
+				  * --api-timeout if that is shorter */
 	struct api_counters ctr;
 } api_server;
 
@@ -161,6 +171,7 @@ static void conn_wait_next(struct api_conn *c)
 static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct api_conn *c = arg;
+	char b;
 
 	(void)fd;
 	(void)what;
@@ -168,8 +179,20 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	 * bounded by its handler, not here */
 	if (c->state == C_BUSY)
 		return;
+	if (!c->authed && !c->head_grace &&
+	    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+		/* bytes came before the deadline but are not read yet (this
+		 * process was busy): read them first, once */
+		static const struct timeval now = { 0, 0 };
+
+		c->head_grace = true;
+		evtimer_add(&c->timer, &now);
+		return;
+	}
 	LOGD("api: %s, closing",
-	     c->inlen > 0 ? "request deadline passed" : "idle");
+	     !c->authed	      ? "no request head in time"
+	     : c->inlen > 0 ? "request deadline passed"
+			    : "idle");
 	conn_close(c);
 }
 
@@ -389,6 +412,13 @@ static int conn_head(struct api_conn *c, const struct http1_head *h)
 	if (status != 0) {
 		conn_refuse(c, status, why);
 		return -1;
+	}
+	if (!c->authed) {
+		/* the head deadline is over; the rest of this request has
+		 * the ordinary one */
+		c->authed = true;
+		conn_timer(c, &api_server.req_tv);
+		c->deadline = true;
 	}
 	r->level = level;
 	c->clen = h->content_length;
@@ -760,32 +790,77 @@ static void conn_host_here(struct api_conn *c)
 	}
 }
 
+/* The client's address for logs (an IPv4-mapped one as IPv4). */
+static void api_peer_name(const struct sockaddr_storage *ss, char *buf,
+			  size_t cap)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in in4;
+	const struct sockaddr *sa = (const struct sockaddr *)ss;
+
+	if (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		memset(&in4, 0, sizeof(in4));
+		in4.sin_family = AF_INET;
+		in4.sin_port = in6->sin6_port;
+		memcpy(&in4.sin_addr, in6->sin6_addr.s6_addr + 12, 4);
+		sa = (const struct sockaddr *)&in4;
+	}
+	if (addr_format_sockaddr(sa, buf, cap) < 0)
+		snprintf(buf, cap, "a client");
+}
+
+/* 503, Retry-After, and close: the client may come back. */
+static void api_busy(int fd)
+{
+	char busy[256], date[64];
+	int n = snprintf(busy, sizeof(busy),
+			 "HTTP/1.1 503 Service Unavailable\r\n"
+			 "Date: %s\r\nConnection: close\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Retry-After: 1\r\n"
+			 "Content-Length: 24\r\n\r\n"
+			 "503 Service Unavailable\n",
+			 http_date(date, sizeof(date)));
+
+	if (n > 0 && (size_t)n < sizeof(busy))
+		(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
+	close(fd);
+}
+
+/* Connections open from this client's address (IPv6: its /64). */
+static uint32_t api_conns_from(const struct api_access_key *k)
+{
+	uint32_t n = 0;
+
+	for (const struct api_conn *c = api_server.conns; c != NULL;
+	     c = c->next)
+		n += api_access_key_eq(&c->key, k);
+	return n;
+}
+
 static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 {
 	struct api_conn *c;
+	struct api_access_key key;
+	const char *why;
 
 	if (!api_access_peer_ok(ss)) {
 		LOG_RL(LOGL_WARN, 10, "api: a client not in --api-allow");
 		close(fd);
 		return;
 	}
-	if (api_server.ctr.conns >= (uint32_t)api_server.max_conns) {
-		char busy[256], date[64];
-		int n = snprintf(busy, sizeof(busy),
-				 "HTTP/1.1 503 Service Unavailable\r\n"
-				 "Date: %s\r\nConnection: close\r\n"
-				 "Cache-Control: no-store\r\n"
-				 "Content-Type: text/plain; charset=utf-8\r\n"
-				 "Retry-After: 1\r\n"
-				 "Content-Length: 24\r\n\r\n"
-				 "503 Service Unavailable\n",
-				 http_date(date, sizeof(date)));
+	api_access_key_of(ss, &key);
+	why = api_access_room(api_server.ctr.conns,
+			      key.len > 0 ? api_conns_from(&key) : 0, &key,
+			      api_access_trusted(ss));
+	if (why != NULL) {
+		char who[ADDR_STRLEN + 8];
 
-		if (n > 0 && (size_t)n < sizeof(busy))
-			(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
-		LOG_RL(LOGL_WARN, 10, "api: more than %d connections",
-		       api_server.max_conns);
-		close(fd);
+		api_peer_name(ss, who, sizeof(who));
+		LOG_RL(LOGL_WARN, 10, "api: %s refused: %s", who, why);
+		api_busy(fd);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -795,6 +870,7 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 	}
 	c->fd = fd;
 	c->peer = *ss;
+	c->key = key;
 	c->out = (struct growbuf)GROWBUF_INIT(API_OUT_CAP);
 	conn_host_here(c);
 	c->state = C_HEAD;
@@ -805,7 +881,9 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		api_server.conns->prev = c;
 	api_server.conns = c;
 	api_server.ctr.conns++;
-	conn_deadline(c); /* the first request must come in time */
+	/* the first request's head must come in time */
+	conn_timer(c, &api_server.first_tv);
+	c->deadline = true;
 	conn_watch(c, EV_READ);
 }
 
@@ -837,8 +915,11 @@ int api_start(int fd, const struct config *conf)
 	api_tv(&api_server.req_tv,
 	       conf->api_timeout > 0 ? conf->api_timeout : 10.0);
 	api_tv(&api_server.idle_tv, conf->api_idle > 0 ? conf->api_idle : 60.0);
-	api_server.max_conns =
-		conf->api_max_conns > 0 ? conf->api_max_conns : 64;
+	api_tv(&api_server.first_tv,
+	       conf->api_head_timeout > 0 &&
+			       conf->api_head_timeout < conf->api_timeout
+		       ? conf->api_head_timeout
+		       : (conf->api_timeout > 0 ? conf->api_timeout : 10.0));
 	if (api_access_setup(conf) < 0)
 		return -1;
 	api_server.lev = event_new(api_server.base, fd, EV_READ | EV_PERSIST,

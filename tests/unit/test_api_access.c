@@ -1,5 +1,6 @@
 /* Unit tests of the REST API's access policy (api_access.c): the client
- * allowlist, bearer tokens and their levels, the Host and Origin rules. */
+ * allowlist, the connection slots, bearer tokens and their levels, the
+ * Host and Origin rules. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -398,6 +399,111 @@ static void test_unix_api(void **state)
 			 0);
 }
 
+static void setup_slots(const char *allow, int max, int reserved,
+			int per_addr)
+{
+	static struct config c;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.restapi, sizeof(c.restapi), "127.0.0.1:9080");
+	snprintf(c.api_allow, sizeof(c.api_allow), "%s", allow);
+	c.api_max_conns = max;
+	c.api_reserved = reserved;
+	c.api_max_conns_per_addr = per_addr;
+	assert_int_equal(api_access_setup(&c), 0);
+}
+
+/* What the per-address cap counts as one client: an IPv4 address (also
+ * when IPv4-mapped), an IPv6 /64; a unix-socket client is not counted. */
+static void test_slot_keys(void **state)
+{
+	struct sockaddr_storage a, b;
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct api_access_key ka, kb;
+
+	(void)state;
+	a = v4("192.0.2.1");
+	b = v6("::ffff:192.0.2.1");
+	api_access_key_of(&a, &ka);
+	api_access_key_of(&b, &kb);
+	assert_int_equal(ka.len, 4);
+	assert_true(api_access_key_eq(&ka, &kb));
+	b = v4("192.0.2.2");
+	api_access_key_of(&b, &kb);
+	assert_false(api_access_key_eq(&ka, &kb));
+	a = v6("2001:db8:1:2::1");
+	b = v6("2001:db8:1:2:ffff::9");
+	api_access_key_of(&a, &ka);
+	api_access_key_of(&b, &kb);
+	assert_int_equal(ka.len, 8);
+	assert_true(api_access_key_eq(&ka, &kb)); /* the same /64 */
+	b = v6("2001:db8:1:3::1");
+	api_access_key_of(&b, &kb);
+	assert_false(api_access_key_eq(&ka, &kb));
+	memcpy(&a, &un, sizeof(un));
+	api_access_key_of(&a, &ka);
+	assert_int_equal(ka.len, 0);
+}
+
+/* Who may take a reserved slot: without --api-allow, loopback and unix
+ * clients; with it, those it admits (and no one else). */
+static void test_slot_trusted(void **state)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+	(void)state;
+	setup_slots("", 64, -1, 8);
+	ss = v4("127.0.0.5");
+	assert_true(api_access_trusted(&ss));
+	ss = v6("::1");
+	assert_true(api_access_trusted(&ss));
+	ss = v6("::ffff:127.0.0.1");
+	assert_true(api_access_trusted(&ss));
+	ss = v4("203.0.113.9");
+	assert_false(api_access_trusted(&ss));
+	ss = v6("2001:db8::1");
+	assert_false(api_access_trusted(&ss));
+	memcpy(&ss, &un, sizeof(un));
+	assert_true(api_access_trusted(&ss));
+
+	setup_slots("10.0.0.0/8", 64, -1, 8);
+	ss = v4("10.9.9.9");
+	assert_true(api_access_trusted(&ss));
+	ss = v4("127.0.0.1");
+	assert_false(api_access_trusted(&ss)); /* not on the list */
+}
+
+/* The reserved slots are the last ones; the per-address cap counts the
+ * client's own connections. */
+static void test_slot_room(void **state)
+{
+	struct sockaddr_storage ss = v4("203.0.113.9");
+	struct api_access_key k, none = { 0 };
+
+	(void)state;
+	api_access_key_of(&ss, &k);
+	setup_slots("", 64, -1, 8); /* reserved: 64 / 16 = 4 */
+	assert_null(api_access_room(0, 0, &k, false));
+	assert_null(api_access_room(59, 0, &k, false));
+	assert_non_null(api_access_room(60, 0, &k, false));
+	assert_null(api_access_room(60, 0, &k, true));
+	assert_null(api_access_room(63, 0, &k, true));
+	assert_non_null(api_access_room(64, 0, &k, true));
+	assert_null(api_access_room(10, 7, &k, false));
+	assert_non_null(api_access_room(10, 8, &k, false));
+	assert_non_null(api_access_room(10, 8, &k, true));
+	assert_null(api_access_room(10, 8, &none, false)); /* unix: uncapped */
+
+	setup_slots("", 4, 0, 2);
+	assert_null(api_access_room(3, 0, &k, false));
+	assert_non_null(api_access_room(4, 0, &k, true));
+	setup_slots("", 4, 9, 2); /* at most all slots but one */
+	assert_null(api_access_room(0, 0, &k, false));
+	assert_non_null(api_access_room(1, 0, &k, false));
+	assert_null(api_access_room(3, 0, &k, true));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +518,9 @@ int main(void)
 		cmocka_unit_test(test_token_host_any_and_401_first),
 		cmocka_unit_test(test_parse_hosts),
 		cmocka_unit_test(test_unix_api),
+		cmocka_unit_test(test_slot_keys),
+		cmocka_unit_test(test_slot_trusted),
+		cmocka_unit_test(test_slot_room),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
