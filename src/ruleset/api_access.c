@@ -92,8 +92,11 @@ bool api_access_peer_ok(const struct sockaddr_storage *ss)
 	if (fam == AF_INET) {
 		a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
 	} else if (fam == AF_INET6) {
-		a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+		const struct in6_addr *a6 =
+			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		a = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
 			fam = AF_INET;
 			a += 12;
 		}

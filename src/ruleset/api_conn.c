@@ -80,6 +80,11 @@ struct api_conn {
 	struct api_access_key key; /* the client, for the per-address cap */
 	struct growbuf out; /* answers queued */
 	size_t out_off;     /* ... of which written */
+	/* socket-free connections (fd < 0): output goes to sink; gone is
+	 * set when the connection is closed (and freed) */
+	api_sink_fn sink;
+	void *sink_ud;
+	bool *gone;
 };
 
 static struct {
@@ -107,6 +112,10 @@ static void conn_watch(struct api_conn *c, short flags)
 {
 	if (c->evflags == flags)
 		return;
+	if (c->fd < 0) {
+		c->evflags = flags; /* what a socket would be watched for */
+		return;
+	}
 	if (c->evflags != 0)
 		event_del(&c->ev);
 	c->evflags = 0;
@@ -126,7 +135,12 @@ static void conn_close(struct api_conn *c)
 	}
 	conn_watch(c, 0);
 	evtimer_del(&c->timer);
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->gone != NULL)
+		*c->gone = true;
+	if (c->sink != NULL)
+		c->sink(c->sink_ud, NULL, 0); /* the end */
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -179,7 +193,7 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	 * bounded by its handler, not here */
 	if (c->state == C_BUSY)
 		return;
-	if (!c->authed && !c->head_grace &&
+	if (!c->authed && !c->head_grace && c->fd >= 0 &&
 	    recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
 		/* bytes came before the deadline but are not read yet (this
 		 * process was busy): read them first, once */
@@ -203,8 +217,13 @@ static int conn_flush(struct api_conn *c)
 	short want = 0;
 
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.p + c->out_off,
-				 c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = (ssize_t)(c->out.len - c->out_off);
+
+		if (c->fd >= 0)
+			n = send(c->fd, c->out.p + c->out_off, (size_t)n,
+				 MSG_NOSIGNAL);
+		else
+			c->sink(c->sink_ud, c->out.p + c->out_off, (size_t)n);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -691,45 +710,70 @@ void api_reply_text(struct api_req *req, int status, const char *ctype,
 
 /* ---- I/O ---- */
 
+/* Room for input after what is buffered: the free bytes; 0 when the
+ * buffer is at its cap (the rest waits for processing); -1 when out of
+ * memory. */
+static ssize_t conn_room(struct api_conn *c)
+{
+	if ((size_t)(c->in - c->inbuf) + c->inlen == c->incap &&
+	    c->in != c->inbuf) {
+		/* consumed bytes at the front: reuse that room (offsets into
+		 * the input are relative to in) */
+		memmove(c->inbuf, c->in, c->inlen);
+		c->in = c->inbuf;
+	}
+	if (c->inlen == c->incap) {
+		size_t cap = c->incap ? c->incap * 2 : 16384;
+		char *np;
+
+		if (c->incap >= API_IN_MAX)
+			return 0;
+		if (cap > API_IN_MAX)
+			cap = API_IN_MAX;
+		np = realloc(c->inbuf, cap);
+		if (np == NULL)
+			return -1;
+		c->inbuf = c->in = np;
+		c->incap = cap;
+	}
+	return (ssize_t)(c->incap - (size_t)(c->in - c->inbuf) - c->inlen);
+}
+
+/* The client is done sending: answer what it sent. 0, or -1 when that
+ * closed the connection. */
+static int conn_eof(struct api_conn *c)
+{
+	c->eof = true;
+	if (c->inlen == 0 && c->state == C_HEAD && c->out.len == c->out_off) {
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_input(struct api_conn *c)
+{
+	if (c->state == C_HEAD || c->state == C_BODY)
+		conn_process(c);
+	else
+		(void)conn_flush(c);
+}
+
 static void conn_read(struct api_conn *c)
 {
 	for (;;) {
-		size_t space;
-		ssize_t n;
+		ssize_t space = conn_room(c), n;
 
-		if ((size_t)(c->in - c->inbuf) + c->inlen == c->incap &&
-		    c->in != c->inbuf) {
-			/* consumed bytes at the front: reuse that room
-			 * (offsets into the input are relative to in) */
-			memmove(c->inbuf, c->in, c->inlen);
-			c->in = c->inbuf;
+		if (space < 0) {
+			conn_close(c);
+			return;
 		}
-		if (c->inlen == c->incap) {
-			size_t cap = c->incap ? c->incap * 2 : 16384;
-			char *np;
-
-			if (c->incap >= API_IN_MAX)
-				break; /* the rest waits for processing */
-			if (cap > API_IN_MAX)
-				cap = API_IN_MAX;
-			np = realloc(c->inbuf, cap);
-			if (np == NULL) {
-				conn_close(c);
-				return;
-			}
-			c->inbuf = c->in = np;
-			c->incap = cap;
-		}
-		space = c->incap - (size_t)(c->in - c->inbuf) - c->inlen;
-		n = recv(c->fd, c->in + c->inlen, space, 0);
+		if (space == 0)
+			break; /* the rest waits for processing */
+		n = recv(c->fd, c->in + c->inlen, (size_t)space, 0);
 		if (n == 0) {
-			/* the client is done sending: answer what it sent */
-			c->eof = true;
-			if (c->inlen == 0 && c->state == C_HEAD &&
-			    c->out.len == c->out_off) {
-				conn_close(c);
+			if (conn_eof(c) < 0)
 				return;
-			}
 			break;
 		}
 		if (n < 0) {
@@ -739,13 +783,10 @@ static void conn_read(struct api_conn *c)
 			return;
 		}
 		c->inlen += (size_t)n;
-		if ((size_t)n < space)
+		if (n < space)
 			break; /* a short read: drained for now */
 	}
-	if (c->state == C_HEAD || c->state == C_BODY)
-		conn_process(c);
-	else
-		(void)conn_flush(c);
+	conn_input(c);
 }
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg)
@@ -840,9 +881,39 @@ static uint32_t api_conns_from(const struct api_access_key *k)
 	return n;
 }
 
+/* A connection on fd (or, fd < 0, one whose output goes to sink). */
+static struct api_conn *conn_new(int fd, const struct sockaddr_storage *ss,
+				 api_sink_fn sink, void *sink_ud)
+{
+	struct api_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->fd = fd;
+	c->sink = sink;
+	c->sink_ud = sink_ud;
+	c->peer = *ss;
+	api_access_key_of(ss, &c->key);
+	c->out = (struct growbuf)GROWBUF_INIT(API_OUT_CAP);
+	if (fd >= 0)
+		conn_host_here(c);
+	c->state = C_HEAD;
+	http1_parser_init(&c->parser, HTTP1_REQUEST);
+	evtimer_assign(&c->timer, api_server.base, conn_timeout_cb, c);
+	c->next = api_server.conns;
+	if (api_server.conns != NULL)
+		api_server.conns->prev = c;
+	api_server.conns = c;
+	api_server.ctr.conns++;
+	/* the first request's head must come in time */
+	conn_timer(c, &api_server.first_tv);
+	c->deadline = true;
+	conn_watch(c, EV_READ);
+	return c;
+}
+
 static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 {
-	struct api_conn *c;
 	struct api_access_key key;
 	const char *why;
 
@@ -863,28 +934,8 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		api_busy(fd);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	if (conn_new(fd, ss, NULL, NULL) == NULL)
 		close(fd);
-		return;
-	}
-	c->fd = fd;
-	c->peer = *ss;
-	c->key = key;
-	c->out = (struct growbuf)GROWBUF_INIT(API_OUT_CAP);
-	conn_host_here(c);
-	c->state = C_HEAD;
-	http1_parser_init(&c->parser, HTTP1_REQUEST);
-	evtimer_assign(&c->timer, api_server.base, conn_timeout_cb, c);
-	c->next = api_server.conns;
-	if (api_server.conns != NULL)
-		api_server.conns->prev = c;
-	api_server.conns = c;
-	api_server.ctr.conns++;
-	/* the first request's head must come in time */
-	conn_timer(c, &api_server.first_tv);
-	c->deadline = true;
-	conn_watch(c, EV_READ);
 }
 
 static void api_accept_cb(evutil_socket_t lfd, short what, void *arg)
@@ -909,7 +960,7 @@ static void api_tv(struct timeval *tv, double s)
 	tv->tv_usec = (suseconds_t)((s - (double)tv->tv_sec) * 1e6);
 }
 
-int api_start(int fd, const struct config *conf)
+int api_configure(const struct config *conf)
 {
 	api_server.base = ruleset_base();
 	api_tv(&api_server.req_tv,
@@ -920,11 +971,69 @@ int api_start(int fd, const struct config *conf)
 			       conf->api_head_timeout < conf->api_timeout
 		       ? conf->api_head_timeout
 		       : (conf->api_timeout > 0 ? conf->api_timeout : 10.0));
-	if (api_access_setup(conf) < 0)
+	return api_access_setup(conf);
+}
+
+int api_start(int fd, const struct config *conf)
+{
+	if (api_configure(conf) < 0)
 		return -1;
 	api_server.lev = event_new(api_server.base, fd, EV_READ | EV_PERSIST,
 				   api_accept_cb, NULL);
 	if (api_server.lev == NULL || event_add(api_server.lev, NULL) < 0)
 		return -1;
 	return 0;
+}
+
+/* ---- socket-free connections (tests, fuzzing) ---- */
+
+struct api_conn *api_conn_open(const struct sockaddr_storage *peer,
+			       api_sink_fn sink, void *ud)
+{
+	return conn_new(-1, peer, sink, ud);
+}
+
+long api_conn_feed(struct api_conn *c, const void *data, size_t len,
+		   bool eof)
+{
+	const char *p = data;
+	bool gone = false;
+	size_t took = 0;
+
+	/* reset before returning while c lives; c is freed otherwise */
+	/* cppcheck-suppress autoVariables */
+	c->gone = &gone;
+	/* as reads would: only while the connection watches for input */
+	while (took < len && (c->evflags & EV_READ)) {
+		ssize_t space = conn_room(c);
+		size_t k;
+
+		if (space < 0) {
+			conn_close(c);
+			return -1;
+		}
+		if (space == 0)
+			break;
+		k = len - took < (size_t)space ? len - took : (size_t)space;
+		memcpy(c->in + c->inlen, p + took, k);
+		c->inlen += k;
+		took += k;
+		conn_input(c);
+		if (gone)
+			return -1;
+	}
+	if (eof && took == len && (c->evflags & EV_READ)) {
+		if (conn_eof(c) < 0)
+			return -1;
+		conn_input(c);
+		if (gone)
+			return -1;
+	}
+	c->gone = NULL;
+	return (long)took;
+}
+
+void api_conn_drop(struct api_conn *c)
+{
+	conn_close(c);
 }

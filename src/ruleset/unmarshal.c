@@ -400,14 +400,14 @@ static int unmarshal_step_top(struct unmarshal *u, struct unmarshal_frame *fr,
 			fr->state = TOP_SEMI;
 			return 0;
 		}
-		if (fr->state == TOP_AFTER) {
-			if (t->kind != ',')
-				return unmarshal_unexpected(u, t);
-			fr->state = TOP_NEXT;
-			return 0;
+		if (fr->state == TOP_FIRST) {
+			fr->state = TOP_VALUE;
+			return unmarshal_value(u, t);
 		}
-		/* TOP_FIRST: a value */
-		/* fall through */
+		if (t->kind != ',')
+			return unmarshal_unexpected(u, t);
+		fr->state = TOP_NEXT;
+		return 0;
 	case TOP_NEXT:
 		fr->state = TOP_VALUE;
 		return unmarshal_value(u, t);
