@@ -107,6 +107,7 @@ const struct api_counters *api_counters(void)
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct api_conn *c);
 static void conn_consume(struct api_conn *c);
+static void conn_drop_req(struct api_conn *c);
 
 static void conn_watch(struct api_conn *c, short flags)
 {
@@ -129,10 +130,12 @@ static void conn_watch(struct api_conn *c, short flags)
 
 static void conn_close(struct api_conn *c)
 {
-	if (c->req != NULL) {
-		c->req->conn = NULL; /* a late reply is dropped */
+	if (c->req != NULL && c->state == C_BUSY) {
+		/* a handler has it: its late reply is dropped (and frees it) */
+		c->req->conn = NULL;
 		c->req = NULL;
 	}
+	conn_drop_req(c); /* a request still being read is ours to free */
 	conn_watch(c, 0);
 	evtimer_del(&c->timer);
 	if (c->fd >= 0)
@@ -149,7 +152,6 @@ static void conn_close(struct api_conn *c)
 		c->next->prev = c->prev;
 	api_server.ctr.conns--;
 	free(c->inbuf);
-	free(c->body);
 	growbuf_free(&c->out);
 	free(c);
 }
