@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, or say exactly what to install.
-# Usage: mk/deps.sh [check] build|test|bench|doc
+# Usage: mk/deps.sh [check] build|test|bench|doc|fuzz
 #   check: never install; name what is missing and fail (a plain make)
 set -eu
 install=yes
@@ -17,12 +17,14 @@ doc_pkgs="scdoc"
 # make check: the man pages, and systemd-analyze for the units' exposure
 test_pkgs="$test_pkgs $doc_pkgs systemd groff-base bsdextrautils"
 bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps"
+fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want=$test_pkgs ;;
 bench) want=$bench_pkgs ;;
 doc) want=$doc_pkgs ;;
-*) echo "usage: $0 [check] build|test|bench|doc" >&2; exit 2 ;;
+fuzz) want=$fuzz_pkgs ;;
+*) echo "usage: $0 [check] build|test|bench|doc|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
