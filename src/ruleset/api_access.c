@@ -159,7 +159,13 @@ const char *api_access_room(uint32_t conns, uint32_t same_key,
 		return "--api-max-conns reached";
 	if (!trusted && conns >= api_access.max_conns - api_access.reserved)
 		return "only the --api-reserved slots are left";
-	if (k->len > 0 && same_key >= api_access.per_addr)
+	/* under pressure (less than a quarter of the slots free), one
+	 * address gets no more than its share: others are not locked out,
+	 * while bursts from one address (RPC calls all come from the local
+	 * front) are served when there is room */
+	if (k->len > 0 && (api_access.max_conns - conns) * 4 <
+				  api_access.max_conns &&
+	    same_key >= api_access.per_addr)
 		return "--api-max-conns-per-addr reached for its address";
 	return NULL;
 }

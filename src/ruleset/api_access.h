@@ -52,7 +52,8 @@ bool api_access_trusted(const struct sockaddr_storage *ss);
 /* Room for one more connection of this client, with conns open in all
  * and same_key of them from its address? NULL, or why not (for the log):
  * --api-max-conns reached, only reserved slots left and the client is
- * not trusted, or its address holds --api-max-conns-per-addr. */
+ * not trusted, or less than a quarter of the slots are free and its
+ * address holds --api-max-conns-per-addr. */
 const char *api_access_room(uint32_t conns, uint32_t same_key,
 			    const struct api_access_key *k, bool trusted);
 /* A whole request head: 0 with *level (enum api_level) when it may go on,

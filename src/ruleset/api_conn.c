@@ -13,7 +13,8 @@
  * request's head must arrive within --api-head-timeout of the accept (a
  * connection whose head passed the credentials check is "authed" and gets
  * the ordinary deadlines), and api_access.c decides whether a client gets
- * a slot at all (the per-address cap, the reserved slots). */
+ * a slot at all (the reserved slots; once slots run short, the cap per
+ * address). */
 #include "ruleset/api_conn.h"
 
 #include <arpa/inet.h>

@@ -487,9 +487,7 @@ def test_stats_queue_full(daemon_factory, tmp_path, http_target):
     """/stats and /metrics wait for the front's counters; with 64 waiting
     already, another is told to come back (503, Retry-After) rather than
     given zeros, which a scraper would read as counter resets."""
-    # (65 connections from 127.0.0.1: over the per-address cap's default)
-    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-max-conns", "100",
-                  "--api-max-conns-per-addr", "100")
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-max-conns", "100")
     front = next(p for p in d.children() if comm(p) == "neosocksd-front")
     conns = []
     os.kill(front, signal.SIGSTOP)

@@ -1,8 +1,9 @@
 """Unauthenticated clients cannot hold every API slot (issue 9, defect 8):
-the first request's head has a short deadline (--api-head-timeout), one
-client address holds at most --api-max-conns-per-addr connections (IPv6:
-per /64), and the last --api-reserved slots go only to trusted clients (on
---api-allow; without it, loopback and unix-socket clients).
+the first request's head has a short deadline (--api-head-timeout), once
+less than a quarter of the slots are free one client address gets no more
+than --api-max-conns-per-addr (IPv6: per /64), and the last --api-reserved
+slots go only to trusted clients (on --api-allow; without it, loopback and
+unix-socket clients).
 
 The tests that need clients on addresses other than loopback run the daemon
 in a network namespace of their own (root only), with test addresses
@@ -47,6 +48,16 @@ def healthy(c, token=ADMIN_TOKEN, host=None):
     return c.response()
 
 
+def refused_line(d, src, why):
+    """Wait for the log line of a refusal (it comes from the ruleset
+    process through the parent, so it may arrive after the 503) and check it
+    names the client's address."""
+    d.wait_log(f"refused: {why}")
+    lines = [ln for ln in d.log().splitlines() if f"refused: {why}" in ln]
+    assert any(f" {src}:" in ln for ln in lines), lines
+    return True
+
+
 def refused_busy(c):
     """The server answered 503 (come back later) and closed."""
     r = c.response()
@@ -61,8 +72,9 @@ def refused_busy(c):
 def test_lockout_attack_does_not_lock_the_admin_out(daemon_factory, tmp_path, http_target):
     """Regression: 64 connections that each send one byte, and come back at
     once when cut, held every slot (--api-max-conns 64), so the admin got
-    503 until the attack stopped. Now one address holds 8 of them, the
-    others are refused, and the admin (another address) is served all
+    503 until the attack stopped. Now, once the slots run short, the
+    attacker's address gets no more than its share, its connections are cut
+    at the head deadline, and the admin (another address) is served all
     along."""
     a, _ = token_files(tmp_path)
     d = start_api(daemon_factory, tmp_path, http_target.port, "--api-token-file", a,
@@ -110,24 +122,32 @@ def test_lockout_attack_does_not_lock_the_admin_out(daemon_factory, tmp_path, ht
         stop.set()
         t.join(60)
     assert stats["attempts"] >= 64
-    assert "--api-max-conns-per-addr reached" in d.log()
+    assert refused_line(d, "127.0.0.2", "--api-max-conns-per-addr reached")
 
 
 def test_per_address_cap(daemon_factory, tmp_path, http_target):
-    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-max-conns-per-addr", "3")
-    held = [SockConn(tcp_from("127.0.0.2", "127.0.0.1", d.api.port)) for _ in range(3)]
+    """One address may take what is free, but once less than a quarter of
+    the slots are free it gets no more than --api-max-conns-per-addr; other
+    addresses still get in."""
+    d = start_api(daemon_factory, tmp_path, http_target.port, "--api-max-conns", "8",
+                  "--api-max-conns-per-addr", "2")
+    held = []
+
+    def conn_from(src):
+        c = SockConn(tcp_from(src, "127.0.0.1", d.api.port))
+        held.append(c)
+        return c
     try:
-        for c in held:  # served, so accepted
-            assert healthy(c).status == 200
-        extra = SockConn(tcp_from("127.0.0.2", "127.0.0.1", d.api.port))
-        assert refused_busy(extra)
-        extra.close()
-        # another address has room
-        other = SockConn(tcp_from("127.0.0.3", "127.0.0.1", d.api.port))
-        assert healthy(other).status == 200
-        other.close()
-        # a place given back is taken again (once the server saw the close)
-        held.pop().close()
+        for _ in range(7):  # 7 of 8: room enough, over its share
+            assert healthy(conn_from("127.0.0.2")).status == 200
+        assert refused_busy(conn_from("127.0.0.2"))  # 1 left: its share is used
+        assert healthy(conn_from("127.0.0.3")).status == 200  # another address
+        assert refused_busy(conn_from("127.0.0.4"))  # all 8 taken
+        assert refused_line(d, "127.0.0.2", "--api-max-conns-per-addr reached")
+        # two places given back: room again, even for 127.0.0.2
+        for c in held[:2]:
+            c.close()
+        del held[:2]
 
         def room_again():
             c = SockConn(tcp_from("127.0.0.2", "127.0.0.1", d.api.port))
@@ -135,10 +155,22 @@ def test_per_address_cap(daemon_factory, tmp_path, http_target):
                 return healthy(c).status == 200
             finally:
                 c.close()
-        wait_until(room_again, 10, "the freed place was not given back")
-        assert "127.0.0.2:" in d.log() and "--api-max-conns-per-addr reached" in d.log()
+        wait_until(room_again, 10, "the freed places were not given back")
     finally:
         for c in held:
+            c.close()
+
+
+def test_rpc_bursts_from_one_address_are_served(daemon_factory, tmp_path, http_target):
+    """RPC calls from peers all arrive from the local front's address: a
+    burst over --api-max-conns-per-addr is served while there is room."""
+    d = start_api(daemon_factory, tmp_path, http_target.port)
+    conns = [SockConn(tcp_from("127.0.0.1", "127.0.0.1", d.api.port)) for _ in range(24)]
+    try:
+        for c in conns:
+            assert healthy(c, host=d.api.host).status == 200
+    finally:
+        for c in conns:
             c.close()
 
 
@@ -275,8 +307,7 @@ def test_reserved_slots(daemon_factory, tmp_path):
         assert refused_busy(extra)
         extra.close()
         # the log says why (once: refusals are logged rate-limited)
-        log = d.log()
-        assert "192.0.2.3:" in log and "only the --api-reserved slots are left" in log
+        assert refused_line(d, "192.0.2.3", "only the --api-reserved slots are left")
     finally:
         for c in held:
             c.close()
@@ -305,13 +336,16 @@ def test_reserved_slots_serve_the_allow_list(daemon_factory, tmp_path):
 
 @needs_root
 def test_ipv6_clients_counted_per_64(daemon_factory, tmp_path):
-    d = start_in_netns(daemon_factory, tmp_path, "--api-max-conns-per-addr", "2")
+    """The per-address share of IPv6 clients is per /64."""
+    d = start_in_netns(daemon_factory, tmp_path, "--api-max-conns", "5",
+                       "--api-max-conns-per-addr", "1")
     held = []
     try:
-        for src in ("2001:db8::1", "2001:db8::2"):
+        for src in ("2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2"):
             c = ns_conn(d, src, "2001:db8::1")
             held.append(c)
             assert healthy(c).status == 200
+        # one slot left: the /64 has had more than its share
         same64 = ns_conn(d, "2001:db8::3", "2001:db8::1")
         assert refused_busy(same64)
         same64.close()

@@ -475,7 +475,7 @@ static void test_slot_trusted(void **state)
 }
 
 /* The reserved slots are the last ones; the per-address cap counts the
- * client's own connections. */
+ * client's own connections, once slots run short. */
 static void test_slot_room(void **state)
 {
 	struct sockaddr_storage ss = v4("203.0.113.9");
@@ -490,14 +490,19 @@ static void test_slot_room(void **state)
 	assert_null(api_access_room(60, 0, &k, true));
 	assert_null(api_access_room(63, 0, &k, true));
 	assert_non_null(api_access_room(64, 0, &k, true));
-	assert_null(api_access_room(10, 7, &k, false));
-	assert_non_null(api_access_room(10, 8, &k, false));
-	assert_non_null(api_access_room(10, 8, &k, true));
-	assert_null(api_access_room(10, 8, &none, false)); /* unix: uncapped */
+	/* the per-address cap applies once less than a quarter (16) of the
+	 * slots are free: a burst from one address is served before that */
+	assert_null(api_access_room(48, 48, &k, false));
+	assert_null(api_access_room(49, 7, &k, false));
+	assert_non_null(api_access_room(49, 8, &k, false));
+	assert_non_null(api_access_room(49, 8, &k, true));
+	assert_null(api_access_room(49, 8, &none, false)); /* unix: uncapped */
 
-	setup_slots("", 4, 0, 2);
-	assert_null(api_access_room(3, 0, &k, false));
-	assert_non_null(api_access_room(4, 0, &k, true));
+	setup_slots("", 8, 0, 2); /* no reserved slots */
+	assert_null(api_access_room(6, 6, &k, false)); /* 2 of 8 free */
+	assert_null(api_access_room(7, 1, &k, false)); /* 1 free */
+	assert_non_null(api_access_room(7, 2, &k, false));
+	assert_non_null(api_access_room(8, 0, &k, true));
 	setup_slots("", 4, 9, 2); /* at most all slots but one */
 	assert_null(api_access_room(0, 0, &k, false));
 	assert_non_null(api_access_room(1, 0, &k, false));
