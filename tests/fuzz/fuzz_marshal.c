@@ -12,16 +12,6 @@
 #include "ruleset/lib_marshal.h"
 #include "ruleset/unmarshal_lua.h"
 
-static lua_State *fuzz_marshal_L;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_marshal_L = fuzz_lua_state();
-	return 0;
-}
-
 static void fuzz_marshal_value(lua_State *L, struct fuzz_in *in, int depth,
 			       bool key);
 
@@ -95,18 +85,19 @@ static void fuzz_marshal_value(lua_State *L, struct fuzz_in *in, int depth,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	lua_State *L = fuzz_marshal_L;
+	lua_State *L = fuzz_lua_state(); /* per input: nothing carries over */
 	struct fuzz_in in = { data, size };
 	int top = lua_gettop(L), nv = fuzz_byte(&in) % 5, n;
 	const char *text, *why = NULL;
 	char *answer;
 	size_t len;
 
-	/* the values, and normal() of them packed (what should come back) */
-	lua_getglobal(L, "normal");
+	/* the values packed, then normal() of them (what should come back) */
 	for (int k = 0; k < nv; k++)
 		fuzz_marshal_value(L, &in, 0, false);
 	fuzz_lua_pack(L, nv);
+	lua_getglobal(L, "normal");
+	lua_pushvalue(L, top + 1);
 	lua_call(L, 1, 1);
 	/* marshal(values...) */
 	lua_pushcfunction(L, lib_marshal);
@@ -115,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (lua_pcall(L, nv, 1, 0) != LUA_OK) {
 		/* only the memory cap may stop it (no cycles, no functions) */
 		FUZZ_CHECK(strstr(lua_tostring(L, -1), "memory"));
-		lua_settop(L, top);
+		lua_close(L);
 		return 0;
 	}
 	text = lua_tolstring(L, -1, &len);
@@ -133,12 +124,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_lua_pack(L, n);
 	lua_pushvalue(L, -1);
-	lua_pushvalue(L, top + 1);
+	lua_pushvalue(L, top + 2);
 	FUZZ_CHECK(fuzz_lua_same(L)); /* what was marshalled */
 	FUZZ_CHECK(fuzz_lua_load_packed(L, answer, len, &why));
 	FUZZ_CHECK(fuzz_lua_same(L)); /* what Lua reads */
 	free(answer);
-	lua_settop(L, top);
-	lua_gc(L, LUA_GCSTEP, 0);
+	lua_close(L);
 	return 0;
 }

@@ -9,16 +9,6 @@
 
 #include "ruleset/unmarshal_lua.h"
 
-static lua_State *fuzz_unmarshal_lua_L;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_unmarshal_lua_L = fuzz_lua_state();
-	return 0;
-}
-
 static bool fuzz_unmarshal_lua_limit(const char *why)
 {
 	return strstr(why, "too many registers") != NULL ||
@@ -29,14 +19,14 @@ static bool fuzz_unmarshal_lua_limit(const char *why)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	lua_State *L = fuzz_unmarshal_lua_L;
-	int top = lua_gettop(L), n;
+	lua_State *L = fuzz_lua_state(); /* per input: nothing carries over */
+	int n;
 	const char *why = NULL;
 
 	n = unmarshal_lua(L, (const char *)data, size, 1u << 20);
 	if (n < 0) {
 		FUZZ_CHECK(lua_isstring(L, -1));
-		lua_settop(L, top);
+		lua_close(L);
 		return 0;
 	}
 	fuzz_lua_pack(L, n);
@@ -45,11 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "accepted, but Lua says: %s\n", why);
 			abort();
 		}
-		lua_settop(L, top);
+		lua_close(L);
 		return 0;
 	}
 	FUZZ_CHECK(fuzz_lua_same(L));
-	lua_settop(L, top);
-	lua_gc(L, LUA_GCSTEP, 0);
+	lua_close(L);
 	return 0;
 }

@@ -786,14 +786,15 @@ static void test_marshal_then_parse(void **state)
 		const char *text;
 		char *answer;
 
-		lua_getglobal(L, "normal");
 		lua_getglobal(L, "table");
 		lua_getfield(L, -1, "pack");
 		lua_remove(L, -2);
 		for (int k = 0; k < nv; k++)
 			gen_value(L, 0, false);
-		lua_call(L, nv, 1); /* the values, packed */
-		lua_call(L, 1, 1);  /* normal(...) */
+		lua_call(L, nv, 1); /* the values, packed: top + 1 */
+		lua_getglobal(L, "normal");
+		lua_pushvalue(L, top + 1);
+		lua_call(L, 1, 1); /* what should come back: top + 2 */
 		/* marshal(table.unpack(v, 1, v.n)) */
 		lua_pushcfunction(L, lib_marshal);
 		for (int k = 1; k <= nv; k++)
@@ -810,7 +811,7 @@ static void test_marshal_then_parse(void **state)
 		if (!ours_packed(L, answer, len))
 			fail_msg("refused marshal output %s: %s", answer,
 				 lua_tostring(L, -1));
-		lua_pushvalue(L, top + 1);
+		lua_pushvalue(L, top + 2);
 		if (!same_top2(L))
 			fail_msg("round %d: %s does not give back its values",
 				 r, answer);
