@@ -8,8 +8,8 @@ if [ "${1:-}" = check ]; then
 	install=no
 	shift
 fi
-build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev"
-test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck"
+build_pkgs="gcc make pkg-config libevent-dev liblua5.4-dev zlib1g-dev libseccomp-dev libcap-dev libssl-dev"
+test_pkgs="$build_pkgs libcmocka-dev python3 python3-pytest python3-socks curl proxychains4 microsocks iproute2 procps util-linux valgrind cppcheck openssl"
 # the HTTP forward proxy's real clients (tests/integration/test_forward_clients.py)
 test_pkgs="$test_pkgs wget git apt-utils python3-websockets chromium"
 # the man pages (make man, make install)
