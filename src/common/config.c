@@ -373,8 +373,7 @@ int config_check_ranges(const struct config *c, char *err, size_t errcap)
 	return 0;
 }
 
-/* Is the API reachable only from this host? */
-static bool config_api_local(const char *addr)
+bool config_api_local(const char *addr)
 {
 	struct sockaddr_storage ss;
 
@@ -399,6 +398,31 @@ static bool config_api_local(const char *addr)
 		if (cond)                                                    \
 			return config_fail(err, cap, __VA_ARGS__);           \
 	} while (0)
+
+/* The TLS files go in sets: a certificate with its key, a client CA or a
+ * read-only pattern with the certificate they refine. */
+static int config_check_tls(const struct config *c, char *err, size_t cap)
+{
+	bool cert = c->api_tls_cert[0], key = c->api_tls_key[0];
+
+	CONFIG_RULE(cert != key, "--api-tls-cert and --api-tls-key go "
+				 "together (the certificate and its key)");
+	CONFIG_RULE(c->api_tls_client_ca[0] && !cert,
+		    "--api-tls-client-ca needs --api-tls-cert and "
+		    "--api-tls-key (client certificates are asked for in the "
+		    "TLS handshake)");
+	CONFIG_RULE(c->api_tls_ro_subject[0] && !c->api_tls_client_ca[0],
+		    "--api-tls-readonly-subject needs --api-tls-client-ca "
+		    "(it reads verified client certificates)");
+	CONFIG_RULE(cert && !c->restapi[0], "--api-tls-cert needs --api");
+	CONFIG_RULE(!c->rpc_tls_cert[0] != !c->rpc_tls_key[0],
+		    "--rpc-tls-cert and --rpc-tls-key go together (the "
+		    "certificate and its key)");
+	CONFIG_RULE(c->rpc_tls_cert[0] && !c->rpc_tls_ca[0],
+		    "--rpc-tls-cert needs --rpc-tls-ca (https:// peers are "
+		    "verified against it)");
+	return 0;
+}
 
 /* The rules between settings, each value being valid on its own. */
 static int config_check_rules(const struct config *c, char *err, size_t cap)
@@ -435,10 +459,15 @@ static int config_check_rules(const struct config *c, char *err, size_t cap)
 	CONFIG_RULE(c->state_dir[0] && !rules,
 		    "--state-dir needs a ruleset (-r or -c): saved updates "
 		    "are applied over it");
+	if (config_check_tls(c, err, cap) < 0)
+		return -1;
 	CONFIG_RULE(c->restapi[0] && !config_api_local(c->restapi) &&
-			    !c->api_token_file[0] && !c->api_allow[0],
+			    !c->api_token_file[0] && !c->api_allow[0] &&
+			    !c->api_tls_client_ca[0],
 		    "--api %s is not a loopback address: refusing to serve it "
-		    "without --api-token-file or --api-allow",
+		    "without --api-token-file, --api-allow or TLS with client "
+		    "certificates (--api-tls-cert, --api-tls-key, "
+		    "--api-tls-client-ca)",
 		    c->restapi);
 	CONFIG_RULE(c->api_reserved != CONF_API_RESERVED_AUTO &&
 			    c->api_reserved >= c->api_max_conns,

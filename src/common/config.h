@@ -103,6 +103,10 @@ int config_validate_wire(const struct config *c, size_t len);
  * cli: what a config file evaluated by a child cannot change. */
 void config_keep_cli(struct config *dst, const struct config *cli);
 
+/* Is an --api address reachable only from this host (loopback, or a
+ * unix socket)? */
+bool config_api_local(const char *addr);
+
 /* Print as a Lua table ("return { ... }"), --dump-config. */
 void config_dump(const struct config *c, FILE *f);
 

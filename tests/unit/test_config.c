@@ -302,8 +302,9 @@ static void test_check_rules(void **state)
 	c.max_sessions = 0;
 	strcpy(c.restapi, "192.0.2.1:9080");
 	check_is(&c, "--api 192.0.2.1:9080 is not a loopback address: "
-			 "refusing to serve it without --api-token-file or "
-			 "--api-allow");
+			 "refusing to serve it without --api-token-file, "
+			 "--api-allow or TLS with client certificates "
+			 "(--api-tls-cert, --api-tls-key, --api-tls-client-ca)");
 	strcpy(c.api_allow, "192.0.2.0/24,::1");
 	check_is(&c, NULL);
 	strcpy(c.api_allow, "192.0.2.0/33");
@@ -312,8 +313,9 @@ static void test_check_rules(void **state)
 	c.api_allow[0] = '\0';
 	strcpy(c.api_host, "proxy1.corp,[2001:db8::1],192.0.2.1");
 	check_is(&c, "--api 192.0.2.1:9080 is not a loopback address: "
-			 "refusing to serve it without --api-token-file or "
-			 "--api-allow");
+			 "refusing to serve it without --api-token-file, "
+			 "--api-allow or TLS with client certificates "
+			 "(--api-tls-cert, --api-tls-key, --api-tls-client-ca)");
 	strcpy(c.api_host, "proxy1.corp:9080");
 	check_is(&c, "--api-host: 'proxy1.corp:9080' is not a host name or an "
 			 "IP address (no port)");
@@ -326,9 +328,60 @@ static void test_check_rules(void **state)
 	strcpy(c.jail_dir, "/j");
 	strcpy(c.proxy, "socks5://u:secret@127.0.0.1");
 	check_is(&c, "--api 192.0.2.1:9080 is not a loopback address: "
-			 "refusing to serve it without --api-token-file or "
-			 "--api-allow");
+			 "refusing to serve it without --api-token-file, "
+			 "--api-allow or TLS with client certificates "
+			 "(--api-tls-cert, --api-tls-key, --api-tls-client-ca)");
 	strcpy(c.restapi, "/run/api.sock");
+	check_is(&c, NULL);
+}
+
+/* The TLS files come in sets; TLS with client certificates protects a
+ * non-loopback API as a token or an allowlist does. */
+static void test_check_tls_rules(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	strcpy(c.listen, "127.0.0.1:1080");
+	strcpy(c.restapi, "192.0.2.1:9080");
+	strcpy(c.api_tls_cert, "/api.crt");
+	check_is(&c, "--api-tls-cert and --api-tls-key go together (the "
+		     "certificate and its key)");
+	strcpy(c.api_tls_key, "/api.key");
+	check_is(&c, "--api 192.0.2.1:9080 is not a loopback address: "
+		     "refusing to serve it without --api-token-file, "
+		     "--api-allow or TLS with client certificates "
+		     "(--api-tls-cert, --api-tls-key, --api-tls-client-ca)");
+	strcpy(c.api_tls_client_ca, "/ca.crt");
+	check_is(&c, NULL);
+	strcpy(c.api_tls_ro_subject, "*OU=readers,*");
+	check_is(&c, NULL);
+	c.api_tls_client_ca[0] = '\0';
+	strcpy(c.restapi, "127.0.0.1:9080");
+	check_is(&c, "--api-tls-readonly-subject needs --api-tls-client-ca "
+		     "(it reads verified client certificates)");
+	c.api_tls_ro_subject[0] = '\0';
+	c.api_tls_cert[0] = c.api_tls_key[0] = '\0';
+	strcpy(c.api_tls_client_ca, "/ca.crt");
+	check_is(&c, "--api-tls-client-ca needs --api-tls-cert and "
+		     "--api-tls-key (client certificates are asked for in the "
+		     "TLS handshake)");
+	c.api_tls_client_ca[0] = '\0';
+	c.restapi[0] = '\0';
+	strcpy(c.api_tls_cert, "/api.crt");
+	strcpy(c.api_tls_key, "/api.key");
+	check_is(&c, "--api-tls-cert needs --api");
+	c.api_tls_cert[0] = c.api_tls_key[0] = '\0';
+	strcpy(c.rpc_tls_key, "/a.key");
+	check_is(&c, "--rpc-tls-cert and --rpc-tls-key go together (the "
+		     "certificate and its key)");
+	strcpy(c.rpc_tls_cert, "/a.crt");
+	check_is(&c, "--rpc-tls-cert needs --rpc-tls-ca (https:// peers are "
+		     "verified against it)");
+	strcpy(c.rpc_tls_ca, "/ca.crt");
+	check_is(&c, NULL);
+	c.rpc_tls_cert[0] = c.rpc_tls_key[0] = '\0';
 	check_is(&c, NULL);
 }
 
@@ -471,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_range_messages),
 		cmocka_unit_test(test_check_rules),
 		cmocka_unit_test(test_listen_hints),
+		cmocka_unit_test(test_check_tls_rules),
 		cmocka_unit_test(test_keep_cli_restores_lua_path_and_the_rest),
 		cmocka_unit_test(test_dump_format),
 	};
