@@ -76,6 +76,9 @@ enum msg_type {
 	MSG_R_STATUS,      /* struct msg_status: restarts, sandbox layers */
 	MSG_R_UPDATE,      /* struct msg_update + source: replay a saved
 			    * /ruleset/update (--state-dir) */
+	MSG_R_TLS,         /* struct msg_tls + the PEM files it sizes: the
+			    * API's and the RPC client's certificates and
+			    * keys */
 
 	/* ruleset -> parent */
 	MSG_R_READY = 96,  /* empty */
@@ -283,6 +286,24 @@ struct msg_tokens {
 	char admin[MSG_TOKEN_MAX + 1]; /* "" when not set */
 	char readonly[MSG_TOKEN_MAX + 1];
 	char pad[6];
+};
+
+/* The TLS files the parent read, in this order after struct msg_tls;
+ * a length of 0 is a file not configured. */
+enum msg_tls_file {
+	MSG_TLS_API_CERT = 0, /* --api-tls-cert: the leaf, then its chain */
+	MSG_TLS_API_KEY,      /* --api-tls-key */
+	MSG_TLS_API_CA,       /* --api-tls-client-ca */
+	MSG_TLS_RPC_CA,       /* --rpc-tls-ca */
+	MSG_TLS_RPC_CERT,     /* --rpc-tls-cert */
+	MSG_TLS_RPC_KEY,      /* --rpc-tls-key */
+	MSG_TLS_NFILES
+};
+
+#define MSG_TLS_PEM_MAX (256u << 10) /* one file */
+
+struct msg_tls {
+	uint32_t len[MSG_TLS_NFILES];
 };
 
 struct msg_status {

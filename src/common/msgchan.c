@@ -37,6 +37,7 @@ void msgchan_free(struct msgchan *c, bool close_fd)
 		next = o->next;
 		if (o->fd >= 0)
 			close(o->fd);
+		explicit_bzero(o->data, o->len);
 		free(o);
 	}
 	c->whead = NULL;
@@ -333,6 +334,8 @@ int msgchan_flush(struct msgchan *c)
 			if (c->whead == NULL)
 				c->wtail = &c->whead;
 			c->wmsgs--;
+			/* tokens, keys, proxy passwords: not left behind */
+			explicit_bzero(o->data, o->len);
 			free(o);
 		}
 	}

@@ -27,6 +27,7 @@
 #include "privsep/parent_api.h"
 #include "privsep/parent_front.h"
 #include "privsep/parent_ruleset.h"
+#include "privsep/parent_tls.h"
 #include "privsep/priv.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
@@ -382,6 +383,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 				    parent.hosts.data, parent.hosts.len, -1);
 		}
 		parent_api_reload();
+		parent_tls_reload();
 		parent_ruleset_reload();
 		break;
 	default:
@@ -429,11 +431,12 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 	 * are checked once the file was evaluated (it starts from these
 	 * defaults, the derived ones included) */
 	if (cli_parse(argc, argv, &parent.conf, &parent.cli, err,
-		      sizeof(err)) == 0)
+		      sizeof(err)) == 0) {
 		limits_derive(&parent.conf, parent.nofile,
 			      parent.cli.max_sessions_given,
 			      parent.cli.startups_given);
-	else
+		parent_tls_credentials(&parent.conf);
+	} else
 		parent.cli.help = parent.cli.version = false;
 	if (err[0] != '\0' ||
 	    (!parent.cli.help && !parent.cli.version &&
@@ -553,6 +556,9 @@ int parent_main(int argc, char **argv)
 	}
 	if (warn[0])
 		LOGW("%s", warn);
+	/* with -c, once the file has given the settings */
+	if (!parent.conf.config_file[0] && parent_tls_load() < 0)
+		return 1;
 	if (parent.cli.check && !parent.conf.config_file[0] &&
 	    !parent.conf.ruleset[0]) {
 		/* flags and users checked; nothing to load */

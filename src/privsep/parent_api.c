@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "privsep/parent.h"
+#include "privsep/parent_tls.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
 
@@ -238,9 +239,16 @@ int parent_api_bind(void)
 	}
 	if (parent_api.fd < 0)
 		return -1;
-	if (!parent_api.admin[0])
+	if (!parent_api.admin[0] && !parent.conf.api_tls_client_ca[0])
 		LOGW("--api %s: no --api-token-file; anyone who can connect "
 		     "may replace the ruleset",
+		     parent.conf.restapi);
+	else if (parent_api.admin[0] && !parent.conf.api_tls_cert[0] &&
+		 !config_api_local(parent.conf.restapi))
+		LOGW("--api %s: plain HTTP on an address that is not "
+		     "loopback: the bearer token crosses the network in the "
+		     "clear (serve the API over TLS: --api-tls-cert, "
+		     "--api-tls-key)",
 		     parent.conf.restapi);
 	parent_api_send_listener();
 	return 0;
@@ -294,6 +302,7 @@ void parent_api_ruleset_spawned(void)
 {
 	parent_api.listener_sent = false;
 	parent_api_status();
+	parent_tls_send(); /* before the listener: no plain-text window */
 	state_replay(&parent.ruleset.ch);
 	parent_api_send_listener();
 }

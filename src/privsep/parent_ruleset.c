@@ -15,6 +15,7 @@
 #include "privsep/modules.h"
 #include "privsep/parent.h"
 #include "privsep/parent_api.h"
+#include "privsep/parent_tls.h"
 #include "privsep/state.h"
 
 #define PEER_RELINK_MS 1000 /* new channels after R_PEER_FAULT, at most */
@@ -183,7 +184,14 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 	if (parent.cli.dump_config) {
 		config_dump(&parent.conf, stdout);
 		parent_finish(0);
-	} else if (parent.cli.check) {
+		return;
+	}
+	if (parent_tls_load() < 0) {
+		parent_finish(1);
+		return;
+	}
+	parent_tls_send();
+	if (parent.cli.check) {
 		printf("neosocksd: configuration OK\n");
 		parent_finish(0);
 	} else {

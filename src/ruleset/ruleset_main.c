@@ -17,6 +17,7 @@
 
 #include "common/chanev.h"
 #include "common/log.h"
+#include "common/tlsconf.h"
 #include "privsep/sandbox.h"
 #include "ruleset/lib_os.h"
 #include "ruleset/ruleset_parent.h"
@@ -131,6 +132,12 @@ void ruleset_start(const struct msg_sandbox *m)
 
 	if (vm_init(&vc) < 0) {
 		LOGE("cannot create the Lua state");
+		ruleset_exit(1);
+	}
+	/* OpenSSL's lazy set-up happens now, unconfined: with -c the TLS
+	 * files may come only after the file was evaluated in the sandbox */
+	if (tlsconf_init() < 0) {
+		LOGE("cannot initialise OpenSSL");
 		ruleset_exit(1);
 	}
 	if (sandbox_apply(&sc, skipped, sizeof(skipped), err, sizeof(err)) <

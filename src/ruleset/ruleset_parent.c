@@ -1,7 +1,7 @@
 /* ruleset_parent: the ruleset process's end of its channel to the parent
  * (fd 3). The parent sends the configuration, R_START, the source to load
- * (at start, or on trial after SIGHUP), saved updates, the API's listener
- * and tokens, modules and files for require() and loadfile(), command
+ * (at start, or on trial after SIGHUP), saved updates, the API's listener,
+ * tokens and TLS files, modules and files for require() and loadfile(), command
  * statuses, and new channels to the front. Messages are handled in order: while require() waits for
  * the parent, everything else that arrives waits behind it. Anything out
  * of place from the parent ends the process (exit status 1). */
@@ -18,6 +18,7 @@
 #include "common/msg.h"
 #include "ruleset/api_access.h"
 #include "ruleset/api_conn.h"
+#include "ruleset/api_tls.h"
 #include "ruleset/confload.h"
 #include "ruleset/lib_await.h"
 #include "ruleset/lib_os.h"
@@ -356,6 +357,14 @@ static void ruleset_dispatch_parent_tokens(struct chanev *ce, struct msg *m,
 	explicit_bzero(&t, sizeof(t));
 }
 
+static void ruleset_dispatch_parent_tls(struct chanev *ce, struct msg *m,
+					void *arg)
+{
+	(void)arg;
+	if (api_tls_receive(m) < 0)
+		chanev_reject(ce, m, "bad R_TLS");
+}
+
 static void ruleset_dispatch_parent_status(struct chanev *ce, struct msg *m,
 					   void *arg)
 {
@@ -380,6 +389,7 @@ static const struct chanev_row ruleset_dispatch_parent[] = {
 	{ MSG_R_EXECUTED, RP_STARTED, ruleset_dispatch_parent_executed },
 	{ MSG_R_LISTENER, RP_STARTED, ruleset_dispatch_parent_listener },
 	{ MSG_R_TOKENS, RP_STARTED, ruleset_dispatch_parent_tokens },
+	{ MSG_R_TLS, RP_STARTED, ruleset_dispatch_parent_tls },
 	{ MSG_R_STATUS, RP_STARTED, ruleset_dispatch_parent_status },
 };
 
