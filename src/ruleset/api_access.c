@@ -295,6 +295,15 @@ int api_access_check(const char *buf, const struct http1_head *h,
 		       "--api-host, or require a token with --api-token-file";
 		return 403; /* a web page reached it through DNS rebinding */
 	}
+	if (who->cert_readonly && *level > API_READ) {
+		*level = API_READ; /* the lower of the two levels counts */
+		if (*level < api_access_level_needed(method, path)) {
+			*why = "this client certificate is read-only "
+			       "(--api-tls-readonly-subject): only GET "
+			       "/healthy, /stats and /metrics";
+			return 403;
+		}
+	}
 	if (*level < api_access_level_needed(method, path)) {
 		*why = "the read-only token allows only GET /healthy, /stats "
 		       "and /metrics";

@@ -22,6 +22,9 @@
 struct api_access_peer {
 	bool unix_socket;      /* came on a unix-socket API */
 	const char *host_here; /* "addr:port" it connected to, or "" */
+	bool cert_readonly;    /* its TLS client certificate matches
+				* --api-tls-readonly-subject: read-only,
+				* whatever token it shows */
 };
 
 /* One client as the per-address cap counts them: an IPv4 address
@@ -60,7 +63,8 @@ const char *api_access_room(uint32_t conns, uint32_t same_key,
  * or the status to refuse it with: 401 for missing or wrong credentials
  * (checked first), 403 for a browser-borne request (Origin; without a
  * token, a Host that is not a name of this API) or a level too low for
- * method and path, with *why the sentence saying so (static). */
+ * method and path, with *why the sentence saying so (static). With both
+ * a client certificate and a token, the lower of their levels counts. */
 int api_access_check(const char *buf, const struct http1_head *h,
 		     const struct api_access_peer *who, const char *method,
 		     const char *path, int *level, const char **why);

@@ -14,7 +14,14 @@
  * connection whose head passed the credentials check is "authed" and gets
  * the ordinary deadlines), and api_access.c decides whether a client gets
  * a slot at all (the reserved slots; once slots run short, the cap per
- * address). */
+ * address).
+ *
+ * Over TLS (--api-tls-cert) the connection's bytes pass through tlsconn.c:
+ * the handshake comes first, within the first head's deadline and in a
+ * slot like any connection, so a slow handshake holds nothing longer than
+ * a slow head would; a client certificate matching
+ * --api-tls-readonly-subject makes the connection read-only. Answers are
+ * encrypted as they are sent; close_notify goes before a close. */
 #include "ruleset/api_conn.h"
 
 #include <arpa/inet.h>
@@ -38,6 +45,7 @@
 #include "ruleset/api.h"
 #include "ruleset/api_access.h"
 #include "ruleset/api_routes.h"
+#include "ruleset/api_tls.h"
 #include "ruleset/ruleset_main.h"
 #include "ruleset/zbody.h"
 
@@ -78,6 +86,9 @@ struct api_conn {
 	bool stalled;     /* requests wait until the output drains */
 	bool authed;      /* a request passed the credentials check */
 	bool head_grace;  /* the head deadline passed with bytes unread */
+	struct tlsconn *tls; /* over TLS: the session; NULL: plain HTTP */
+	bool tls_readonly;   /* its client certificate is read-only */
+	bool tls_more;       /* decrypted input waits for room in inbuf */
 	struct api_access_key key; /* the client, for the per-address cap */
 	struct growbuf out; /* answers queued */
 	size_t out_off;     /* ... of which written */
@@ -95,6 +106,9 @@ static struct {
 	struct timeval req_tv, idle_tv;
 	struct timeval first_tv; /* the first head: --api-head-timeout, or
 				  * --api-timeout if that is shorter */
+	bool tls;                /* --api-tls-cert: every connection */
+	bool tls_client_certs;   /* --api-tls-client-ca */
+	char tls_ro_subject[CONF_PATH_MAX]; /* --api-tls-readonly-subject */
 	struct api_counters ctr;
 } api_server;
 
@@ -106,6 +120,8 @@ const struct api_counters *api_counters(void)
 /* ---- connection life ---- */
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+static void api_peer_name(const struct sockaddr_storage *ss, char *buf,
+			  size_t cap);
 static void conn_process(struct api_conn *c);
 static void conn_consume(struct api_conn *c);
 static void conn_drop_req(struct api_conn *c);
@@ -139,6 +155,7 @@ static void conn_close(struct api_conn *c)
 	conn_drop_req(c); /* a request still being read is ours to free */
 	conn_watch(c, 0);
 	evtimer_del(&c->timer);
+	tlsconn_free(c->tls);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->gone != NULL)
@@ -213,12 +230,56 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
-/* Write what is queued, then decide what to watch (or close). 0, or -1
- * when the connection was closed (and freed). */
-static int conn_flush(struct api_conn *c)
-{
-	short want = 0;
+/* ---- TLS ---- */
 
+/* Is ciphertext waiting for the socket? */
+static bool conn_tls_out(struct api_conn *c)
+{
+	const char *p;
+
+	return c->tls != NULL && tlsconn_out_peek(c->tls, &p) > 0;
+}
+
+/* Before a close: over TLS, close_notify goes out first. true when the
+ * socket may be closed now (all sent, or it broke). */
+static bool conn_tls_closed(struct api_conn *c)
+{
+	if (c->tls == NULL)
+		return true;
+	tlsconn_close(c->tls);
+	return tlsconn_send_fd(c->tls, c->fd) != 0;
+}
+
+/* Over TLS: answers through the library, its ciphertext to the socket.
+ * 0, or -1 when the connection broke. */
+static int conn_send_tls(struct api_conn *c)
+{
+	for (;;) {
+		int sent = tlsconn_send_fd(c->tls, c->fd);
+		ssize_t n;
+
+		if (sent < 0)
+			return -1;
+		if (sent == 0 || c->out_off == c->out.len ||
+		    !tlsconn_established(c->tls))
+			return 0; /* the socket is full, or all is out */
+		n = tlsconn_write(c->tls, c->out.p + c->out_off,
+				  c->out.len - c->out_off);
+		if (n == TLSCONN_ERR || (n == TLSCONN_AGAIN && !conn_tls_out(c)))
+			return -1;
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			api_server.ctr.tx += (uint64_t)n;
+		}
+	}
+}
+
+/* Answers to the socket (or the sink), through TLS when it is on. 0, or
+ * -1 when the connection broke. */
+static int conn_send(struct api_conn *c)
+{
+	if (c->tls != NULL)
+		return conn_send_tls(c);
 	while (c->out_off < c->out.len) {
 		ssize_t n = (ssize_t)(c->out.len - c->out_off);
 
@@ -227,25 +288,34 @@ static int conn_flush(struct api_conn *c)
 				 MSG_NOSIGNAL);
 		else
 			c->sink(c->sink_ud, c->out.p + c->out_off, (size_t)n);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			conn_close(c);
-			return -1;
-		}
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
 		c->out_off += (size_t)n;
 		api_server.ctr.tx += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Write what is queued, then decide what to watch (or close). 0, or -1
+ * when the connection was closed (and freed). */
+static int conn_flush(struct api_conn *c)
+{
+	short want = 0;
+
+	if (conn_send(c) < 0) {
+		conn_close(c);
+		return -1;
 	}
 	if (c->out_off == c->out.len) {
 		c->out_off = c->out.len = 0;
 		/* the last answer is out (a request that asked for the close
 		 * may still be arriving: C_HEAD, C_BODY or C_BUSY) */
-		if (c->state == C_CLOSING) {
+		if (c->state == C_CLOSING && conn_tls_closed(c)) {
 			conn_close(c);
 			return -1;
 		}
 	}
-	if (c->out.len > c->out_off)
+	if (c->out.len > c->out_off || conn_tls_out(c))
 		want |= EV_WRITE;
 	if ((c->state == C_HEAD || c->state == C_BODY ||
 	     (c->state == C_BUSY && !c->close_after)) &&
@@ -253,6 +323,12 @@ static int conn_flush(struct api_conn *c)
 	    c->inlen < API_IN_MAX)
 		want |= EV_READ;
 	conn_watch(c, want);
+	if ((want & EV_READ) && c->tls_more && c->evflags != 0) {
+		/* decrypted input is buffered where the socket's readiness
+		 * does not show it: read it now */
+		c->tls_more = false;
+		event_active(&c->ev, EV_READ, 0);
+	}
 	return 0;
 }
 
@@ -395,7 +471,7 @@ static void conn_req_fields(struct api_conn *c, struct api_req *r,
 static int conn_head(struct api_conn *c, const struct http1_head *h)
 {
 	struct api_access_peer who = { c->peer.ss_family == AF_UNIX,
-				       c->host_here };
+				       c->host_here, c->tls_readonly };
 	struct api_req *r;
 	const struct http1_span *v;
 	const char *why;
@@ -762,8 +838,99 @@ static void conn_input(struct api_conn *c)
 		(void)conn_flush(c);
 }
 
+/* The TLS handshake, as bytes come. 1 done, 0 waiting (the connection
+ * watches for what it needs), -1 failed (closed and freed). */
+static int conn_tls_handshake(struct api_conn *c)
+{
+	char who[ADDR_STRLEN + 8], subject[256];
+	int r = tlsconn_handshake(c->tls);
+
+	if (r == TLSCONN_AGAIN)
+		return conn_flush(c) < 0 ? -1 : 0;
+	api_peer_name(&c->peer, who, sizeof(who));
+	if (r == 1) {
+		tlsconn_peer_subject(c->tls, subject, sizeof(subject));
+		c->tls_readonly =
+			api_server.tls_client_certs &&
+			api_tls_level(subject, api_server.tls_ro_subject) ==
+				API_READ;
+		LOGD("api: %s: %s%s%s%s", who,
+		     SSL_get_version(tlsconn_ssl(c->tls)),
+		     subject[0] ? ", client " : "", subject,
+		     c->tls_readonly ? " (read-only)" : "");
+		return 1;
+	}
+	if (r == TLSCONN_EOF) {
+		LOGD("api: %s left during the TLS handshake", who);
+	} else if (tlsconn_plain_http(c->tls)) {
+		/* say it in the client's language, once, then close */
+		static const char plain[] =
+			"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+			"Cache-Control: no-store\r\n"
+			"Content-Type: text/plain; charset=utf-8\r\n"
+			"Content-Length: 39\r\n\r\n"
+			"this API speaks TLS: use https:// URLs\n";
+
+		LOG_RL(LOGL_WARN, 10, "api: %s: plain HTTP on the TLS API",
+		       who);
+		(void)send(c->fd, plain, sizeof(plain) - 1, MSG_NOSIGNAL);
+	} else {
+		LOG_RL(LOGL_WARN, 10, "api: %s: TLS handshake failed: %s", who,
+		       tlsconn_error(c->tls));
+		(void)tlsconn_send_fd(c->tls, c->fd); /* the alert */
+	}
+	conn_close(c);
+	return -1;
+}
+
+/* Over TLS: ciphertext in, the handshake, then the plaintext into the
+ * input buffer. */
+static void conn_read_tls(struct api_conn *c)
+{
+	ssize_t n = tlsconn_recv_fd(c->tls, c->fd);
+
+	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS) {
+		conn_close(c);
+		return;
+	}
+	if (!tlsconn_established(c->tls) && conn_tls_handshake(c) <= 0)
+		return;
+	for (;;) {
+		ssize_t space = conn_room(c), r;
+
+		if (space < 0) {
+			conn_close(c);
+			return;
+		}
+		if (space == 0) {
+			c->tls_more = true; /* read again once there is room */
+			break;
+		}
+		r = tlsconn_read(c->tls, c->in + c->inlen, (size_t)space);
+		if (r > 0) {
+			c->inlen += (size_t)r;
+			continue;
+		}
+		if (r == TLSCONN_AGAIN)
+			break;
+		if (r == TLSCONN_EOF) {
+			if (conn_eof(c) < 0)
+				return;
+			break;
+		}
+		LOGD("api: TLS: %s, closing", tlsconn_error(c->tls));
+		conn_close(c);
+		return;
+	}
+	conn_input(c);
+}
+
 static void conn_read(struct api_conn *c)
 {
+	if (c->tls != NULL) {
+		conn_read_tls(c);
+		return;
+	}
 	for (;;) {
 		ssize_t space = conn_room(c), n;
 
@@ -854,9 +1021,15 @@ static void api_peer_name(const struct sockaddr_storage *ss, char *buf,
 		snprintf(buf, cap, "a client");
 }
 
-/* 503, Retry-After, and close: the client may come back. */
+/* 503, Retry-After, and close: the client may come back. Over TLS only
+ * the close: an answer would cost a handshake, which is what a flood
+ * wants to be spent. */
 static void api_busy(int fd)
 {
+	if (api_server.tls) {
+		close(fd);
+		return;
+	}
 	char busy[256], date[64];
 	int n = snprintf(busy, sizeof(busy),
 			 "HTTP/1.1 503 Service Unavailable\r\n"
@@ -892,6 +1065,20 @@ static struct api_conn *conn_new(int fd, const struct sockaddr_storage *ss,
 
 	if (c == NULL)
 		return NULL;
+	if (fd >= 0 && api_server.tls) {
+		/* the certificate comes before the listener (R_TLS, then
+		 * R_LISTENER): without one, nothing is served in plain text */
+		SSL_CTX *ctx = api_tls_server();
+
+		c->tls = ctx != NULL ? tlsconn_new(ctx, true, NULL) : NULL;
+		if (c->tls == NULL) {
+			LOG_RL(LOGL_ERROR, 10, "api: %s",
+			       ctx == NULL ? "no TLS certificate"
+					   : "out of memory");
+			free(c);
+			return NULL;
+		}
+	}
 	c->fd = fd;
 	c->sink = sink;
 	c->sink_ud = sink_ud;
@@ -974,6 +1161,10 @@ int api_configure(const struct config *conf)
 			       conf->api_head_timeout < conf->api_timeout
 		       ? conf->api_head_timeout
 		       : (conf->api_timeout > 0 ? conf->api_timeout : 10.0));
+	api_server.tls = conf->api_tls_cert[0] != '\0';
+	api_server.tls_client_certs = conf->api_tls_client_ca[0] != '\0';
+	snprintf(api_server.tls_ro_subject, sizeof(api_server.tls_ro_subject),
+		 "%s", conf->api_tls_ro_subject);
 	return api_access_setup(conf);
 }
 

@@ -25,6 +25,7 @@ struct tlsconn {
 	bool server;
 	bool established;
 	bool closed;      /* close_notify queued */
+	bool plain_http;  /* the peer spoke HTTP without TLS */
 	char why[160];    /* the last failure */
 };
 
@@ -99,6 +100,8 @@ static int tlsconn_failed(struct tlsconn *t, int ret)
 	default:
 		break;
 	}
+	t->plain_http = ERR_GET_REASON(ERR_peek_last_error()) ==
+			SSL_R_HTTP_REQUEST;
 	tlsconf_last_error(buf, sizeof(buf));
 	if (vr != X509_V_OK)
 		snprintf(t->why, sizeof(t->why), "%s: %s", buf,
@@ -281,4 +284,9 @@ const char *tlsconn_peer_subject(struct tlsconn *t, char *buf, size_t cap)
 SSL *tlsconn_ssl(struct tlsconn *t)
 {
 	return t->ssl;
+}
+
+bool tlsconn_plain_http(const struct tlsconn *t)
+{
+	return t->plain_http;
 }

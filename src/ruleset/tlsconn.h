@@ -72,6 +72,9 @@ int tlsconn_send_fd(struct tlsconn *t, int fd);
  * expired", "unexpected message"...), for logs and errors. */
 const char *tlsconn_error(const struct tlsconn *t);
 
+/* Did the handshake fail because the peer sent a plain HTTP request? */
+bool tlsconn_plain_http(const struct tlsconn *t);
+
 /* The peer's certificate's subject (RFC 2253), "" when it sent none. */
 const char *tlsconn_peer_subject(struct tlsconn *t, char *buf, size_t cap);
 

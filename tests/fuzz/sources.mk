@@ -10,5 +10,5 @@ FZ_SRCS_route_wire  := src/common/route_wire.c
 FZ_SRCS_unmarshal   := src/ruleset/unmarshal.c
 FZ_SRCS_unmarshal_lua := src/ruleset/unmarshal.c src/ruleset/unmarshal_lua.c
 FZ_SRCS_marshal     := src/ruleset/lib_marshal.c src/ruleset/unmarshal.c src/ruleset/unmarshal_lua.c
-FZ_SRCS_api         := src/ruleset/api_conn.c src/ruleset/api_access.c src/ruleset/zbody.c src/common/growbuf.c src/common/http1.c src/common/base64.c src/common/addr.c src/common/log.c src/common/config.c src/common/proxyuri.c
+FZ_SRCS_api         := src/ruleset/api_conn.c src/ruleset/api_access.c src/ruleset/zbody.c src/common/growbuf.c src/common/http1.c src/common/base64.c src/common/addr.c src/common/log.c src/common/config.c src/common/proxyuri.c src/ruleset/api_tls.c src/ruleset/tlsconn.c src/common/tlsconf.c
 FZ_SRCS_http1fwd    := src/common/http1fwd.c src/common/http1.c src/common/base64.c src/common/addr.c

@@ -1548,3 +1548,63 @@ def stats_numbers(text):
     m = re.fullmatch(r"(\d+) \(\+(\d+)\), Rx (\S+), Tx (\S+)", stats_value(text, "API Requests"))
     out["api"] = int(m.group(1)) + int(m.group(2))
     return out
+
+
+# ---- TLS certificates (made with the openssl command, per test session) ----
+
+
+class Pki:
+    """A small PKI in a directory, made with `openssl req` and `openssl
+    x509`: CAs and certificates signed by them, each as NAME.crt and
+    NAME.key (mode 0600). path(NAME, "crt") gives a file's path."""
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+
+    def path(self, name, ext="crt"):
+        return os.path.join(self.dir, f"{name}.{ext}")
+
+    def _run(self, *args):
+        p = subprocess.run(["openssl"] + list(args), capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+
+    def ca(self, name, subject):
+        self._run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", self.path(name, "key"), "-out", self.path(name),
+                  "-days", "30", "-subj", subject,
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        os.chmod(self.path(name, "key"), 0o600)
+        return self
+
+    def leaf(self, name, ca, subject, server=False, days=30, serial=None):
+        """A server certificate (names: localhost, 127.0.0.1, ::1) or a
+        client one. days=-1: it expired a day ago."""
+        ext = self.path(name, "ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n")
+            f.write("keyUsage=critical,digitalSignature\n")
+            if server:
+                f.write("extendedKeyUsage=serverAuth\n")
+                f.write("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n")
+            else:
+                f.write("extendedKeyUsage=clientAuth\n")
+        self._run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", self.path(name, "key"), "-out", self.path(name, "csr"),
+                  "-subj", subject)
+        os.chmod(self.path(name, "key"), 0o600)
+        self._run("x509", "-req", "-in", self.path(name, "csr"), "-CA", self.path(ca),
+                  "-CAkey", self.path(ca, "key"), "-set_serial",
+                  str(serial if serial is not None else int.from_bytes(os.urandom(8), "big")),
+                  "-days", str(days), "-extfile", ext, "-out", self.path(name))
+        return self
+
+
+def tls_context(pki, cert=None, ca="ca"):
+    """A client ssl.SSLContext that trusts pki's CA and shows cert (a name
+    in pki) when given."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=pki.path(ca))
+    if cert is not None:
+        ctx.load_cert_chain(pki.path(cert), pki.path(cert, "key"))
+    return ctx

@@ -21,5 +21,5 @@ UT_SRCS_route_wire := src/common/route_wire.c
 UT_SRCS_sha256     := src/ruleset/sha256.c
 UT_SRCS_accesslog  := src/front/accesslog.c src/common/addr.c src/common/log.c
 UT_SRCS_unmarshal  := src/ruleset/unmarshal.c src/ruleset/unmarshal_lua.c src/ruleset/lib_marshal.c
-UT_SRCS_api_conn   := src/ruleset/api_conn.c src/ruleset/api_access.c src/ruleset/zbody.c src/common/growbuf.c src/common/http1.c src/common/base64.c src/common/addr.c src/common/log.c src/common/config.c src/common/proxyuri.c
+UT_SRCS_api_conn   := src/ruleset/api_conn.c src/ruleset/api_access.c src/ruleset/zbody.c src/common/growbuf.c src/common/http1.c src/common/base64.c src/common/addr.c src/common/log.c src/common/config.c src/common/proxyuri.c src/ruleset/api_tls.c src/ruleset/tlsconn.c src/common/tlsconf.c
 UT_SRCS_tlsconn    := src/ruleset/tlsconn.c src/ruleset/api_tls.c src/common/tlsconf.c src/common/addr.c src/common/log.c

@@ -68,7 +68,7 @@ static int check_as(const char *method, const char *path, const char *fields,
 	static char buf[2048];
 	struct http1_head h;
 	struct http1_parser p;
-	struct api_access_peer who = { unix_socket, host_here };
+	struct api_access_peer who = { unix_socket, host_here, false };
 	int n = snprintf(buf, sizeof(buf), "%s %s HTTP/1.1\r\n%s\r\n", method,
 			 path, fields);
 	int status;
@@ -413,6 +413,55 @@ static void setup_slots(const char *allow, int max, int reserved,
 	assert_int_equal(api_access_setup(&c), 0);
 }
 
+/* A read-only client certificate caps what any token gives; without
+ * tokens it alone decides. */
+static void test_cert_readonly(void **state)
+{
+	static char buf[2048];
+	struct http1_head h;
+	struct http1_parser p;
+	struct api_access_peer who = { false, "", true };
+	const char *why;
+	int level, n;
+
+	(void)state;
+	setup_api("127.0.0.1:9080", "");
+	api_access_set_tokens(ADMIN, RO);
+	n = snprintf(buf, sizeof(buf),
+		     "POST /ruleset/gc HTTP/1.1\r\nAuthorization: Bearer "
+		     "%s\r\n\r\n",
+		     ADMIN);
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, buf, (size_t)n, &h), n);
+	assert_int_equal(api_access_check(buf, &h, &who, "POST", "/ruleset/gc",
+					  &level, &why),
+			 403);
+	assert_non_null(strstr(why, "client certificate is read-only"));
+	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
+					  &level, &why),
+			 0);
+	assert_int_equal(level, API_READ);
+	who.cert_readonly = false;
+	assert_int_equal(api_access_check(buf, &h, &who, "POST", "/ruleset/gc",
+					  &level, &why),
+			 0);
+	assert_int_equal(level, API_ADMIN);
+	/* no tokens: the certificate alone */
+	api_access_set_tokens("", "");
+	n = snprintf(buf, sizeof(buf), "POST /ruleset/gc HTTP/1.1\r\n\r\n");
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, buf, (size_t)n, &h), n);
+	who.cert_readonly = true;
+	assert_int_equal(api_access_check(buf, &h, &who, "POST", "/ruleset/gc",
+					  &level, &why),
+			 403);
+	/* a token is still needed when one is configured */
+	api_access_set_tokens(ADMIN, "");
+	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
+					  &level, &why),
+			 401);
+}
+
 /* What the per-address cap counts as one client: an IPv4 address (also
  * when IPv4-mapped), an IPv6 /64; a unix-socket client is not counted. */
 static void test_slot_keys(void **state)
@@ -523,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_token_host_any_and_401_first),
 		cmocka_unit_test(test_parse_hosts),
 		cmocka_unit_test(test_unix_api),
+		cmocka_unit_test(test_cert_readonly),
 		cmocka_unit_test(test_slot_keys),
 		cmocka_unit_test(test_slot_trusted),
 		cmocka_unit_test(test_slot_room),

@@ -1,0 +1,406 @@
+"""The REST API over TLS (--api-tls-cert, --api-tls-key, --api-tls-client-ca,
+--api-tls-readonly-subject) and the RPC client's TLS (https:// peers,
+--rpc-tls-ca, --rpc-tls-cert, --rpc-tls-key), with certificates the openssl
+command makes for this module: the role a client certificate gives, the
+refusals in the handshake (no certificate, another CA, expired), tokens on
+top, a certificate rotated by SIGHUP while a keep-alive connection stays up,
+two daemons calling each other over TLS, handshakes that cannot hold slots,
+and the files: their checks, -c keys and systemd credentials."""
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from harness import (
+    ADMIN_TOKEN, BIN, Pki, RO_TOKEN, RPC_MIME, connect, curl, free_ports, ruleset_pid,
+    tls_context, token_files, wait_until, watch_closes,
+)
+
+RULESET = """
+local libruleset = require("libruleset")
+function rpc.add(a, b) return a + b end
+function rpc.big(n) return string.rep("z", n) end
+return libruleset
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.ca("ca", "/O=neosocksd test/CN=test CA")
+    p.ca("other_ca", "/O=elsewhere/CN=other CA")
+    p.leaf("server", "ca", "/O=neosocksd test/CN=localhost", server=True)
+    p.leaf("server2", "ca", "/O=neosocksd test/CN=localhost rotated", server=True)
+    p.leaf("admin", "ca", "/O=ops/CN=admin")
+    p.leaf("reader", "ca", "/O=ops/OU=readers/CN=dashboard")
+    p.leaf("stranger", "other_ca", "/O=ops/CN=admin")
+    p.leaf("expired", "ca", "/O=ops/CN=admin", days=-1)
+    p.leaf("peer_a", "ca", "/O=fleet/CN=daemon-a")
+    return p
+
+
+def tls_args(pki, cert="server", client_ca=True):
+    args = ["--api-tls-cert", pki.path(cert), "--api-tls-key", pki.path(cert, "key")]
+    if client_ca:
+        args += ["--api-tls-client-ca", pki.path("ca")]
+    return args
+
+
+def ruleset_file(tmp_path):
+    p = tmp_path / "rules.lua"
+    p.write_text(RULESET)
+    return str(p)
+
+
+def start_tls_api(daemon_factory, pki, tmp_path, *extra, cert="server", client_ca=True):
+    """A daemon with a TLS API on loopback; (daemon, api port)."""
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                       "-r", ruleset_file(tmp_path), "--loglevel", "6",
+                       *tls_args(pki, cert, client_ca), *extra)
+    return d, api
+
+
+def tcurl(pki, port, path, cert=None, data=None, token=None, ca="ca"):
+    """curl over TLS, checking the server against ca; (curl's exit
+    status, HTTP status or 0, body)."""
+    args = ["--cacert", pki.path(ca), "-o", "-", "-w", "\n%{http_code}"]
+    if cert is not None:
+        args += ["--cert", pki.path(cert), "--key", pki.path(cert, "key")]
+    if data is not None:
+        args += ["--data-binary", data]
+    if token is not None:
+        args += ["-H", f"Authorization: Bearer {token}"]
+    rc, out, err = curl(*args, f"https://localhost:{port}{path}")
+    body, _, code = out.rpartition(b"\n")
+    return rc, int(code or 0), body
+
+
+def peer_cn(conn):
+    """The commonName of the certificate the server showed on conn."""
+    for rdn in conn.sock.getpeercert()["subject"]:
+        for k, v in rdn:
+            if k == "commonName":
+                return v
+    return None
+
+
+# ---- roles and refusals ----
+
+
+def test_client_certificates_give_roles(daemon_factory, pki, tmp_path):
+    d, port = start_tls_api(daemon_factory, pki, tmp_path,
+                            "--api-tls-readonly-subject", "*OU=readers,*")
+    rules = ruleset_pid(d)
+    # the admin's certificate: everything
+    rc, st, body = tcurl(pki, port, "/stats", cert="admin")
+    assert (rc, st) == (0, 200) and body.startswith(b"neosocksd"), body
+    assert tcurl(pki, port, "/ruleset/invoke", cert="admin", data="_G.x = 41")[1] == 200
+    # a certificate whose subject matches the pattern: reading only
+    assert tcurl(pki, port, "/healthy", cert="reader")[1] == 200
+    assert tcurl(pki, port, "/metrics", cert="reader")[1] == 200
+    rc, st, body = tcurl(pki, port, "/ruleset/invoke", cert="reader", data="_G.x = 0")
+    assert st == 403, body
+    # no certificate, or one from another CA: refused in the handshake
+    # (the reasons: test_refused_in_the_handshake)
+    assert tcurl(pki, port, "/healthy")[:2] == (56, 0)
+    rc, st, _ = tcurl(pki, port, "/healthy", cert="stranger")
+    assert rc != 0 and st == 0
+    # the client checks the server in turn: a client trusting another CA
+    # does not talk to it
+    rc, st, _ = tcurl(pki, port, "/healthy", cert="admin", ca="other_ca")
+    assert rc == 60 and st == 0
+    assert ruleset_pid(d) == rules, "the ruleset process was replaced"
+
+
+@pytest.mark.parametrize("cert,why", [
+    (None, "peer did not return a certificate"),
+    ("stranger", "certificate verify failed: unable to get local issuer certificate"),
+    ("expired", "certificate verify failed: certificate has expired"),
+])
+def test_refused_in_the_handshake(daemon_factory, pki, tmp_path, cert, why):
+    """No client certificate, one from another CA, an expired one: the
+    handshake fails, and the log says why."""
+    d, port = start_tls_api(daemon_factory, pki, tmp_path)
+    rc, st, _ = tcurl(pki, port, "/healthy", cert=cert)
+    assert rc != 0 and st == 0
+    d.wait_log(why)
+    assert tcurl(pki, port, "/healthy", cert="admin")[1] == 200
+
+
+def test_tokens_on_top_of_client_certificates(daemon_factory, pki, tmp_path):
+    a, ro = token_files(tmp_path)
+    d, port = start_tls_api(daemon_factory, pki, tmp_path,
+                            "--api-tls-readonly-subject", "*OU=readers,*",
+                            "--api-token-file", a, "--api-readonly-token-file", ro)
+    # a certificate is not enough when a token is asked for
+    assert tcurl(pki, port, "/stats", cert="admin")[1] == 401
+    assert tcurl(pki, port, "/stats", cert="admin", token=ADMIN_TOKEN)[1] == 200
+    assert tcurl(pki, port, "/ruleset/invoke", cert="admin", data="_G.y = 1",
+                 token=ADMIN_TOKEN)[1] == 200
+    # the lower of the two levels counts
+    assert tcurl(pki, port, "/ruleset/invoke", cert="reader", data="_G.y = 2",
+                 token=ADMIN_TOKEN)[1] == 403
+    assert tcurl(pki, port, "/ruleset/invoke", cert="admin", data="_G.y = 3",
+                 token=RO_TOKEN)[1] == 403
+    assert tcurl(pki, port, "/stats", cert="reader", token=RO_TOKEN)[1] == 200
+    assert ADMIN_TOKEN not in d.log()
+
+
+def test_server_only_tls_with_a_token(daemon_factory, pki, tmp_path):
+    """Without --api-tls-client-ca no certificate is asked for: TLS only
+    hides the token, which still decides."""
+    a, _ = token_files(tmp_path)
+    d, port = start_tls_api(daemon_factory, pki, tmp_path, "--api-token-file", a,
+                            client_ca=False)
+    assert tcurl(pki, port, "/stats")[1] == 401
+    assert tcurl(pki, port, "/stats", token=ADMIN_TOKEN)[1] == 200
+
+
+def test_plain_http_on_the_tls_port(daemon_factory, pki, tmp_path):
+    d, port = start_tls_api(daemon_factory, pki, tmp_path)
+    rc, out, err = curl("-w", "\n%{http_code}", f"http://127.0.0.1:{port}/stats")
+    assert out.endswith(b"\n400"), out
+    assert b"use https://" in out
+    d.wait_log("plain HTTP on the TLS API")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_old_protocol_versions_refused(daemon_factory, pki, tmp_path):
+    d, port = start_tls_api(daemon_factory, pki, tmp_path)
+    ctx = tls_context(pki, "admin")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with ctx.wrap_socket(connect(port), server_hostname="localhost") as s:
+        assert s.version() == "TLSv1.2"
+    # a client that offers TLS 1.1 at most is refused by the server
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with ctx.wrap_socket(connect(port), server_hostname="localhost") as s:
+            s.do_handshake()
+    d.wait_log("unsupported protocol")
+
+
+# ---- rotation ----
+
+
+def test_sighup_rotation_keeps_a_keepalive_connection(daemon_factory, pki, tmp_path):
+    cert, key = tmp_path / "api.crt", tmp_path / "api.key"
+    shutil.copyfile(pki.path("server"), cert)
+    shutil.copyfile(pki.path("server", "key"), key)
+    os.chmod(key, 0o600)
+    socks, port = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{port}",
+                       "--api-tls-cert", str(cert), "--api-tls-key", str(key),
+                       "--api-tls-client-ca", pki.path("ca"), "--loglevel", "6")
+    ctx = tls_context(pki, "admin")
+
+    def get(conn, path="/healthy"):
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    old = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+    assert get(old) == 200 and peer_cn(old) == "localhost"
+    sock = old.sock
+    # the files replaced, then SIGHUP
+    shutil.copyfile(pki.path("server2"), cert)
+    shutil.copyfile(pki.path("server2", "key"), key)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_notify("READY=1")
+
+    def new_cn():
+        c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+        try:
+            assert get(c) == 200
+            return peer_cn(c)
+        finally:
+            c.close()
+    wait_until(lambda: new_cn() == "localhost rotated", 10,
+               "new connections do not get the new certificate")
+    # the connection made before is still up, on its own certificate
+    assert get(old, "/stats") == 200
+    assert old.sock is sock and peer_cn(old) == "localhost"
+    # a bad file on reload: the previous certificate stays, the log says why
+    cert.write_text("not a certificate\n")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_notify("READY=1")
+    d.wait_log("the previous API TLS files stay")
+    assert new_cn() == "localhost rotated"
+    # a key readable by others on reload: refused the same way
+    shutil.copyfile(pki.path("server"), cert)
+    shutil.copyfile(pki.path("server", "key"), key)
+    os.chmod(key, 0o644)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_notify("READY=1")
+    d.wait_log("readable by group or others", count=1)
+    assert new_cn() == "localhost rotated"
+    assert get(old) == 200 and old.sock is sock
+    old.close()
+    log = d.log()
+    with open(pki.path("server", "key")) as f:
+        assert f.read().splitlines()[1] not in log  # no key material logged
+
+
+# ---- slots ----
+
+
+def client_hello():
+    """The bytes a TLS client sends first (a ClientHello record)."""
+    out = ssl.MemoryBIO()
+    obj = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), out,
+                                               server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+def test_slow_handshakes_cannot_hold_slots(daemon_factory, pki, tmp_path):
+    d, port = start_tls_api(daemon_factory, pki, tmp_path, "--api-max-conns", "4",
+                            "--api-head-timeout", "1", "--api-timeout", "5")
+    hello = client_hello()
+    assert len(hello) > 100
+    # every slot taken by a client that starts a handshake and stalls
+    stalled = {}
+    for i in range(4):
+        s = connect(port)
+        s.sendall(hello[:20])
+        stalled[i] = s
+    # ... each is cut off at the head deadline (the bound here only keeps
+    # the test from hanging: it checks that they are closed, not when)
+    closed = watch_closes(stalled, timeout=60)
+    assert all(t is not None for t, _ in closed.values()), closed
+    for s in stalled.values():
+        s.close()
+    # a client that sends its hello a byte at a time does not push the
+    # deadline back: it is closed before its hello is out
+    s = connect(port)
+    s.settimeout(0.1)
+    cut = False
+    deadline = time.monotonic() + 120
+    for byte in hello:
+        try:
+            s.sendall(bytes([byte]))
+            if s.recv(1) == b"":
+                cut = True
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            cut = True
+            break
+        if time.monotonic() > deadline:
+            break
+    s.close()
+    assert cut, "a trickled handshake outlived the head deadline"
+    # and the slots are free for a client that completes its handshake
+    wait_until(lambda: tcurl(pki, port, "/healthy", cert="admin")[1] == 200, 30,
+               "the admin could not get in")
+
+
+# ---- the files ----
+
+
+def check(*args, env=None):
+    socks, api = free_ports(2)
+    return subprocess.run([BIN, "-l", f"127.0.0.1:{socks}", *args, "--check"],
+                          capture_output=True, timeout=30, env=env)
+
+
+def test_non_loopback_api_with_client_certificates(pki, tmp_path):
+    # TLS with client certificates is enough protection on its own
+    p = check("--api", "0.0.0.0:9", *tls_args(pki))
+    assert p.returncode == 0, p.stderr
+    # TLS without them is not: who connects would be an admin
+    p = check("--api", "0.0.0.0:9", *tls_args(pki, client_ca=False))
+    assert p.returncode == 2
+    assert b"--api-tls-client-ca" in p.stderr and b"not a loopback address" in p.stderr
+    # options that need others
+    p = check("--api", "127.0.0.1:9", "--api-tls-cert", pki.path("server"))
+    assert p.returncode == 2 and b"go together" in p.stderr
+    p = check("--api", "127.0.0.1:9", *tls_args(pki, client_ca=False),
+              "--api-tls-readonly-subject", "*")
+    assert p.returncode == 2 and b"needs --api-tls-client-ca" in p.stderr
+    p = check("--rpc-tls-cert", pki.path("peer_a"), "--rpc-tls-key", pki.path("peer_a", "key"))
+    assert p.returncode == 2 and b"needs --rpc-tls-ca" in p.stderr
+
+
+def test_plain_token_on_a_non_loopback_address_warns(daemon_factory, pki, tmp_path):
+    a, _ = token_files(tmp_path)
+    socks, api, socks2, api2 = free_ports(4)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"0.0.0.0:{api}",
+                       "--api-token-file", a)
+    d.wait_log("the bearer token crosses the network in the clear")
+    d2 = daemon_factory("-l", f"127.0.0.1:{socks2}", "--api", f"0.0.0.0:{api2}",
+                        "--api-token-file", a, *tls_args(pki, client_ca=False))
+    assert tcurl(pki, api2, "/stats", token=ADMIN_TOKEN)[1] == 200
+    assert "in the clear" not in d2.log()
+
+
+def test_bad_files_stop_the_start(pki, tmp_path):
+    key = tmp_path / "open.key"
+    shutil.copyfile(pki.path("server", "key"), key)
+    os.chmod(key, 0o644)
+    p = check("--api", "127.0.0.1:9", "--api-tls-cert", pki.path("server"),
+              "--api-tls-key", str(key))
+    assert p.returncode == 1
+    assert b"readable by group or others (mode 0644)" in p.stderr, p.stderr
+    p = check("--api", "127.0.0.1:9", "--api-tls-cert", pki.path("server"),
+              "--api-tls-key", pki.path("admin", "key"))
+    assert p.returncode == 1 and b"not the key of the certificate" in p.stderr, p.stderr
+    p = check("--api", "127.0.0.1:9", "--api-tls-cert", str(tmp_path / "nowhere.crt"),
+              "--api-tls-key", pki.path("server", "key"))
+    assert p.returncode == 1 and b"nowhere.crt" in p.stderr, p.stderr
+    p = check("--api", "127.0.0.1:9", *tls_args(pki))
+    assert p.returncode == 0, p.stderr
+    # the key never shows, even when refused
+    with open(pki.path("admin", "key")) as f:
+        secret = f.read().splitlines()[1].encode()
+    assert secret not in p.stderr + p.stdout
+
+
+def test_config_file_keys(daemon_factory, pki, tmp_path):
+    socks, api = free_ports(2)
+    conf = tmp_path / "conf.lua"
+    conf.write_text(f"""return {{
+        listen = "127.0.0.1:{socks}",
+        restapi = "127.0.0.1:{api}",
+        api_tls_cert = {pki.path("server")!r},
+        api_tls_key = {pki.path("server", "key")!r},
+        api_tls_client_ca = {pki.path("ca")!r},
+        api_tls_readonly_subject = "*OU=readers,*",
+    }}
+    """)
+    daemon_factory("-c", str(conf))
+    assert tcurl(pki, api, "/ruleset/gc", cert="admin", data="")[1] in (200, 500)
+    assert tcurl(pki, api, "/ruleset/gc", cert="reader", data="")[1] == 403
+    assert tcurl(pki, api, "/healthy")[0] != 0
+
+
+def test_systemd_credentials(daemon_factory, pki, tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    for name, src in (("api-tls-cert", pki.path("server")),
+                      ("api-tls-key", pki.path("server", "key")),
+                      ("api-tls-client-ca", pki.path("ca"))):
+        shutil.copyfile(src, creds / name)
+        os.chmod(creds / name, 0o400)
+    socks, api = free_ports(2)
+    d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                       env={"CREDENTIALS_DIRECTORY": str(creds)})
+    d.wait_log("--api-tls-key: the systemd credential")
+    assert tcurl(pki, api, "/healthy", cert="admin")[1] == 200
+    assert tcurl(pki, api, "/healthy")[0] != 0
