@@ -11,12 +11,20 @@
  * the data-only parser (unmarshal.h) and never run, so a peer cannot spin
  * inside a C call where the CPU budget does not reach.
  *
+ * A peer named "https://host:port" is called over TLS: its certificate must
+ * chain to --rpc-tls-ca and name host (a name, or an IP address), and
+ * --rpc-tls-cert is shown when it asks for one. The request is not
+ * half-closed (TLS has no half-close the API would see as such); the
+ * answer ends with the peer's close_notify, or is framed by its
+ * Content-Length (a TCP close alone cannot cut it short unseen).
+ *
  * A peer that wants a token gets the one the ruleset configured for it:
  * _G.rpc_tokens is a table indexed by the address given to invoke, or a
  * function called with the same arguments as invoke minus the code, that
  * returns the token or nil. */
 #include "ruleset/rpcall_client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +44,7 @@
 #include "common/http1.h"
 #include "common/log.h"
 #include "common/route_wire.h"
+#include "ruleset/api_tls.h"
 #include "ruleset/aroutine.h"
 #include "ruleset/rpcall.h"
 #include "ruleset/ruleset_front.h"
@@ -62,6 +71,10 @@ struct rpc_call {
 	size_t outlen, outoff;
 	struct growbuf in; /* the answer, read until the peer closes */
 	char target[128]; /* for logs */
+	bool tls;             /* an https:// peer */
+	bool tls_clean_end;   /* it ended with close_notify */
+	struct tlsconn *tlsc; /* once connected */
+	char host[256];       /* the name its certificate must bear */
 };
 
 static struct {
@@ -112,6 +125,7 @@ static void rpc_detach(struct rpc_call *c)
 static void rpc_free(struct rpc_call *c)
 {
 	rpc_detach(c);
+	tlsconn_free(c->tlsc);
 	free(c->out);
 	growbuf_free(&c->in);
 	free(c);
@@ -237,6 +251,12 @@ static void rpc_parse_response(struct rpc_call *c)
 		rpc_fail(c, "chunked response not supported");
 		return;
 	}
+	if (c->tls && !c->tls_clean_end && h->content_length < 0) {
+		free(h);
+		rpc_fail(c, "TLS: the answer ended without close_notify or "
+			    "Content-Length");
+		return;
+	}
 	body = c->in.p + hl;
 	bodylen = c->in.len - (size_t)hl;
 	if (h->content_length >= 0) {
@@ -296,11 +316,132 @@ static void rpc_parse_response(struct rpc_call *c)
 
 static void rpc_watch(struct rpc_call *c, short flags);
 
+static void rpc_fail_tls(struct rpc_call *c, const char *why)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "TLS: %s", why);
+	rpc_fail(c, buf);
+}
+
+/* The request through the library until all of it is out. 0, or -1 when
+ * the call failed (and is freed). */
+static int rpc_send_tls(struct rpc_call *c)
+{
+	while (c->state == RPC_SENDING) {
+		int sent = tlsconn_send_fd(c->tlsc, c->fd);
+		ssize_t n;
+
+		if (sent < 0) {
+			rpc_fail(c, strerror(errno));
+			return -1;
+		}
+		if (sent == 0)
+			return 0; /* the socket is full */
+		if (c->outoff == c->outlen) {
+			c->state = RPC_RECEIVING;
+			return 0;
+		}
+		n = tlsconn_write(c->tlsc, c->out + c->outoff,
+				  c->outlen - c->outoff);
+		if (n == TLSCONN_ERR) {
+			rpc_fail_tls(c, tlsconn_error(c->tlsc));
+			return -1;
+		}
+		if (n > 0)
+			c->outoff += (size_t)n;
+	}
+	return 0;
+}
+
+/* The answer until the peer's end. 1 when it is whole, 0 for more, -1
+ * when the call failed (and is freed). */
+static int rpc_recv_tls(struct rpc_call *c)
+{
+	for (;;) {
+		size_t room;
+		char *p = growbuf_room(&c->in, 1, &room);
+		ssize_t n;
+
+		if (p == NULL) {
+			rpc_fail(c, c->in.nomem ? "out of memory"
+						: "response too large");
+			return -1;
+		}
+		n = tlsconn_read(c->tlsc, p, room);
+		if (n > 0) {
+			growbuf_commit(&c->in, (size_t)n);
+			continue;
+		}
+		if (n == TLSCONN_AGAIN)
+			return 0;
+		if (n == TLSCONN_EOF) {
+			c->tls_clean_end = (SSL_get_shutdown(tlsconn_ssl(
+						    c->tlsc)) &
+					    SSL_RECEIVED_SHUTDOWN) != 0;
+			return 1;
+		}
+		rpc_fail_tls(c, tlsconn_error(c->tlsc));
+		return -1;
+	}
+}
+
+/* An https:// peer: both directions each time (the handshake and the
+ * library's own messages go either way). */
+static void rpc_io_tls(struct rpc_call *c)
+{
+	ssize_t n = tlsconn_recv_fd(c->tlsc, c->fd);
+	const char *p;
+	int r;
+
+	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOBUFS) {
+		rpc_fail(c, strerror(errno));
+		return;
+	}
+	if (!tlsconn_established(c->tlsc)) {
+		r = tlsconn_handshake(c->tlsc);
+		if (r == TLSCONN_EOF) {
+			rpc_fail_tls(c, "the peer closed during the handshake");
+			return;
+		}
+		if (r == TLSCONN_ERR) {
+			(void)tlsconn_send_fd(c->tlsc, c->fd); /* the alert */
+			rpc_fail_tls(c, tlsconn_error(c->tlsc));
+			return;
+		}
+	}
+	if (tlsconn_established(c->tlsc)) {
+		if (rpc_send_tls(c) < 0)
+			return;
+		if (c->state == RPC_RECEIVING) {
+			r = rpc_recv_tls(c);
+			if (r < 0)
+				return;
+			if (r > 0) {
+				rpc_parse_response(c);
+				return;
+			}
+		}
+	}
+	if (tlsconn_send_fd(c->tlsc, c->fd) < 0) {
+		rpc_fail(c, strerror(errno));
+		return;
+	}
+	rpc_watch(c, EV_READ | (tlsconn_out_peek(c->tlsc, &p) > 0 ||
+					  c->state == RPC_SENDING
+				  ? EV_WRITE
+				  : 0));
+}
+
 static void rpc_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_call *c = arg;
 
 	(void)what;
+	if (c->tlsc != NULL) {
+		rpc_io_tls(c);
+		return;
+	}
 	if (c->state == RPC_SENDING) {
 		while (c->outoff < c->outlen) {
 			ssize_t n = send(fd, c->out + c->outoff,
@@ -392,6 +533,16 @@ void rpcall_client_on_dial(const struct msg *m)
 	}
 	c->fd = m->fd;
 	c->state = RPC_SENDING;
+	if (c->tls) {
+		SSL_CTX *ctx = api_tls_client();
+
+		c->tlsc = ctx != NULL ? tlsconn_new(ctx, false, c->host) : NULL;
+		if (c->tlsc == NULL) {
+			rpc_fail_tls(c, ctx == NULL ? "no --rpc-tls-ca"
+						    : "out of memory");
+			return;
+		}
+	}
 	rpc_watch(c, EV_WRITE);
 }
 
@@ -475,6 +626,36 @@ static int rpc_build(struct rpc_call *c, bool invoke, const char *code,
 	return 0;
 }
 
+/* "https://" before an address: the peer is called over TLS ("http://"
+ * is the default, and may be written). Moves *p past the scheme. */
+static bool rpc_scheme_tls(const char **p, size_t *len)
+{
+	if (*len > 8 && strncasecmp(*p, "https://", 8) == 0) {
+		*p += 8;
+		*len -= 8;
+		return true;
+	}
+	if (*len > 7 && strncasecmp(*p, "http://", 7) == 0) {
+		*p += 7;
+		*len -= 7;
+	}
+	return false;
+}
+
+/* An https:// peer's host: a name or an IP address its certificate must
+ * bear, and the TLS client set up. Raises otherwise. */
+static void rpc_check_tls_peer(lua_State *L, const char *host)
+{
+	unsigned char ip[16];
+
+	if (inet_pton(AF_INET, host, ip) != 1 &&
+	    inet_pton(AF_INET6, host, ip) != 1 &&
+	    !addr_name_valid(host, strlen(host)))
+		luaL_error(L, "invalid address");
+	if (api_tls_client() == NULL)
+		luaL_error(L, "https:// peers need --rpc-tls-ca");
+}
+
 /* code, addr, proxyN, ..., proxy1 -> a call that is dialing, or raises. */
 static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 {
@@ -487,17 +668,21 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	char host[256], port[8];
 	struct timeval tv;
 	double t = ruleset_conf()->timeout;
-	const char *tok;
+	const char *tok, *given;
 	size_t toklen = 0;
+	bool tls;
 
 	if (top < 2 || lua_type(L, 2) != LUA_TSTRING)
 		luaL_error(L, "invalid address");
-	d.addr.p = lua_tolstring(L, 2, &sl);
+	given = d.addr.p = lua_tolstring(L, 2, &sl);
+	tls = rpc_scheme_tls(&d.addr.p, &sl);
 	if (sl == 0 || sl > ROUTE_STR_MAX ||
 	    addr_splithostport(d.addr.p, sl, host, sizeof(host), port,
 			       sizeof(port)) < 0 ||
 	    !host[0] || !port[0])
 		luaL_error(L, "invalid address");
+	if (tls)
+		rpc_check_tls_peer(L, host);
 	d.addr.len = (uint16_t)sl;
 	if (top - 2 > ROUTE_HOPS_MAX)
 		luaL_error(L, "too many proxies");
@@ -526,12 +711,15 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	c->in = (struct growbuf)GROWBUF_INIT(RPC_RESP_MAX + HTTP1_MAX_HEAD);
 	c->id = ++rpc_client.next_id;
 	c->state = RPC_DIALING;
+	c->tls = tls;
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	{
-		size_t tl = d.addr.len < sizeof(c->target) - 1
-				    ? d.addr.len
-				    : sizeof(c->target) - 1;
+		/* as given, scheme included, for logs */
+		size_t tl = (size_t)(d.addr.p - given) + d.addr.len;
 
-		memcpy(c->target, d.addr.p, tl);
+		if (tl > sizeof(c->target) - 1)
+			tl = sizeof(c->target) - 1;
+		memcpy(c->target, given, tl);
 		c->target[tl] = '\0';
 	}
 	c->next = rpc_client.calls;

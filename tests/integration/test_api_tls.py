@@ -255,6 +255,68 @@ def test_sighup_rotation_keeps_a_keepalive_connection(daemon_factory, pki, tmp_p
         assert f.read().splitlines()[1] not in log  # no key material logged
 
 
+# ---- two daemons ----
+
+
+def rpc_on(port, code):
+    """Run code in a routine of a daemon's plain loopback API; the
+    marshalled results as text."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/ruleset/rpcall", body=code.encode(),
+              headers={"Content-Type": RPC_MIME})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    assert r.status == 200, (r.status, body)
+    text = body.decode()
+    assert text.startswith("return true"), text
+    return text[len("return true"):].lstrip(",")
+
+
+def test_rpcall_between_two_daemons_over_tls(daemon_factory, pki, tmp_path):
+    b, b_api = start_tls_api(daemon_factory, pki, tmp_path)
+    ra = tmp_path / "a.lua"
+    ra.write_text('return require("libruleset")\n')
+
+    def start_a(*tls):
+        socks, api = free_ports(2)
+        daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                       "-r", str(ra), *tls)
+        return api
+
+    a = start_a("--rpc-tls-ca", pki.path("ca"), "--rpc-tls-cert", pki.path("peer_a"),
+                "--rpc-tls-key", pki.path("peer_a", "key"))
+    peer = f"{{'https://127.0.0.1:{b_api}'}}"
+    assert rpc_on(a, f"return await.rpcall({peer}, 'add', 40, 2)") == "true,42"
+    # by name: the certificate names localhost
+    by_name = f"{{'https://localhost:{b_api}'}}"
+    assert rpc_on(a, f"return await.rpcall({by_name}, 'add', 1, 2)") == "true,3"
+    # a large answer, deflated by B inside TLS
+    out = rpc_on(a, f"local ok, s = await.rpcall({peer}, 'big', 200000) return ok, #s")
+    assert out == "true,200000"
+    b.wait_log("client CN=daemon-a,O=fleet")
+    # the same address without the scheme is plain HTTP: B answers that
+    # it speaks TLS
+    out = rpc_on(a, f"return await.rpcall({{'127.0.0.1:{b_api}'}}, 'add', 1, 2)")
+    assert out == 'false,"HTTP/1.1 400 Bad Request"', out
+    # a caller without a client certificate is refused by B
+    a2 = start_a("--rpc-tls-ca", pki.path("ca"))
+    out = rpc_on(a2, f"return await.rpcall({peer}, 'add', 1, 2)")
+    assert out.startswith('false,"TLS: '), out
+    # a caller trusting another CA refuses B
+    a3 = start_a("--rpc-tls-ca", pki.path("other_ca"), "--rpc-tls-cert", pki.path("peer_a"),
+                 "--rpc-tls-key", pki.path("peer_a", "key"))
+    out = rpc_on(a3, f"return await.rpcall({peer}, 'add', 1, 2)")
+    assert out.startswith('false,"TLS: certificate verify failed'), out
+    # without --rpc-tls-ca an https:// peer is an error in the caller
+    a4 = start_a()
+    c = http.client.HTTPConnection("127.0.0.1", a4, timeout=30)
+    c.request("POST", "/ruleset/rpcall", body=f"return await.rpcall({peer}, 'add')".encode(),
+              headers={"Content-Type": RPC_MIME})
+    r = c.getresponse()
+    assert r.status == 500 and b"https:// peers need --rpc-tls-ca" in r.read()
+
+
 # ---- slots ----
 
 
