@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1123,6 +1124,15 @@ static void api_accept_one(int fd, const struct sockaddr_storage *ss)
 		LOG_RL(LOGL_WARN, 10, "api: %s refused: %s", who, why);
 		api_busy(fd);
 		return;
+	}
+	if (ss->ss_family != AF_UNIX) {
+		/* answers and TLS records go out whole: a small last
+		 * segment (a close_notify after an answer, a handshake
+		 * flight) must not wait for the client's delayed ACK */
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
 	}
 	if (conn_new(fd, ss, NULL, NULL) == NULL)
 		close(fd);
