@@ -16,7 +16,7 @@ test_pkgs="$test_pkgs wget git apt-utils python3-websockets chromium"
 doc_pkgs="scdoc"
 # make check: the man pages, and systemd-analyze for the units' exposure
 test_pkgs="$test_pkgs $doc_pkgs systemd groff-base bsdextrautils"
-bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps"
+bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps openssl"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 case "${1:-build}" in
 build) want=$build_pkgs ;;
