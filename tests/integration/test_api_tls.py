@@ -302,7 +302,7 @@ def test_rpcall_between_two_daemons_over_tls(daemon_factory, pki, tmp_path):
     # a caller without a client certificate is refused by B
     a2 = start_a("--rpc-tls-ca", pki.path("ca"))
     out = rpc_on(a2, f"return await.rpcall({peer}, 'add', 1, 2)")
-    assert out.startswith('false,"TLS: '), out
+    assert out.startswith('false,"TLS: ') and "certificate required" in out, out
     # a caller trusting another CA refuses B
     a3 = start_a("--rpc-tls-ca", pki.path("other_ca"), "--rpc-tls-cert", pki.path("peer_a"),
                  "--rpc-tls-key", pki.path("peer_a", "key"))
@@ -466,3 +466,53 @@ def test_systemd_credentials(daemon_factory, pki, tmp_path):
     d.wait_log("--api-tls-key: the systemd credential")
     assert tcurl(pki, api, "/healthy", cert="admin")[1] == 200
     assert tcurl(pki, api, "/healthy")[0] != 0
+
+
+# ---- the unit's TLS variant ----
+
+
+def test_unit_drop_in(pki, tmp_path):
+    """sandbox/neosocksd.service.d/api-tls.conf: systemd reads it with the
+    unit without a complaint, and its command line with the credentials it
+    loads (files of the names it gives) is a configuration the daemon
+    accepts, taking each file from $CREDENTIALS_DIRECTORY."""
+    import re
+    import shlex
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    drop = os.path.join(root, "sandbox", "neosocksd.service.d", "api-tls.conf")
+    with open(drop) as f:
+        text = f.read()
+    creds = dict(re.findall(r"^LoadCredential=([\w-]+):(\S+)$", text, re.M))
+    assert set(creds) == {"api-tls-cert", "api-tls-key", "api-tls-client-ca"}
+    cmd = re.findall(r"^ExecStart=(.+)$", text, re.M)
+    assert len(cmd) == 1
+    args = shlex.split(cmd[0])
+    assert args[0] == "/usr/local/sbin/neosocksd"
+    # the credentials the daemon would find
+    d = tmp_path / "creds"
+    d.mkdir()
+    for name, src in (("api-tls-cert", pki.path("server")),
+                      ("api-tls-key", pki.path("server", "key")),
+                      ("api-tls-client-ca", pki.path("ca"))):
+        shutil.copyfile(src, d / name)
+        os.chmod(d / name, 0o400)
+    env = dict(os.environ, CREDENTIALS_DIRECTORY=str(d))
+    p = subprocess.run([BIN] + args[1:] + ["--check"], capture_output=True, timeout=30,
+                       env=env)
+    assert p.returncode == 0, p.stderr
+    for name in creds:
+        assert f"--{name}: the systemd credential {d}/{name}".encode() in p.stderr
+    # systemd's own reading of the unit with the drop-in
+    sa = shutil.which("systemd-analyze")
+    if sa is None:
+        pytest.skip("systemd-analyze is not installed")
+    units = tmp_path / "units"
+    (units / "neosocksd.service.d").mkdir(parents=True)
+    with open(os.path.join(root, "sandbox", "neosocksd.service")) as f:
+        (units / "neosocksd.service").write_text(
+            f.read().replace("/usr/local/sbin/neosocksd", BIN))
+    (units / "neosocksd.service.d" / "api-tls.conf").write_text(
+        text.replace("/usr/local/sbin/neosocksd", BIN))
+    p = subprocess.run([sa, "verify", "neosocksd.service"], capture_output=True,
+                       timeout=60, env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{units}:"))
+    assert p.returncode == 0 and p.stdout + p.stderr == b"", p
