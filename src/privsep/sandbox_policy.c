@@ -94,7 +94,8 @@
 			   "does not serve"),                                    \
 	ROW(clock_getres, NULL), ROW(gettimeofday, NULL),                        \
 	ROW(nanosleep, NULL), ROW(clock_nanosleep, NULL),                        \
-	ROW(getrandom, "evdns transaction ids, arc4random, hash seeds"),         \
+	ROW(getrandom, "evdns transaction ids, arc4random, hash seeds, "        \
+		       "OpenSSL reseeding its generator (TLS)"),                 \
 	ROW(rt_sigreturn, NULL), ROW(rt_sigprocmask, NULL),                      \
 	ROW(rt_sigaction, NULL), ROW(sigaltstack, NULL),                         \
 	ROW(restart_syscall, NULL),                                              \
