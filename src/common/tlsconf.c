@@ -59,7 +59,11 @@ static int tlsconf_no_password(char *buf, int size, int rwflag, void *u)
 
 int tlsconf_init(void)
 {
+	static bool done;
 	SSL_CTX *warm;
+
+	if (done)
+		return 0;
 
 	/* no openssl.cnf: the ruleset process cannot open it, and the API's
 	 * TLS is what this module sets, whatever the host's file says */
@@ -74,7 +78,10 @@ int tlsconf_init(void)
 	if (warm == NULL)
 		return -1;
 	SSL_CTX_free(warm);
-	return RAND_status() == 1 ? 0 : -1;
+	if (RAND_status() != 1)
+		return -1;
+	done = true;
+	return 0;
 }
 
 static BIO *tlsconf_bio(const struct tlsconf_pem *pem)

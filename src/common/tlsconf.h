@@ -22,9 +22,10 @@ struct tlsconf_pem {
 	size_t len;
 };
 
-/* Once per process, before any other call (and before the sandbox: it
- * makes the library's lazy set-up happen while anything is allowed).
- * 0 or -1. */
+/* Before any other call (again: nothing more), and before the sandbox
+ * where it can be: it makes the library's lazy set-up happen while
+ * anything is allowed. A process without TLS settings never calls it, and
+ * so never pays for the library's set-up. 0 or -1. */
 int tlsconf_init(void);
 
 /* The API's server context: cert (leaf first, then its chain) and key;

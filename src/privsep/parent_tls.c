@@ -43,7 +43,6 @@ static const struct {
 static struct {
 	struct blob pem[MSG_TLS_NFILES]; /* the last good contents */
 	unsigned from_cred;              /* paths taken from credentials */
-	bool inited;
 } parent_tls;
 
 static const char *parent_tls_path(int i)
@@ -192,24 +191,19 @@ static int parent_tls_update_set(int set, char *err, size_t cap)
 	return rc;
 }
 
-static int parent_tls_init_once(void)
+int parent_tls_load(void)
 {
-	if (parent_tls.inited)
-		return 0;
+	char err[512];
+	bool any = false;
+
+	for (int i = 0; i < MSG_TLS_NFILES; i++)
+		any |= parent_tls_path(i)[0] != '\0';
+	if (!any)
+		return 0; /* no TLS: OpenSSL is never set up */
 	if (tlsconf_init() < 0) {
 		LOGF("cannot initialise OpenSSL");
 		return -1;
 	}
-	parent_tls.inited = true;
-	return 0;
-}
-
-int parent_tls_load(void)
-{
-	char err[512];
-
-	if (parent_tls_init_once() < 0)
-		return -1;
 	for (int i = 0; i < MSG_TLS_NFILES; i++)
 		if (parent_tls.from_cred & (1u << i))
 			LOGN("%s: the systemd credential %s",

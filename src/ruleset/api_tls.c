@@ -58,6 +58,10 @@ int api_tls_receive(const struct msg *m)
 	}
 	if (off != m->len)
 		return -1;
+	if (tlsconf_init() < 0) { /* done before the sandbox: a no-op */
+		LOGE("cannot initialise OpenSSL");
+		return 0;
+	}
 	if (pem[MSG_TLS_API_CERT].len > 0)
 		api_tls_swap(&api_tls.server,
 			     tlsconf_server(&pem[MSG_TLS_API_CERT],

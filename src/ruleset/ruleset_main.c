@@ -134,9 +134,14 @@ void ruleset_start(const struct msg_sandbox *m)
 		LOGE("cannot create the Lua state");
 		ruleset_exit(1);
 	}
-	/* OpenSSL's lazy set-up happens now, unconfined: with -c the TLS
-	 * files may come only after the file was evaluated in the sandbox */
-	if (tlsconf_init() < 0) {
+	/* OpenSSL's lazy set-up happens now, unconfined (it sorts tables
+	 * with qsort(), whose first large sort calls sysinfo(), which the
+	 * filter refuses), when TLS is configured or may be: a -c file is
+	 * evaluated later, inside the sandbox. Without either, the library
+	 * is never set up. */
+	if ((ruleset.conf.api_tls_cert[0] || ruleset.conf.rpc_tls_ca[0] ||
+	     ruleset.conf.config_file[0]) &&
+	    tlsconf_init() < 0) {
 		LOGE("cannot initialise OpenSSL");
 		ruleset_exit(1);
 	}

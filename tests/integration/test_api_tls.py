@@ -434,7 +434,23 @@ def test_bad_files_stop_the_start(pki, tmp_path):
     assert secret not in p.stderr + p.stdout
 
 
+def ruleset_restarts(pki, port):
+    """neosocksd_process_restarts_total{role="ruleset"} from /metrics, as
+    the admin."""
+    rc, st, body = tcurl(pki, port, "/metrics", cert="admin")
+    assert st == 200, body
+    for line in body.decode().splitlines():
+        if line.startswith('neosocksd_process_restarts_total{role="ruleset"}'):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no ruleset restarts in /metrics")
+
+
 def test_config_file_keys(daemon_factory, pki, tmp_path):
+    """The TLS settings as -c keys. Regression: the file is evaluated in
+    the sandboxed ruleset process, which set OpenSSL up only when the
+    files arrived, and the library's first qsort() made a sysinfo() call
+    the filter killed; the respawned process then served, so only the
+    restart showed it."""
     socks, api = free_ports(2)
     conf = tmp_path / "conf.lua"
     conf.write_text(f"""return {{
@@ -446,8 +462,9 @@ def test_config_file_keys(daemon_factory, pki, tmp_path):
         api_tls_readonly_subject = "*OU=readers,*",
     }}
     """)
-    daemon_factory("-c", str(conf))
+    d = daemon_factory("-c", str(conf))
     assert tcurl(pki, api, "/ruleset/gc", cert="admin", data="")[1] in (200, 500)
+    assert ruleset_restarts(pki, api) == 0, d.log()
     assert tcurl(pki, api, "/ruleset/gc", cert="reader", data="")[1] == 403
     assert tcurl(pki, api, "/healthy")[0] != 0
 
@@ -465,6 +482,7 @@ def test_systemd_credentials(daemon_factory, pki, tmp_path):
                        env={"CREDENTIALS_DIRECTORY": str(creds)})
     d.wait_log("--api-tls-key: the systemd credential")
     assert tcurl(pki, api, "/healthy", cert="admin")[1] == 200
+    assert ruleset_restarts(pki, api) == 0, d.log()
     assert tcurl(pki, api, "/healthy")[0] != 0
 
 
