@@ -124,6 +124,7 @@ static int parent_tls_check_set(int set, const struct blob *pem, char *err,
 {
 	struct tlsconf_pem p[MSG_TLS_NFILES];
 	char desc[512];
+	const char *opt;
 	bool expired;
 	SSL_CTX *ctx;
 
@@ -139,18 +140,15 @@ static int parent_tls_check_set(int set, const struct blob *pem, char *err,
 		return -1;
 	tlsconf_describe(ctx, desc, sizeof(desc), &expired);
 	SSL_CTX_free(ctx);
-	if (desc[0] != '\0' && expired)
-		LOGW("%s: %s: EXPIRED", parent_tls_files[set == PARENT_TLS_API
-							 ? MSG_TLS_API_CERT
-							 : MSG_TLS_RPC_CERT]
-				     .opt,
-		     desc);
-	else if (desc[0] != '\0')
-		LOGN("%s: %s",
-		     parent_tls_files[set == PARENT_TLS_API ? MSG_TLS_API_CERT
-							    : MSG_TLS_RPC_CERT]
-			     .opt,
-		     desc);
+	if (desc[0] == '\0')
+		return 0; /* the RPC client without a certificate of its own */
+	opt = parent_tls_files[set == PARENT_TLS_API ? MSG_TLS_API_CERT
+						       : MSG_TLS_RPC_CERT]
+		      .opt;
+	if (expired)
+		LOGW("%s: %s: EXPIRED", opt, desc);
+	else
+		LOGN("%s: %s", opt, desc);
 	return 0;
 }
 

@@ -1027,21 +1027,22 @@ static void api_peer_name(const struct sockaddr_storage *ss, char *buf,
  * wants to be spent. */
 static void api_busy(int fd)
 {
+	char busy[256], date[64];
+	int n;
+
 	if (api_server.tls) {
 		close(fd);
 		return;
 	}
-	char busy[256], date[64];
-	int n = snprintf(busy, sizeof(busy),
-			 "HTTP/1.1 503 Service Unavailable\r\n"
-			 "Date: %s\r\nConnection: close\r\n"
-			 "Cache-Control: no-store\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
-			 "Retry-After: 1\r\n"
-			 "Content-Length: 24\r\n\r\n"
-			 "503 Service Unavailable\n",
-			 http_date(date, sizeof(date)));
-
+	n = snprintf(busy, sizeof(busy),
+		     "HTTP/1.1 503 Service Unavailable\r\n"
+		     "Date: %s\r\nConnection: close\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "Content-Type: text/plain; charset=utf-8\r\n"
+		     "Retry-After: 1\r\n"
+		     "Content-Length: 24\r\n\r\n"
+		     "503 Service Unavailable\n",
+		     http_date(date, sizeof(date)));
 	if (n > 0 && (size_t)n < sizeof(busy))
 		(void)send(fd, busy, (size_t)n, MSG_NOSIGNAL);
 	close(fd);

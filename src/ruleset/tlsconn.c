@@ -123,11 +123,9 @@ int tlsconn_handshake(struct tlsconn *t)
 		return 1;
 	}
 	r = tlsconn_failed(t, r);
-	if (r == TLSCONN_EOF) {
+	if (r == TLSCONN_EOF)
 		snprintf(t->why, sizeof(t->why),
 			 "the peer closed during the handshake");
-		return TLSCONN_ERR;
-	}
 	return r;
 }
 

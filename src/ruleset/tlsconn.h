@@ -34,7 +34,8 @@ enum {
 	TLSCONN_ERR = -2,  /* failed: tlsconn_error() says why */
 };
 
-/* 1 when the handshake is complete, or TLSCONN_AGAIN / TLSCONN_ERR. */
+/* 1 when the handshake is complete, or TLSCONN_AGAIN, TLSCONN_EOF (the
+ * peer went away before it was done) or TLSCONN_ERR. */
 int tlsconn_handshake(struct tlsconn *t);
 bool tlsconn_established(const struct tlsconn *t);
 
