@@ -255,6 +255,24 @@ def test_sighup_rotation_keeps_a_keepalive_connection(daemon_factory, pki, tmp_p
         assert f.read().splitlines()[1] not in log  # no key material logged
 
 
+def test_respawned_ruleset_process_serves_tls_at_once(daemon_factory, pki, tmp_path):
+    """A ruleset process that dies is respawned with the TLS files the
+    parent kept (R_TLS before the API listener): the API is TLS again at
+    once, never plain HTTP in between."""
+    d, port = start_tls_api(daemon_factory, pki, tmp_path)
+    assert tcurl(pki, port, "/healthy", cert="admin")[1] == 200
+    old = ruleset_pid(d)
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: ruleset_pid(d) not in (None, old), 30, "no new ruleset process")
+    # until the new process serves, a client may be refused; once it
+    # serves, only over TLS, with the same certificate and client CA
+    wait_until(lambda: tcurl(pki, port, "/healthy", cert="admin")[1] == 200, 30,
+               lambda: f"the respawned process does not serve TLS:\n{d.log()}")
+    assert tcurl(pki, port, "/healthy")[:2] == (56, 0)
+    rc, out, err = curl("-w", "\n%{http_code}", f"http://127.0.0.1:{port}/healthy")
+    assert out.endswith(b"\n400") and b"use https://" in out, out
+
+
 # ---- two daemons ----
 
 
