@@ -25,6 +25,7 @@ struct api_access_peer {
 	bool cert_readonly;    /* its TLS client certificate matches
 				* --api-tls-readonly-subject: read-only,
 				* whatever token it shows */
+	bool tls;              /* came over TLS: Host is not checked */
 };
 
 /* One client as the per-address cap counts them: an IPv4 address

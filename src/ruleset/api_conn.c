@@ -472,7 +472,8 @@ static void conn_req_fields(struct api_conn *c, struct api_req *r,
 static int conn_head(struct api_conn *c, const struct http1_head *h)
 {
 	struct api_access_peer who = { c->peer.ss_family == AF_UNIX,
-				       c->host_here, c->tls_readonly };
+				       c->host_here, c->tls_readonly,
+				       c->tls != NULL };
 	struct api_req *r;
 	const struct http1_span *v;
 	const char *why;

@@ -1578,7 +1578,7 @@ class Pki:
         return self
 
     def leaf(self, name, ca, subject, server=False, days=30, serial=None):
-        """A server certificate (names: localhost, 127.0.0.1, ::1) or a
+        """A server certificate (names: localhost, api.test, 127.0.0.1, ::1) or a
         client one. days=-1: it expired a day ago."""
         ext = self.path(name, "ext")
         with open(ext, "w") as f:
@@ -1586,7 +1586,7 @@ class Pki:
             f.write("keyUsage=critical,digitalSignature\n")
             if server:
                 f.write("extendedKeyUsage=serverAuth\n")
-                f.write("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n")
+                f.write("subjectAltName=DNS:localhost,DNS:api.test,IP:127.0.0.1,IP:::1\n")
             else:
                 f.write("extendedKeyUsage=clientAuth\n")
         self._run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",

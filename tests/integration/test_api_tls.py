@@ -164,6 +164,23 @@ def test_server_only_tls_with_a_token(daemon_factory, pki, tmp_path):
     assert tcurl(pki, port, "/stats", token=ADMIN_TOKEN)[1] == 200
 
 
+def test_reached_by_name(daemon_factory, pki, tmp_path):
+    """An admin reaching the API by a name its certificate bears (here
+    api.test, resolved by curl to 127.0.0.1) is served: over TLS the Host
+    header is not checked, since a page that rebinds its own name to the
+    API could not get a browser to accept the API's certificate for it. A
+    cross-site Origin is still refused."""
+    d, port = start_tls_api(daemon_factory, pki, tmp_path)
+    base = ["--cacert", pki.path("ca"), "--cert", pki.path("admin"), "--key",
+            pki.path("admin", "key"), "--resolve", f"api.test:{port}:127.0.0.1",
+            "-o", "/dev/null", "-w", "%{http_code}"]
+    rc, out, err = curl(*base, f"https://api.test:{port}/stats")
+    assert (rc, out) == (0, b"200"), err
+    rc, out, err = curl(*base, "-H", "Origin: https://evil.test",
+                        f"https://api.test:{port}/stats")
+    assert out == b"403", err
+
+
 def test_plain_http_on_the_tls_port(daemon_factory, pki, tmp_path):
     d, port = start_tls_api(daemon_factory, pki, tmp_path)
     rc, out, err = curl("-w", "\n%{http_code}", f"http://127.0.0.1:{port}/stats")

@@ -68,7 +68,7 @@ static int check_as(const char *method, const char *path, const char *fields,
 	static char buf[2048];
 	struct http1_head h;
 	struct http1_parser p;
-	struct api_access_peer who = { unix_socket, host_here, false };
+	struct api_access_peer who = { unix_socket, host_here, false, false };
 	int n = snprintf(buf, sizeof(buf), "%s %s HTTP/1.1\r\n%s\r\n", method,
 			 path, fields);
 	int status;
@@ -420,7 +420,7 @@ static void test_cert_readonly(void **state)
 	static char buf[2048];
 	struct http1_head h;
 	struct http1_parser p;
-	struct api_access_peer who = { false, "", true };
+	struct api_access_peer who = { false, "", true, false };
 	const char *why;
 	int level, n;
 
@@ -460,6 +460,42 @@ static void test_cert_readonly(void **state)
 	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
 					  &level, &why),
 			 401);
+}
+
+/* Over TLS a Host naming something else is no sign of DNS rebinding: a
+ * browser would not have accepted our certificate for that name. Origin
+ * still is (a cross-site request). */
+static void test_tls_host(void **state)
+{
+	static char buf[2048];
+	struct http1_head h;
+	struct http1_parser p;
+	struct api_access_peer who = { false, "192.0.2.1:9080", false, true };
+	const char *why;
+	int level, n;
+
+	(void)state;
+	setup_api("192.0.2.1:9080", "");
+	n = snprintf(buf, sizeof(buf),
+		     "GET /stats HTTP/1.1\r\nHost: proxy1.corp:9080\r\n\r\n");
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, buf, (size_t)n, &h), n);
+	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
+					  &level, &why),
+			 0);
+	who.tls = false;
+	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
+					  &level, &why),
+			 403);
+	who.tls = true;
+	n = snprintf(buf, sizeof(buf),
+		     "GET /stats HTTP/1.1\r\nOrigin: https://evil.test\r\n"
+		     "\r\n");
+	http1_parser_init(&p, HTTP1_REQUEST);
+	assert_int_equal(http1_parse(&p, buf, (size_t)n, &h), n);
+	assert_int_equal(api_access_check(buf, &h, &who, "GET", "/stats",
+					  &level, &why),
+			 403);
 }
 
 /* What the per-address cap counts as one client: an IPv4 address (also
@@ -573,6 +609,7 @@ int main(void)
 		cmocka_unit_test(test_parse_hosts),
 		cmocka_unit_test(test_unix_api),
 		cmocka_unit_test(test_cert_readonly),
+		cmocka_unit_test(test_tls_host),
 		cmocka_unit_test(test_slot_keys),
 		cmocka_unit_test(test_slot_trusted),
 		cmocka_unit_test(test_slot_room),
