@@ -435,7 +435,6 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 		limits_derive(&parent.conf, parent.nofile,
 			      parent.cli.max_sessions_given,
 			      parent.cli.startups_given);
-		parent_tls_credentials(&parent.conf);
 	} else
 		parent.cli.help = parent.cli.version = false;
 	if (err[0] != '\0' ||

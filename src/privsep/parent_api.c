@@ -39,9 +39,8 @@ static struct {
 /* A token file holds one line: printable ASCII without spaces, 16..256
  * characters; a trailing newline is allowed. The file's contents are never
  * logged, only why it was refused. */
-/* A name without a '/' is a credential systemd passed (LoadCredential=):
- * it is looked up in $CREDENTIALS_DIRECTORY. Else the path as given. */
-static const char *parent_token_path(const char *path, char *buf, size_t cap)
+const char *parent_api_credential_path(const char *path, char *buf,
+				       size_t cap)
 {
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 	int n;
@@ -63,7 +62,7 @@ static int parent_read_token(const char *given, char *out, const char *opt)
 	out[0] = '\0';
 	if (!given[0])
 		return 0;
-	path = parent_token_path(given, full, sizeof(full));
+	path = parent_api_credential_path(given, full, sizeof(full));
 	if (readfile_at(AT_FDCWD, path, MSG_TOKEN_MAX + 2, &b, &st) < 0 ||
 	    b.data == NULL) {
 		/* absent: readfile_at() left ENOENT in errno */

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "common/tlsconf.h"
 #include "privsep/parent.h"
+#include "privsep/parent_api.h"
 
 enum { PARENT_TLS_API = 0, PARENT_TLS_RPC, PARENT_TLS_NSETS };
 
@@ -42,7 +42,6 @@ static const struct {
 
 static struct {
 	struct blob pem[MSG_TLS_NFILES]; /* the last good contents */
-	unsigned from_cred;              /* paths taken from credentials */
 } parent_tls;
 
 static const char *parent_tls_path(int i)
@@ -59,34 +58,14 @@ static void parent_tls_drop(struct blob *b)
 	*b = (struct blob){ 0 };
 }
 
-void parent_tls_credentials(struct config *c)
-{
-	const char *dir = getenv("CREDENTIALS_DIRECTORY");
-
-	if (dir == NULL || dir[0] != '/')
-		return;
-	for (int i = 0; i < MSG_TLS_NFILES; i++) {
-		char *field = (char *)c + parent_tls_files[i].off;
-		char path[CONF_PATH_MAX];
-		int n;
-
-		if (field[0] != '\0')
-			continue; /* given: it wins */
-		n = snprintf(path, sizeof(path), "%s/%s", dir,
-			     parent_tls_files[i].opt + 2);
-		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    access(path, F_OK) != 0)
-			continue;
-		memcpy(field, path, (size_t)n + 1);
-		parent_tls.from_cred |= 1u << i;
-	}
-}
-
 /* One file: err says why not (with the option and the path). */
 static int parent_tls_read_file(int i, struct blob *out, char *err,
 				size_t cap)
 {
-	const char *opt = parent_tls_files[i].opt, *path = parent_tls_path(i);
+	const char *opt = parent_tls_files[i].opt;
+	char full[CONF_PATH_MAX + 256];
+	const char *path =
+		parent_api_credential_path(parent_tls_path(i), full, sizeof(full));
 	struct stat st;
 
 	if (readfile_at(AT_FDCWD, path, MSG_TLS_PEM_MAX, out, &st) < 0 ||
@@ -202,10 +181,6 @@ int parent_tls_load(void)
 		LOGF("cannot initialise OpenSSL");
 		return -1;
 	}
-	for (int i = 0; i < MSG_TLS_NFILES; i++)
-		if (parent_tls.from_cred & (1u << i))
-			LOGN("%s: the systemd credential %s",
-			     parent_tls_files[i].opt, parent_tls_path(i));
 	for (int set = 0; set < PARENT_TLS_NSETS; set++) {
 		if (parent_tls_update_set(set, err, sizeof(err)) < 0) {
 			if (parent.cli.check)

@@ -3,16 +3,13 @@
  * --rpc-tls-cert, --rpc-tls-key). The parent reads them (a key readable
  * by group or others is refused), checks that they make a working TLS
  * context, keeps the last good contents and hands them to the ruleset
- * process (MSG_R_TLS), which never opens a file. */
+ * process (MSG_R_TLS), which never opens a file. A file named without a
+ * '/' is a systemd credential, read from $CREDENTIALS_DIRECTORY (as token
+ * files are). */
 #ifndef NEOSOCKSD_PARENT_TLS_H
 #define NEOSOCKSD_PARENT_TLS_H
 
 #include "common/config.h"
-
-/* Settings not given whose systemd credential exists
- * ($CREDENTIALS_DIRECTORY/api-tls-cert, ...: the option's name) take its
- * path. Before the settings are checked. */
-void parent_tls_credentials(struct config *c);
 
 /* At start: read and check every configured file. 0, or -1 (logged: the
  * daemon must not start). */

@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -1608,3 +1609,30 @@ def tls_context(pki, cert=None, ca="ca"):
     if cert is not None:
         ctx.load_cert_chain(pki.path(cert), pki.path(cert, "key"))
     return ctx
+
+
+# ---- systemd units ----
+
+
+def unit_exec_argv(text, env):
+    """A unit's (last) ExecStart, expanded as systemd does: its Environment=
+    lines, then env (the EnvironmentFile's), ${VAR} as one word, $VAR
+    split into words."""
+    text = text.replace("\\\n", " ")
+    values = {}
+    for m in re.finditer(r"^Environment=(.*)$", text, re.M):
+        for kv in shlex.split(m.group(1)):
+            k, _, v = kv.partition("=")
+            values[k] = v
+    values.update(env)
+    line = [ln for ln in re.findall(r"^ExecStart=(.*)$", text, re.M) if ln][-1]
+    argv = []
+    for word in shlex.split(line):
+        m = re.fullmatch(r"\$\{(\w+)\}", word)
+        if m:
+            argv.append(values[m.group(1)])
+        elif re.fullmatch(r"\$(\w+)", word):
+            argv += values[word[1:]].split()
+        else:
+            argv.append(re.sub(r"\$\{(\w+)\}", lambda x: values[x.group(1)], word))
+    return argv

@@ -9,6 +9,7 @@ and the files: their checks, -c keys and systemd credentials."""
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,8 +20,8 @@ import time
 import pytest
 
 from harness import (
-    ADMIN_TOKEN, BIN, Pki, RO_TOKEN, RPC_MIME, connect, curl, free_ports, ruleset_pid,
-    tls_context, token_files, wait_until, watch_closes,
+    ADMIN_TOKEN, BIN, Daemon, Pki, RO_TOKEN, RPC_MIME, connect, curl, free_ports, ruleset_pid,
+    ruleset_text, tls_context, token_files, unit_exec_argv, wait_until, watch_closes,
 )
 
 RULESET = """
@@ -505,67 +506,107 @@ def test_config_file_keys(daemon_factory, pki, tmp_path):
 
 
 def test_systemd_credentials(daemon_factory, pki, tmp_path):
+    """A TLS file named without a '/' is a systemd credential, read from
+    $CREDENTIALS_DIRECTORY, as token files are."""
     creds = tmp_path / "creds"
     creds.mkdir()
-    for name, src in (("api-tls-cert", pki.path("server")),
-                      ("api-tls-key", pki.path("server", "key")),
-                      ("api-tls-client-ca", pki.path("ca"))):
+    for name, src in (("api.crt", pki.path("server")), ("api.key", pki.path("server", "key")),
+                      ("ca.crt", pki.path("ca"))):
         shutil.copyfile(src, creds / name)
         os.chmod(creds / name, 0o400)
     socks, api = free_ports(2)
     d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}",
+                       "--api-tls-cert", "api.crt", "--api-tls-key", "api.key",
+                       "--api-tls-client-ca", "ca.crt",
                        env={"CREDENTIALS_DIRECTORY": str(creds)})
-    d.wait_log("--api-tls-key: the systemd credential")
     assert tcurl(pki, api, "/healthy", cert="admin")[1] == 200
-    assert ruleset_restarts(pki, api) == 0, d.log()
     assert tcurl(pki, api, "/healthy")[0] != 0
+    assert ruleset_restarts(pki, api) == 0, d.log()
+    # without the directory, the bare name is a relative path: not found
+    p = check("--api", "127.0.0.1:9", "--api-tls-cert", "api.crt", "--api-tls-key", "api.key")
+    assert p.returncode == 1 and b"api.crt" in p.stderr, p.stderr
 
 
 # ---- the unit's TLS variant ----
 
 
-def test_unit_drop_in(pki, tmp_path):
-    """sandbox/neosocksd.service.d/api-tls.conf: systemd reads it with the
-    unit without a complaint, and its command line with the credentials it
-    loads (files of the names it gives) is a configuration the daemon
-    accepts, taking each file from $CREDENTIALS_DIRECTORY."""
-    import re
-    import shlex
+def test_unit_drop_in(pki, tmp_path, http_target):
+    """sandbox/neosocksd.service.d/api-tls.conf on the shipped unit: its
+    ExecStart is the unit's with the TLS options added (nothing else
+    drifts); run as systemd would (the tokens and the TLS files as
+    credentials of the names it loads), an admin with a certificate and
+    the token gets in by name, a read-only certificate only reads, a
+    client without a certificate is refused; systemd reads unit and
+    drop-in without a complaint."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    drop = os.path.join(root, "sandbox", "neosocksd.service.d", "api-tls.conf")
-    with open(drop) as f:
-        text = f.read()
-    creds = dict(re.findall(r"^LoadCredential=([\w-]+):(\S+)$", text, re.M))
-    assert set(creds) == {"api-tls-cert", "api-tls-key", "api-tls-client-ca"}
-    cmd = re.findall(r"^ExecStart=(.+)$", text, re.M)
-    assert len(cmd) == 1
-    args = shlex.split(cmd[0])
-    assert args[0] == "/usr/local/sbin/neosocksd"
-    # the credentials the daemon would find
-    d = tmp_path / "creds"
-    d.mkdir()
-    for name, src in (("api-tls-cert", pki.path("server")),
-                      ("api-tls-key", pki.path("server", "key")),
-                      ("api-tls-client-ca", pki.path("ca"))):
-        shutil.copyfile(src, d / name)
-        os.chmod(d / name, 0o400)
-    env = dict(os.environ, CREDENTIALS_DIRECTORY=str(d))
-    p = subprocess.run([BIN] + args[1:] + ["--check"], capture_output=True, timeout=30,
-                       env=env)
-    assert p.returncode == 0, p.stderr
-    for name in creds:
-        assert f"--{name}: the systemd credential {d}/{name}".encode() in p.stderr
+    with open(os.path.join(root, "sandbox", "neosocksd.service")) as f:
+        unit = f.read()
+    with open(os.path.join(root, "sandbox", "neosocksd.service.d", "api-tls.conf")) as f:
+        drop = f.read()
+    tls_opts = ["--api-tls-cert", "api-tls.crt", "--api-tls-key", "api-tls.key",
+                "--api-tls-client-ca", "api-clients-ca.crt",
+                "--api-tls-readonly-subject", "*OU=readers,*"]
+    socks, http, api = free_ports(3)
+    env = {"NEOSOCKSD_SOCKS": f"127.0.0.1:{socks}", "NEOSOCKSD_HTTP": f"127.0.0.1:{http}",
+           "NEOSOCKSD_API": f"127.0.0.1:{api}", "NEOSOCKSD_OPTS": "--loglevel 6"}
+    base = unit_exec_argv(unit, env)
+    argv = unit_exec_argv(unit + "\n" + drop, env)
+    at = argv.index("--api-tls-cert")
+    assert argv[at:at + len(tls_opts)] == tls_opts, argv
+    assert argv[:at] + argv[at + len(tls_opts):] == base, (argv, base)
+    creds = dict(re.findall(r"^LoadCredential=([\w.-]+):(\S+)$", unit + drop, re.M))
+    assert {"api-tls.crt", "api-tls.key", "api-clients-ca.crt"} <= set(creds), creds
+    # what systemd would give the daemon
+    etc, state, cdir = tmp_path / "etc", tmp_path / "state", tmp_path / "creds"
+    for d in (etc, cdir):
+        d.mkdir()
+    state.mkdir(mode=0o700)
+    (etc / "ruleset.lua").write_text(ruleset_text("v1.test", http_target.port))
+    files = {"api-admin.token": None, "api-readonly.token": None,
+             "api-tls.crt": pki.path("server"), "api-tls.key": pki.path("server", "key"),
+             "api-clients-ca.crt": pki.path("ca")}
+    (cdir / "api-admin.token").write_text(ADMIN_TOKEN + "\n")
+    (cdir / "api-readonly.token").write_text(RO_TOKEN + "\n")
+    for name, src in files.items():
+        assert name in creds, name
+        if src is not None:
+            shutil.copyfile(src, cdir / name)
+    for f in cdir.iterdir():
+        f.chmod(0o400)
+    argv = [a.replace("/etc/neosocksd/", f"{etc}/").replace("/var/lib/neosocksd", str(state))
+            for a in argv[1:]]
+    d = Daemon(argv, env={"CREDENTIALS_DIRECTORY": str(cdir)}, tmpdir=str(tmp_path))
+    d.start()
+    try:
+        resolve = ["--resolve", f"api.test:{api}:127.0.0.1", "--cacert", pki.path("ca"),
+                   "-o", "/dev/null", "-w", "%{http_code}"]
+
+        def as_(cert, token, *more):
+            auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+            rc, out, err = curl(*resolve, "--cert", pki.path(cert), "--key",
+                                pki.path(cert, "key"), *auth, *more,
+                                f"https://api.test:{api}/ruleset/gc" if more
+                                else f"https://api.test:{api}/stats")
+            return out
+        assert as_("admin", ADMIN_TOKEN) == b"200"
+        assert as_("admin", None) == b"401"
+        assert as_("admin", ADMIN_TOKEN, "--data", "") == b"200"
+        assert as_("reader", ADMIN_TOKEN) == b"200"
+        assert as_("reader", ADMIN_TOKEN, "--data", "") == b"403"
+        rc, out, err = curl(*resolve, f"https://api.test:{api}/stats")
+        assert rc != 0 and out == b"000"
+    finally:
+        d.close()
+    assert ADMIN_TOKEN not in d.log()
     # systemd's own reading of the unit with the drop-in
     sa = shutil.which("systemd-analyze")
     if sa is None:
         pytest.skip("systemd-analyze is not installed")
     units = tmp_path / "units"
     (units / "neosocksd.service.d").mkdir(parents=True)
-    with open(os.path.join(root, "sandbox", "neosocksd.service")) as f:
-        (units / "neosocksd.service").write_text(
-            f.read().replace("/usr/local/sbin/neosocksd", BIN))
+    (units / "neosocksd.service").write_text(unit.replace("/usr/local/sbin/neosocksd", BIN))
     (units / "neosocksd.service.d" / "api-tls.conf").write_text(
-        text.replace("/usr/local/sbin/neosocksd", BIN))
+        drop.replace("/usr/local/sbin/neosocksd", BIN))
     p = subprocess.run([sa, "verify", "neosocksd.service"], capture_output=True,
                        timeout=60, env=dict(os.environ, SYSTEMD_UNIT_PATH=f"{units}:"))
     assert p.returncode == 0 and p.stdout + p.stderr == b"", p

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from harness import (ADMIN_TOKEN, BIN, curl, Daemon, free_ports, make_env, RO_TOKEN, ruleset_text,
-                     routed, wait_until)
+                     routed, unit_exec_argv, wait_until)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNITS = ["neosocksd.service", "neosocksd-unix-api.service"]
@@ -119,27 +119,9 @@ def test_unit_exposure(unit):
 
 
 def unit_command(unit, env):
-    """The unit's ExecStart, expanded as systemd does: its Environment=
-    lines, then env (the EnvironmentFile's), ${VAR} as one word, $VAR
-    split into words."""
-    text = open(os.path.join(ROOT, "sandbox", unit)).read().replace("\\\n", " ")
-    values = {}
-    for m in re.finditer(r"^Environment=(.*)$", text, re.M):
-        for kv in shlex.split(m.group(1)):
-            k, _, v = kv.partition("=")
-            values[k] = v
-    values.update(env)
-    line = re.search(r"^ExecStart=(.*)$", text, re.M).group(1)
-    argv = []
-    for word in shlex.split(line):
-        m = re.fullmatch(r"\$\{(\w+)\}", word)
-        if m:
-            argv.append(values[m.group(1)])
-        elif re.fullmatch(r"\$(\w+)", word):
-            argv += values[word[1:]].split()
-        else:
-            argv.append(re.sub(r"\$\{(\w+)\}", lambda x: values[x.group(1)], word))
-    return argv
+    """The unit's ExecStart, expanded as systemd does (harness.py)."""
+    with open(os.path.join(ROOT, "sandbox", unit)) as f:
+        return unit_exec_argv(f.read(), env)
 
 
 def test_unit_command_line_runs(tmp_path, http_target):
