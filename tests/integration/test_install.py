@@ -78,12 +78,15 @@ def test_make_install_and_uninstall(tmp_path):
                  "usr/share/doc/neosocksd/examples/fleet-push.sh",
                  "usr/share/doc/neosocksd/examples/neosocksd-unix-api.service",
                  "usr/share/doc/neosocksd/examples/neosocksd.env",
+                 "usr/share/doc/neosocksd/examples/api-tls.conf",
                  "usr/share/doc/neosocksd/README.md", "usr/share/doc/neosocksd/sandbox.md"):
         assert want in files, (want, sorted(files))
     assert os.access(usr / "sbin" / "neosocksd", os.X_OK)
     assert oct((usr / "lib/systemd/system/neosocksd.service").stat().st_mode & 0o777) == "0o644"
     unit = (usr / "lib/systemd/system/neosocksd.service").read_text()
     assert "ExecStart=/usr/sbin/neosocksd " in unit and "/usr/local" not in unit
+    drop = (usr / "share/doc/neosocksd/examples/api-tls.conf").read_text()
+    assert "ExecStart=/usr/sbin/neosocksd " in drop and "/usr/local" not in drop
     page = (usr / "share/man/man8/neosocksd.8").read_text()
     assert "/usr/share/doc/neosocksd" in page and "/usr/local" not in page
     # the installed binary runs
