@@ -303,6 +303,7 @@ static int cli_set_log(const struct cli_opt *o, const char *v,
 				"%s: '%s' is not one of stdout, stderr, "
 				"terminal, syslog, discard",
 				cli_name(o), v);
+	cl->log_given = true;
 	return 0;
 }
 

@@ -51,6 +51,9 @@ struct sandbox_conf {
 	bool parent_no_filter;    /* ROLE_PARENT: every layer but the seccomp
 				   * filter (--enable-execute: the commands it
 				   * starts would inherit it) */
+	int parent_pidfile_dirfd; /* ROLE_PARENT: the --pidfile's directory
+				   * (> 0), where it removes the pidfile at
+				   * exit; 0 or -1: none */
 	int parent_state_dirfd;   /* ROLE_PARENT: the --state-dir directory
 				   * (> 0), where it may write the saved
 				   * updates; 0 or -1: none */

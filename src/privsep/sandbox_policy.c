@@ -246,6 +246,8 @@ static const struct sandbox_rule parent_rules[] = {
 	ROW1(unlinkat, SELF(0, SANDBOX_DYN_STATE_DIR),
 	     "within --state-dir only (a failed save's temporary file)"),
 	ROW(fsync, "--state-dir: the saved updates reach the disk"),
+	ROW1(unlinkat, SELF(0, SANDBOX_DYN_PIDFILE_DIR),
+	     "within --pidfile's directory only: the pidfile, at exit"),
 	ROW(newfstatat, NULL), ROW(fstat, NULL), ROW(statx, NULL),
 	ROW(lseek, NULL), ROW(pread64, "the loader reads ELF headers"),
 	ROW(getdents64, "module search paths"),
