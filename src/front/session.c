@@ -102,10 +102,17 @@ unsigned session_count(void)
 	return sess_count;
 }
 
+uint32_t session_new_id(void)
+{
+	return ++sess_next_id;
+}
+
 static const char *proto_name(uint8_t p)
 {
-	static const char *const names[] = { "-",     "socks4", "socks4a",
-					     "socks5", "http",  "forward" };
+	static const char *const names[] = {
+		"-",	   "socks4",	  "socks4a",	"socks5", "http",
+		"forward", "socks5-bind", "socks5-udp", "tproxy"
+	};
 	return p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }
 
@@ -813,6 +820,22 @@ void session_route_decided(struct session *s, const struct route_decision *d,
 	}
 }
 
+/* --tproxy: the connection's own local address is where the client
+ * meant to go; it is routed as a CONNECT to it. */
+static void session_tproxy(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	s->proto = PROTO_TPROXY;
+	if (getsockname(s->cfd, (struct sockaddr *)&ss, &len) < 0 ||
+	    addr_from_sockaddr(&s->hs->target, (struct sockaddr *)&ss) < 0) {
+		session_close(s, "no original destination");
+		return;
+	}
+	session_request(s);
+}
+
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		    int lkind)
 {
@@ -827,6 +850,7 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		drv = &http_driver;
 		break;
 	case LISTENER_FORWARD:
+	case LISTENER_TPROXY:
 		drv = &forward_driver;
 		break;
 	default:
@@ -861,6 +885,10 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		s->proto = PROTO_FORWARD;
 		s->hs->target = sess_fc->forward;
 		session_request(s);
+		return;
+	}
+	if (lkind == LISTENER_TPROXY) {
+		session_tproxy(s);
 		return;
 	}
 	if (drv->on_accept != NULL)

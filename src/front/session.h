@@ -54,6 +54,9 @@ enum sess_proto {
 	PROTO_SOCKS5,
 	PROTO_HTTP,
 	PROTO_FORWARD,
+	PROTO_SOCKS5_BIND, /* SOCKS5 BIND (socks_bind.c) */
+	PROTO_SOCKS5_UDP,  /* SOCKS5 UDP ASSOCIATE (udp_assoc.c) */
+	PROTO_TPROXY,      /* --tproxy: the original destination */
 };
 
 /* What refused a dial (DIAL_ERR_BLOCKED), for the access line. */
@@ -153,6 +156,8 @@ struct session {
 	char *route;  /* the chain used, NULL when direct; when owned, the
 		       * redirected address follows its NUL ("" if none) */
 	struct httpfwd *fwd; /* the HTTP forward proxy's state, or NULL */
+	struct udp_assoc *udp; /* SOCKS5 UDP ASSOCIATE's, or NULL */
+	struct socks_bind *bind; /* SOCKS5 BIND's, or NULL */
 };
 
 struct front_conf; /* front.h */
@@ -208,5 +213,8 @@ void session_drain(void);
 /* Stop all: close every session (shutdown). */
 void session_close_all(const char *outcome);
 unsigned session_count(void);
+/* A new id from the sessions' space (for other requests to the ruleset:
+ * a UDP association's destinations). */
+uint32_t session_new_id(void);
 
 #endif

@@ -173,6 +173,8 @@ static const struct sandbox_rule front_rules[] = {
 	ROW(shutdown, "half-close"),
 	ROW(pipe2, "relay pipes"),
 	ROW(splice, "socket <-> pipe relay"),
+	ROW(recvmmsg, "SOCKS5 UDP relay: datagrams in batches"),
+	ROW(sendmmsg, "SOCKS5 UDP relay: datagrams in batches"),
 };
 
 /* ---- ruleset: Lua VM and the REST API, on descriptors it was given ---- */
