@@ -98,6 +98,7 @@ static struct udp_dest *udp_dest_find(struct udp_assoc *a,
 	return d;
 }
 
+/* The held datagrams go (counted as dropped). */
 static void udp_held_free(struct udp_dest *d)
 {
 	struct udp_held *h;
@@ -105,14 +106,44 @@ static void udp_held_free(struct udp_dest *d)
 	while ((h = d->held) != NULL) {
 		d->held = h->next;
 		d->a->held_bytes -= h->len;
+		udp_drop(d->a, 1);
 		free(h);
 	}
 	d->held_tail = &d->held;
 }
 
+static void udp_rhash_del(struct udp_dest *d)
+{
+	struct udp_dest **pp = &d->a->rbucket[udp_hash(&d->raddr)];
+
+	if (!d->in_r)
+		return;
+	while (*pp != NULL && *pp != d)
+		pp = &(*pp)->rnext;
+	if (*pp == d)
+		*pp = d->rnext;
+	d->rnext = NULL;
+	d->in_r = false;
+}
+
+static void udp_rhash_add(struct udp_dest *d)
+{
+	struct udp_dest **slot;
+
+	if (d->in_r || d->up != NULL ||
+	    addr_from_sockaddr(&d->raddr, (struct sockaddr *)&d->remote) < 0)
+		return;
+	(void)addr_unmap(&d->raddr);
+	slot = &d->a->rbucket[udp_hash(&d->raddr)];
+	d->rnext = *slot;
+	*slot = d;
+	d->in_r = true;
+}
+
 /* Back to undecided (a failed path decided again, or a forward failed). */
 static void udp_dest_reset(struct udp_dest *d)
 {
+	udp_rhash_del(d);
 	if (d->rq != NULL)
 		resolver_cancel(d->rq);
 	d->rq = NULL;
@@ -251,6 +282,7 @@ void udp_dest_path_failed(struct udp_dest *d, const char *why)
 void udp_dest_path_ready(struct udp_dest *d)
 {
 	d->state = UD_READY;
+	udp_rhash_add(d);
 	if (d->forwarding) {
 		d->forwarding = false;
 		route_asker_forward_result(&d->ask, true, NULL);
@@ -632,10 +664,12 @@ static void udp_client_dgram(struct udp_assoc *a, uint8_t *p, size_t n,
 		}
 		udp_hold(d, p + hl, n - (size_t)hl);
 		d->last_ms = now;
+		d->seq = ++a->seq;
 		udp_dest_decide(d);
 		return;
 	}
 	d->last_ms = now;
+	d->seq = ++a->seq;
 	switch (d->state) {
 	case UD_READY:
 		if (d->up == NULL) {
@@ -732,30 +766,19 @@ void udp_assoc_to_client(struct udp_assoc *a, const struct netaddr *src,
 }
 
 /* The destination a direct reply belongs to: the one whose remote is its
- * source (several may share it: the one the client named so wins). */
+ * source; of several sharing it (a name and its address, a redirect), the
+ * one the client sent to last. */
 static struct udp_dest *udp_reply_dest(struct udp_assoc *a,
 				       const struct netaddr *src)
 {
-	struct udp_dest *d = udp_dest_find(a, src), *any = NULL;
+	struct udp_dest *best = NULL;
 
-	if (d != NULL && d->state == UD_READY && d->up == NULL &&
-	    !d->redirected)
-		return d;
-	for (unsigned b = 0; b < 64 && any == NULL; b++)
-		for (d = a->bucket[b]; d != NULL; d = d->hnext) {
-			struct netaddr r;
-
-			if (d->state != UD_READY || d->up != NULL ||
-			    addr_from_sockaddr(&r, (struct sockaddr *)&d->remote) <
-				    0)
-				continue;
-			(void)addr_unmap(&r);
-			if (udp_addr_eq(&r, src)) {
-				any = d;
-				break;
-			}
-		}
-	return any;
+	for (struct udp_dest *d = a->rbucket[udp_hash(src)]; d != NULL;
+	     d = d->rnext)
+		if (udp_addr_eq(&d->raddr, src) &&
+		    (best == NULL || d->seq > best->seq))
+			best = d;
+	return best;
 }
 
 static void udp_out_cb(evutil_socket_t fd, short what, void *arg)

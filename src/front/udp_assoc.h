@@ -66,12 +66,18 @@ struct udp_held {
 struct udp_dest {
 	struct udp_dest *hnext;  /* by the client's address */
 	struct udp_dest *unext;  /* on its uplink's list */
+	struct udp_dest *rnext;  /* direct and ready: by remote address */
 	struct udp_assoc *a;
 	struct route_asker ask;
 	struct netaddr addr;     /* as the client named it */
 	struct netaddr to;       /* the decided target */
 	struct sockaddr_storage remote; /* direct: where datagrams go */
 	socklen_t rlen;
+	struct netaddr raddr;    /* the same, as replies come from it */
+	uint64_t seq;            /* the association's count at its last
+				  * datagram: replies go to the latest of
+				  * the destinations sharing a remote */
+	bool in_r;
 	struct udp_uplink *up;   /* a chain, or NULL: direct */
 	struct resolver_query *rq;
 	struct udp_held *held, **held_tail;
@@ -101,6 +107,8 @@ struct udp_assoc {
 	socklen_t clen;
 	bool port_known;
 	struct udp_dest *bucket[64];
+	struct udp_dest *rbucket[64]; /* direct and ready, by remote */
+	uint64_t seq;
 	unsigned ndests, nrefused, nuplinks;
 	size_t held_bytes;
 	struct udp_uplink *uplinks;
