@@ -219,6 +219,7 @@ static void parent_sandbox_self(void)
 		.parent_keep_eff = priv_caps_needed(&parent.conf),
 		.parent_state_dirfd = state_dfd(),
 		.parent_pidfile_dirfd = pidfile_dirfd(),
+		.parent_bind_listen = parent.conf.socks5_bind,
 		/* commands would inherit the parent's filter and die on the
 		 * first call it does not allow */
 		.parent_no_filter = parent.conf.enable_execute,

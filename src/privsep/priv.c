@@ -19,6 +19,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "privsep/parent.h"
+#include "privsep/sandbox.h"
 
 struct priv_rule {
 	uint16_t type;  /* request message type */
@@ -223,7 +224,8 @@ static int priv_make_bind(struct child *c, const struct msg *m, int *err)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 				 sizeof(one));
 	if (priv_apply_outbound(fd, err) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1) < 0) {
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    listen(fd, SANDBOX_BIND_BACKLOG) < 0) {
 		if (*err == 0)
 			*err = errno;
 		close(fd);

@@ -189,6 +189,8 @@ int __lsan_is_turned_off(void)
 /* --state-dir's fd for SANDBOX_DYN_STATE_DIR rows (0: none), --pidfile's
  * directory for SANDBOX_DYN_PIDFILE_DIR rows */
 static int sbx_state_dirfd, sbx_pidfile_dirfd;
+/* --enable-socks5-bind: SANDBOX_DYN_BIND_BACKLOG rows are in */
+static bool sbx_bind_listen;
 
 static uint64_t sbx_datum(const struct sandbox_cmp *m)
 {
@@ -201,6 +203,8 @@ static uint64_t sbx_datum(const struct sandbox_cmp *m)
 		return (uint64_t)sbx_state_dirfd;
 	case SANDBOX_DYN_PIDFILE_DIR:
 		return (uint64_t)sbx_pidfile_dirfd;
+	case SANDBOX_DYN_BIND_BACKLOG:
+		return SANDBOX_BIND_BACKLOG;
 	default:
 		return m->datum;
 	}
@@ -221,7 +225,9 @@ static int sbx_add_rows(scmp_filter_ctx ctx, const struct sandbox_rule *r,
 			if ((r[i].cmp[k].dyn == SANDBOX_DYN_STATE_DIR &&
 			     sbx_state_dirfd <= 0) ||
 			    (r[i].cmp[k].dyn == SANDBOX_DYN_PIDFILE_DIR &&
-			     sbx_pidfile_dirfd <= 0))
+			     sbx_pidfile_dirfd <= 0) ||
+			    (r[i].cmp[k].dyn == SANDBOX_DYN_BIND_BACKLOG &&
+			     !sbx_bind_listen))
 				absent = true;
 		if (absent)
 			continue; /* no --state-dir, --pidfile: no write */
@@ -885,6 +891,7 @@ int sandbox_apply(const struct sandbox_conf *c, char *skipped,
 	if (c->role == ROLE_PARENT) {
 		sbx_state_dirfd = c->parent_state_dirfd;
 		sbx_pidfile_dirfd = c->parent_pidfile_dirfd;
+		sbx_bind_listen = c->parent_bind_listen;
 	}
 	int rc;
 

@@ -270,6 +270,9 @@ static const struct sandbox_rule parent_rules[] = {
 	ROWS_SOCKET_INET(AF_INET6, "AF_INET6"),
 	ROW(connect, "$NOTIFY_SOCKET, syslog"),
 	ROW(bind, "brokered privileged sockets"),
+	ROW1(listen, SELF(1, SANDBOX_DYN_BIND_BACKLOG),
+	     "backlog 1: SOCKS5 BIND's brokered socket (only with "
+	     "--enable-socks5-bind)"),
 	ROW(setsockopt, "any: the options it brokers need privileges"),
 	ROW(getsockopt, NULL), ROW(getsockname, NULL), ROW(getpeername, NULL),
 	ROW(shutdown, NULL),

@@ -18,6 +18,8 @@ enum sandbox_dyn {
 				* is left out when there is none */
 	SANDBOX_DYN_PIDFILE_DIR, /* datum: conf's parent_pidfile_dirfd; the
 				  * row is left out when there is none */
+	SANDBOX_DYN_BIND_BACKLOG, /* datum: SANDBOX_BIND_BACKLOG; the row is
+				   * left out without parent_bind_listen */
 };
 
 struct sandbox_cmp {
