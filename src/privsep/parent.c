@@ -249,11 +249,11 @@ void parent_child_ready(struct child *c)
 	if (!parent.ready_sent) {
 		parent.ready_sent = true;
 		pidfile_write();
-		daemon_ready();
 		parent_sandbox_self();
 		parent_api_status(); /* with the parent's sandbox now */
 		notify_send("READY=1\nSTATUS=serving");
 		LOGN("serving");
+		daemon_ready(); /* -d: the process that was started exits 0 */
 	} else {
 		parent_status();
 	}
