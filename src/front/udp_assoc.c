@@ -292,8 +292,18 @@ void udp_dest_path_ready(struct udp_dest *d)
 
 static void udp_out_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Room for bursts: the kernel caps it at net.core.rmem_max/wmem_max. */
+static void udp_bufsize(int fd)
+{
+	int sz = 1 << 20;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+}
+
 static int udp_out_watch(struct udp_assoc *a, int i, int fd)
 {
+	udp_bufsize(fd);
 	a->ofd[i] = fd;
 	event_assign(&a->oev[i], ubase, fd, EV_READ | EV_PERSIST, udp_out_cb,
 		     a);
@@ -892,6 +902,7 @@ static void udp_relay_start(struct session *s, struct udp_assoc *a, int fd)
 	size_t n;
 
 	a->rfd = fd;
+	udp_bufsize(fd);
 	if (getsockname(fd, (struct sockaddr *)&bnd, &blen) < 0) {
 		session_close(s, "UDP relay: getsockname failed");
 		return;

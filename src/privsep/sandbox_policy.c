@@ -55,6 +55,10 @@
 	{ .arg = (a), .op = SCMP_CMP_MASKED_EQ, .mask = (uint64_t)(m),    \
 	  .datum = (uint64_t)(v) }
 #define SELF(a, d) { .arg = (a), .op = SCMP_CMP_EQ, .dyn = (d) }
+/* the same for an int argument: its upper 32 bits are not defined */
+#define SELF32(a, d)                                                     \
+	{ .arg = (a), .op = SCMP_CMP_MASKED_EQ, .mask = 0xffffffffu,      \
+	  .dyn = (d) }
 
 /* socket(2) type without the flag bits */
 #define SOCK_FLAGS_OUT (~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
@@ -270,9 +274,9 @@ static const struct sandbox_rule parent_rules[] = {
 	ROWS_SOCKET_INET(AF_INET6, "AF_INET6"),
 	ROW(connect, "$NOTIFY_SOCKET, syslog"),
 	ROW(bind, "brokered privileged sockets"),
-	ROW1(listen, SELF(1, SANDBOX_DYN_BIND_BACKLOG),
-	     "backlog 1: SOCKS5 BIND's brokered socket (only with "
-	     "--enable-socks5-bind)"),
+	ROW1(listen, SELF32(1, SANDBOX_DYN_BIND_BACKLOG),
+	     "backlog 1 (an int: the low 32 bits): SOCKS5 BIND's brokered "
+	     "socket, only with --enable-socks5-bind"),
 	ROW(setsockopt, "any: the options it brokers need privileges"),
 	ROW(getsockopt, NULL), ROW(getsockname, NULL), ROW(getpeername, NULL),
 	ROW(shutdown, NULL),
