@@ -7,7 +7,7 @@ import struct
 import textwrap
 import threading
 
-from helpers import (access_line, connect, free_ports, is_closed, recv_exact,
+from harness import (access_line, connect, free_ports, is_closed, recv_exact,
                      socks5_read_reply, socks5_target)
 
 

@@ -9,9 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import BIN
-from helpers import access_line, assert_socks5_served, free_ports, wait_until
-from privsep_util import IS_ROOT, alive, caps
+from harness import access_line, alive, assert_socks5_served, BIN, caps, free_ports, IS_ROOT, wait_until
 
 CAP_NET_ADMIN = 12
 

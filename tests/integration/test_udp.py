@@ -8,10 +8,9 @@ import textwrap
 import pytest
 import socks
 
-from helpers import (access_line, assert_socks5_served, curl, free_ports, is_closed,
+from harness import (access_line, assert_socks5_served, curl, Dnsmasq, free_ports, is_closed,
+                     parse_udp, udp_associate, udp_client, udp_header, udp_roundtrip, UdpEcho,
                      wait_until)
-from udp_util import (Dnsmasq, UdpEcho, parse_udp, udp_associate, udp_client,
-                      udp_header, udp_roundtrip)
 
 
 @pytest.fixture
