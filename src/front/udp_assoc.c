@@ -11,13 +11,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/route_wire.h"
 #include "front/front.h"
 #include "front/front_priv.h"
 #include "front/resolver.h"
 #include "front/session.h"
-
-struct udp_stats udp_stats;
 
 static struct event_base *ubase;
 static const struct front_conf *ufc;
@@ -54,7 +53,7 @@ int64_t udp_now_ms(void)
 static void udp_drop(struct udp_assoc *a, unsigned n)
 {
 	a->drops += n;
-	udp_stats.drops += n;
+	front_stats.udp_drops += n;
 }
 
 /* ---- destinations, by the address the client names ---- */
@@ -188,8 +187,8 @@ static void udp_send_direct(struct udp_dest *d, const uint8_t *p, size_t n)
 			      d->rlen) == (ssize_t)n) {
 		a->pkts_up++;
 		a->bytes_up += n;
-		udp_stats.pkts_up++;
-		udp_stats.bytes_up += n;
+		front_stats.udp_pkts_up++;
+		front_stats.udp_bytes_up += n;
 		return;
 	}
 	udp_drop(a, 1);
@@ -643,8 +642,8 @@ static void udp_out_flush(struct udp_assoc *a, struct udp_out *o)
 		for (unsigned k = i; k < i + (unsigned)sent; k++) {
 			a->pkts_up++;
 			a->bytes_up += o->iov[k].iov_len;
-			udp_stats.pkts_up++;
-			udp_stats.bytes_up += o->iov[k].iov_len;
+			front_stats.udp_pkts_up++;
+			front_stats.udp_bytes_up += o->iov[k].iov_len;
 		}
 		udp_drop(a, j - i - (unsigned)sent);
 		i = j;
@@ -771,8 +770,8 @@ void udp_assoc_to_client(struct udp_assoc *a, const struct netaddr *src,
 	}
 	a->pkts_down++;
 	a->bytes_down += len;
-	udp_stats.pkts_down++;
-	udp_stats.bytes_down += len;
+	front_stats.udp_pkts_down++;
+	front_stats.udp_bytes_down += len;
 }
 
 /* The destination a direct reply belongs to: the one whose remote is its
@@ -852,8 +851,8 @@ static void udp_out_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < sent; i++) {
 		a->pkts_down++;
 		a->bytes_down += oiov[i][1].iov_len;
-		udp_stats.pkts_down++;
-		udp_stats.bytes_down += oiov[i][1].iov_len;
+		front_stats.udp_pkts_down++;
+		front_stats.udp_bytes_down += oiov[i][1].iov_len;
 	}
 	udp_drop(a, k - (unsigned)sent);
 }
@@ -917,8 +916,8 @@ static void udp_relay_start(struct session *s, struct udp_assoc *a, int fd)
 		return;
 	}
 	front_stats.success++;
-	udp_stats.assocs++;
-	udp_stats.active++;
+	front_stats.udp_assocs++;
+	front_stats.udp_active++;
 	a->last_ms = udp_now_ms();
 	event_assign(&a->rev, ubase, fd, EV_READ | EV_PERSIST, udp_relay_cb, a);
 	evtimer_assign(&a->timer, ubase, udp_timer_cb, a);
@@ -1041,7 +1040,7 @@ void udp_assoc_log(struct session *s, const char *outcome)
 	     (unsigned long long)a->pkts_up, (unsigned long long)a->bytes_up,
 	     (unsigned long long)a->pkts_down,
 	     (unsigned long long)a->bytes_down, (unsigned long long)a->drops,
-	     (double)(udp_now_ms() - s->t_start_us / 1000) / 1e3, outcome);
+	     (double)(monotime_us() - s->t_start_us) / 1e6, outcome);
 }
 
 void udp_assoc_free(struct udp_assoc *a)
@@ -1066,7 +1065,7 @@ void udp_assoc_free(struct udp_assoc *a)
 		event_del(&a->rev);
 		event_del(&a->timer);
 		close(a->rfd);
-		udp_stats.active--;
+		front_stats.udp_active--;
 	}
 	if (a->user != NULL)
 		explicit_bzero(a->user, strlen(a->user));

@@ -41,13 +41,6 @@ struct session;
 struct udp_assoc;
 struct udp_uplink;
 
-/* The front's UDP counters (/stats, /metrics, neosocksd.stats()). */
-struct udp_stats {
-	uint64_t pkts_up, pkts_down, bytes_up, bytes_down, drops, assocs;
-	uint32_t active;
-};
-extern struct udp_stats udp_stats;
-
 enum udp_dest_state {
 	UD_DECIDING = 0, /* the ruleset is asked */
 	UD_RESOLVING,    /* a name to resolve (direct) */

@@ -132,7 +132,7 @@ static void udp_uplink_reply(struct udp_uplink *u, const uint8_t *p,
 
 		if (hl < 0 || frag != 0) {
 			u->a->drops++;
-			udp_stats.drops++;
+			front_stats.udp_drops++;
 			return;
 		}
 		p += hl;
@@ -169,7 +169,7 @@ static void udp_uplink_read_cb(evutil_socket_t fd, short what, void *arg)
 			return; /* EAGAIN, or an ICMP error: nothing to do */
 		if ((size_t)n > UDP_DGRAM_MAX) {
 			u->a->drops++;
-			udp_stats.drops++;
+			front_stats.udp_drops++;
 			continue;
 		}
 		u->a->last_ms = udp_now_ms();
@@ -190,8 +190,8 @@ int udp_uplink_send(struct udp_uplink *u, struct udp_dest *d,
 		return -1;
 	a->pkts_up++;
 	a->bytes_up += len;
-	udp_stats.pkts_up++;
-	udp_stats.bytes_up += len;
+	front_stats.udp_pkts_up++;
+	front_stats.udp_bytes_up += len;
 	return 0;
 }
 

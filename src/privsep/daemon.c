@@ -199,7 +199,7 @@ void daemon_ready(void)
 	daemon_ready_fd = -1;
 }
 
-int pidfile_open(const char *path)
+int daemon_pidfile_open(const char *path)
 {
 	char dir[CONF_PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -236,6 +236,9 @@ int pidfile_open(const char *path)
 	    !S_ISREG(pid_st.st_mode)) {
 		LOGF("--pidfile %s: %s", path,
 		     pid_fd < 0 ? strerror(errno) : "not a regular file");
+		if (pid_fd >= 0)
+			close(pid_fd);
+		pid_fd = -1; /* not ours: never removed */
 		return -1;
 	}
 	if (flock(pid_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -253,12 +256,12 @@ int pidfile_open(const char *path)
 	return 0;
 }
 
-int pidfile_dirfd(void)
+int daemon_pidfile_dirfd(void)
 {
 	return pid_fd >= 0 ? pid_dirfd : -1;
 }
 
-void pidfile_write(void)
+void daemon_pidfile_write(void)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -267,7 +270,7 @@ void pidfile_write(void)
 		LOGE("--pidfile: write: %s", strerror(errno));
 }
 
-void pidfile_remove(void)
+void daemon_pidfile_remove(void)
 {
 	struct stat st;
 

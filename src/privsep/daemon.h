@@ -20,11 +20,11 @@ void daemon_ready(void);
 
 /* Open and lock the pidfile (before the sandbox); "" does nothing. 0 or
  * -1 (logged). */
-int pidfile_open(const char *path);
+int daemon_pidfile_open(const char *path);
 /* Its directory, for the sandbox's unlinkat row, or -1. */
-int pidfile_dirfd(void);
-void pidfile_write(void);
+int daemon_pidfile_dirfd(void);
+void daemon_pidfile_write(void);
 /* At exit: remove it if it is still the file written. */
-void pidfile_remove(void);
+void daemon_pidfile_remove(void);
 
 #endif

@@ -218,7 +218,7 @@ static void parent_sandbox_self(void)
 		.debug = parent.front_sb.debug != 0,
 		.parent_keep_eff = priv_caps_needed(&parent.conf),
 		.parent_state_dirfd = state_dfd(),
-		.parent_pidfile_dirfd = pidfile_dirfd(),
+		.parent_pidfile_dirfd = daemon_pidfile_dirfd(),
 		.parent_bind_listen = parent.conf.socks5_bind,
 		/* commands would inherit the parent's filter and die on the
 		 * first call it does not allow */
@@ -248,7 +248,7 @@ void parent_child_ready(struct child *c)
 		return;
 	if (!parent.ready_sent) {
 		parent.ready_sent = true;
-		pidfile_write();
+		daemon_pidfile_write();
 		parent_sandbox_self();
 		parent_api_status(); /* with the parent's sandbox now */
 		notify_send("READY=1\nSTATUS=serving");
@@ -536,7 +536,7 @@ int parent_daemonize(void)
 
 void parent_serve(void)
 {
-	if (pidfile_open(parent.conf.pidfile) < 0) {
+	if (daemon_pidfile_open(parent.conf.pidfile) < 0) {
 		parent_finish(1);
 		return;
 	}
@@ -662,6 +662,6 @@ int parent_main(int argc, char **argv)
 		event_base_dispatch(parent.base);
 	}
 	state_flush();
-	pidfile_remove();
+	daemon_pidfile_remove();
 	return parent.exit_code;
 }
