@@ -232,3 +232,20 @@ def test_pidfile_locked_by_a_running_daemon(daemon_factory, tmp_path):
     assert r.returncode == 1
     assert "locked by another running daemon" in r.stderr
     assert open(pidfile).read().strip() == str(d.pid)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root: mknod of a character device")
+def test_pidfile_that_is_not_a_regular_file_is_left_alone(tmp_path):
+    """Regression: --pidfile naming a device (as root, say /dev/null) was
+    refused as not a regular file, but its descriptor stayed recorded and
+    the exit path unlinked the device node. The start fails and the node
+    stays."""
+    import stat
+    node = tmp_path / "nul"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    port = free_ports(1)[0]
+    r = subprocess.run([BIN, "-l", f"127.0.0.1:{port}", "--pidfile", str(node)],
+                       capture_output=True, text=True, timeout=60, env=daemon_env())
+    assert r.returncode == 1
+    assert "not a regular file" in r.stderr, r.stderr
+    assert stat.S_ISCHR(os.lstat(node).st_mode), "the device node was removed"
