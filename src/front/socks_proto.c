@@ -613,39 +613,17 @@ size_t socks_proto_udp_header(uint8_t *out, size_t cap,
 size_t socks_proto_c5_request(uint8_t *out, size_t cap, uint8_t cmd,
 			      const struct netaddr *target)
 {
-	const void *addr;
-	size_t alen, need, off = 4;
+	size_t n;
 
-	switch (target->type) {
-	case ADDR_IPV4:
-		addr = target->u.v4;
-		alen = 4;
-		break;
-	case ADDR_IPV6:
-		addr = target->u.v6;
-		alen = 16;
-		break;
-	case ADDR_DOMAIN:
-		addr = target->u.name;
-		alen = target->namelen;
-		if (alen == 0 || has_nul(addr, alen))
-			return 0;
-		break;
-	default:
+	if (cap < 3)
 		return 0;
-	}
-	need = off + (target->type == ADDR_DOMAIN ? 1 : 0) + alen + 2;
-	if (cap < need)
+	n = s5_addr_encode(out + 3, cap - 3, target);
+	if (n == 0)
 		return 0;
 	out[0] = 5;
 	out[1] = cmd;
 	out[2] = 0;
-	out[3] = target->type;
-	if (target->type == ADDR_DOMAIN)
-		out[off++] = (uint8_t)alen;
-	memcpy(out + off, addr, alen);
-	put_be16(out + off + alen, target->port);
-	return need;
+	return 3 + n;
 }
 
 /* A BND domain that is empty or holds a NUL is treated as malformed, so
