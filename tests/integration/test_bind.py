@@ -121,6 +121,28 @@ def test_bind_refused_by_the_ruleset_is_rep_02(daemon_factory, tmp_path):
     s.close()
 
 
+def test_bind_wait_is_bounded_by_the_handshake_deadline(daemon_factory):
+    """-t bounds the wait for the peer: no one connects, so the second
+    reply is REP 06 (TTL expired, the reference's code) and the
+    connection closes."""
+    port = free_ports(1)[0]
+    d = daemon_factory("-l", f"127.0.0.1:{port}", "--enable-socks5-bind", "-t", "5",
+                       "--loglevel", "5")
+    s, rep, bound = bind_request(port, "127.0.0.1", 21)
+    assert rep == 0 and bound[1] != 0
+    rep2, _ = socks5_read_reply(s)
+    assert rep2 == 6
+    assert is_closed(s)
+    s.close()
+    assert "socks5-bind -> 127.0.0.1:21" in access_line(d, "socks5-bind")
+    # the listening socket went with the session
+    probe = socket.socket()
+    try:
+        assert probe.connect_ex(bound) != 0
+    finally:
+        probe.close()
+
+
 def test_bind_is_refused_unless_enabled(daemon_factory):
     port = free_ports(1)[0]
     daemon_factory("-l", f"127.0.0.1:{port}")

@@ -120,9 +120,9 @@ def test_udp_counters_in_stats_and_metrics(daemon_factory, tmp_path, echo):
     association is open, and in neosocksd.stats()."""
     rs = tmp_path / "direct.lua"
     rs.write_text("local rs = {}\nfunction rs.route(addr) return addr end\nreturn rs\n")
-    if True:
-        d, port, api = udp_daemon(daemon_factory, "-r", str(rs))
-        s = pysocks_udp(port)
+    d, port, api = udp_daemon(daemon_factory, "-r", str(rs))
+    s = pysocks_udp(port)
+    try:
         for i in range(3):
             s.sendto(b"x" * 100, ("127.0.0.1", echo.port))
             assert s.recvfrom(65535)[0] == b"echo:" + b"x" * 100
@@ -141,6 +141,7 @@ def test_udp_counters_in_stats_and_metrics(daemon_factory, tmp_path, echo):
                           "-H", "Content-Type: application/x-neosocksd-rpc; version=1",
                           f"http://127.0.0.1:{api}/ruleset/rpcall")
         assert out.decode() == "return true,3,315,1", out
+    finally:
         s.close()
 
 
@@ -160,6 +161,32 @@ def test_two_daemon_socks5_chain_carries_udp(daemon_factory, echo):
     assert "up=3/" in access_line(a, "socks5-udp"), a.log()
     # B's association was A's, and ends with A's
     assert "up=3/" in access_line(b, "socks5-udp"), b.log()
+
+
+def test_three_daemon_socks5_chain_carries_udp(daemon_factory, echo):
+    """-x socks5://B,socks5://C: C's association is asked for over a
+    control connection through B, and each datagram leaves A wrapped
+    twice (C's relay, then the echo), B unwraps one header and C the
+    other; replies come back the same way."""
+    c, cport, _ = udp_daemon(daemon_factory)
+    b, bport, _ = udp_daemon(daemon_factory)
+    a, aport, _ = udp_daemon(daemon_factory, "-x",
+                             f"socks5://127.0.0.1:{bport},socks5://127.0.0.1:{cport}")
+    s = pysocks_udp(aport)
+    try:
+        for i in range(3):
+            s.sendto(b"via B and C %d" % i, ("127.0.0.1", echo.port))
+            data, src = s.recvfrom(65535)
+            assert (data, src) == (b"echo:via B and C %d" % i, ("127.0.0.1", echo.port))
+    finally:
+        s.close()
+    assert [g for g, _ in echo.got] == [b"via B and C %d" % i for i in range(3)]
+    assert "up=3/" in access_line(a, "socks5-udp"), a.log()
+    # B relayed for A and carried A's control connection to C; C relayed
+    # to the echo
+    assert "up=3/" in access_line(b, "socks5-udp"), b.log()
+    assert f"socks5 -> 127.0.0.1:{cport} via direct" in access_line(b, f"-> 127.0.0.1:{cport}")
+    assert "up=3/" in access_line(c, "socks5-udp"), c.log()
 
 
 def test_ruleset_decides_each_destination(daemon_factory, tmp_path, echo):
