@@ -17,6 +17,7 @@
 #include "front/front_priv.h"
 #include "front/resolver.h"
 #include "front/session.h"
+#include "front/udp_batch.h"
 
 static struct event_base *ubase;
 static const struct front_conf *ufc;
@@ -636,9 +637,7 @@ static void udp_out_flush(struct udp_assoc *a, struct udp_out *o)
 
 		while (j < o->n && o->fd[j] == o->fd[i])
 			j++;
-		sent = sendmmsg(o->fd[i], &o->m[i], j - i, 0);
-		if (sent < 0)
-			sent = 0;
+		sent = (int)udp_batch_send(o->fd[i], &o->m[i], j - i, &a->gso);
 		for (unsigned k = i; k < i + (unsigned)sent; k++) {
 			a->pkts_up++;
 			a->bytes_up += o->iov[k].iov_len;
@@ -845,9 +844,7 @@ static void udp_out_cb(evutil_socket_t fd, short what, void *arg)
 	if (k == 0)
 		return;
 	a->last_ms = now;
-	sent = sendmmsg(a->rfd, out, k, MSG_DONTWAIT);
-	if (sent < 0)
-		sent = 0;
+	sent = (int)udp_batch_send(a->rfd, out, k, &a->gso);
 	for (int i = 0; i < sent; i++) {
 		a->pkts_down++;
 		a->bytes_down += oiov[i][1].iov_len;
@@ -976,6 +973,7 @@ void udp_assoc_request(struct session *s, const struct netaddr *dst)
 	s->udp = a;
 	a->s = s;
 	a->rfd = a->ofd[0] = a->ofd[1] = -1;
+	a->gso = true;
 	a->user = udp_strdup_cred(hs->user, hs->has_user);
 	a->pass = udp_strdup_cred(hs->pass, hs->has_pass);
 	if ((hs->has_user && a->user == NULL) ||

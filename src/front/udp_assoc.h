@@ -99,6 +99,7 @@ struct udp_assoc {
 	} client;                /* IP; the port once known */
 	socklen_t clen;
 	bool port_known;
+	bool gso;                /* batches may go as UDP_SEGMENT trains */
 	struct udp_dest *bucket[64];
 	struct udp_dest *rbucket[64]; /* direct and ready, by remote */
 	uint64_t seq;

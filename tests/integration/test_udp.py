@@ -74,6 +74,37 @@ def test_pysocks_udp_to_a_local_echo(daemon_factory, echo):
     assert "down=6/" in line and line.endswith(" ok"), line
 
 
+def test_a_burst_keeps_every_datagram_whole(daemon_factory, echo):
+    """Bursts of datagrams to one destination, the same size but the last
+    shorter, then sizes mixed: the relay may send a run of them as one
+    UDP_SEGMENT train (both ways); each arrives as its own datagram, with
+    its own bytes, none merged or cut."""
+    d, port, _ = udp_daemon(daemon_factory)
+    c, rep, relay = udp_associate(port)
+    assert rep == 0
+    u = udp_client(relay)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    hdr = udp_header("127.0.0.1", echo.port)
+    sizes = [1200] * 40 + [700] + [1, 1400, 1400, 64, 9000, 9000, 9000, 3]
+    want = []
+    for i, n in enumerate(sizes):
+        payload = bytes([i]) * n
+        want.append(payload)
+        u.sendto(hdr + payload, relay)
+    got = []
+    for _ in sizes:
+        host, p, data = parse_udp(u.recvfrom(65535)[0])
+        assert (host, p) == ("127.0.0.1", echo.port)
+        got.append(data)
+    # an echo is its datagram whole; the order may differ
+    assert sorted(got) == sorted(b"echo:" + w for w in want)
+    assert sorted(g for g, _ in echo.got) == sorted(want)
+    c.close()
+    line = access_line(d, "socks5-udp")
+    assert f"up={len(sizes)}/{sum(sizes)} down={len(sizes)}/{sum(sizes) + 5 * len(sizes)} " \
+        "dropped=0 " in line, line
+
+
 def test_ipv6_and_name_destinations_in_one_association(daemon_factory, echo, echo6):
     """Targets may be IPv4, IPv6 or names (the reference drops names): a
     name is resolved by the front, here through --nameserver (dnsmasq)."""

@@ -20,3 +20,4 @@ UT_SRCS_rpcall     := src/ruleset/rpcall.c
 UT_SRCS_route_wire := src/common/route_wire.c
 UT_SRCS_sha256     := src/ruleset/sha256.c
 UT_SRCS_accesslog  := src/front/accesslog.c src/common/addr.c src/common/log.c
+UT_SRCS_udp_batch  := src/front/udp_batch.c
