@@ -33,17 +33,17 @@ void udp_assoc_setup(struct event_base *base, const struct front_conf *fc)
 	ufc = fc;
 }
 
-struct event_base *udp_base(void)
+struct event_base *udp_assoc_base(void)
 {
 	return ubase;
 }
 
-const struct front_conf *udp_conf(void)
+const struct front_conf *udp_assoc_conf(void)
 {
 	return ufc;
 }
 
-int64_t udp_now_ms(void)
+int64_t udp_assoc_now_ms(void)
 {
 	struct timespec ts;
 
@@ -205,7 +205,7 @@ static void udp_send_one(struct udp_dest *d, const uint8_t *p, size_t n)
 	udp_send_direct(d, p, n);
 }
 
-void udp_dest_flush(struct udp_dest *d)
+void udp_assoc_dest_flush(struct udp_dest *d)
 {
 	struct udp_held *h;
 
@@ -262,7 +262,7 @@ static void udp_dest_refuse(struct udp_dest *d, const char *why)
 	     why);
 }
 
-void udp_dest_path_failed(struct udp_dest *d, const char *why)
+void udp_assoc_dest_failed(struct udp_dest *d, const char *why)
 {
 	char who[ADDR_STRLEN];
 
@@ -272,14 +272,14 @@ void udp_dest_path_failed(struct udp_dest *d, const char *why)
 	}
 	udp_dest_reset(d);
 	d->state = UD_FAILED;
-	d->since_ms = udp_now_ms();
+	d->since_ms = udp_assoc_now_ms();
 	udp_held_free(d);
 	if (addr_format(&d->addr, who, sizeof(who)) < 0)
 		strcpy(who, "?");
 	LOG_RL(LOGL_WARN, 10, "[#%u] udp %s: %s", d->a->s->id, who, why);
 }
 
-void udp_dest_path_ready(struct udp_dest *d)
+void udp_assoc_dest_ready(struct udp_dest *d)
 {
 	d->state = UD_READY;
 	udp_rhash_add(d);
@@ -287,7 +287,7 @@ void udp_dest_path_ready(struct udp_dest *d)
 		d->forwarding = false;
 		route_asker_forward_result(&d->ask, true, NULL);
 	}
-	udp_dest_flush(d);
+	udp_assoc_dest_flush(d);
 }
 
 static void udp_out_cb(evutil_socket_t fd, short what, void *arg);
@@ -320,9 +320,9 @@ static void udp_out_ready(struct udp_assoc *a, int family, const char *err)
 			    d->remote.ss_family != family)
 				continue;
 			if (err != NULL)
-				udp_dest_path_failed(d, err);
+				udp_assoc_dest_failed(d, err);
 			else
-				udp_dest_path_ready(d);
+				udp_assoc_dest_ready(d);
 		}
 }
 
@@ -399,9 +399,9 @@ static void udp_dest_direct(struct udp_dest *d, const struct sockaddr *sa,
 	d->state = UD_LINKING;
 	r = udp_out_socket(d->a, sa->sa_family);
 	if (r < 0)
-		udp_dest_path_failed(d, "cannot make a UDP socket");
+		udp_assoc_dest_failed(d, "cannot make a UDP socket");
 	else if (r > 0)
-		udp_dest_path_ready(d);
+		udp_assoc_dest_ready(d);
 }
 
 static void udp_dest_resolved(int result, const struct sockaddr *sa,
@@ -411,7 +411,7 @@ static void udp_dest_resolved(int result, const struct sockaddr *sa,
 
 	d->rq = NULL;
 	if (result < 0) {
-		udp_dest_path_failed(d, "name resolution failed");
+		udp_assoc_dest_failed(d, "name resolution failed");
 		return;
 	}
 	udp_dest_direct(d, sa, len);
@@ -446,9 +446,9 @@ static void udp_dest_route(struct udp_dest *d, const struct netaddr *to,
 			d->hdr, sizeof(d->hdr), to);
 		if (d->hdrlen == 0 ||
 		    udp_uplink_get(d->a, hops, n, key, d) == NULL)
-			udp_dest_path_failed(d, "no room for another chain");
+			udp_assoc_dest_failed(d, "no room for another chain");
 		else if (udp_uplink_ready(d->up))
-			udp_dest_path_ready(d);
+			udp_assoc_dest_ready(d);
 		return;
 	}
 	if (to->type != ADDR_DOMAIN) {
@@ -462,7 +462,7 @@ static void udp_dest_route(struct udp_dest *d, const struct netaddr *to,
 	if (r > 0)
 		udp_dest_direct(d, (struct sockaddr *)&ss, len);
 	else if (r < 0)
-		udp_dest_path_failed(d, "name resolution failed");
+		udp_assoc_dest_failed(d, "name resolution failed");
 }
 
 /* Without a ruleset, or when none is loaded: the -x chain. */
@@ -482,7 +482,7 @@ static void udp_dest_go(struct udp_dest *d, const struct route_decision *rd)
 	const char *why;
 
 	if (hops == NULL) {
-		udp_dest_path_failed(d, "out of memory");
+		udp_assoc_dest_failed(d, "out of memory");
 		return;
 	}
 	if (addr_parse(&to, rd->addr.p, rd->addr.len, -1) < 0 ||
@@ -553,7 +553,7 @@ static void udp_dest_undecided(struct route_asker *ask, int err)
 	struct udp_dest *d = (struct udp_dest *)((char *)ask -
 						 offsetof(struct udp_dest, ask));
 
-	udp_dest_path_failed(d, dial_strerror((enum dial_err)err));
+	udp_assoc_dest_failed(d, dial_strerror((enum dial_err)err));
 }
 
 static const struct route_asker_ops udp_dest_ops = {
@@ -566,13 +566,13 @@ static void udp_dest_decide(struct udp_dest *d)
 	struct udp_assoc *a = d->a;
 
 	d->state = UD_DECIDING;
-	d->since_ms = udp_now_ms();
+	d->since_ms = udp_assoc_now_ms();
 	if (!ufc->use_ruleset) {
 		udp_dest_default(d);
 		return;
 	}
 	if (route_asker_ask(&d->ask, &d->addr, a->user, a->pass) < 0)
-		udp_dest_path_failed(d, "ruleset unavailable");
+		udp_assoc_dest_failed(d, "ruleset unavailable");
 }
 
 static struct udp_dest *udp_dest_new(struct udp_assoc *a,
@@ -720,7 +720,7 @@ static void udp_relay_cb(evutil_socket_t fd, short what, void *arg)
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage from[UDP_BATCH];
 	static struct udp_out o;
-	int64_t now = udp_now_ms();
+	int64_t now = udp_assoc_now_ms();
 	int n;
 
 	(void)what;
@@ -795,7 +795,7 @@ static void udp_out_cb(evutil_socket_t fd, short what, void *arg)
 	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
 	struct iovec iov[UDP_BATCH], oiov[UDP_BATCH][2];
 	struct sockaddr_storage from[UDP_BATCH];
-	int64_t now = udp_now_ms();
+	int64_t now = udp_assoc_now_ms();
 	unsigned k = 0;
 	int n, sent;
 
@@ -860,7 +860,7 @@ static void udp_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	static const struct timeval tick = { 1, 0 };
 	struct udp_assoc *a = arg;
-	int64_t now = udp_now_ms();
+	int64_t now = udp_assoc_now_ms();
 	int64_t idle = (int64_t)(ufc->c.udp_idle * 1000);
 	int64_t decide = (int64_t)(ufc->c.timeout * 1000);
 
@@ -880,7 +880,7 @@ static void udp_timer_cb(evutil_socket_t fd, short what, void *arg)
 			else if (d->state == UD_DECIDING && d->ask.pending &&
 				 now - d->since_ms >= decide) {
 				route_asker_forget(&d->ask);
-				udp_dest_path_failed(d, "no routing decision "
+				udp_assoc_dest_failed(d, "no routing decision "
 							"in time");
 			}
 		}
@@ -915,7 +915,7 @@ static void udp_relay_start(struct session *s, struct udp_assoc *a, int fd)
 	front_stats.success++;
 	front_stats.udp_assocs++;
 	front_stats.udp_active++;
-	a->last_ms = udp_now_ms();
+	a->last_ms = udp_assoc_now_ms();
 	event_assign(&a->rev, ubase, fd, EV_READ | EV_PERSIST, udp_relay_cb, a);
 	evtimer_assign(&a->timer, ubase, udp_timer_cb, a);
 	if (event_add(&a->rev, NULL) < 0 || evtimer_add(&a->timer, &tick) < 0) {

@@ -116,8 +116,8 @@ struct udp_assoc {
 
 struct front_conf;
 void udp_assoc_setup(struct event_base *base, const struct front_conf *fc);
-struct event_base *udp_base(void);
-const struct front_conf *udp_conf(void);
+struct event_base *udp_assoc_base(void);
+const struct front_conf *udp_assoc_conf(void);
 
 /* The SOCKS5 driver got UDP ASSOCIATE: ask for the relay socket and reply
  * (dst: the client's DST, its expected source). */
@@ -127,14 +127,14 @@ void udp_assoc_on_control(struct session *s);
 /* The access line, and the end. */
 void udp_assoc_log(struct session *s, const char *outcome);
 void udp_assoc_free(struct udp_assoc *a);
-int64_t udp_now_ms(void);
+int64_t udp_assoc_now_ms(void);
 
 /* Send a datagram's payload to a destination that is ready, or hold it
  * while it is not; the caller counts. For the uplink code. */
-void udp_dest_flush(struct udp_dest *d);
+void udp_assoc_dest_flush(struct udp_dest *d);
 /* The path of d failed or became ready. */
-void udp_dest_path_ready(struct udp_dest *d);
-void udp_dest_path_failed(struct udp_dest *d, const char *why);
+void udp_assoc_dest_ready(struct udp_dest *d);
+void udp_assoc_dest_failed(struct udp_dest *d, const char *why);
 /* A reply for the client: the header names src; payload len bytes. */
 void udp_assoc_to_client(struct udp_assoc *a, const struct netaddr *src,
 			 const uint8_t *payload, size_t len);

@@ -57,11 +57,13 @@ unsigned udp_batch_send(int fd, struct mmsghdr *m, unsigned n, bool *gso)
 	while (i < n) {
 		size_t seg = udp_batch_len(&m[i].msg_hdr), total = seg;
 		unsigned j = i + 1;
-		struct msghdr *h = &g[ng].msg_hdr;
+		struct msghdr *h;
 
 		while (j < n && udp_batch_joins(m, i, j, seg, total))
 			total += udp_batch_len(&m[j++].msg_hdr);
-		*h = m[i].msg_hdr;
+		g[ng].msg_hdr = m[i].msg_hdr;
+		g[ng].msg_len = 0;
+		h = &g[ng].msg_hdr;
 		h->msg_iovlen = (size_t)(m[j - 1].msg_hdr.msg_iov +
 					 m[j - 1].msg_hdr.msg_iovlen -
 					 m[i].msg_hdr.msg_iov);

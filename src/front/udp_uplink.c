@@ -97,7 +97,7 @@ static void udp_uplink_fail(struct udp_uplink *u, const char *why)
 {
 	u->state = UL_FAILING;
 	while (u->dests != NULL)
-		udp_dest_path_failed(u->dests, why);
+		udp_assoc_dest_failed(u->dests, why);
 	udp_uplink_free(u);
 }
 
@@ -147,7 +147,7 @@ static void udp_uplink_reply(struct udp_uplink *u, const uint8_t *p,
 			   : src.type == ADDR_IPV6 ? 16
 						   : (size_t)src.namelen + 1) ==
 			    0) {
-			d->last_ms = udp_now_ms();
+			d->last_ms = udp_assoc_now_ms();
 			if (d->redirected)
 				src = d->addr;
 			break;
@@ -172,7 +172,7 @@ static void udp_uplink_read_cb(evutil_socket_t fd, short what, void *arg)
 			front_stats.udp_drops++;
 			continue;
 		}
-		u->a->last_ms = udp_now_ms();
+		u->a->last_ms = udp_assoc_now_ms();
 		udp_uplink_reply(u, buf, (size_t)n);
 	}
 }
@@ -228,7 +228,7 @@ static void udp_uplink_up(struct udp_uplink *u)
 	for (d = u->dests; d != NULL; d = next) {
 		next = d->unext;
 		if (d->state == UD_LINKING)
-			udp_dest_path_ready(d);
+			udp_assoc_dest_ready(d);
 	}
 }
 
@@ -253,7 +253,7 @@ static void udp_uplink_sock(struct udp_uplink *u, int fd)
 		udp_uplink_fail(u, "cannot reach the first proxy's relay");
 		return;
 	}
-	event_assign(&u->uev, udp_base(), fd, EV_READ | EV_PERSIST,
+	event_assign(&u->uev, udp_assoc_base(), fd, EV_READ | EV_PERSIST,
 		     udp_uplink_read_cb, u);
 	if (event_add(&u->uev, NULL) < 0) {
 		udp_uplink_fail(u, "out of memory");
@@ -351,7 +351,7 @@ static void udp_hop_watch(int fd, short flags, void *arg)
 	h->flags = 0;
 	if (flags == 0)
 		return;
-	event_assign(&h->ev, udp_base(), fd, flags | EV_PERSIST,
+	event_assign(&h->ev, udp_assoc_base(), fd, flags | EV_PERSIST,
 		     udp_hop_event_cb, h);
 	if (event_add(&h->ev, NULL) == 0)
 		h->flags = flags;
@@ -375,7 +375,7 @@ static void udp_hop_dialed(const struct dial_result *r, void *arg)
 	}
 	h->fd = r->fd;
 	h->relay = r->bnd;
-	event_assign(&h->ev, udp_base(), h->fd, EV_READ | EV_PERSIST,
+	event_assign(&h->ev, udp_assoc_base(), h->fd, EV_READ | EV_PERSIST,
 		     udp_hop_control_cb, h);
 	if (event_add(&h->ev, NULL) < 0) {
 		udp_uplink_fail(u, "out of memory");
@@ -400,7 +400,7 @@ static struct udp_uplink *udp_uplink_new(struct udp_assoc *a,
 	u->a = a;
 	u->n = n;
 	u->ufd = -1;
-	u->started_ms = udp_now_ms();
+	u->started_ms = udp_assoc_now_ms();
 	u->key = strdup(key);
 	u->hops = calloc(n, sizeof(*u->hops));
 	u->hop = calloc(n, sizeof(*u->hop));
@@ -449,7 +449,7 @@ struct udp_uplink *udp_uplink_get(struct udp_assoc *a,
 
 void udp_uplink_tick(struct udp_assoc *a, int64_t now)
 {
-	int64_t limit = (int64_t)(udp_conf()->c.timeout * 1000);
+	int64_t limit = (int64_t)(udp_assoc_conf()->c.timeout * 1000);
 	struct udp_uplink *u, *next;
 
 	for (u = a->uplinks; u != NULL; u = next) {
