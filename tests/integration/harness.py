@@ -5,7 +5,8 @@ and reading (one byte-at-a-time read loop, recv_until, for heads and
 lines); raw SOCKS and HTTP CONNECT clients and curl; /proc; local targets
 and misbehaving peers; and the REST API: a raw HTTP/1.1 client that shows
 the wire, a strict Prometheus text parser, builders of bodies and bombs;
-SOCKS5 UDP: an echo server, the UDP header, a raw association, dnsmasq.
+SOCKS5 UDP: the UDP header and a raw association (the UDP tests' peers are
+in udppeers.py).
 conftest.py holds only the fixtures."""
 
 import ctypes
@@ -14,7 +15,6 @@ import hashlib
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -1028,41 +1028,7 @@ class SplitReplyProxy(TcpServer):
             up.close()
 
 
-# ---- SOCKS5 UDP ASSOCIATE: a UDP echo, the SOCKS UDP header, a raw association, dnsmasq ----
-
-
-class UdpEcho:
-    """Answers every datagram with b"echo:" + it; counts what it got."""
-
-    def __init__(self, host="127.0.0.1"):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.host = host
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.got = []
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:
-                return
-            with self.lock:
-                self.got.append((data, addr))
-            try:
-                self.sock.sendto(b"echo:" + data, addr)
-            except OSError:
-                pass
-
-    def count(self):
-        with self.lock:
-            return len(self.got)
-
-    def close(self):
-        self.sock.close()
+# ---- SOCKS5 UDP ASSOCIATE: the UDP header, a raw association (udppeers.py: the peers) ----
 
 
 def udp_header(host, port, frag=0):
@@ -1118,61 +1084,6 @@ def udp_roundtrip(u, relay, host, port, payload):
     port, payload)."""
     u.sendto(udp_header(host, port) + payload, relay)
     return parse_udp(u.recvfrom(65535)[0])
-
-
-class Dnsmasq:
-    """dnsmasq on 127.0.0.1:port answering A queries for NAME from its own
-    --address (no upstream, no hosts file). It binds the port for TCP too,
-    which another process may hold: a start that fails is tried again on
-    another port."""
-
-    def __init__(self, name, ip):
-        self.tmp = tempfile.mkdtemp(prefix="dnsmasq-")
-        self.proc = None
-        why = ""
-        for _ in range(5):
-            if self._start(name, ip):
-                return
-            with open(self.log, errors="replace") as f:
-                why = f.read().strip()
-        raise AssertionError("dnsmasq does not start: " + why)
-
-    def _start(self, name, ip):
-        exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        args = [exe, "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                "--listen-address=127.0.0.1", "--bind-interfaces",
-                f"--port={self.port}", f"--address=/{name}/{ip}",
-                f"--pid-file={self.tmp}/pid", "--log-facility=-"]
-        if os.geteuid() == 0:
-            args.append("--user=root")
-        self.log = os.path.join(self.tmp, "log")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
-        wait_until(lambda: self.proc.poll() is not None or self._answers(), 30,
-                   "dnsmasq does not answer")
-        return self.proc.poll() is None
-
-    def _answers(self):
-        q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            try:
-                s.sendto(q, ("127.0.0.1", self.port))
-                return s.recv(512)[:2] == b"\x12\x34"
-            except OSError:
-                return False
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ---- the REST API ----

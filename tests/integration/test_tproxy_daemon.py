@@ -105,7 +105,7 @@ def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path):
         assert r.returncode == 0, r.stderr
         assert r.stdout == "hello through tproxy\n"
         line = access_line(d, "tproxy")
-        assert f"10.200.0.2:" in line and f"-> 10.200.9.9:80 via direct to 127.0.0.1:{tport}" \
+        assert "10.200.0.2:" in line and f"-> 10.200.9.9:80 via direct to 127.0.0.1:{tport}" \
             in line and line.endswith(" ok"), line
         # an address the ruleset refuses is closed, not routed direct
         r = run(*ns.exec(ns.cli, "curl", "-sS", "--max-time", "20",

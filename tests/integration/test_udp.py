@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import socks
 
-from harness import (access_line, assert_socks5_served, curl, Dnsmasq, free_ports, is_closed,
-                     parse_udp, udp_associate, udp_client, udp_header, udp_roundtrip, UdpEcho,
-                     wait_until)
+from harness import (access_line, assert_socks5_served, curl, free_ports, is_closed, parse_udp,
+                     udp_associate, udp_client, udp_header, udp_roundtrip)
+from udppeers import Dnsmasq, UdpEcho
 
 
 @pytest.fixture
