@@ -186,6 +186,83 @@ def test_daemonize_with_pidfile(tmp_path, hash_server):
         stop_daemon(pid, str(pidfile))
 
 
+def syslog_missing():
+    if not IS_ROOT:
+        return "needs root: a mount namespace whose /dev/log is the test's socket"
+    for tool in ("unshare", "mount"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (util-linux)"
+    return None
+
+
+def run_in_own_dev_log(tmp_path, *argv):
+    """Run argv in a mount namespace of its own whose /dev is a tmpfs
+    holding the host's null, zero, random and urandom and, as /dev/log, a
+    datagram socket the test reads. Returns (CompletedProcess, socket)."""
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "log"))
+    sock.setblocking(False)
+    old = tmp_path / "olddev"
+    old.mkdir()
+    script = textwrap.dedent(f"""
+        set -e
+        mount --make-rprivate /
+        mount --bind /dev {old}
+        mount -t tmpfs -o mode=0755 tmpfs /dev
+        for n in null zero random urandom; do
+            touch /dev/$n; mount --bind {old}/$n /dev/$n
+        done
+        touch /dev/log; mount --bind {tmp_path / "log"} /dev/log
+        exec "$@"
+    """)
+    r = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", *argv],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env=daemon_env())
+    return r, sock
+
+
+def syslog_lines(sock):
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65536).decode(errors="replace"))
+        except BlockingIOError:
+            return out
+
+
+@pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
+def test_daemonize_logs_to_syslog_unless_log_says(tmp_path, hash_server):
+    """-d without --log: the daemon's lines go to syslog (here /dev/log is
+    the test's socket); with --log stderr they go where stderr went, to
+    /dev/null, and syslog gets none."""
+    port = free_ports(1)[0]
+    r, sock = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                                 "--pidfile", "s.pid")
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        assert_socks5_served(port, hash_server.port)
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+        lines = syslog_lines(sock)
+        assert any(f"running in the background (pid {pid})" in ln for ln in lines), lines
+        assert any("serving" in ln for ln in lines), lines
+    finally:
+        sock.close()
+    (tmp_path / "log").unlink()
+    (tmp_path / "olddev").rmdir()
+    r, sock = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                                 "--pidfile", "s.pid", "--log", "stderr")
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+        # its whole life is over: nothing went to syslog
+        assert syslog_lines(sock) == []
+    finally:
+        sock.close()
+
+
 def test_daemonize_from_a_config_file(tmp_path, hash_server):
     """daemonize = true in a -c file: the same, with the ruleset process
     that read the file replaced by the daemon's own."""
