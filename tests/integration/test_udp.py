@@ -9,7 +9,7 @@ import pytest
 import socks
 
 from harness import (access_line, assert_socks5_served, curl, free_ports, is_closed, parse_udp,
-                     udp_associate, udp_client, udp_header, udp_roundtrip)
+                     udp_associate, udp_client, udp_header, udp_roundtrip, wait_until)
 from udppeers import Dnsmasq, UdpEcho
 
 
@@ -309,6 +309,45 @@ def test_bad_datagrams_and_a_flood_of_destinations(daemon_factory, echo, hash_se
     assert "dests=256 " in line, line
     dropped = int(line.split("dropped=")[1].split()[0])
     assert dropped >= len(bad) + 1 + 300 - 255, line
+
+
+def test_datagrams_held_while_deciding_are_bounded(daemon_factory, tmp_path, echo):
+    """While the ruleset decides a destination its datagrams wait, at most
+    64 KiB of them per association; the rest are dropped and counted, and
+    the held ones go once the decision comes."""
+    rs = tmp_path / "slow.lua"
+    rs.write_text(textwrap.dedent("""
+        local rs = {}
+        _G.go = false
+        function rs.route(addr)
+            while not _G.go do await.sleep(0.02) end
+            return addr
+        end
+        return rs
+    """))
+    d, port, api = udp_daemon(daemon_factory, "-r", str(rs))
+    c, rep, relay = udp_associate(port)
+    assert rep == 0
+    u = udp_client(relay)
+    for i in range(20):  # 80,000 bytes: 16 of them fit in 64 KiB
+        u.sendto(udp_header("127.0.0.1", echo.port) + bytes([i]) * 4000, relay)
+
+    def dropped():
+        rc, out, _ = curl(f"http://127.0.0.1:{api}/metrics")
+        return rc == 0 and "neosocksd_udp_dropped_total 4\n" in out.decode()
+
+    # every datagram was read: 16 held, 4 dropped; then the decision
+    wait_until(dropped, 30, "the datagrams were not all read")
+    rc, out, err = curl("--data-binary", "_G.go = true", f"http://127.0.0.1:{api}/ruleset/invoke")
+    assert rc == 0, err
+    got = [parse_udp(u.recvfrom(65535)[0])[2] for _ in range(16)]
+    assert sorted(got) == [b"echo:" + bytes([i]) * 4000 for i in range(16)]
+    # nothing more was held: the next datagram's echo comes right after
+    assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"sync")[2] == b"echo:sync"
+    assert len(echo.got) == 17
+    c.close()
+    line = access_line(d, "socks5-udp")
+    assert "up=17/64004 " in line and "dropped=4 " in line, line
 
 
 def test_the_port_named_in_the_request_is_the_only_one_taken(daemon_factory, echo):
