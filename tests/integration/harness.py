@@ -1050,9 +1050,10 @@ def parse_udp(data):
     return host, port, data[off + 2:]
 
 
-def udp_associate(proxy_port, user=None, password=None, dst=("0.0.0.0", 0)):
-    """A raw UDP ASSOCIATE: (control socket, REP, relay (host, port))."""
-    s = connect(proxy_port)
+def udp_associate(proxy_port, user=None, password=None, dst=("0.0.0.0", 0), host="127.0.0.1"):
+    """A raw UDP ASSOCIATE to host:proxy_port: (control socket, REP, relay
+    (host, port))."""
+    s = connect(proxy_port, host)
     if user is None:
         s.sendall(b"\x05\x01\x00")
         assert recv_exact(s, 2) == b"\x05\x00"

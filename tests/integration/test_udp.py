@@ -126,6 +126,27 @@ def test_ipv6_and_name_destinations_in_one_association(daemon_factory, echo, ech
         dns.close()
 
 
+@pytest.mark.parametrize("listen,via", [("[::1]", "::1"), ("", "127.0.0.1"), ("", "::1")])
+def test_relay_is_on_the_address_the_client_came_to(daemon_factory, echo, listen, via):
+    """The parent binds the relay where the client reached the listener:
+    on an IPv6 listener's address, and behind a wildcard listener (-l
+    :PORT) on the address the client used, of either family."""
+    if ":" in via:
+        try:
+            socket.socket(socket.AF_INET6).bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback")
+    port = free_ports(1, host="::1" if listen else "127.0.0.1")[0]
+    d = daemon_factory("-l", f"{listen}:{port}", "--enable-socks5-udp", "--loglevel", "5")
+    c, rep, relay = udp_associate(port, host=via)
+    assert rep == 0 and relay[0] == via, relay
+    u = udp_client(relay)
+    assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"here")[2] == b"echo:here"
+    c.close()
+    assert f"relay {via if ':' not in via else '[' + via + ']'}:{relay[1]} " \
+        in access_line(d, "socks5-udp")
+
+
 def test_dns_query_through_the_association(daemon_factory):
     """dnspython over a PySocks UDP socket asks dnsmasq on loopback."""
     import dns.message
