@@ -139,7 +139,8 @@ void session_log_fields(const struct session *s, struct accesslog *a)
 	a->to = to != NULL && to[0] != '\0' ? to : NULL;
 	a->block = session_block_name(s->block);
 	a->reply = s->reply;
-	a->socks_version = s->proto == PROTO_SOCKS5 ? 5 : 4;
+	a->socks_version =
+		s->proto == PROTO_SOCKS4 || s->proto == PROTO_SOCKS4A ? 4 : 5;
 	a->user = s->user;
 }
 
@@ -674,6 +675,20 @@ static void session_direct(struct session *s)
 	session_dial(s);
 }
 
+void session_note_user(struct session *s)
+{
+	const struct hs *hs = s->hs;
+
+	free(s->user);
+	s->user = NULL;
+	if (hs->has_user) {
+		char user[3 * sizeof(hs->user) + 4];
+
+		accesslog_user_text(hs->user, user, sizeof(user));
+		s->user = strdup(user);
+	}
+}
+
 void session_request(struct session *s)
 {
 	struct hs *hs = s->hs;
@@ -689,14 +704,7 @@ void session_request(struct session *s)
 	s->target = NULL;
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
-	free(s->user);
-	s->user = NULL;
-	if (hs->has_user) {
-		char user[3 * sizeof(hs->user) + 4];
-
-		accesslog_user_text(hs->user, user, sizeof(user));
-		s->user = strdup(user);
-	}
+	session_note_user(s);
 	if (!sess_fc->use_ruleset) {
 		session_direct(s);
 		return;

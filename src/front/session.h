@@ -185,6 +185,8 @@ void session_close(struct session *s, const char *outcome);
 void session_linger(struct session *s, const char *outcome);
 /* The access line session_close() writes by default. */
 void session_log_line(const struct session *s, const char *outcome);
+/* The access line's user: the name the client gave (hs), made safe. */
+void session_note_user(struct session *s);
 struct accesslog;
 /* The fields every access line of s has (client, proto, user, target,
  * route, block, reply); the caller adds the rest. */

@@ -80,7 +80,7 @@ static void socks_fail(struct session *s, uint8_t rep)
 		n = socks_proto_s5_reply(out, rep, NULL);
 	else
 		n = socks_proto_s4_reply(out, SOCKS4_REJECTED);
-	s->reply = s->proto == PROTO_SOCKS5 ? rep : SOCKS4_REJECTED;
+	s->reply = socks_is5(s) ? rep : SOCKS4_REJECTED;
 	(void)session_reply(s, out, n);
 }
 
@@ -272,8 +272,7 @@ static int socks_on_dialed(struct session *s, const struct dial_result *r)
 	} else {
 		n = socks_proto_s4_reply(out, SOCKS4_GRANTED);
 	}
-	s->reply = s->proto == PROTO_SOCKS5 ? SOCKS5_REP_SUCCEEDED
-					    : SOCKS4_GRANTED;
+	s->reply = socks_is5(s) ? SOCKS5_REP_SUCCEEDED : SOCKS4_GRANTED;
 	return session_reply(s, out, n);
 }
 

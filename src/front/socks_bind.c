@@ -37,6 +37,7 @@ static void socks_bind_fail(struct session *s, uint8_t rep, const char *why)
 {
 	uint8_t out[22];
 
+	s->reply = rep;
 	(void)session_reply(s, out, socks_proto_s5_reply(out, rep, NULL));
 	session_close(s, why);
 }
@@ -62,6 +63,7 @@ static void socks_bind_listening(void *arg, int fd, int err)
 		return;
 	}
 	/* the first reply: where the peer is to connect */
+	s->reply = SOCKS5_REP_SUCCEEDED;
 	if (session_reply(s, out, socks_proto_s5_reply(out, SOCKS5_REP_SUCCEEDED,
 						       (struct sockaddr *)&ss)) <
 	    0) {
@@ -192,8 +194,8 @@ void socks_bind_start(struct session *s)
 		socks_bind_peer_known(s, (struct sockaddr *)&ss, len);
 		return;
 	}
-	r = resolver_lookup(hs->target.u.name, &ss, &len, socks_bind_resolved,
-			    s, &s->bind->rq);
+	r = resolver_lookup(hs->target.u.name, AF_UNSPEC, &ss, &len,
+			    socks_bind_resolved, s, &s->bind->rq);
 	if (r > 0)
 		socks_bind_peer_known(s, (struct sockaddr *)&ss, len);
 	else if (r < 0)

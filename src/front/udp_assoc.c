@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/route_wire.h"
+#include "front/accesslog.h"
 #include "front/front.h"
 #include "front/front_priv.h"
 #include "front/resolver.h"
@@ -457,8 +458,8 @@ static void udp_dest_route(struct udp_dest *d, const struct netaddr *to,
 		return;
 	}
 	d->state = UD_RESOLVING;
-	r = resolver_lookup(to->u.name, &ss, &len, udp_dest_resolved, d,
-			    &d->rq);
+	r = resolver_lookup(to->u.name, AF_UNSPEC, &ss, &len,
+			    udp_dest_resolved, d, &d->rq);
 	if (r > 0)
 		udp_dest_direct(d, (struct sockaddr *)&ss, len);
 	else if (r < 0)
@@ -908,6 +909,7 @@ static void udp_relay_start(struct session *s, struct udp_assoc *a, int fd)
 		strcpy(a->relay_text, "?");
 	n = socks_proto_s5_reply(out, SOCKS5_REP_SUCCEEDED,
 				 (struct sockaddr *)&bnd);
+	s->reply = SOCKS5_REP_SUCCEEDED;
 	if (session_reply(s, out, n) < 0) {
 		session_close(s, "client write error");
 		return;
@@ -939,6 +941,7 @@ static void udp_relay_brokered(void *arg, int fd, int err)
 	if (fd < 0) {
 		size_t n = socks_proto_s5_reply(out, SOCKS5_REP_FAIL, NULL);
 
+		s->reply = SOCKS5_REP_FAIL;
 		(void)session_reply(s, out, n);
 		snprintf(why, sizeof(why), "UDP relay: %s", strerror(err));
 		session_close(s, why);
@@ -968,6 +971,7 @@ void udp_assoc_request(struct session *s, const struct netaddr *dst)
 	front_stats.requests++;
 	free(s->target);
 	s->target = NULL;
+	session_note_user(s);
 	if (a == NULL)
 		goto fail;
 	s->udp = a;
@@ -1003,6 +1007,7 @@ void udp_assoc_request(struct session *s, const struct netaddr *dst)
 	if (a->priv_req != 0)
 		return;
 fail:
+	s->reply = SOCKS5_REP_FAIL;
 	(void)session_reply(s, out, socks_proto_s5_reply(out, SOCKS5_REP_FAIL,
 							 NULL));
 	session_close(s, "UDP relay: cannot ask for a socket");
@@ -1022,7 +1027,8 @@ void udp_assoc_on_control(struct session *s)
 void udp_assoc_log(struct session *s, const char *outcome)
 {
 	const struct udp_assoc *a = s->udp;
-	char client[ADDR_STRLEN];
+	char id[16], n[4][48];
+	struct accesslog al;
 
 	if (log_level < LOGL_INFO)
 		return;
@@ -1030,15 +1036,29 @@ void udp_assoc_log(struct session *s, const char *outcome)
 		session_log_line(s, outcome);
 		return;
 	}
-	if (addr_format_sockaddr(&s->client.sa, client, sizeof(client)) < 0)
-		strcpy(client, "?");
-	LOGI("[#%u] %s socks5-udp relay %s dests=%u refused=%u up=%llu/%llu "
-	     "down=%llu/%llu dropped=%llu %.3fs %s",
-	     s->id, client, a->relay_text, a->ndests, a->nrefused,
-	     (unsigned long long)a->pkts_up, (unsigned long long)a->bytes_up,
-	     (unsigned long long)a->pkts_down,
-	     (unsigned long long)a->bytes_down, (unsigned long long)a->drops,
-	     (double)(monotime_us() - s->t_start_us) / 1e6, outcome);
+	snprintf(id, sizeof(id), "%u", s->id);
+	snprintf(n[0], sizeof(n[0]), "%u", a->ndests);
+	snprintf(n[1], sizeof(n[1]), "%u", a->nrefused);
+	snprintf(n[2], sizeof(n[2]), "%llu/%llu",
+		 (unsigned long long)a->pkts_up,
+		 (unsigned long long)a->pkts_down);
+	snprintf(n[3], sizeof(n[3]), "%llu", (unsigned long long)a->drops);
+	/* datagrams: from the client / to it (up and down: their bytes) */
+	const struct accesslog_field more[] = {
+		{ "relay", a->relay_text }, { "dests", n[0] },
+		{ "refused", n[1] },        { "datagrams", n[2] },
+		{ "dropped", n[3] },
+	};
+
+	session_log_fields(s, &al);
+	al.id = id;
+	al.more = more;
+	al.nmore = sizeof(more) / sizeof(more[0]);
+	al.up = a->bytes_up;
+	al.down = a->bytes_down;
+	al.dur = (double)(monotime_us() - s->t_start_us) / 1e6;
+	al.outcome = outcome;
+	accesslog_write(&al);
 }
 
 void udp_assoc_free(struct udp_assoc *a)

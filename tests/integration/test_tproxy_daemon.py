@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from harness import access_line, alive, assert_socks5_served, BIN, caps, free_ports, IS_ROOT, wait_until
+from harness import (access_fields, access_line, alive, assert_socks5_served, BIN, caps,
+                     free_ports, IS_ROOT, wait_until)
 
 CAP_NET_ADMIN = 12
 
@@ -104,14 +105,15 @@ def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path):
                          "http://10.200.9.9/hello.txt"), check=False)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "hello through tproxy\n"
-        line = access_line(d, "tproxy")
-        assert "10.200.0.2:" in line and f"-> 10.200.9.9:80 via direct to 127.0.0.1:{tport}" \
-            in line and line.endswith(" ok"), line
+        f = access_fields(access_line(d, "proto=tproxy"))
+        assert f["client"].startswith("10.200.0.2:"), f
+        assert (f["target"], f["route"], f["to"], f["outcome"]) == \
+            ("10.200.9.9:80", "direct", f"127.0.0.1:{tport}", "ok"), f
         # an address the ruleset refuses is closed, not routed direct
         r = run(*ns.exec(ns.cli, "curl", "-sS", "--max-time", "20",
                          "http://10.200.9.10/hello.txt"), check=False)
         assert r.returncode != 0
-        assert "-> 10.200.9.10:80 via - " in access_line(d, "10.200.9.10")
+        assert access_fields(access_line(d, "target=10.200.9.10:80"))["route"] == "-"
         # IP_TRANSPARENT was set once, at bind: CAP_NET_ADMIN is not kept
         assert not caps(d.pid, "CapEff") & (1 << CAP_NET_ADMIN)
     finally:

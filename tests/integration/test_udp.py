@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import socks
 
-from harness import (access_line, assert_socks5_served, curl, free_ports, is_closed, parse_udp,
-                     udp_associate, udp_client, udp_header, udp_roundtrip, wait_until)
+from harness import (access_fields, access_line, assert_socks5_served, curl, free_ports, is_closed,
+                     parse_udp, udp_associate, udp_client, udp_header, udp_roundtrip, wait_until)
 from udppeers import Dnsmasq, UdpEcho
 
 
@@ -69,9 +69,10 @@ def test_pysocks_udp_to_a_local_echo(daemon_factory, echo):
         assert s.recvfrom(65535)[0] == b"echo:" + big
     finally:
         s.close()
-    line = access_line(d, "socks5-udp")
-    assert "dests=1 refused=0 up=6/" in line, line
-    assert "down=6/" in line and line.endswith(" ok"), line
+    f = access_fields(access_line(d, "socks5-udp"))
+    assert (f["reply"], f["dests"], f["refused"], f["datagrams"], f["dropped"], f["outcome"]) == \
+        ("00", "1", "0", "6/6", "0", "ok"), f
+    assert f["up"] == str(5 * 6 + 10240) and f["down"] == str(int(f["up"]) + 6 * 5), f
 
 
 def test_a_burst_keeps_every_datagram_whole(daemon_factory, echo):
@@ -100,9 +101,9 @@ def test_a_burst_keeps_every_datagram_whole(daemon_factory, echo):
     assert sorted(got) == sorted(b"echo:" + w for w in want)
     assert sorted(g for g, _ in echo.got) == sorted(want)
     c.close()
-    line = access_line(d, "socks5-udp")
-    assert f"up={len(sizes)}/{sum(sizes)} down={len(sizes)}/{sum(sizes) + 5 * len(sizes)} " \
-        "dropped=0 " in line, line
+    f = access_fields(access_line(d, "socks5-udp"))
+    assert (f["datagrams"], f["up"], f["down"], f["dropped"]) == \
+        (f"{len(sizes)}/{len(sizes)}", str(sum(sizes)), str(sum(sizes) + 5 * len(sizes)), "0"), f
 
 
 def test_ipv6_and_name_destinations_in_one_association(daemon_factory, echo, echo6):
@@ -121,7 +122,7 @@ def test_ipv6_and_name_destinations_in_one_association(daemon_factory, echo, ech
         assert udp_roundtrip(u, relay, "echo.test", echo.port, b"name") == \
             ("127.0.0.1", echo.port, b"echo:name")
         c.close()
-        assert "dests=3 " in access_line(d, "socks5-udp")
+        assert access_fields(access_line(d, "socks5-udp"))["dests"] == "3"
     finally:
         dns.close()
 
@@ -143,8 +144,8 @@ def test_relay_is_on_the_address_the_client_came_to(daemon_factory, echo, listen
     u = udp_client(relay)
     assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"here")[2] == b"echo:here"
     c.close()
-    assert f"relay {via if ':' not in via else '[' + via + ']'}:{relay[1]} " \
-        in access_line(d, "socks5-udp")
+    want = f"{via if ':' not in via else '[' + via + ']'}:{relay[1]}"
+    assert access_fields(access_line(d, "socks5-udp"))["relay"] == want
 
 
 def test_dns_query_through_the_association(daemon_factory):
@@ -162,7 +163,7 @@ def test_dns_query_through_the_association(daemon_factory):
         finally:
             s.close()
         assert [rr.to_text() for rrset in r.answer for rr in rrset] == ["10.9.8.7"]
-        assert "dests=1 " in access_line(d, "socks5-udp")
+        assert access_fields(access_line(d, "socks5-udp"))["dests"] == "1"
     finally:
         server.close()
 
@@ -210,9 +211,9 @@ def test_two_daemon_socks5_chain_carries_udp(daemon_factory, echo):
             assert (data, src) == (b"echo:via B %d" % i, ("127.0.0.1", echo.port))
     finally:
         s.close()
-    assert "up=3/" in access_line(a, "socks5-udp"), a.log()
+    assert access_fields(access_line(a, "socks5-udp"))["datagrams"] == "3/3", a.log()
     # B's association was A's, and ends with A's
-    assert "up=3/" in access_line(b, "socks5-udp"), b.log()
+    assert access_fields(access_line(b, "socks5-udp"))["datagrams"] == "3/3", b.log()
 
 
 def test_three_daemon_socks5_chain_carries_udp(daemon_factory, echo):
@@ -233,12 +234,13 @@ def test_three_daemon_socks5_chain_carries_udp(daemon_factory, echo):
     finally:
         s.close()
     assert [g for g, _ in echo.got] == [b"via B and C %d" % i for i in range(3)]
-    assert "up=3/" in access_line(a, "socks5-udp"), a.log()
+    assert access_fields(access_line(a, "socks5-udp"))["datagrams"] == "3/3", a.log()
     # B relayed for A and carried A's control connection to C; C relayed
     # to the echo
-    assert "up=3/" in access_line(b, "socks5-udp"), b.log()
-    assert f"socks5 -> 127.0.0.1:{cport} via direct" in access_line(b, f"-> 127.0.0.1:{cport}")
-    assert "up=3/" in access_line(c, "socks5-udp"), c.log()
+    assert access_fields(access_line(b, "socks5-udp"))["datagrams"] == "3/3", b.log()
+    f = access_fields(access_line(b, f"target=127.0.0.1:{cport}"))
+    assert (f["proto"], f["route"], f["reply"]) == ("socks5", "direct", "00"), f
+    assert access_fields(access_line(c, "socks5-udp"))["datagrams"] == "3/3", c.log()
 
 
 def test_ruleset_decides_each_destination(daemon_factory, tmp_path, echo):
@@ -288,9 +290,9 @@ def test_ruleset_decides_each_destination(daemon_factory, tmp_path, echo):
         assert refused.count() == 0
         assert d.log().count(f"udp 127.0.0.1:{refused.port}: rejected") == 1
         c.close()
-        line = access_line(d, "socks5-udp")
+        f = access_fields(access_line(d, "socks5-udp"))
         # "no", "no hop", "again": the held ones count as dropped too
-        assert "dests=5 refused=2 " in line and "dropped=3 " in line, line
+        assert (f["user"], f["dests"], f["refused"], f["dropped"]) == ("alice", "5", "2", "3"), f
     finally:
         other.close()
         refused.close()
@@ -326,10 +328,9 @@ def test_bad_datagrams_and_a_flood_of_destinations(daemon_factory, echo, hash_se
     assert [g for g, _ in echo.got[before:]] == [b"sync"] * 6 + [b"after"]
     assert_socks5_served(port, hash_server.port)
     c.close()
-    line = access_line(d, "socks5-udp")
-    assert "dests=256 " in line, line
-    dropped = int(line.split("dropped=")[1].split()[0])
-    assert dropped >= len(bad) + 1 + 300 - 255, line
+    f = access_fields(access_line(d, "socks5-udp"))
+    assert f["dests"] == "256", f
+    assert int(f["dropped"]) >= len(bad) + 1 + 300 - 255, f
 
 
 def test_datagrams_held_while_deciding_are_bounded(daemon_factory, tmp_path, echo):
@@ -367,8 +368,8 @@ def test_datagrams_held_while_deciding_are_bounded(daemon_factory, tmp_path, ech
     assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"sync")[2] == b"echo:sync"
     assert len(echo.got) == 17
     c.close()
-    line = access_line(d, "socks5-udp")
-    assert "up=17/64004 " in line and "dropped=4 " in line, line
+    f = access_fields(access_line(d, "socks5-udp"))
+    assert (f["datagrams"], f["up"], f["dropped"]) == ("17/17", "64004", "4"), f
 
 
 def test_the_port_named_in_the_request_is_the_only_one_taken(daemon_factory, echo):
@@ -393,7 +394,7 @@ def test_association_ends_after_udp_idle(daemon_factory, echo):
     u = udp_client(relay)
     assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"x")[2] == b"echo:x"
     assert is_closed(c, timeout=30)
-    assert access_line(d, "socks5-udp").endswith(" idle")
+    assert access_fields(access_line(d, "socks5-udp"))["outcome"] == "idle"
 
 
 def test_association_counts_toward_max_sessions(daemon_factory):
