@@ -16,6 +16,9 @@ test_pkgs="$test_pkgs wget git apt-utils python3-websockets chromium"
 doc_pkgs="scdoc"
 # make check: the man pages, and systemd-analyze for the units' exposure
 test_pkgs="$test_pkgs $doc_pkgs systemd groff-base bsdextrautils"
+# SOCKS5 UDP and --tproxy (test_udp.py, test_tproxy_daemon.py): a DNS server
+# and client on loopback, nft tproxy rules in the test's namespaces
+test_pkgs="$test_pkgs dnsmasq-base python3-dnspython nftables"
 bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps openssl"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 case "${1:-build}" in

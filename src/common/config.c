@@ -393,6 +393,30 @@ bool config_api_local(const char *addr)
 	return false;
 }
 
+/* UDP is carried only by socks5:// hops (their own UDP ASSOCIATE). */
+static int config_check_udp_chain(const struct config *c, char *err,
+				  size_t cap)
+{
+	static struct proxy_hop hops[PROXYCHAIN_MAX];
+	size_t n = 0;
+	const char *why = "";
+	int rc = 0;
+
+	if (!c->proxy[0] || proxyuri_parse_chain(hops, PROXYCHAIN_MAX, &n,
+						 c->proxy, strlen(c->proxy),
+						 &why) < 0)
+		return 0; /* config_check_proxy() reports a bad chain */
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (hops[i].scheme != PROXY_SOCKS5)
+			rc = config_fail(err, cap,
+					 "--enable-socks5-udp: -x hop %zu is "
+					 "not socks5:// (only SOCKS5 proxies "
+					 "carry UDP)",
+					 i + 1);
+	explicit_bzero(hops, sizeof(hops));
+	return rc;
+}
+
 #define CONFIG_RULE(cond, ...)                                               \
 	do {                                                                 \
 		if (cond)                                                    \
@@ -443,6 +467,20 @@ static int config_check_rules(const struct config *c, char *err, size_t cap)
 		    "block everything");
 	CONFIG_RULE(c->auth_required && c->forward[0],
 		    "--auth-required is not supported with -f");
+	CONFIG_RULE(c->transparent && !c->listen[0],
+		    "--tproxy needs -l ADDR (the transparent listener)");
+	CONFIG_RULE(c->transparent && (c->http_listen[0] || c->http_only),
+		    "--http is incompatible with --tproxy");
+	CONFIG_RULE(c->transparent && c->forward[0],
+		    "-f is incompatible with --tproxy");
+	CONFIG_RULE(c->transparent && c->auth_required,
+		    "--auth-required is not supported with --tproxy (a "
+		    "transparent client sends no credentials)");
+	CONFIG_RULE(c->socks5_bind && c->proxy[0],
+		    "--enable-socks5-bind is incompatible with -x: BIND "
+		    "listens on this host and cannot go through a chain");
+	if (c->socks5_udp && config_check_udp_chain(c, err, cap) < 0)
+		return -1;
 	CONFIG_RULE(c->auth_required && !rules,
 		    "--auth-required needs a ruleset (-r or -c)");
 	CONFIG_RULE(c->ruleset[0] && c->config_file[0],

@@ -35,6 +35,10 @@ static const struct msg_desc msg_table[] = {
 	  MSG_FD_NONE, EXACT(struct msg_priv_socket) },
 	{ MSG_PEER_FAULT, "PEER_FAULT", CHAN_PARENT_FRONT, ROLE_FRONT,
 	  MSG_FD_NONE, 0, 0 },
+	{ MSG_PRIV_UDP, "PRIV_UDP", CHAN_PARENT_FRONT, ROLE_FRONT, MSG_FD_NONE,
+	  EXACT(struct msg_priv_addr) },
+	{ MSG_PRIV_BIND, "PRIV_BIND", CHAN_PARENT_FRONT, ROLE_FRONT,
+	  MSG_FD_NONE, EXACT(struct msg_priv_addr) },
 
 	{ MSG_R_CONFIG, "R_CONFIG", CHAN_PARENT_RULESET, ROLE_PARENT,
 	  MSG_FD_NONE, EXACT(struct config) },

@@ -60,6 +60,12 @@ enum msg_type {
 			   * the configured privileged options */
 	MSG_PEER_FAULT,   /* empty: the ruleset process broke the protocol
 			   * on the front<->ruleset channel */
+	MSG_PRIV_UDP,     /* struct msg_priv_addr: a UDP relay socket bound
+			   * to a SOCKS listener's address, port 0
+			   * (answered by MSG_PRIV_SOCKET_REPLY) */
+	MSG_PRIV_BIND,    /* struct msg_priv_addr: a listening TCP socket
+			   * bound to this local address, port 0 (SOCKS5
+			   * BIND; answered by MSG_PRIV_SOCKET_REPLY) */
 
 	/* parent -> ruleset */
 	MSG_R_CONFIG = 64, /* struct config, exact */
@@ -137,6 +143,7 @@ enum listener_kind {
 	LISTENER_HTTP,      /* HTTP proxy */
 	LISTENER_FORWARD,   /* -f: plain TCP forward on -l */
 	LISTENER_API,       /* REST API */
+	LISTENER_TPROXY,    /* --tproxy: transparent (IP_TRANSPARENT) on -l */
 };
 
 struct msg_listener {
@@ -162,6 +169,16 @@ struct msg_sandbox {
  * the configuration. */
 struct msg_priv_socket {
 	uint32_t family; /* AF_INET or AF_INET6 */
+	uint32_t type;   /* SOCK_STREAM (TCP) or SOCK_DGRAM (UDP) */
+};
+
+/* A local address for a socket the parent binds with port 0: the UDP
+ * relay of a SOCKS5 UDP ASSOCIATE (PRIV_UDP) or the listening socket of a
+ * SOCKS5 BIND (PRIV_BIND). The parent checks it (a listener's address for
+ * PRIV_UDP) and chooses everything else. */
+struct msg_priv_addr {
+	uint32_t family;  /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
 };
 
 struct msg_priv_socket_reply {
@@ -278,6 +295,11 @@ struct msg_stats {
 	uint32_t sandbox;    /* SANDBOX_* layers the front applied */
 	uint32_t log_dropped;
 	uint64_t cpu_ns;     /* the front's CPU time */
+	/* SOCKS5 UDP ASSOCIATE: datagrams and payload bytes relayed (up:
+	 * from clients), dropped, associations now and ever */
+	uint64_t udp_pkts_up, udp_pkts_down, udp_bytes_up, udp_bytes_down;
+	uint64_t udp_drops, udp_assocs;
+	uint32_t udp_active, pad;
 };
 
 #define MSG_TOKEN_MAX 256

@@ -130,6 +130,8 @@ int accesslog_format(const struct accesslog *a, char *buf, size_t cap)
 	if (a->reply >= 0)
 		al_fieldf(&b, "reply", a->socks_version == 4 ? "%d" : "%02x",
 			  a->reply);
+	for (size_t i = 0; i < a->nmore; i++)
+		al_field(&b, a->more[i].key, a->more[i].value);
 	al_fieldf(&b, "up", "%llu", (unsigned long long)a->up);
 	al_fieldf(&b, "down", "%llu", (unsigned long long)a->down);
 	al_fieldf(&b, "dur", "%.3f", a->dur);

@@ -9,12 +9,24 @@
  * A value is written bare when it is printable ASCII without a space, '"'
  * or '\'; else in double quotes, with '"', '\', '%' and bytes outside
  * printable ASCII as %HH. A field without a value is left out, except
- * route ('-' when nothing was dialed) and outcome. */
+ * route ('-' when nothing was dialed) and outcome. A driver's own fields
+ * (more) come after reply:
+ *
+ *   [#4] client=127.0.0.1:50922 proto=socks5-udp route=- reply=00
+ *   relay=127.0.0.1:41377 dests=3 refused=1 datagrams=12/11 dropped=2
+ *   up=9600 down=8800 dur=4.210 outcome=ok */
 #ifndef NEOSOCKSD_ACCESSLOG_H
 #define NEOSOCKSD_ACCESSLOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+/* A field of one driver's own (a UDP association's relay and counts). */
+struct accesslog_field {
+	const char *key;   /* [a-z]+ */
+	const char *value; /* escaped as any value; NULL: left out */
+};
 
 struct accesslog {
 	const char *id;              /* "3", or "7.2": connection.request */
@@ -33,6 +45,8 @@ struct accesslog {
 	int status;                  /* HTTP status answered, or 0 */
 	int reply;                   /* SOCKS reply code, or -1 */
 	int socks_version;           /* 4 or 5: how reply is written */
+	const struct accesslog_field *more; /* after reply, in order */
+	size_t nmore;
 	uint64_t up, down;           /* bytes from / to the client */
 	double dur;                  /* seconds */
 	const char *outcome;         /* "ok" or why not */

@@ -45,6 +45,7 @@ struct dialer {
 	uint8_t step;
 	bool sending;
 	bool self_ok;     /* DIAL_F_SELF_OK */
+	bool udp;         /* DIAL_F_UDP */
 	short watching;   /* flags the owner watches the fd for */
 	struct event ev;  /* deferred completion (no fd) */
 	struct resolver_query *rq;
@@ -66,6 +67,11 @@ void dial_setup(struct event_base *base, const struct dial_policy *p)
 {
 	dial_base = base;
 	dial_pol = *p;
+}
+
+bool dial_brokered(void)
+{
+	return dial_pol.broker != NULL;
 }
 
 const char *dial_strerror(enum dial_err e)
@@ -175,7 +181,7 @@ static bool dial_self(const struct dialer *d, const struct sockaddr *sa,
 	return true;
 }
 
-static bool dial_blocked(const struct sockaddr *sa)
+bool dial_blocked(const struct sockaddr *sa)
 {
 	switch (addr_classify(sa)) {
 	case ADDR_CLASS_LOOPBACK:
@@ -510,7 +516,10 @@ static int dial_parse_reply(struct dialer *d, const uint8_t *buf, size_t len)
 		}
 		break;
 	case STEP_S5_CONNECT:
-		r = socks_proto_c5_reply(buf, len, &code, NULL);
+		r = socks_proto_c5_reply(buf, len, &code,
+					 d->udp && d->hop + 1 == d->nhops
+						 ? &d->res.bnd
+						 : NULL);
 		if (r > 0 && code != SOCKS5_REP_SUCCEEDED) {
 			d->res.upstream_rep = code;
 			dial_end(d, code == SOCKS5_REP_NOT_ALLOWED
@@ -576,8 +585,12 @@ static void dial_advance(struct dialer *d, uint8_t code)
 		/* FALLTHROUGH */
 	case STEP_S5_AUTH:
 		dial_send(d,
-			  socks_proto_c5_connect(d->out, sizeof(d->out),
-						 dial_next_target(d)),
+			  socks_proto_c5_request(
+				  d->out, sizeof(d->out),
+				  d->udp && d->hop + 1 == d->nhops
+					  ? SOCKS5_CMD_UDP_ASSOCIATE
+					  : SOCKS5_CMD_CONNECT,
+				  dial_next_target(d)),
 			  STEP_S5_CONNECT);
 		return;
 	default:
@@ -675,6 +688,7 @@ struct dialer *dial_start(const struct netaddr *target,
 	d->target = *target;
 	d->fd = -1;
 	d->self_ok = (flags & DIAL_F_SELF_OK) != 0;
+	d->udp = (flags & DIAL_F_UDP) != 0;
 	d->t0_us = monotime_us();
 	if (first->type != ADDR_DOMAIN) {
 		len = (socklen_t)addr_to_sockaddr(first, &ss);

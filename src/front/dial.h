@@ -54,6 +54,8 @@ struct dial_result {
 	const struct sockaddr *peer;
 	size_t hop;
 	bool self_dial;
+	/* DIAL_F_UDP: the last proxy's UDP relay (its BND) */
+	struct netaddr bnd;
 };
 
 typedef void (*dial_cb)(const struct dial_result *r, void *arg);
@@ -86,11 +88,19 @@ struct dial_policy {
 void dial_priv_socket(struct dialer *d, int fd, int err);
 
 void dial_setup(struct event_base *base, const struct dial_policy *p);
+/* Does --block-outbound refuse this first hop (or UDP destination)? */
+bool dial_blocked(const struct sockaddr *sa);
+/* Do outbound sockets come from the parent (-i, --mark)? */
+bool dial_brokered(void);
 
 /* dial_start flags. DIAL_F_SELF_OK: the first hop may be one of this
  * daemon's own listeners or its API (selfdial.h); only for connections
  * the ruleset process makes for itself (RPC), never for a client's. */
 #define DIAL_F_SELF_OK 1u
+/* DIAL_F_UDP: the last hop (a socks5:// proxy) is asked for a UDP
+ * ASSOCIATE with target as DST instead of a CONNECT; the result's fd is
+ * the association's control connection and bnd its relay address. */
+#define DIAL_F_UDP 2u
 
 /* Start. hops[0..nhops) must stay valid until the callback. Returns the
  * dialer, or NULL when out of memory. On success the callback gets the

@@ -31,6 +31,7 @@
 #include "front/selfdial.h"
 #include "front/session.h"
 #include "front/socks.h"
+#include "front/udp_assoc.h"
 #include "privsep/sandbox.h"
 
 static struct {
@@ -155,6 +156,8 @@ int front_start(const struct msg_sandbox *sb)
 	front_ruleset_setup(front.base);
 	rpcdial_setup(front.base, &front.fc);
 	socks_set_auth_required(c->auth_required);
+	socks_set_commands(c->socks5_bind, c->socks5_udp);
+	udp_assoc_setup(front.base, &front.fc);
 	httpproxy_set_auth_required(c->auth_required);
 	httpproxy_setup(front.base, &front.fc);
 	if (listener_start(front.base, &front.fc) < 0) {

@@ -3,6 +3,7 @@
 #include "front/front_priv.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/chanev.h"
@@ -14,7 +15,8 @@
 
 struct priv_pending {
 	uint32_t id;
-	struct dialer *d;
+	front_priv_cb cb;
+	void *arg;
 };
 
 static struct {
@@ -23,9 +25,9 @@ static struct {
 	uint32_t next_id;
 } front_priv;
 
-uint32_t front_priv_request(int family, struct dialer *d)
+uint32_t front_priv_ask(uint16_t type, const void *req, size_t len,
+			front_priv_cb cb, void *arg)
 {
-	struct msg_priv_socket req = { .family = (uint32_t)family };
 	uint32_t id;
 
 	if (front_priv.n == PRIV_PENDING_MAX)
@@ -33,40 +35,56 @@ uint32_t front_priv_request(int family, struct dialer *d)
 	id = ++front_priv.next_id;
 	if (id == 0)
 		id = ++front_priv.next_id;
-	if (chanev_send(front_parent(), MSG_PRIV_SOCKET, id, &req, sizeof(req),
-			-1) < 0)
+	if (chanev_send(front_parent(), type, id, req, len, -1) < 0)
 		return 0;
-	front_priv.req[front_priv.n++] = (struct priv_pending){ id, d };
+	front_priv.req[front_priv.n++] = (struct priv_pending){ id, cb, arg };
 	return id;
 }
 
-static struct dialer *front_priv_take(uint32_t id)
+static void front_priv_dialer(void *arg, int fd, int err)
+{
+	dial_priv_socket(arg, fd, err);
+}
+
+uint32_t front_priv_request(int family, struct dialer *d)
+{
+	struct msg_priv_socket req = { .family = (uint32_t)family,
+				       .type = SOCK_STREAM };
+
+	return front_priv_ask(MSG_PRIV_SOCKET, &req, sizeof(req),
+			      front_priv_dialer, d);
+}
+
+/* Take request id off the pending list: true, with *out, when it was on. */
+static bool front_priv_take(uint32_t id, struct priv_pending *out)
 {
 	for (unsigned i = 0; i < front_priv.n; i++) {
 		if (front_priv.req[i].id != id)
 			continue;
-		struct dialer *d = front_priv.req[i].d;
+		*out = front_priv.req[i];
 		front_priv.req[i] = front_priv.req[--front_priv.n];
-		return d;
+		return true;
 	}
-	return NULL;
+	return false;
 }
 
 void front_priv_cancel(uint32_t id)
 {
-	(void)front_priv_take(id); /* a late answer's fd is then closed */
+	struct priv_pending p;
+
+	(void)front_priv_take(id, &p); /* a late answer's fd is then closed */
 }
 
 void front_priv_reply(uint32_t id, int fd, bool fd_lost, int err)
 {
-	struct dialer *d = front_priv_take(id);
+	struct priv_pending p;
 
-	if (d == NULL) {
+	if (!front_priv_take(id, &p)) {
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
 	if (fd < 0 && err == 0)
 		err = fd_lost ? EMFILE : EPROTO;
-	dial_priv_socket(d, fd, err);
+	p.cb(p.arg, fd, err);
 }

@@ -24,4 +24,29 @@ void route_decided(uint32_t id, const struct route_decision *d, bool forward);
 /* The channel is gone: every waiting request fails closed. */
 void route_fail_all(void);
 
+/* Decisions for something other than a session: a destination of a UDP
+ * association. The asker embeds this; its id comes from session_new_id()
+ * (one id space with the sessions). The callbacks run from the event loop:
+ * decided (forward: an await.forward, answered with
+ * route_asker_forward_result()), or failed (DIAL_ERR_RULESET_*). */
+struct route_asker;
+struct route_asker_ops {
+	void (*decided)(struct route_asker *a, const struct route_decision *d,
+			bool forward);
+	void (*failed)(struct route_asker *a, int err);
+};
+struct route_asker {
+	struct route_asker *next;
+	const struct route_asker_ops *ops;
+	uint32_t id;
+	bool pending;
+};
+struct netaddr;
+/* 0 asked; -1 cannot ask (the ruleset process is down). */
+int route_asker_ask(struct route_asker *a, const struct netaddr *target,
+		    const char *user, const char *pass);
+void route_asker_forget(struct route_asker *a);
+void route_asker_forward_result(struct route_asker *a, bool ok,
+				const char *err);
+
 #endif

@@ -102,10 +102,17 @@ unsigned session_count(void)
 	return sess_count;
 }
 
+uint32_t session_new_id(void)
+{
+	return ++sess_next_id;
+}
+
 static const char *proto_name(uint8_t p)
 {
-	static const char *const names[] = { "-",     "socks4", "socks4a",
-					     "socks5", "http",  "forward" };
+	static const char *const names[] = {
+		"-",	   "socks4",	  "socks4a",	"socks5", "http",
+		"forward", "socks5-bind", "socks5-udp", "tproxy"
+	};
 	return p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }
 
@@ -132,7 +139,8 @@ void session_log_fields(const struct session *s, struct accesslog *a)
 	a->to = to != NULL && to[0] != '\0' ? to : NULL;
 	a->block = session_block_name(s->block);
 	a->reply = s->reply;
-	a->socks_version = s->proto == PROTO_SOCKS5 ? 5 : 4;
+	a->socks_version =
+		s->proto == PROTO_SOCKS4 || s->proto == PROTO_SOCKS4A ? 4 : 5;
 	a->user = s->user;
 }
 
@@ -667,6 +675,20 @@ static void session_direct(struct session *s)
 	session_dial(s);
 }
 
+void session_note_user(struct session *s)
+{
+	const struct hs *hs = s->hs;
+
+	free(s->user);
+	s->user = NULL;
+	if (hs->has_user) {
+		char user[3 * sizeof(hs->user) + 4];
+
+		accesslog_user_text(hs->user, user, sizeof(user));
+		s->user = strdup(user);
+	}
+}
+
 void session_request(struct session *s)
 {
 	struct hs *hs = s->hs;
@@ -682,14 +704,7 @@ void session_request(struct session *s)
 	s->target = NULL;
 	if (addr_format(&hs->target, buf, sizeof(buf)) >= 0)
 		s->target = strdup(buf);
-	free(s->user);
-	s->user = NULL;
-	if (hs->has_user) {
-		char user[3 * sizeof(hs->user) + 4];
-
-		accesslog_user_text(hs->user, user, sizeof(user));
-		s->user = strdup(user);
-	}
+	session_note_user(s);
 	if (!sess_fc->use_ruleset) {
 		session_direct(s);
 		return;
@@ -813,6 +828,22 @@ void session_route_decided(struct session *s, const struct route_decision *d,
 	}
 }
 
+/* --tproxy: the connection's own local address is where the client
+ * meant to go; it is routed as a CONNECT to it. */
+static void session_tproxy(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	s->proto = PROTO_TPROXY;
+	if (getsockname(s->cfd, (struct sockaddr *)&ss, &len) < 0 ||
+	    addr_from_sockaddr(&s->hs->target, (struct sockaddr *)&ss) < 0) {
+		session_close(s, "no original destination");
+		return;
+	}
+	session_request(s);
+}
+
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		    int lkind)
 {
@@ -827,6 +858,7 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		drv = &http_driver;
 		break;
 	case LISTENER_FORWARD:
+	case LISTENER_TPROXY:
 		drv = &forward_driver;
 		break;
 	default:
@@ -861,6 +893,10 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		s->proto = PROTO_FORWARD;
 		s->hs->target = sess_fc->forward;
 		session_request(s);
+		return;
+	}
+	if (lkind == LISTENER_TPROXY) {
+		session_tproxy(s);
 		return;
 	}
 	if (drv->on_accept != NULL)

@@ -54,6 +54,9 @@ enum sess_proto {
 	PROTO_SOCKS5,
 	PROTO_HTTP,
 	PROTO_FORWARD,
+	PROTO_SOCKS5_BIND, /* SOCKS5 BIND (socks_bind.c) */
+	PROTO_SOCKS5_UDP,  /* SOCKS5 UDP ASSOCIATE (udp_assoc.c) */
+	PROTO_TPROXY,      /* --tproxy: the original destination */
 };
 
 /* What refused a dial (DIAL_ERR_BLOCKED), for the access line. */
@@ -153,6 +156,8 @@ struct session {
 	char *route;  /* the chain used, NULL when direct; when owned, the
 		       * redirected address follows its NUL ("" if none) */
 	struct httpfwd *fwd; /* the HTTP forward proxy's state, or NULL */
+	struct udp_assoc *udp; /* SOCKS5 UDP ASSOCIATE's, or NULL */
+	struct socks_bind *bind; /* SOCKS5 BIND's, or NULL */
 };
 
 struct front_conf; /* front.h */
@@ -180,6 +185,8 @@ void session_close(struct session *s, const char *outcome);
 void session_linger(struct session *s, const char *outcome);
 /* The access line session_close() writes by default. */
 void session_log_line(const struct session *s, const char *outcome);
+/* The access line's user: the name the client gave (hs), made safe. */
+void session_note_user(struct session *s);
 struct accesslog;
 /* The fields every access line of s has (client, proto, user, target,
  * route, block, reply); the caller adds the rest. */
@@ -208,5 +215,8 @@ void session_drain(void);
 /* Stop all: close every session (shutdown). */
 void session_close_all(const char *outcome);
 unsigned session_count(void);
+/* A new id from the sessions' space (for other requests to the ruleset:
+ * a UDP association's destinations). */
+uint32_t session_new_id(void);
 
 #endif

@@ -11,13 +11,27 @@
 #include "common/log.h"
 #include "front/front.h"
 #include "front/session.h"
+#include "front/socks_bind.h"
 #include "front/socks_proto.h"
+#include "front/udp_assoc.h"
 
-static bool socks_auth_required;
+static bool socks_auth_required, socks_bind_on, socks_udp_on;
 
 void socks_set_auth_required(bool on)
 {
 	socks_auth_required = on;
+}
+
+void socks_set_commands(bool bind, bool udp)
+{
+	socks_bind_on = bind;
+	socks_udp_on = udp;
+}
+
+static bool socks_is5(const struct session *s)
+{
+	return s->proto == PROTO_SOCKS5 || s->proto == PROTO_SOCKS5_BIND ||
+	       s->proto == PROTO_SOCKS5_UDP;
 }
 
 /* The SOCKS5 REP for a failed dial (the reference's table). */
@@ -62,11 +76,11 @@ static void socks_fail(struct session *s, uint8_t rep)
 	uint8_t out[22];
 	size_t n;
 
-	if (s->proto == PROTO_SOCKS5)
+	if (socks_is5(s))
 		n = socks_proto_s5_reply(out, rep, NULL);
 	else
 		n = socks_proto_s4_reply(out, SOCKS4_REJECTED);
-	s->reply = s->proto == PROTO_SOCKS5 ? rep : SOCKS4_REJECTED;
+	s->reply = socks_is5(s) ? rep : SOCKS4_REJECTED;
 	(void)session_reply(s, out, n);
 }
 
@@ -151,6 +165,17 @@ static bool socks_handle(struct session *s, const struct socks_msg *m)
 		}
 		return true;
 	case SOCKS_MSG_S5_REQUEST:
+		if (m->cmd == SOCKS5_CMD_UDP_ASSOCIATE && socks_udp_on) {
+			udp_assoc_request(s, &m->target);
+			return false;
+		}
+		if (m->cmd == SOCKS5_CMD_BIND && socks_bind_on) {
+			/* decided like a CONNECT, then before_dial */
+			s->proto = PROTO_SOCKS5_BIND;
+			hs->target = m->target;
+			session_request(s);
+			return false;
+		}
 		if (m->cmd != SOCKS5_CMD_CONNECT) {
 			socks_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
 			session_close(s, "command not supported");
@@ -228,10 +253,14 @@ static int socks_on_dialed(struct session *s, const struct dial_result *r)
 	size_t n;
 
 	if (r->err != DIAL_OK) {
-		socks_fail(s, socks_rep_for(r));
+		/* BIND: the ruleset's refusal is "not allowed" */
+		socks_fail(s, s->proto == PROTO_SOCKS5_BIND &&
+					      r->err == DIAL_ERR_RULESET_REJECT
+				      ? SOCKS5_REP_NOT_ALLOWED
+				      : socks_rep_for(r));
 		return -1;
 	}
-	if (s->proto == PROTO_SOCKS5) {
+	if (socks_is5(s)) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 
@@ -243,8 +272,7 @@ static int socks_on_dialed(struct session *s, const struct dial_result *r)
 	} else {
 		n = socks_proto_s4_reply(out, SOCKS4_GRANTED);
 	}
-	s->reply = s->proto == PROTO_SOCKS5 ? SOCKS5_REP_SUCCEEDED
-					    : SOCKS4_GRANTED;
+	s->reply = socks_is5(s) ? SOCKS5_REP_SUCCEEDED : SOCKS4_GRANTED;
 	return session_reply(s, out, n);
 }
 
@@ -254,10 +282,49 @@ static void socks_on_timeout(struct session *s)
 		socks_fail(s, SOCKS5_REP_TTL_EXPIRED);
 }
 
+/* BIND listens instead of dialing. */
+static bool socks_before_dial(struct session *s)
+{
+	if (s->proto != PROTO_SOCKS5_BIND)
+		return false;
+	socks_bind_start(s);
+	return true;
+}
+
+/* BIND's listening socket; a UDP association's control connection. */
+static void socks_on_event(struct session *s, short what, bool client)
+{
+	(void)what;
+	if (s->udp != NULL && client)
+		udp_assoc_on_control(s);
+	else if (s->bind != NULL && !client && s->state == SS_DIAL)
+		socks_bind_on_event(s);
+}
+
+static void socks_log(struct session *s, const char *outcome)
+{
+	if (s->udp != NULL)
+		udp_assoc_log(s, outcome);
+	else
+		session_log_line(s, outcome);
+}
+
+static void socks_on_close(struct session *s)
+{
+	udp_assoc_free(s->udp);
+	s->udp = NULL;
+	socks_bind_free(s->bind);
+	s->bind = NULL;
+}
+
 const struct sess_driver socks_driver = {
 	.bufsize = 2048,
 	.on_accept = socks_on_accept,
 	.on_read = socks_on_read,
 	.on_dialed = socks_on_dialed,
 	.on_timeout = socks_on_timeout,
+	.before_dial = socks_before_dial,
+	.on_event = socks_on_event,
+	.log = socks_log,
+	.on_close = socks_on_close,
 };

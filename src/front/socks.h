@@ -10,5 +10,7 @@ extern const struct sess_driver socks_driver;
 
 /* --auth-required: SOCKS5 clients must offer username/password. */
 void socks_set_auth_required(bool on);
+/* --enable-socks5-bind, --enable-socks5-udp: the commands served. */
+void socks_set_commands(bool bind, bool udp);
 
 #endif

@@ -540,39 +540,90 @@ int socks_proto_c5_auth_reply(const uint8_t *buf, size_t len,
 size_t socks_proto_c5_connect(uint8_t *out, size_t cap,
 			      const struct netaddr *target)
 {
-	const void *addr;
-	size_t alen, need, off = 4;
+	return socks_proto_c5_request(out, cap, SOCKS5_CMD_CONNECT, target);
+}
 
-	switch (target->type) {
+/* ATYP + address + port for addr at out (cap bytes). The length, or 0. */
+static size_t s5_addr_encode(uint8_t *out, size_t cap,
+			     const struct netaddr *addr)
+{
+	const void *a;
+	size_t alen, off = 1;
+
+	switch (addr->type) {
 	case ADDR_IPV4:
-		addr = target->u.v4;
+		a = addr->u.v4;
 		alen = 4;
 		break;
 	case ADDR_IPV6:
-		addr = target->u.v6;
+		a = addr->u.v6;
 		alen = 16;
 		break;
 	case ADDR_DOMAIN:
-		addr = target->u.name;
-		alen = target->namelen;
-		if (alen == 0 || has_nul(addr, alen))
+		a = addr->u.name;
+		alen = addr->namelen;
+		if (alen == 0 || has_nul(a, alen))
 			return 0;
+		off = 2;
 		break;
 	default:
 		return 0;
 	}
-	need = off + (target->type == ADDR_DOMAIN ? 1 : 0) + alen + 2;
-	if (cap < need)
+	if (cap < off + alen + 2)
+		return 0;
+	out[0] = addr->type;
+	if (addr->type == ADDR_DOMAIN)
+		out[1] = (uint8_t)alen;
+	memcpy(out + off, a, alen);
+	put_be16(out + off + alen, addr->port);
+	return off + alen + 2;
+}
+
+int socks_proto_udp_parse(const uint8_t *buf, size_t len, uint8_t *frag,
+			  struct netaddr *dst)
+{
+	int alen;
+
+	if (len < 4 || buf[0] != 0 || buf[1] != 0)
+		return -1;
+	alen = s5_addr_len(buf + 3, len - 3);
+	if (alen <= 0 || s5_domain_has_nul(buf + 3) ||
+	    (buf[3] == ADDR_DOMAIN &&
+	     !addr_name_valid((const char *)buf + 5, buf[4])))
+		return -1;
+	*frag = buf[2];
+	s5_addr_decode(buf + 3, dst);
+	return 3 + alen;
+}
+
+size_t socks_proto_udp_header(uint8_t *out, size_t cap,
+			      const struct netaddr *addr)
+{
+	size_t n;
+
+	if (cap < 3)
+		return 0;
+	n = s5_addr_encode(out + 3, cap - 3, addr);
+	if (n == 0)
+		return 0;
+	out[0] = out[1] = out[2] = 0;
+	return 3 + n;
+}
+
+size_t socks_proto_c5_request(uint8_t *out, size_t cap, uint8_t cmd,
+			      const struct netaddr *target)
+{
+	size_t n;
+
+	if (cap < 3)
+		return 0;
+	n = s5_addr_encode(out + 3, cap - 3, target);
+	if (n == 0)
 		return 0;
 	out[0] = 5;
-	out[1] = SOCKS5_CMD_CONNECT;
+	out[1] = cmd;
 	out[2] = 0;
-	out[3] = target->type;
-	if (target->type == ADDR_DOMAIN)
-		out[off++] = (uint8_t)alen;
-	memcpy(out + off, addr, alen);
-	put_be16(out + off + alen, target->port);
-	return need;
+	return 3 + n;
 }
 
 /* A BND domain that is empty or holds a NUL is treated as malformed, so

@@ -139,6 +139,22 @@ int socks_proto_c5_auth_reply(const uint8_t *buf, size_t len,
 /* CONNECT with ATYP 1/3/4 by target type. */
 size_t socks_proto_c5_connect(uint8_t *out, size_t cap,
 			      const struct netaddr *target);
+/* The same request with another command (UDP ASSOCIATE, BIND). */
+size_t socks_proto_c5_request(uint8_t *out, size_t cap, uint8_t cmd,
+			      const struct netaddr *target);
+
+/* SOCKS5 UDP request header (RFC 1928 section 7): RSV RSV FRAG ATYP
+ * DST.ADDR DST.PORT. socks_proto_udp_parse() decodes the header at the
+ * start of a datagram: -1 malformed (truncated, RSV not zero, unknown
+ * ATYP, an empty name or one with a NUL or not a valid host name), else
+ * the header's length, with *frag and *dst set (the payload follows).
+ * socks_proto_udp_header() encodes one for addr (IPv4, IPv6 or a name)
+ * and returns its length, or 0 when it does not fit. */
+#define SOCKS_UDP_HDR_MAX (4 + 1 + 255 + 2)
+int socks_proto_udp_parse(const uint8_t *buf, size_t len, uint8_t *frag,
+			  struct netaddr *dst);
+size_t socks_proto_udp_header(uint8_t *out, size_t cap,
+			      const struct netaddr *addr);
 /* VER REP RSV ATYP BND.ADDR BND.PORT (ATYP 1, 3 or 4). *rep gets REP;
  * bnd (may be NULL) the bound address. */
 int socks_proto_c5_reply(const uint8_t *buf, size_t len, uint8_t *rep,

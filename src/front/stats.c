@@ -46,6 +46,13 @@ void stats_encode(struct msg_stats *m)
 		.nlat = f->nlat,
 		.sandbox = sandbox_state(),
 		.log_dropped = (uint32_t)log_dropped(),
+		.udp_pkts_up = f->udp_pkts_up,
+		.udp_pkts_down = f->udp_pkts_down,
+		.udp_bytes_up = f->udp_bytes_up,
+		.udp_bytes_down = f->udp_bytes_down,
+		.udp_drops = f->udp_drops,
+		.udp_assocs = f->udp_assocs,
+		.udp_active = f->udp_active,
 	};
 	uint32_t lat[STATS_LAT_N];
 	struct timespec ts;

@@ -21,6 +21,11 @@ struct front_stats {
 	uint64_t dials, dial_us_sum;
 	uint32_t lat[STATS_LAT_N]; /* the last dial latencies, microseconds */
 	uint32_t nlat, latpos;
+	/* SOCKS5 UDP ASSOCIATE (udp_assoc.c): datagrams and payload bytes
+	 * (up: from clients), dropped ones, associations ever and open */
+	uint64_t udp_pkts_up, udp_pkts_down, udp_bytes_up, udp_bytes_down;
+	uint64_t udp_drops, udp_assocs;
+	uint32_t udp_active;
 };
 extern struct front_stats front_stats;
 

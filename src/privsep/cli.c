@@ -303,6 +303,7 @@ static int cli_set_log(const struct cli_opt *o, const char *v,
 				"%s: '%s' is not one of stdout, stderr, "
 				"terminal, syslog, discard",
 				cli_name(o), v);
+	cl->log_given = true;
 	return 0;
 }
 
@@ -487,7 +488,8 @@ static void cli_usage_entry(FILE *f, const struct cli_help *h)
 {
 	int n = fprintf(f, "  %s", h->label);
 
-	fprintf(f, "%*s", n < CLI_HELP_COL ? CLI_HELP_COL - n : 2, "");
+	/* at least two spaces: one would read as a label's value */
+	fprintf(f, "%*s", n + 2 <= CLI_HELP_COL ? CLI_HELP_COL - n : 2, "");
 	for (const char *p = h->help; *p != '\0'; p++) {
 		fputc(*p, f);
 		if (*p == '\n')

@@ -20,6 +20,7 @@ struct cli {
 	/* given on the command line (else derived from RLIMIT_NOFILE) */
 	bool max_sessions_given, startups_given;
 	int log_sink; /* enum cli_log_sink */
+	bool log_given; /* --log was given (-d then keeps that sink) */
 };
 
 /* Parse argv into c (which holds the defaults). Returns 0, or -1 with a

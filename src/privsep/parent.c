@@ -20,6 +20,7 @@
 #include "common/chanev.h"
 #include "common/log.h"
 #include "common/monotime.h"
+#include "privsep/daemon.h"
 #include "privsep/execute.h"
 #include "privsep/identity.h"
 #include "privsep/limits.h"
@@ -61,6 +62,8 @@ static const char *listener_kind_name(int kind)
 		return "forward";
 	case LISTENER_API:
 		return "api";
+	case LISTENER_TPROXY:
+		return "tproxy";
 	default:
 		return "socks";
 	}
@@ -113,6 +116,19 @@ int parent_bind(const char *addr, int kind)
 		return -1;
 	}
 	parent_listen_opts(fd, ss.ss_family, kind);
+	/* --tproxy: accept connections to any address that policy routing
+	 * delivers here (needs CAP_NET_ADMIN, now only: not kept) */
+	if (kind == LISTENER_TPROXY &&
+	    setsockopt(fd, ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+		       ss.ss_family == AF_INET6 ? IPV6_TRANSPARENT
+						: IP_TRANSPARENT,
+		       &(int){ 1 }, sizeof(int)) < 0) {
+		LOGF("--tproxy: IP_TRANSPARENT on %s: %s (needs "
+		     "CAP_NET_ADMIN)",
+		     addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
 	    listen(fd, SOMAXCONN) < 0) {
 		if (errno == EADDRINUSE)
@@ -141,7 +157,8 @@ static int parent_bind_all(void)
 	const struct config *c = &parent.conf;
 
 	if (c->listen[0]) {
-		int kind = c->forward[0] ? LISTENER_FORWARD
+		int kind = c->transparent  ? LISTENER_TPROXY
+			   : c->forward[0] ? LISTENER_FORWARD
 			   : c->http_only ? LISTENER_HTTP
 					  : LISTENER_SOCKS;
 		if (parent_bind(c->listen, kind) < 0)
@@ -202,6 +219,8 @@ static void parent_sandbox_self(void)
 		.debug = parent.front_sb.debug != 0,
 		.parent_keep_eff = priv_caps_needed(&parent.conf),
 		.parent_state_dirfd = state_dfd(),
+		.parent_pidfile_dirfd = daemon_pidfile_dirfd(),
+		.parent_bind_listen = parent.conf.socks5_bind,
 		/* commands would inherit the parent's filter and die on the
 		 * first call it does not allow */
 		.parent_no_filter = parent.conf.enable_execute,
@@ -230,10 +249,12 @@ void parent_child_ready(struct child *c)
 		return;
 	if (!parent.ready_sent) {
 		parent.ready_sent = true;
+		daemon_pidfile_write();
 		parent_sandbox_self();
 		parent_api_status(); /* with the parent's sandbox now */
 		notify_send("READY=1\nSTATUS=serving");
 		LOGN("serving");
+		daemon_ready(); /* -d: the process that was started exits 0 */
 	} else {
 		parent_status();
 	}
@@ -492,8 +513,35 @@ void parent_finish(int code)
 	event_base_loopexit(parent.base, NULL);
 }
 
+int parent_daemonize(void)
+{
+	char err[512];
+	bool late = parent.ruleset.running;
+
+	if (daemon_abs_paths(&parent.conf, err, sizeof(err)) < 0) {
+		LOGF("%s", err);
+		return -1;
+	}
+	if (daemon_start(!parent.cli.log_given,
+			 late ? parent.ruleset.pid : 0) < 0)
+		return -1;
+	parent.daemonized = true;
+	if (!late)
+		return 0;
+	if (event_reinit(parent.base) < 0) {
+		LOGF("-d: event_reinit failed");
+		return -1;
+	}
+	proc_forget(&parent.ruleset);
+	return proc_spawn(&parent.ruleset);
+}
+
 void parent_serve(void)
 {
+	if (daemon_pidfile_open(parent.conf.pidfile) < 0) {
+		parent_finish(1);
+		return;
+	}
 	if (parent_bind_all() < 0 || parent_api_bind() < 0 ||
 	    proc_spawn(&parent.front) < 0) {
 		parent_finish(1);
@@ -564,6 +612,9 @@ int parent_main(int argc, char **argv)
 		printf("neosocksd: configuration OK\n");
 		return 0;
 	}
+	if (parent.conf.daemonize && !parent.cli.check &&
+	    !parent.cli.dump_config && parent_daemonize() < 0)
+		return 1;
 	exe_fd = parent_open_exe();
 	if (exe_fd < 0)
 		return 1;
@@ -608,6 +659,14 @@ int parent_main(int argc, char **argv)
 	if (!parent.conf.config_file[0] && !parent.cli.check)
 		parent_serve();
 	event_base_dispatch(parent.base);
+	if (parent.daemonize_pending) {
+		parent.daemonize_pending = false;
+		if (parent_daemonize() < 0)
+			return 1;
+		parent_serve();
+		event_base_dispatch(parent.base);
+	}
 	state_flush();
+	daemon_pidfile_remove();
 	return parent.exit_code;
 }

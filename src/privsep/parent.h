@@ -41,6 +41,9 @@ struct parent {
 	uint32_t ruleset_seq, ruleset_trial_seq;
 	bool ruleset_loaded_once;
 	bool ready_sent, sandboxed, stopping;
+	bool daemonized; /* -d: running in the background */
+	bool daemonize_pending; /* a -c file said daemonize: fork outside
+				 * the event loop, then serve */
 	bool exit_requested; /* os.exit(): exit_code stands */
 	struct blob stdin_src; /* -r - or -c -: read once, at start */
 	int exit_code;
@@ -61,6 +64,10 @@ void parent_check_exit(void);
 /* c died without READY before the daemon was first ready: after
  * PROC_START_ATTEMPTS respawns, stop (true) instead of respawning. */
 bool parent_start_given_up(struct child *c);
+/* -d: into the background (at start, or once a -c file said so, when
+ * the ruleset process that read it is replaced by the daemon's own). 0,
+ * or -1 (logged). */
+int parent_daemonize(void);
 /* Bind the listeners and start the front (after -c was evaluated). */
 void parent_serve(void);
 /* --check / --dump-config with -c / a failed start: exit now. */

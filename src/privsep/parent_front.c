@@ -54,12 +54,13 @@ static void parent_dispatch_front_drained(struct chanev *ce, struct msg *m,
 	LOGD("front drained");
 }
 
-static void parent_dispatch_front_priv_socket(struct chanev *ce,
-					      struct msg *m, void *arg)
+/* PRIV_SOCKET, PRIV_UDP, PRIV_BIND: priv.c's table decides */
+static void parent_dispatch_front_priv(struct chanev *ce, struct msg *m,
+				       void *arg)
 {
 	if (proc_over_cap(arg))
 		return;
-	if (priv_socket(arg, m) < 0)
+	if (priv_request(arg, m) < 0)
 		chanev_reject(ce, m, "privileged request refused");
 }
 
@@ -79,7 +80,9 @@ static void parent_dispatch_front_peer_fault(struct chanev *ce,
 /* What the front may send, and when (PONG and READY: chanev.c). */
 static const struct chanev_row parent_dispatch_front[] = {
 	{ MSG_DRAINED, PROC_STOPPING, parent_dispatch_front_drained },
-	{ MSG_PRIV_SOCKET, PROC_READY | PROC_STOPPING, parent_dispatch_front_priv_socket },
+	{ MSG_PRIV_SOCKET, PROC_READY | PROC_STOPPING, parent_dispatch_front_priv },
+	{ MSG_PRIV_UDP, PROC_READY | PROC_STOPPING, parent_dispatch_front_priv },
+	{ MSG_PRIV_BIND, PROC_READY | PROC_STOPPING, parent_dispatch_front_priv },
 	{ MSG_PEER_FAULT, PROC_READY | PROC_STOPPING, parent_dispatch_front_peer_fault },
 };
 

@@ -194,6 +194,10 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 	if (parent.cli.check) {
 		printf("neosocksd: configuration OK\n");
 		parent_finish(0);
+	} else if (parent.conf.daemonize && !parent.daemonized) {
+		/* fork outside the loop (and this channel's callback) */
+		parent.daemonize_pending = true;
+		event_base_loopbreak(parent.base);
 	} else {
 		parent_serve();
 	}

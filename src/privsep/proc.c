@@ -270,6 +270,21 @@ void proc_kill(struct child *c, const char *why)
 	chanev_close(&c->ch);
 }
 
+void proc_forget(struct child *c)
+{
+	chanev_close(&c->ch);
+	if (c->logev != NULL) {
+		event_free(c->logev);
+		c->logev = NULL;
+	}
+	if (c->logfd >= 0)
+		close(c->logfd);
+	c->logfd = -1;
+	c->running = false;
+	c->ch.ready = false;
+	c->pid = 0;
+}
+
 /* 0, then BACKOFF_MIN_MS, doubling up to BACKOFF_MAX_MS. */
 static void proc_backoff_grow(struct child *c)
 {

@@ -79,6 +79,9 @@ void proc_stopping(struct child *c);
 /* Kill (SIGKILL) and stop listening to it; it is reaped later. why: logged
  * as an error; NULL for an expected end (the daemon is finishing). */
 void proc_kill(struct child *c, const char *why);
+/* A child of the process this one was forked from (-d): close what is
+ * left of it here, without a signal (it is not ours to reap). */
+void proc_forget(struct child *c);
 /* Log how many of the child's lines its rate limit dropped, if any (at
  * its next line that passes, at its exit, and from the heartbeat). */
 void proc_log_report(struct child *c);

@@ -186,8 +186,11 @@ int __lsan_is_turned_off(void)
 
 /* ---- the seccomp filter ---- */
 
-/* --state-dir's fd for SANDBOX_DYN_STATE_DIR rows (0: none) */
-static int sbx_state_dirfd;
+/* --state-dir's fd for SANDBOX_DYN_STATE_DIR rows (0: none), --pidfile's
+ * directory for SANDBOX_DYN_PIDFILE_DIR rows */
+static int sbx_state_dirfd, sbx_pidfile_dirfd;
+/* --enable-socks5-bind: SANDBOX_DYN_BIND_BACKLOG rows are in */
+static bool sbx_bind_listen;
 
 static uint64_t sbx_datum(const struct sandbox_cmp *m)
 {
@@ -198,6 +201,10 @@ static uint64_t sbx_datum(const struct sandbox_cmp *m)
 		return (uint64_t)gettid();
 	case SANDBOX_DYN_STATE_DIR:
 		return (uint64_t)sbx_state_dirfd;
+	case SANDBOX_DYN_PIDFILE_DIR:
+		return (uint64_t)sbx_pidfile_dirfd;
+	case SANDBOX_DYN_BIND_BACKLOG:
+		return SANDBOX_BIND_BACKLOG;
 	default:
 		return m->datum;
 	}
@@ -215,11 +222,15 @@ static int sbx_add_rows(scmp_filter_ctx ctx, const struct sandbox_rule *r,
 		bool absent = false;
 
 		for (unsigned k = 0; k < r[i].ncmp && k < SANDBOX_MAX_CMP; k++)
-			if (r[i].cmp[k].dyn == SANDBOX_DYN_STATE_DIR &&
-			    sbx_state_dirfd <= 0)
+			if ((r[i].cmp[k].dyn == SANDBOX_DYN_STATE_DIR &&
+			     sbx_state_dirfd <= 0) ||
+			    (r[i].cmp[k].dyn == SANDBOX_DYN_PIDFILE_DIR &&
+			     sbx_pidfile_dirfd <= 0) ||
+			    (r[i].cmp[k].dyn == SANDBOX_DYN_BIND_BACKLOG &&
+			     !sbx_bind_listen))
 				absent = true;
 		if (absent)
-			continue; /* no --state-dir: nothing to write */
+			continue; /* no --state-dir, --pidfile: no write */
 		if (r[i].ncmp > SANDBOX_MAX_CMP) {
 			snprintf(err, errcap, "policy row %zu: bad row", i);
 			return -1;
@@ -877,8 +888,11 @@ int sandbox_apply(const struct sandbox_conf *c, char *skipped,
 	const char *env = getenv("NEOSOCKSD_SANDBOX_DEBUG");
 	scmp_filter_ctx ctx;
 
-	if (c->role == ROLE_PARENT)
+	if (c->role == ROLE_PARENT) {
 		sbx_state_dirfd = c->parent_state_dirfd;
+		sbx_pidfile_dirfd = c->parent_pidfile_dirfd;
+		sbx_bind_listen = c->parent_bind_listen;
+	}
 	int rc;
 
 	if (skipped != NULL && skippedcap > 0)

@@ -51,6 +51,11 @@ struct sandbox_conf {
 	bool parent_no_filter;    /* ROLE_PARENT: every layer but the seccomp
 				   * filter (--enable-execute: the commands it
 				   * starts would inherit it) */
+	bool parent_bind_listen;  /* ROLE_PARENT: it makes listening sockets
+				   * for SOCKS5 BIND (listen(fd, 1)) */
+	int parent_pidfile_dirfd; /* ROLE_PARENT: the --pidfile's directory
+				   * (> 0), where it removes the pidfile at
+				   * exit; 0 or -1: none */
 	int parent_state_dirfd;   /* ROLE_PARENT: the --state-dir directory
 				   * (> 0), where it may write the saved
 				   * updates; 0 or -1: none */
@@ -59,6 +64,9 @@ struct sandbox_conf {
 				   * and what the children need for their own
 				   * setup (they inherit it across exec) */
 };
+
+/* The backlog of a SOCKS5 BIND socket: one peer. */
+#define SANDBOX_BIND_BACKLOG 1
 
 /* Layers, as reported by sandbox_state(). */
 #define SANDBOX_SECCOMP  (1u << 0) /* allowlist loaded */

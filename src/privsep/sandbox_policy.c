@@ -55,6 +55,10 @@
 	{ .arg = (a), .op = SCMP_CMP_MASKED_EQ, .mask = (uint64_t)(m),    \
 	  .datum = (uint64_t)(v) }
 #define SELF(a, d) { .arg = (a), .op = SCMP_CMP_EQ, .dyn = (d) }
+/* the same for an int argument: its upper 32 bits are not defined */
+#define SELF32(a, d)                                                     \
+	{ .arg = (a), .op = SCMP_CMP_MASKED_EQ, .mask = 0xffffffffu,      \
+	  .dyn = (d) }
 
 /* socket(2) type without the flag bits */
 #define SOCK_FLAGS_OUT (~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
@@ -174,6 +178,8 @@ static const struct sandbox_rule front_rules[] = {
 	ROW(shutdown, "half-close"),
 	ROW(pipe2, "relay pipes"),
 	ROW(splice, "socket <-> pipe relay"),
+	ROW(recvmmsg, "SOCKS5 UDP relay: datagrams in batches"),
+	ROW(sendmmsg, "SOCKS5 UDP relay: datagrams in batches"),
 };
 
 /* ---- ruleset: Lua VM and the REST API, on descriptors it was given ---- */
@@ -251,6 +257,8 @@ static const struct sandbox_rule parent_rules[] = {
 	ROW1(unlinkat, SELF(0, SANDBOX_DYN_STATE_DIR),
 	     "within --state-dir only (a failed save's temporary file)"),
 	ROW(fsync, "--state-dir: the saved updates reach the disk"),
+	ROW1(unlinkat, SELF(0, SANDBOX_DYN_PIDFILE_DIR),
+	     "within --pidfile's directory only: the pidfile, at exit"),
 	ROW(newfstatat, NULL), ROW(fstat, NULL), ROW(statx, NULL),
 	ROW(lseek, NULL), ROW(pread64, "the loader reads ELF headers"),
 	ROW(getdents64, "module search paths"),
@@ -271,6 +279,9 @@ static const struct sandbox_rule parent_rules[] = {
 	ROWS_SOCKET_INET(AF_INET6, "AF_INET6"),
 	ROW(connect, "$NOTIFY_SOCKET, syslog"),
 	ROW(bind, "brokered privileged sockets"),
+	ROW1(listen, SELF32(1, SANDBOX_DYN_BIND_BACKLOG),
+	     "backlog 1 (an int: the low 32 bits): SOCKS5 BIND's brokered "
+	     "socket, only with --enable-socks5-bind"),
 	ROW(setsockopt, "any: the options it brokers need privileges"),
 	ROW(getsockopt, NULL), ROW(getsockname, NULL), ROW(getpeername, NULL),
 	ROW(shutdown, NULL),

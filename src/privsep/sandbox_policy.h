@@ -16,6 +16,10 @@ enum sandbox_dyn {
 	SANDBOX_DYN_TID, /* datum: gettid() of the process building it */
 	SANDBOX_DYN_STATE_DIR, /* datum: conf's parent_state_dirfd; the row
 				* is left out when there is none */
+	SANDBOX_DYN_PIDFILE_DIR, /* datum: conf's parent_pidfile_dirfd; the
+				  * row is left out when there is none */
+	SANDBOX_DYN_BIND_BACKLOG, /* datum: SANDBOX_BIND_BACKLOG; the row is
+				   * left out without parent_bind_listen */
 };
 
 struct sandbox_cmp {

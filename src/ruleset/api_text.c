@@ -227,6 +227,14 @@ void text_stats(struct growbuf *d, const struct stats_view *v, bool banner,
 	line(d, "Traffic", "Up %s, Down %s",
 	     fmt_bytes(a, sizeof(a), (double)f->bytes_up),
 	     fmt_bytes(b, sizeof(b), (double)f->bytes_down));
+	line(d, "UDP Relay", "%u (%llu ever), Up %llu (%s), Down %llu (%s), "
+			     "dropped %llu",
+	     f->udp_active, (unsigned long long)f->udp_assocs,
+	     (unsigned long long)f->udp_pkts_up,
+	     fmt_bytes(a, sizeof(a), (double)f->udp_bytes_up),
+	     (unsigned long long)f->udp_pkts_down,
+	     fmt_bytes(b, sizeof(b), (double)f->udp_bytes_down),
+	     (unsigned long long)f->udp_drops);
 	line(d, "API Client", "%llu reqs, Rx %s, Tx %s",
 	     (unsigned long long)v->rpc_requests,
 	     fmt_bytes(a, sizeof(a), (double)v->rpc_rx),
@@ -401,6 +409,29 @@ void text_metrics(struct growbuf *d, const struct stats_view *v)
 		(unsigned long long)f->hs_rx, (unsigned long long)f->hs_tx,
 		(unsigned long long)f->dial_rx, (unsigned long long)f->dial_tx,
 		(unsigned long long)v->rpc_rx, (unsigned long long)v->rpc_tx);
+	family(d, "udp_datagrams_total", "counter",
+	       "SOCKS5 UDP datagrams relayed (up: from clients).");
+	growbuf_printf(d,
+		       "neosocksd_udp_datagrams_total{direction=\"up\"} %llu\n"
+		       "neosocksd_udp_datagrams_total{direction=\"down\"} "
+		       "%llu\n",
+		       (unsigned long long)f->udp_pkts_up,
+		       (unsigned long long)f->udp_pkts_down);
+	family(d, "udp_bytes_total", "counter",
+	       "SOCKS5 UDP payload bytes relayed (up: from clients).");
+	growbuf_printf(d,
+		       "neosocksd_udp_bytes_total{direction=\"up\"} %llu\n"
+		       "neosocksd_udp_bytes_total{direction=\"down\"} %llu\n",
+		       (unsigned long long)f->udp_bytes_up,
+		       (unsigned long long)f->udp_bytes_down);
+	metric(d, "udp_dropped_total", "counter",
+	       "SOCKS5 UDP datagrams dropped (strangers, malformed, refused "
+	       "destinations, full buffers).",
+	       (double)f->udp_drops);
+	metric(d, "udp_associations_active", "gauge",
+	       "SOCKS5 UDP associations open.", f->udp_active);
+	metric(d, "udp_associations_total", "counter",
+	       "SOCKS5 UDP associations made.", (double)f->udp_assocs);
 	metric(d, "api_client_requests_total", "counter",
 	       "RPC and invoke requests sent to other daemons.",
 	       (double)v->rpc_requests);

@@ -150,7 +150,7 @@ void stats_push_table(lua_State *L)
 				MSG_STATS, vm_budget_ms(), &f, sizeof(f), &n) ||
 	    n != sizeof(f))
 		memset(&f, 0, sizeof(f));
-	lua_createtable(L, 0, 24);
+	lua_createtable(L, 0, 32);
 	if (ruleset_stats.lasterror[0] != '\0') {
 		lua_pushstring(L, ruleset_stats.lasterror);
 		lua_setfield(L, -2, "lasterror");
@@ -186,4 +186,10 @@ void stats_push_table(lua_State *L)
 	set_num(L, "num_thread_peak", (lua_Integer)ar_peak());
 	/* ours */
 	set_num(L, "num_request_pending", (lua_Integer)request_pending());
+	set_num(L, "num_udp_assoc", (lua_Integer)f.udp_active);
+	set_num(L, "pkt_udp_up", (lua_Integer)f.udp_pkts_up);
+	set_num(L, "pkt_udp_down", (lua_Integer)f.udp_pkts_down);
+	set_num(L, "byt_udp_up", (lua_Integer)f.udp_bytes_up);
+	set_num(L, "byt_udp_down", (lua_Integer)f.udp_bytes_down);
+	set_num(L, "num_udp_dropped", (lua_Integer)f.udp_drops);
 }

@@ -4,7 +4,9 @@ sleeps, stopped by pid, its log checked for sanitizer reports); waiting
 and reading (one byte-at-a-time read loop, recv_until, for heads and
 lines); raw SOCKS and HTTP CONNECT clients and curl; /proc; local targets
 and misbehaving peers; and the REST API: a raw HTTP/1.1 client that shows
-the wire, a strict Prometheus text parser, builders of bodies and bombs.
+the wire, a strict Prometheus text parser, builders of bodies and bombs;
+SOCKS5 UDP: the UDP header and a raw association (the UDP tests' peers are
+in udppeers.py).
 conftest.py holds only the fixtures."""
 
 import ctypes
@@ -1025,6 +1027,65 @@ class SplitReplyProxy(TcpServer):
             t.join(60)
         finally:
             up.close()
+
+
+# ---- SOCKS5 UDP ASSOCIATE: the UDP header, a raw association (udppeers.py: the peers) ----
+
+
+def udp_header(host, port, frag=0):
+    return b"\0\0" + bytes([frag]) + socks5_target(host, port)
+
+
+def parse_udp(data):
+    """(host, port, payload) of a datagram from the relay."""
+    assert data[:3] == b"\0\0\0", data[:8]
+    atyp = data[3]
+    if atyp == 1:
+        host, off = socket.inet_ntop(socket.AF_INET, data[4:8]), 8
+    elif atyp == 4:
+        host, off = socket.inet_ntop(socket.AF_INET6, data[4:20]), 20
+    else:
+        n = data[4]
+        host, off = data[5:5 + n].decode(), 5 + n
+    port = struct.unpack(">H", data[off:off + 2])[0]
+    return host, port, data[off + 2:]
+
+
+def udp_associate(proxy_port, user=None, password=None, dst=("0.0.0.0", 0), host="127.0.0.1"):
+    """A raw UDP ASSOCIATE to host:proxy_port: (control socket, REP, relay
+    (host, port))."""
+    s = connect(proxy_port, host)
+    if user is None:
+        s.sendall(b"\x05\x01\x00")
+        assert recv_exact(s, 2) == b"\x05\x00"
+    else:
+        s.sendall(b"\x05\x01\x02")
+        assert recv_exact(s, 2) == b"\x05\x02"
+        u, p = user.encode(), password.encode()
+        s.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+        assert recv_exact(s, 2) == b"\x01\x00"
+    s.sendall(b"\x05\x03\x00" + socks5_target(*dst))
+    rep, raw = socks5_read_reply(s)
+    if raw[3] == 1:
+        relay = (socket.inet_ntop(socket.AF_INET, raw[4:8]), struct.unpack(">H", raw[8:10])[0])
+    else:
+        relay = (socket.inet_ntop(socket.AF_INET6, raw[4:20]), struct.unpack(">H", raw[20:22])[0])
+    return s, rep, relay
+
+
+def udp_client(relay, timeout=10.0):
+    fam = socket.AF_INET6 if ":" in relay[0] else socket.AF_INET
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.bind(("::1" if fam == socket.AF_INET6 else "127.0.0.1", 0))
+    u.settimeout(timeout)
+    return u
+
+
+def udp_roundtrip(u, relay, host, port, payload):
+    """Send payload to host:port through the relay; the reply's (host,
+    port, payload)."""
+    u.sendto(udp_header(host, port) + payload, relay)
+    return parse_udp(u.recvfrom(65535)[0])
 
 
 # ---- the REST API ----

@@ -231,7 +231,7 @@ def test_front_that_never_reads_brokered_sockets_is_killed(daemon_factory, http_
     d = start(daemon_factory, "--mark", "42")
     f = front_pid(d)
     base = nfds(d.pid)
-    req = frame(MSG_PRIV_SOCKET, struct.pack("=I", socket.AF_INET))
+    req = frame(MSG_PRIV_SOCKET, struct.pack("=II", socket.AF_INET, socket.SOCK_STREAM))
     os.kill(f, signal.SIGSTOP)
     try:
         with FdPeak(d.pid) as fp:

@@ -209,8 +209,8 @@ def test_unpermitted_message_kills_sender(daemon_factory):
     d = start(daemon_factory)
     pid = front_pid(d)
     ch = socket_of(pid, 3)
-    hdr = struct.pack("=HHIII", 1, 35, 4, 1, 0)  # MSG_PRIV_SOCKET, family
-    ch.sendall(hdr + struct.pack("=I", socket.AF_INET))
+    hdr = struct.pack("=HHIII", 1, 35, 8, 1, 0)  # MSG_PRIV_SOCKET: family, type
+    ch.sendall(hdr + struct.pack("=II", socket.AF_INET, socket.SOCK_STREAM))
     ch.close()
     d.wait_log("privileged socket it may not have")
     d.wait_log(f"killing front (pid {pid})")

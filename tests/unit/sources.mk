@@ -23,3 +23,4 @@ UT_SRCS_accesslog  := src/front/accesslog.c src/common/addr.c src/common/log.c
 UT_SRCS_unmarshal  := src/ruleset/unmarshal.c src/ruleset/unmarshal_lua.c src/ruleset/lib_marshal.c
 UT_SRCS_api_conn   := src/ruleset/api_conn.c src/ruleset/api_access.c src/ruleset/zbody.c src/common/growbuf.c src/common/http1.c src/common/base64.c src/common/addr.c src/common/log.c src/common/config.c src/common/proxyuri.c src/ruleset/api_tls.c src/ruleset/tlsconn.c src/common/tlsconf.c
 UT_SRCS_tlsconn    := src/ruleset/tlsconn.c src/ruleset/api_tls.c src/common/tlsconf.c src/common/addr.c src/common/log.c
+UT_SRCS_udp_batch  := src/front/udp_batch.c

@@ -114,11 +114,34 @@ static void test_cut_is_reported(void **state)
 	assert_memory_equal(small, "client=127.0.0.1:34414 ", 23);
 }
 
+static void test_driver_fields(void **state)
+{
+	struct sockaddr_in in = client();
+	const struct accesslog_field more[] = {
+		{ "relay", "127.0.0.1:41377" }, { "dests", "3" },
+		{ "note", NULL },               { "odd", "a b\"c" },
+	};
+	struct accesslog a = {
+		.client = (struct sockaddr *)&in, .proto = "socks5-udp",
+		.reply = 0, .socks_version = 5, .more = more, .nmore = 4,
+		.up = 9600, .down = 8800, .dur = 4.21,
+	};
+
+	(void)state;
+	/* after reply, in order; a NULL value left out, others escaped */
+	assert_string_equal(fmt(&a),
+			    "client=127.0.0.1:34414 proto=socks5-udp route=- "
+			    "reply=00 relay=127.0.0.1:41377 dests=3 "
+			    "odd=\"a b%22c\" up=9600 down=8800 dur=4.210 "
+			    "outcome=ok");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socks_line),
 		cmocka_unit_test(test_http_line),
+		cmocka_unit_test(test_driver_fields),
 		cmocka_unit_test(test_values_escaped),
 		cmocka_unit_test(test_cut_is_reported),
 	};

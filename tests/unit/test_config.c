@@ -112,8 +112,12 @@ static void test_table_is_consistent(void **state)
 			 offsetof(struct config, jail_dir));
 	assert_int_equal(config_find("api_readonly_token_file")->off,
 			 offsetof(struct config, api_ro_token_file));
-	assert_int_equal(config_find("transparent")->type,
-			 CONF_T_UNSUPPORTED);
+	/* the reference's keys that were refused before issue 13 */
+	assert_int_equal(config_find("transparent")->off,
+			 offsetof(struct config, transparent));
+	assert_int_equal(config_find("socks5_bind")->type, CONF_T_BOOL);
+	assert_int_equal(config_find("socks5_udp")->type, CONF_T_BOOL);
+	assert_int_equal(config_find("daemonize")->type, CONF_T_BOOL);
 }
 
 static void test_wire_size(void **state)

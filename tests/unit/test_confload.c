@@ -235,8 +235,8 @@ static void test_refusals(void **state)
 	expect_refused("return { enable_execute = false }",
 		       "config: enable_execute cannot be set in a config file "
 		       "(use the command line)");
-	expect_refused("return { transparent = true }",
-		       "config: transparent is not supported by this daemon");
+	expect_refused("return { transparent = 1 }",
+		       "config: transparent: expected boolean, got number");
 	expect_refused("return { colour = 'blue' }",
 		       "config: unknown key 'colour'");
 	expect_refused("return { config_file = '/x' }",
@@ -266,6 +266,7 @@ static void test_accepted(void **state)
 			      &c),
 			 0);
 	assert_string_equal(c.listen, "127.0.0.1:9");
+	assert_false(c.transparent);
 	assert_true(c.timeout == 12.5);
 	assert_int_equal(c.api_mode, 0640);
 	assert_int_equal(lua_getglobal(T_L, "ruleset"), LUA_TTABLE);

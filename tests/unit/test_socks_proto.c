@@ -1440,6 +1440,190 @@ static void test_s5_reply_roundtrip(void **state)
 	assert_memory_equal(&bnd, &want, sizeof(want));
 }
 
+static size_t enc_c5_udp_assoc(uint8_t *out, size_t cap, const void *arg)
+{
+	return socks_proto_c5_request(out, cap, SOCKS5_CMD_UDP_ASSOCIATE, arg);
+}
+
+/* The request with another command: the same bytes but CMD. */
+static void test_c5_request_cmds(void **state)
+{
+	static const uint8_t want[] = { 5, 3, 0, 1, 0, 0, 0, 0, 0, 0 };
+	struct netaddr t;
+	struct socks_msg m;
+	uint8_t out[64];
+
+	(void)state;
+	set_v4(&t, "0.0.0.0", 0);
+	assert_int_equal(socks_proto_c5_request(out, sizeof(out),
+						SOCKS5_CMD_UDP_ASSOCIATE, &t),
+			 sizeof(want));
+	assert_memory_equal(out, want, sizeof(want));
+	check_caps(enc_c5_udp_assoc, &t, sizeof(want));
+	parse_one(AT_NOAUTH, out, sizeof(want), &m);
+	assert_int_equal(m.cmd, SOCKS5_CMD_UDP_ASSOCIATE);
+	set_name(&t, "ftp.test", 21);
+	assert_int_equal(socks_proto_c5_request(out, sizeof(out),
+						SOCKS5_CMD_BIND, &t),
+			 4 + 1 + 8 + 2);
+	parse_one(AT_NOAUTH, out, 4 + 1 + 8 + 2, &m);
+	assert_int_equal(m.cmd, SOCKS5_CMD_BIND);
+	assert_memory_equal(&m.target, &t, sizeof(t));
+	set_name(&t, "", 1); /* nothing to name */
+	assert_int_equal(socks_proto_c5_request(out, sizeof(out),
+						SOCKS5_CMD_BIND, &t),
+			 0);
+}
+
+/* Parse a UDP request header from an exact-size heap copy (a read past
+ * len is caught by ASan or valgrind). */
+static int udp_parse_exact(const uint8_t *buf, size_t len, uint8_t *frag,
+			   struct netaddr *dst)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	int r;
+
+	assert_non_null(copy);
+	memcpy(copy, buf, len);
+	r = socks_proto_udp_parse(len ? copy : NULL, len, frag, dst);
+	free(copy);
+	return r;
+}
+
+static size_t enc_udp_header(uint8_t *out, size_t cap, const void *arg)
+{
+	return socks_proto_udp_header(out, cap, arg);
+}
+
+/* RFC 1928 section 7: RSV RSV FRAG ATYP DST.ADDR DST.PORT DATA. Each
+ * address type round-trips through the encoder and the parser; the
+ * payload is what follows the returned length. */
+static void test_udp_header_roundtrip(void **state)
+{
+	static const uint8_t want4[] = { 0, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90 };
+	static const uint8_t wantd[] = { 0, 0, 0, 3, 6, 'd', 'n', 's', '.',
+					 'i', 'o', 0, 53 };
+	struct netaddr a, got;
+	uint8_t out[SOCKS_UDP_HDR_MAX + 8], frag = 9;
+	char name[256];
+
+	(void)state;
+	set_v4(&a, "127.0.0.1", 8080);
+	assert_int_equal(socks_proto_udp_header(out, sizeof(out), &a),
+			 sizeof(want4));
+	assert_memory_equal(out, want4, sizeof(want4));
+	check_caps(enc_udp_header, &a, sizeof(want4));
+	memcpy(out + sizeof(want4), "data", 4);
+	assert_int_equal(udp_parse_exact(out, sizeof(want4) + 4, &frag, &got),
+			 sizeof(want4));
+	assert_int_equal(frag, 0);
+	assert_memory_equal(&got, &a, sizeof(a));
+
+	set_v6(&a, "2001:db8::7", 443);
+	assert_int_equal(socks_proto_udp_header(out, sizeof(out), &a), 22);
+	check_caps(enc_udp_header, &a, 22);
+	assert_int_equal(udp_parse_exact(out, 22, &frag, &got), 22);
+	assert_memory_equal(&got, &a, sizeof(a));
+
+	set_name(&a, "dns.io", 53);
+	assert_int_equal(socks_proto_udp_header(out, sizeof(out), &a),
+			 sizeof(wantd));
+	assert_memory_equal(out, wantd, sizeof(wantd));
+	check_caps(enc_udp_header, &a, sizeof(wantd));
+	assert_int_equal(udp_parse_exact(out, sizeof(wantd), &frag, &got),
+			 sizeof(wantd));
+	assert_memory_equal(&got, &a, sizeof(a));
+
+	/* the longest header: a 253-byte name */
+	fill_name((uint8_t *)name, 253);
+	name[253] = '\0';
+	set_name(&a, name, 1);
+	assert_int_equal(socks_proto_udp_header(out, sizeof(out), &a),
+			 4 + 1 + 253 + 2);
+	assert_true(4 + 1 + 253 + 2 <= SOCKS_UDP_HDR_MAX);
+	assert_int_equal(udp_parse_exact(out, 4 + 1 + 253 + 2, &frag, &got),
+			 4 + 1 + 253 + 2);
+	assert_memory_equal(&got, &a, sizeof(a));
+
+	/* FRAG is reported, not judged: the relay drops FRAG != 0 */
+	set_v4(&a, "10.0.0.1", 1);
+	assert_int_equal(socks_proto_udp_header(out, sizeof(out), &a), 10);
+	out[2] = 0x81;
+	assert_int_equal(udp_parse_exact(out, 10, &frag, &got), 10);
+	assert_int_equal(frag, 0x81);
+}
+
+/* Truncated at every length, RSV not zero, unknown ATYP, empty names,
+ * names with a NUL or not host names: -1, and nothing read past len. */
+static void test_udp_header_bad(void **state)
+{
+	static const uint8_t v4[] = { 0, 0, 0, 1, 127, 0, 0, 1, 0, 7 };
+	static const uint8_t v6[] = { 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+				      0, 0, 0, 0, 0, 0, 0, 1, 0, 7 };
+	static const uint8_t dn[] = { 0, 0, 0, 3, 3, 'a', '.', 'b', 0, 7 };
+	static const uint8_t *const whole[] = { v4, v6, dn };
+	static const size_t lens[] = { sizeof(v4), sizeof(v6), sizeof(dn) };
+	struct netaddr got;
+	uint8_t b[32], frag;
+
+	(void)state;
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t n = 0; n < lens[k]; n++)
+			assert_int_equal(udp_parse_exact(whole[k], n, &frag,
+							 &got),
+					 -1);
+		assert_int_equal(udp_parse_exact(whole[k], lens[k], &frag,
+						 &got),
+				 (int)lens[k]);
+	}
+	memcpy(b, v4, sizeof(v4));
+	b[0] = 1; /* RSV */
+	assert_int_equal(udp_parse_exact(b, sizeof(v4), &frag, &got), -1);
+	b[0] = 0;
+	b[1] = 0x80;
+	assert_int_equal(udp_parse_exact(b, sizeof(v4), &frag, &got), -1);
+	b[1] = 0;
+	for (unsigned atyp = 0; atyp < 256; atyp++) {
+		if (atyp == 1 || atyp == 3 || atyp == 4)
+			continue;
+		b[3] = (uint8_t)atyp;
+		assert_int_equal(udp_parse_exact(b, sizeof(v4), &frag, &got),
+				 -1);
+	}
+	memcpy(b, dn, sizeof(dn));
+	b[4] = 0; /* an empty name */
+	assert_int_equal(udp_parse_exact(b, 7, &frag, &got), -1);
+	memcpy(b, dn, sizeof(dn));
+	b[6] = 0; /* a NUL inside */
+	assert_int_equal(udp_parse_exact(b, sizeof(dn), &frag, &got), -1);
+	memcpy(b, dn, sizeof(dn));
+	b[6] = ' '; /* not a host name */
+	assert_int_equal(udp_parse_exact(b, sizeof(dn), &frag, &got), -1);
+	/* nothing to encode, or no room */
+	memset(&got, 0, sizeof(got));
+	got.type = ADDR_DOMAIN;
+	assert_int_equal(socks_proto_udp_header(b, sizeof(b), &got), 0);
+	got.type = 9;
+	assert_int_equal(socks_proto_udp_header(b, sizeof(b), &got), 0);
+}
+
+/* The reply to a UDP ASSOCIATE a chain hop gives: BND is its relay. */
+static void test_c5_reply_bnd_is_the_relay(void **state)
+{
+	static const uint8_t rep[] = { 5, 0, 0, 1, 127, 0, 0, 2, 0x9c, 0x40 };
+	struct netaddr bnd, want;
+	uint8_t code = 0xff;
+
+	(void)state;
+	assert_int_equal(socks_proto_c5_reply(rep, sizeof(rep), &code, &bnd),
+			 sizeof(rep));
+	assert_int_equal(code, 0);
+	set_v4(&want, "127.0.0.2", 40000);
+	assert_int_equal(bnd.type, ADDR_IPV4);
+	assert_memory_equal(bnd.u.v4, want.u.v4, 4);
+	assert_int_equal(bnd.port, 40000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1490,6 +1674,10 @@ int main(void)
 		cmocka_unit_test(test_c5_reply_domain_truncated),
 		cmocka_unit_test(test_c5_reply_errors),
 		cmocka_unit_test(test_s5_reply_roundtrip),
+		cmocka_unit_test(test_c5_request_cmds),
+		cmocka_unit_test(test_udp_header_roundtrip),
+		cmocka_unit_test(test_udp_header_bad),
+		cmocka_unit_test(test_c5_reply_bnd_is_the_relay),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
