@@ -133,7 +133,7 @@ void relay_release(struct relay_dir *d)
 
 static int relay_acquire(struct relay_dir *d)
 {
-	if (relay_splice) {
+	if (relay_splice && d->bulk) {
 		d->chunk = pipe_get();
 		if (d->chunk != NULL) {
 			d->kind = CHUNK_PIPE;
@@ -220,6 +220,9 @@ int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 
 			if (d->eof || *budget == 0)
 				break;
+			/* the buffer filled up last time: a pipe from now on */
+			if (d->kind == CHUNK_BUF && d->bulk && relay_splice)
+				relay_release(d);
 			if (d->chunk == NULL && relay_acquire(d) < 0)
 				return -1;
 			want = relay_chunk(d);
@@ -237,6 +240,8 @@ int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 			}
 			d->pending = (uint32_t)n;
 			*budget -= (uint64_t)n;
+			if (d->kind == CHUNK_BUF && (size_t)n == RELAY_BUF_SIZE)
+				d->bulk = true;
 			/* a short read emptied the socket for now; the level-
 			 * triggered event says when there is more */
 			drained = (size_t)n < want;

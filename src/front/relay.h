@@ -1,5 +1,7 @@
-/* relay: move bytes one way between two sockets, with splice(2) through a
- * pipe by default and a bounded buffer as the fallback.
+/* relay: move bytes one way between two sockets, through a bounded buffer
+ * while transfers are small, and with splice(2) through a pipe once a read
+ * fills the buffer (bulk: a pipe moves pages instead of copying them, but
+ * costs more than a copy for a few bytes); buffers only with --no-pipe.
  *
  * A direction holds a pipe or a buffer only while bytes are in flight:
  * both come from small pools and go back as soon as the direction is
@@ -23,10 +25,11 @@ struct relay_dir {
 	uint8_t kind;     /* 0 none, 1 pipe, 2 buffer */
 	bool eof;         /* the source reached EOF */
 	bool shut;        /* SHUT_WR sent to the destination */
+	bool bulk;        /* a read filled the buffer: splice from now on */
 };
 
-/* use_splice: try pipes first (they fall back to buffers per chunk when a
- * pipe cannot be had). */
+/* use_splice: a direction takes a pipe once a read has filled its buffer
+ * (and falls back to buffers per chunk when a pipe cannot be had). */
 void relay_setup(bool use_splice);
 void relay_cleanup(void);
 
