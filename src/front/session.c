@@ -814,7 +814,7 @@ void session_route_decided(struct session *s, const struct route_decision *d,
 }
 
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
-		    int lkind)
+		    int lkind, bool readable)
 {
 	const struct sess_driver *drv;
 	struct session *s;
@@ -865,5 +865,13 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 	if (drv->on_accept != NULL)
 		drv->on_accept(s);
+	if (readable) {
+		/* the request (or its first part) is in: no wakeup to wait
+		 * for; the driver may answer, or even be relaying, by the
+		 * time this returns */
+		session_hs_read(s);
+		if (s->state != SS_HANDSHAKE || s->hs == NULL)
+			return;
+	}
 	session_watch(s, true, EV_READ);
 }

@@ -158,9 +158,11 @@ struct session {
 struct front_conf; /* front.h */
 
 void session_setup(struct event_base *base, const struct front_conf *fc);
-/* A connection was accepted on a listener of kind lkind. */
+/* A connection was accepted on a listener of kind lkind. readable: the
+ * listener defers accepting until the client's first bytes are in (read
+ * them now instead of waiting for an event). */
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
-		    int lkind);
+		    int lkind, bool readable);
 /* The driver parsed a whole request into s->hs (target, credentials):
  * route it and dial. */
 void session_request(struct session *s);

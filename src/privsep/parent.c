@@ -35,6 +35,7 @@
 #define FILE_MAX_HOSTS (1u << 20)
 #define HEARTBEAT_INTERVAL_MS 2000
 #define HEARTBEAT_TIMEOUT_MS 6000
+#define PARENT_DEFER_ACCEPT_S 1 /* TCP_DEFER_ACCEPT: a silent client waits */
 
 struct parent parent;
 
@@ -92,6 +93,13 @@ static void parent_listen_opts(int fd, int family, int kind)
 	if (parent.conf.tcp_fastopen && kind != LISTENER_API)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
 				 sizeof(qlen));
+	/* SOCKS and HTTP clients speak first: the kernel hands over a
+	 * connection once its first bytes are in (or after a second without
+	 * any), so accepting it and reading the request take one wakeup.
+	 * Not for -f, whose clients may wait for the server to speak. */
+	if (kind == LISTENER_SOCKS || kind == LISTENER_HTTP)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
+				 &(int){ PARENT_DEFER_ACCEPT_S }, sizeof(int));
 }
 
 int parent_bind(const char *addr, int kind)
