@@ -42,6 +42,25 @@ void relay_cleanup(void);
 int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 	       uint64_t *moved);
 
+/* What an edge-triggered caller knows of the two sockets: the source may
+ * have bytes (or EOF), the destination may take bytes. relay_flow() clears
+ * a flag when a call shows it false (EAGAIN, or a short recv()/send(),
+ * which empties or fills a TCP socket); the caller sets it again on the
+ * socket's next edge. hup: the source's peer has shut its side
+ * (EPOLLRDHUP): a short read then leaves the EOF to read, which no later
+ * edge would announce. */
+struct relay_ready {
+	bool src, dst, hup;
+};
+
+/* relay_pump() for sockets registered edge-triggered for the tunnel's
+ * life: it moves bytes while rdy says they can move, for at most
+ * RELAY_ROUNDS reads. Returns 0 (wait for the next edge), 1 (out of
+ * rounds with more to move: call again later, after other sessions had
+ * their turn), or -1 with errno on a socket error. */
+int relay_flow(struct relay_dir *d, int src, int dst, bool other_done,
+	       struct relay_ready *rdy, uint64_t *moved);
+
 /* The same for a framed message body: read at most *budget bytes from
  * src (*budget goes down by what was read) and write them to dst. EOF
  * only sets d->eof: what it means (the end of a close-delimited body, or
