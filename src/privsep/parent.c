@@ -188,8 +188,9 @@ void parent_link_peers(void)
 		LOG_RL(LOGL_ERROR, 10,
 		       "cannot hand the peer channel to the front: %s",
 		       strerror(errno));
-	if (chanev_send(&parent.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0,
-			sv[1]) < 0)
+	if (chanev_send(&parent.ruleset.ch, MSG_R_PEER_CHAN, 0,
+			&(struct msg_peer){ .worker = 0 },
+			sizeof(struct msg_peer), sv[1]) < 0)
 		LOG_RL(LOGL_ERROR, 10,
 		       "cannot hand the peer channel to the ruleset "
 		       "process: %s",

@@ -281,6 +281,8 @@ void parent_api_status(void)
 		.restarts_front = parent.front.restarts,
 		.restarts_ruleset = parent.ruleset.restarts,
 		.sandbox_parent = sandbox_state(),
+		.workers = 1,
+		.restarts_worker = { parent.front.restarts },
 	};
 
 	if (parent.ruleset.running && parent.ruleset.ch.open)

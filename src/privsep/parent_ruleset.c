@@ -268,9 +268,14 @@ static void parent_dispatch_ruleset_execute_cancel(struct chanev *ce,
 static void parent_dispatch_ruleset_peer_fault(struct chanev *ce,
 					       struct msg *m, void *arg)
 {
-	(void)ce;
-	(void)m;
+	struct msg_peer p;
+
 	(void)arg;
+	memcpy(&p, m->data, sizeof(p));
+	if (p.worker != 0) {
+		chanev_reject(ce, m, "R_PEER_FAULT for no such worker");
+		return;
+	}
 	parent_ruleset_peer_fault();
 }
 

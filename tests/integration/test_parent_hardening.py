@@ -280,7 +280,7 @@ def test_peer_fault_flood_is_rate_limited(daemon_factory, http_target):
     os.kill(r, signal.SIGSTOP)
     try:
         with FdPeak(d.pid) as fp:
-            ch = flood(r, frame(MSG_R_PEER_FAULT) * 10000)
+            ch = flood(r, frame(MSG_R_PEER_FAULT, struct.pack("=I", 0)) * 10000)
             d.wait_log("reports a protocol violation by the front")
         ch.close()
     finally:
