@@ -36,6 +36,20 @@ enum chan_kind {
  * front with more answers than this waiting to be read. */
 #define MSG_PRIV_PENDING_MAX 4096
 
+/* The PRIV_SOCKET requests one of `workers` front workers keeps
+ * unanswered at most, and so the answers the parent lets it leave unread:
+ * MSG_PRIV_PENDING_MAX, or the worker's share of a quarter of the
+ * descriptor limit when that is less. The parent and the front compute it
+ * alike (the front inherits the parent's limit). */
+static inline unsigned msg_priv_pending_max(long nofile, unsigned workers)
+{
+	long q = nofile / 4 / (long)(workers > 0 ? workers : 1);
+
+	if (q >= MSG_PRIV_PENDING_MAX)
+		return MSG_PRIV_PENDING_MAX;
+	return q > 0 ? (unsigned)q : 1;
+}
+
 /* Each type has exactly one channel and one sender. Messages sent by the
  * parent to both children exist twice (one type per channel), so the
  * catalogue stays a plain table. */

@@ -9,6 +9,10 @@
 
 struct dialer;
 
+/* At START: this worker's share of the parent's cap (msg.h,
+ * msg_priv_pending_max()), from the descriptor limit and --workers. */
+void front_priv_setup(long nofile, unsigned workers);
+
 /* Ask the parent for an outbound socket of this family for d; the answer
  * goes to dial_priv_socket(). Returns a request id, or 0 when the request
  * cannot be sent (too many pending, or the channel is gone). */
