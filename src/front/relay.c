@@ -342,12 +342,3 @@ int relay_flow(struct relay_dir *d, int src, int dst, bool other_done,
 	       (d->pending > 0 ? rdy->dst : !d->eof && rdy->src);
 }
 
-int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
-	       uint64_t *moved)
-{
-	uint64_t budget = UINT64_MAX;
-
-	if (relay_move(d, src, dst, &budget, moved) < 0)
-		return -1;
-	return relay_finish(d, dst, other_done);
-}
