@@ -19,6 +19,7 @@
 #define CONF_JAIL_MAX 256
 
 #define CONF_JAIL_DEFAULT "/run/neosocksd/empty"
+#define CONF_WORKERS_MAX 64 /* --workers: front processes at most */
 #define CONF_TIMEOUT_MIN 5.0
 #define CONF_TIMEOUT_MAX 86400.0
 #define CONF_API_TIMEOUT 10.0 /* a request must arrive whole */

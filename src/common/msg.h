@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/msgchan.h"
 
 enum role {
@@ -34,6 +35,20 @@ enum chan_kind {
 /* Most PRIV_SOCKET requests the front keeps unanswered; the parent kills a
  * front with more answers than this waiting to be read. */
 #define MSG_PRIV_PENDING_MAX 4096
+
+/* The PRIV_SOCKET requests one of `workers` front workers keeps
+ * unanswered at most, and so the answers the parent lets it leave unread:
+ * MSG_PRIV_PENDING_MAX, or the worker's share of a quarter of the
+ * descriptor limit when that is less. The parent and the front compute it
+ * alike (the front inherits the parent's limit). */
+static inline unsigned msg_priv_pending_max(long nofile, unsigned workers)
+{
+	long q = nofile / 4 / (long)(workers > 0 ? workers : 1);
+
+	if (q >= MSG_PRIV_PENDING_MAX)
+		return MSG_PRIV_PENDING_MAX;
+	return q > 0 ? (unsigned)q : 1;
+}
 
 /* Each type has exactly one channel and one sender. Messages sent by the
  * parent to both children exist twice (one type per channel), so the
@@ -73,7 +88,7 @@ enum msg_type {
 	MSG_R_RULESET,     /* struct msg_ruleset_hdr + Lua source */
 	MSG_R_SHUTDOWN,    /* struct msg_shutdown */
 	MSG_R_PING,        /* struct msg_ping */
-	MSG_R_PEER_CHAN,   /* empty + fd */
+	MSG_R_PEER_CHAN,   /* struct msg_peer + fd: a channel to that worker */
 	MSG_R_MODULE,      /* struct msg_module + Lua source (id: request) */
 	MSG_R_CONFIGFILE,  /* struct msg_ruleset_hdr + the -c Lua source */
 	MSG_R_EXECUTED,    /* struct msg_executed (id: request) */
@@ -96,8 +111,8 @@ enum msg_type {
 	MSG_R_EXECUTE_CANCEL, /* empty: the routine waiting for that command
 			       * is gone; kill it (id: request) */
 	MSG_R_PERSIST,     /* struct msg_update + source: save an update */
-	MSG_R_PEER_FAULT,  /* empty: the front broke the protocol on the
-			    * front<->ruleset channel */
+	MSG_R_PEER_FAULT,  /* struct msg_peer: that worker broke the protocol
+			    * on its front<->ruleset channel */
 	MSG_R_FILE_REQ,    /* a relative file name for loadfile/dofile
 			    * (id: request; answered by MSG_R_MODULE) */
 	MSG_R_EXIT,        /* struct msg_exit: os.exit(), stop the daemon */
@@ -280,6 +295,8 @@ struct msg_route {
 #define MSG_ROUTE_STRS_MAX ((ROUTE_HOPS_MAX + 1) * (2 + ROUTE_STR_MAX))
 
 /* The front's counters (for /stats, /metrics, neosocksd.stats()). */
+#define MSG_STATS_LAT_N 256 /* dial latencies a worker keeps */
+
 struct msg_stats {
 	uint64_t accepts, accept_drops;
 	uint64_t requests, success;
@@ -292,6 +309,9 @@ struct msg_stats {
 	uint32_t active, halfopen, peak;
 	uint32_t nlat;       /* samples in the percentiles (last 256) */
 	uint32_t lat_p50_us, lat_p90_us, lat_p99_us, lat_max_us;
+	/* the samples themselves (nlat of them, oldest first or not), so
+	 * that the ruleset process can merge several workers' */
+	uint32_t lat[MSG_STATS_LAT_N];
 	uint32_t sandbox;    /* SANDBOX_* layers the front applied */
 	uint32_t log_dropped;
 	uint64_t cpu_ns;     /* the front's CPU time */
@@ -330,9 +350,10 @@ struct msg_tls {
 
 struct msg_status {
 	uint64_t started_ns; /* CLOCK_MONOTONIC when the daemon started */
-	uint32_t restarts_front, restarts_ruleset;
+	uint32_t restarts_front, restarts_ruleset; /* front: all workers */
 	uint32_t sandbox_parent; /* SANDBOX_* bits the parent applied */
-	uint32_t pad;
+	uint32_t workers;        /* --workers in force */
+	uint32_t restarts_worker[CONF_WORKERS_MAX]; /* each worker's */
 };
 
 enum update_kind {
@@ -355,6 +376,12 @@ struct msg_result {
 
 struct msg_ping {
 	uint64_t seq;
+};
+
+/* Which front worker a front<->ruleset channel belongs to: 0 to
+ * --workers - 1 (below CONF_WORKERS_MAX). */
+struct msg_peer {
+	uint32_t worker;
 };
 
 /* A module name: 1 to MSG_MODULE_NAME_MAX letters, digits, '_' or '-'

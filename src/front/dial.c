@@ -218,7 +218,7 @@ static void dial_sockopts(int fd)
 				 sizeof(int));
 }
 
-static void dial_connected(struct dialer *d);
+static void dial_connected(struct dialer *d, bool known_ok);
 
 static bool dial_established(int fd)
 {
@@ -242,7 +242,7 @@ static void dial_connect_fd(struct dialer *d)
 	/* on loopback and fast links the handshake often completes inside
 	 * connect(): then there is nothing to wait for */
 	if (dial_established(d->fd)) {
-		dial_connected(d);
+		dial_connected(d, true);
 		return;
 	}
 	dial_wait(d, EV_WRITE);
@@ -432,12 +432,14 @@ static void dial_hop_done(struct dialer *d)
 		dial_hop_start(d);
 }
 
-static void dial_connected(struct dialer *d)
+/* known_ok: TCP_INFO said ESTABLISHED, so there is no error to fetch */
+static void dial_connected(struct dialer *d, bool known_ok)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (!known_ok &&
+	    getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err != 0) {
 		dial_end(d, DIAL_ERR_CONNECT, err);
@@ -659,7 +661,7 @@ void dial_on_event(struct dialer *d, short what)
 	    d->step == STEP_S4_RESOLVE || d->step == STEP_PRIVSOCK)
 		return;
 	if (d->step == STEP_CONNECT)
-		dial_connected(d);
+		dial_connected(d, false);
 	else if (d->sending)
 		dial_write(d);
 	else

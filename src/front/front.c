@@ -5,6 +5,7 @@
 #include "front/front.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,14 +86,21 @@ static int front_compile(struct front_conf *fc)
 	return 0;
 }
 
-static void front_raise_nofile(void)
+/* The soft descriptor limit raised to the hard one (as the parent did),
+ * returned. */
+static long front_raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl.rlim_cur = rl.rlim_max;
 	}
+	return rl.rlim_cur > INT_MAX ? INT_MAX : (long)rl.rlim_cur;
 }
 
 static int front_sandbox(const struct msg_sandbox *sb)
@@ -137,7 +145,7 @@ int front_start(const struct msg_sandbox *sb)
 		return -1;
 	if (c->netdev[0] != '\0' || c->mark > 0)
 		pol.broker = &broker; /* outbound sockets from the parent */
-	front_raise_nofile();
+	front_priv_setup(front_raise_nofile(), (unsigned)c->workers);
 	evutil_secure_rng_init();
 	if (resolver_init(front.base, c->resolve_pf,
 			  front.resolvconf ? front.resolvconf : "",

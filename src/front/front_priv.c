@@ -1,5 +1,6 @@
 /* front_priv: the front's side of the privileged socket broker. Up to
- * PRIV_PENDING_MAX requests wait for the parent's answer. */
+ * PRIV_PENDING_MAX requests wait for the parent's answer, fewer when this
+ * worker's share of the parent's cap is less. */
 #include "front/front_priv.h"
 
 #include <errno.h>
@@ -21,16 +22,21 @@ struct priv_pending {
 
 static struct {
 	struct priv_pending req[PRIV_PENDING_MAX];
-	unsigned n;
+	unsigned n, max;
 	uint32_t next_id;
-} front_priv;
+} front_priv = { .max = PRIV_PENDING_MAX };
+
+void front_priv_setup(long nofile, unsigned workers)
+{
+	front_priv.max = msg_priv_pending_max(nofile, workers);
+}
 
 uint32_t front_priv_ask(uint16_t type, const void *req, size_t len,
 			front_priv_cb cb, void *arg)
 {
 	uint32_t id;
 
-	if (front_priv.n == PRIV_PENDING_MAX)
+	if (front_priv.n >= front_priv.max)
 		return 0;
 	id = ++front_priv.next_id;
 	if (id == 0)

@@ -11,6 +11,10 @@
 
 struct dialer;
 
+/* At START: this worker's share of the parent's cap (msg.h,
+ * msg_priv_pending_max()), from the descriptor limit and --workers. */
+void front_priv_setup(long nofile, unsigned workers);
+
 /* The answer to a front_priv_ask(): fd >= 0, or -1 and err (an errno
  * value). Called from the channel's callback. */
 typedef void (*front_priv_cb)(void *arg, int fd, int err);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -24,6 +25,7 @@
 struct listener {
 	int fd;
 	int kind;
+	bool deferred; /* TCP_DEFER_ACCEPT: a new connection has bytes */
 	struct event *ev;
 };
 
@@ -37,10 +39,18 @@ static uint64_t rng_state;
 
 int listener_add(int fd, int kind)
 {
+	int defer = 0;
+	socklen_t len = sizeof(defer);
+
 	if (nlisteners == LISTENER_MAX)
 		return -1;
 	listeners[nlisteners].fd = fd;
 	listeners[nlisteners].kind = kind;
+	/* set by the parent on SOCKS and HTTP listeners */
+	listeners[nlisteners].deferred =
+		getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len) ==
+			0 &&
+		defer > 0;
 	nlisteners++;
 	return 0;
 }
@@ -159,7 +169,7 @@ static void listener_accept_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		/* TCP_NODELAY, SO_KEEPALIVE and buffer sizes were set on
 		 * the listener by the parent: accepted sockets inherit them */
-		session_accept(cfd, &sa.sa, len, l->kind);
+		session_accept(cfd, &sa.sa, len, l->kind, l->deferred);
 	}
 }
 

@@ -133,7 +133,7 @@ void relay_release(struct relay_dir *d)
 
 static int relay_acquire(struct relay_dir *d)
 {
-	if (relay_splice) {
+	if (relay_splice && d->bulk) {
 		d->chunk = pipe_get();
 		if (d->chunk != NULL) {
 			d->kind = CHUNK_PIPE;
@@ -220,6 +220,9 @@ int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 
 			if (d->eof || *budget == 0)
 				break;
+			/* the buffer filled up last time: a pipe from now on */
+			if (d->kind == CHUNK_BUF && d->bulk && relay_splice)
+				relay_release(d);
 			if (d->chunk == NULL && relay_acquire(d) < 0)
 				return -1;
 			want = relay_chunk(d);
@@ -237,6 +240,8 @@ int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 			}
 			d->pending = (uint32_t)n;
 			*budget -= (uint64_t)n;
+			if (d->kind == CHUNK_BUF && (size_t)n == RELAY_BUF_SIZE)
+				d->bulk = true;
 			/* a short read emptied the socket for now; the level-
 			 * triggered event says when there is more */
 			drained = (size_t)n < want;
@@ -257,13 +262,9 @@ int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 	return 0;
 }
 
-int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
-	       uint64_t *moved)
+/* A direction's end: SHUT_WR once its source is at EOF and all is out. */
+static int relay_finish(struct relay_dir *d, int dst, bool other_done)
 {
-	uint64_t budget = UINT64_MAX;
-
-	if (relay_move(d, src, dst, &budget, moved) < 0)
-		return -1;
 	if (d->eof && d->pending == 0 && !d->shut) {
 		if (!other_done && shutdown(dst, SHUT_WR) < 0 &&
 		    errno != ENOTCONN)
@@ -272,3 +273,72 @@ int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
 	}
 	return 0;
 }
+
+int relay_flow(struct relay_dir *d, int src, int dst, bool other_done,
+	       struct relay_ready *rdy, uint64_t *moved)
+{
+	int round;
+
+	*moved = 0;
+	for (round = 0; round < RELAY_ROUNDS; round++) {
+		ssize_t n;
+
+		if (d->pending == 0) {
+			if (d->eof || !rdy->src)
+				break;
+			if (d->kind == CHUNK_BUF && d->bulk && relay_splice)
+				relay_release(d);
+			if (d->chunk == NULL && relay_acquire(d) < 0)
+				return -1;
+			n = relay_in(d, src, relay_chunk(d));
+			if (n == 0) {
+				d->eof = true;
+				break;
+			}
+			if (n < 0) {
+				if (errno == EAGAIN)
+					rdy->src = false;
+				else if (errno != EINTR)
+					return -1;
+				break;
+			}
+			d->pending = (uint32_t)n;
+			/* a short recv() emptied the socket: the next bytes
+			 * raise an edge; a short splice() may only have
+			 * filled the pipe's slots, so it proves nothing */
+			if (d->kind == CHUNK_BUF) {
+				if ((size_t)n == RELAY_BUF_SIZE)
+					d->bulk = true;
+				else if (!rdy->hup)
+					rdy->src = false;
+			}
+		}
+		if (!rdy->dst)
+			break;
+		n = relay_out(d, dst);
+		if (n < 0) {
+			if (errno == EAGAIN)
+				rdy->dst = false;
+			else if (errno != EINTR)
+				return -1;
+			break;
+		}
+		d->pending -= (uint32_t)n;
+		*moved += (uint64_t)n;
+		/* a short send() or splice() filled the socket (both write
+		 * until the socket says EAGAIN): writable again raises an
+		 * edge */
+		if (d->pending > 0) {
+			rdy->dst = false;
+			break;
+		}
+	}
+	if (d->pending == 0 && d->chunk != NULL)
+		relay_release(d);
+	if (relay_finish(d, dst, other_done) < 0)
+		return -1;
+	/* out of rounds with work left: the caller comes back later */
+	return round == RELAY_ROUNDS &&
+	       (d->pending > 0 ? rdy->dst : !d->eof && rdy->src);
+}
+

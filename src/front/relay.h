@@ -1,5 +1,7 @@
-/* relay: move bytes one way between two sockets, with splice(2) through a
- * pipe by default and a bounded buffer as the fallback.
+/* relay: move bytes one way between two sockets, through a bounded buffer
+ * while transfers are small, and with splice(2) through a pipe once a read
+ * fills the buffer (bulk: a pipe moves pages instead of copying them, but
+ * costs more than a copy for a few bytes); buffers only with --no-pipe.
  *
  * A direction holds a pipe or a buffer only while bytes are in flight:
  * both come from small pools and go back as soon as the direction is
@@ -23,38 +25,44 @@ struct relay_dir {
 	uint8_t kind;     /* 0 none, 1 pipe, 2 buffer */
 	bool eof;         /* the source reached EOF */
 	bool shut;        /* SHUT_WR sent to the destination */
+	bool bulk;        /* a read filled the buffer: splice from now on */
 };
 
-/* use_splice: try pipes first (they fall back to buffers per chunk when a
- * pipe cannot be had). */
+/* use_splice: a direction takes a pipe once a read has filled its buffer
+ * (and falls back to buffers per chunk when a pipe cannot be had). */
 void relay_setup(bool use_splice);
 void relay_cleanup(void);
 
-/* Move what can be moved from src to dst. Returns 0 (wait: see
- * relay_wants_*), or -1 with errno on a socket error (the tunnel is over).
- * *moved gets the bytes written to dst. Meant for level-triggered events:
- * it stops after a short read instead of reading again for EAGAIN. When
- * the other direction is already finished, the end of this one needs no
- * SHUT_WR (the caller closes both sockets). */
-int relay_pump(struct relay_dir *d, int src, int dst, bool other_done,
-	       uint64_t *moved);
+/* What an edge-triggered caller knows of the two sockets: the source may
+ * have bytes (or EOF), the destination may take bytes. relay_flow() clears
+ * a flag when a call shows it false (EAGAIN, or a short recv()/send(),
+ * which empties or fills a TCP socket); the caller sets it again on the
+ * socket's next edge. hup: the source's peer has shut its side
+ * (EPOLLRDHUP): a short read then leaves the EOF to read, which no later
+ * edge would announce. */
+struct relay_ready {
+	bool src, dst, hup;
+};
 
-/* The same for a framed message body: read at most *budget bytes from
- * src (*budget goes down by what was read) and write them to dst. EOF
- * only sets d->eof: what it means (the end of a close-delimited body, or
- * a truncated one) is the caller's to decide; nothing is shut down. */
+/* Move what can be moved from src to dst, for sockets registered
+ * edge-triggered for the tunnel's life: bytes move while rdy says they
+ * can, for at most RELAY_ROUNDS reads. *moved gets the bytes written to
+ * dst. At the source's EOF, once all is out, dst gets SHUT_WR, unless the
+ * other direction is already finished (other_done: the caller closes both
+ * sockets). Returns 0 (wait for the next edge), 1 (out of rounds with
+ * more to move: call again later, after other sessions had their turn),
+ * or -1 with errno on a socket error (the tunnel is over). */
+int relay_flow(struct relay_dir *d, int src, int dst, bool other_done,
+	       struct relay_ready *rdy, uint64_t *moved);
+
+/* For a framed message body, level-triggered (the HTTP forward proxy):
+ * read at most *budget bytes from src (*budget goes down by what was
+ * read) and write them to dst; it stops after a short read (the event
+ * fires again while there is more). EOF only sets d->eof: what it means
+ * (the end of a close-delimited body, or a truncated one) is the caller's
+ * to decide; nothing is shut down. */
 int relay_move(struct relay_dir *d, int src, int dst, uint64_t *budget,
 	       uint64_t *moved);
-
-static inline bool relay_wants_read(const struct relay_dir *d)
-{
-	return !d->eof && d->pending == 0;
-}
-
-static inline bool relay_wants_write(const struct relay_dir *d)
-{
-	return d->pending > 0;
-}
 
 static inline bool relay_done(const struct relay_dir *d)
 {

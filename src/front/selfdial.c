@@ -148,11 +148,13 @@ bool selfdial_connected_to_self(int fd, const struct sockaddr *peer)
 
 	if (selfdial.allow)
 		return false;
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
-	    !selfdial_norm((struct sockaddr *)&local, lip, &lport) ||
-	    !selfdial_norm(peer, pip, &pport))
+	if (!selfdial_norm(peer, pip, &pport))
 		return true; /* cannot tell: refuse */
+	/* a port that is none of ours needs no system call to clear */
 	if (!selfdial_our_port(pport))
 		return false;
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
+	    !selfdial_norm((struct sockaddr *)&local, lip, &lport))
+		return true;
 	return memcmp(lip, pip, 16) == 0 || selfdial_own_address(pip);
 }

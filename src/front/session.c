@@ -25,6 +25,11 @@ static const struct timeval *sess_deadline; /* a libevent common timeout */
 static struct session *sess_live; /* sessions not yet closed */
 static struct session *sess_dead; /* closed, freed by the reaper */
 static struct event *sess_reaper;
+/* tunnels that ran out of rounds with bytes still to move: resumed after
+ * the next poll, so that one busy tunnel cannot hold the loop */
+static struct session *sess_more, **sess_more_tail = &sess_more;
+static unsigned sess_more_n;
+static struct event *sess_more_ev;
 static uint32_t sess_next_id;
 static unsigned sess_count;
 
@@ -89,12 +94,16 @@ static void session_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void session_more_cb(evutil_socket_t fd, short what, void *arg);
+static void session_more_del(struct session *s);
+
 void session_setup(struct event_base *base, const struct front_conf *fc)
 {
 	sess_base = base;
 	sess_fc = fc;
 	sess_deadline = event_base_init_common_timeout(base, &fc->timeout);
 	sess_reaper = event_new(base, -1, 0, session_reap_cb, NULL);
+	sess_more_ev = evtimer_new(base, session_more_cb, NULL);
 }
 
 unsigned session_count(void)
@@ -186,6 +195,27 @@ static void session_unwatch(struct event *ev, short *flags)
 static void session_client_cb(evutil_socket_t fd, short what, void *arg);
 static void session_upstream_cb(evutil_socket_t fd, short what, void *arg);
 
+void session_watch_et(struct session *s, bool client)
+{
+	struct event *ev = client ? &s->cev : &s->uev;
+	short *cur = client ? &s->cflags : &s->uflags;
+	const short et = EV_READ | EV_WRITE | EV_ET | EV_CLOSED;
+
+	if (*cur == et)
+		return;
+	session_unwatch(ev, cur);
+	event_assign(ev, sess_base, client ? s->cfd : s->ufd,
+		     et | EV_PERSIST,
+		     client ? session_client_cb : session_upstream_cb, s);
+	if (event_add(ev, NULL) == 0)
+		*cur = et;
+	/* a new registration reports what the socket is now: the edges
+	 * recorded before belong to the old one */
+	s->rdy &= (uint8_t)(client ? ~(SESS_RDY_CR | SESS_RDY_CW | SESS_RDY_CH)
+				   : ~(SESS_RDY_UR | SESS_RDY_UW |
+				       SESS_RDY_UH));
+}
+
 /* Watch fd for exactly flags (0 = nothing). */
 void session_watch(struct session *s, bool client, short flags)
 {
@@ -253,6 +283,8 @@ static void session_finish(struct session *s)
 		close(s->cfd);
 	s->cfd = -1;
 	s->state = SS_CLOSED;
+	if (s->more)
+		session_more_del(s);
 	sess_list_del(&sess_live, s);
 	sess_list_add(&sess_dead, s);
 	sess_count--;
@@ -347,63 +379,110 @@ int session_reply(struct session *s, const void *buf, size_t len)
 	return n == (ssize_t)len ? 0 : -1;
 }
 
-/* ---- relaying ---- */
+/* ---- relaying ----
+ *
+ * Both sockets of a tunnel are registered once, edge-triggered, for
+ * reading and writing (session_watch_et()): no epoll_ctl() while it lives,
+ * whatever the backpressure. Each edge sets a bit in s->rdy; relay_flow()
+ * clears it when a call shows the socket empty or full. */
 
-static void session_relay_update(struct session *s)
+/* Off the queue of tunnels to resume (a short queue: the busiest). */
+static void session_more_del(struct session *s)
 {
-	short cf = 0, uf = 0;
+	struct session **pp = &sess_more;
 
-	if (relay_done(&s->up) && relay_done(&s->down)) {
-		session_close(s, "ok");
-		return;
-	}
-	if (relay_wants_read(&s->up))
-		cf |= EV_READ;
-	if (relay_wants_write(&s->down))
-		cf |= EV_WRITE;
-	if (relay_wants_read(&s->down))
-		uf |= EV_READ;
-	if (relay_wants_write(&s->up))
-		uf |= EV_WRITE;
-	session_watch(s, true, cf);
-	session_watch(s, false, uf);
+	while (*pp != s)
+		pp = &(*pp)->more_next;
+	*pp = s->more_next;
+	if (sess_more_tail == &s->more_next)
+		sess_more_tail = pp;
+	s->more = false;
+	sess_more_n--;
 }
 
-static int session_pump(struct session *s, bool upward)
+/* One direction. 0 wait, 1 more to move later, -1 error. */
+static int session_flow(struct session *s, bool upward)
 {
+	uint8_t rb = upward ? SESS_RDY_CR : SESS_RDY_UR;
+	uint8_t wb = upward ? SESS_RDY_UW : SESS_RDY_CW;
+	uint8_t hb = upward ? SESS_RDY_CH : SESS_RDY_UH;
+	struct relay_ready rdy = { (s->rdy & rb) != 0, (s->rdy & wb) != 0,
+				   (s->rdy & hb) != 0 };
 	uint64_t moved;
 	int r;
 
 	if (upward) {
-		r = relay_pump(&s->up, s->cfd, s->ufd, relay_done(&s->down),
-			       &moved);
+		r = relay_flow(&s->up, s->cfd, s->ufd, relay_done(&s->down),
+			       &rdy, &moved);
 		s->bytes_up += moved;
 		front_stats.bytes_up += moved;
 	} else {
-		r = relay_pump(&s->down, s->ufd, s->cfd, relay_done(&s->up),
-			       &moved);
+		r = relay_flow(&s->down, s->ufd, s->cfd, relay_done(&s->up),
+			       &rdy, &moved);
 		s->bytes_down += moved;
 		front_stats.bytes_down += moved;
 	}
+	s->rdy &= (uint8_t)~(rb | wb);
+	s->rdy |= (uint8_t)((rdy.src ? rb : 0) | (rdy.dst ? wb : 0));
 	return r;
 }
 
-static void session_relay_event(struct session *s, short what, bool client)
+static void session_relay_run(struct session *s)
 {
-	int r = 0;
+	static const struct timeval now = { 0, 0 };
+	int up = session_flow(s, true), down = up < 0 ? 0 : session_flow(s, false);
 
-	/* readable client or writable upstream: move bytes up, and so on */
-	if (what & EV_READ)
-		r = session_pump(s, client);
-	if (r == 0 && (what & EV_WRITE))
-		r = session_pump(s, !client);
-	if (r < 0) {
+	if (up < 0 || down < 0) {
 		char why[64];
 		snprintf(why, sizeof(why), "relay error: %s", strerror(errno));
 		session_close(s, why);
 		return;
 	}
-	session_relay_update(s);
+	if (relay_done(&s->up) && relay_done(&s->down)) {
+		session_close(s, "ok");
+		return;
+	}
+	if ((up > 0 || down > 0) && !s->more) {
+		s->more = true;
+		s->more_next = NULL;
+		*sess_more_tail = s;
+		sess_more_tail = &s->more_next;
+		sess_more_n++;
+		evtimer_add(sess_more_ev, &now);
+	}
+}
+
+static void session_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* one turn each for those queued now; one that runs out of rounds
+	 * again queues behind them for the next turn */
+	for (unsigned n = sess_more_n; n > 0 && sess_more != NULL; n--) {
+		struct session *s = sess_more;
+
+		session_more_del(s);
+		session_relay_run(s);
+	}
+}
+
+/* Note what an edge of an edge-triggered socket said. */
+static void session_edge(struct session *s, short what, bool client)
+{
+	if (what & EV_READ)
+		s->rdy |= client ? SESS_RDY_CR : SESS_RDY_UR;
+	if (what & EV_WRITE)
+		s->rdy |= client ? SESS_RDY_CW : SESS_RDY_UW;
+	if (what & EV_CLOSED)
+		s->rdy |= client ? SESS_RDY_CR | SESS_RDY_CH
+				 : SESS_RDY_UR | SESS_RDY_UH;
+}
+
+static void session_relay_event(struct session *s, short what, bool client)
+{
+	session_edge(s, what, client);
+	session_relay_run(s);
 }
 
 void session_set_active(struct session *s)
@@ -429,14 +508,48 @@ void session_start_relay(struct session *s)
 	session_hs_free(s);
 	s->state = SS_RELAY;
 	session_set_active(s);
-	session_relay_update(s);
+	/* a socket that was not registered this way reports its state when
+	 * it is; the client's edges seen since the request are in s->rdy */
+	session_watch_et(s, true);
+	session_watch_et(s, false);
+	/* the reply has just gone out and the upstream socket is fresh:
+	 * both take bytes, so what the client sent after its request goes
+	 * on now, not after another wakeup */
+	s->rdy |= SESS_RDY_CW | SESS_RDY_UW;
+	session_relay_run(s);
 }
 
 /* ---- handshake ---- */
 
+/* Read what the client sent into the handshake buffer and hand it to the
+ * driver, until a read comes back short: the client socket is registered
+ * edge-triggered, so nothing may stay unread that no new edge announces.
+ * Stops when the driver moves on (or closes). */
+static int session_hs_read1(struct session *s);
+
 static void session_hs_read(struct session *s)
 {
+	bool more;
+
+	/* a short read empties the socket, but an EOF that came with the
+	 * bytes is still to be read: no later edge would say so */
+	do {
+		int r = session_hs_read1(s);
+
+		more = r > 0 || (r == 0 && (s->rdy & SESS_RDY_CH));
+	} while (more && s->state == SS_HANDSHAKE && s->hs != NULL);
+	/* the driver moved on with more (or the EOF) perhaps waiting:
+	 * relaying reads it first */
+	if (more)
+		s->rdy |= SESS_RDY_CR;
+}
+
+/* One read: 1 it filled the buffer (there may be more), 0 it was short,
+ * -1 nothing to read now (or the session ended). */
+static int session_hs_read1(struct session *s)
+{
 	struct hs *hs = s->hs;
+	size_t want;
 	ssize_t n;
 
 	if (hs->off > 0) {
@@ -446,22 +559,26 @@ static void session_hs_read(struct session *s)
 	}
 	if (hs->len == hs->cap) {
 		session_close(s, "request too large");
-		return;
+		return -1;
 	}
-	n = recv(s->cfd, hs->buf + hs->len, hs->cap - hs->len, 0);
+	want = (size_t)(hs->cap - hs->len);
+	n = recv(s->cfd, hs->buf + hs->len, want, 0);
 	if (n == 0) {
 		session_close(s, hs->len > 0 ? "client closed mid-request"
 					     : "client closed");
-		return;
+		return -1;
 	}
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
+		if (errno == EINTR)
+			return 1;
+		if (errno != EAGAIN)
 			session_close(s, "client read error");
-		return;
+		return -1;
 	}
 	hs->len += (uint16_t)n;
 	front_stats.hs_rx += (uint64_t)n;
 	s->drv->on_read(s);
+	return (size_t)n == want ? 1 : 0;
 }
 
 static void session_client_cb(evutil_socket_t fd, short what, void *arg)
@@ -469,8 +586,12 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 
 	(void)fd;
+	if (s->cflags & EV_ET)
+		session_edge(s, what, true);
 	switch (s->state) {
 	case SS_HANDSHAKE:
+		if (!(what & EV_READ))
+			return; /* an edge-triggered writable edge */
 		/* an idle keep-alive connection has no handshake context */
 		if (s->hs == NULL && session_hs_next(s) < 0) {
 			session_close(s, "out of memory");
@@ -479,7 +600,7 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg)
 		session_hs_read(s);
 		break;
 	case SS_RELAY:
-		session_relay_event(s, what, true);
+		session_relay_run(s); /* the edge is noted */
 		break;
 	case SS_EXCHANGE:
 		s->drv->on_event(s, what, true);
@@ -489,8 +610,10 @@ static void session_client_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	default:
 		/* bytes before the tunnel exists: leave them in the socket
-		 * until relaying (watching is resumed then) */
-		session_watch(s, true, 0);
+		 * until relaying, which reads them first (edge-triggered: the
+		 * edge is noted; level-triggered: stop watching until then) */
+		if (!(s->cflags & EV_ET))
+			session_watch(s, true, 0);
 	}
 }
 
@@ -845,7 +968,7 @@ static void session_tproxy(struct session *s)
 }
 
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
-		    int lkind)
+		    int lkind, bool readable)
 {
 	const struct sess_driver *drv;
 	struct session *s;
@@ -901,5 +1024,13 @@ void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 	if (drv->on_accept != NULL)
 		drv->on_accept(s);
-	session_watch(s, true, EV_READ);
+	if (readable) {
+		/* the request (or its first part) is in: no wakeup to wait
+		 * for; the driver may answer, or even be relaying, by the
+		 * time this returns */
+		session_hs_read(s);
+		if (s->state != SS_HANDSHAKE || s->hs == NULL)
+			return;
+	}
+	session_watch_et(s, true);
 }

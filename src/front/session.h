@@ -74,6 +74,14 @@ union sockaddr_u {
 
 struct session;
 
+/* s->rdy: the edges seen and not yet used up */
+#define SESS_RDY_CR 1 /* the client socket is readable (or at EOF) */
+#define SESS_RDY_CW 2 /* ... writable */
+#define SESS_RDY_UR 4 /* the upstream socket is readable */
+#define SESS_RDY_UW 8 /* ... writable */
+#define SESS_RDY_CH 16 /* the client shut its sending side (EOF pending) */
+#define SESS_RDY_UH 32 /* the upstream did */
+
 /* A protocol driver: SOCKS, HTTP CONNECT or plain forwarding. */
 struct sess_driver {
 	uint16_t bufsize; /* handshake buffer */
@@ -142,7 +150,11 @@ struct session {
 	uint8_t lkind; /* enum listener_kind */
 	uint8_t block; /* SESS_BLOCK_*: what refused the dial, for the log */
 	int16_t reply; /* the SOCKS reply code sent, -1 none (for the log) */
-	short cflags, uflags; /* events currently watched */
+	short cflags, uflags; /* events currently watched (EV_ET: for the
+			       * tunnel's life, see session_watch_et()) */
+	uint8_t rdy;          /* SESS_RDY_*: what the edges said */
+	bool more;            /* on the list of tunnels to resume */
+	struct session *more_next;
 	int cfd, ufd;
 	struct event cev, uev;
 	const struct sess_driver *drv;
@@ -163,9 +175,11 @@ struct session {
 struct front_conf; /* front.h */
 
 void session_setup(struct event_base *base, const struct front_conf *fc);
-/* A connection was accepted on a listener of kind lkind. */
+/* A connection was accepted on a listener of kind lkind. readable: the
+ * listener defers accepting until the client's first bytes are in (read
+ * them now instead of waiting for an event). */
 void session_accept(int fd, const struct sockaddr *sa, socklen_t salen,
-		    int lkind);
+		    int lkind, bool readable);
 /* The driver parsed a whole request into s->hs (target, credentials):
  * route it and dial. */
 void session_request(struct session *s);
@@ -196,8 +210,13 @@ void session_set_active(struct session *s);
 /* Start relaying as a tunnel: the handshake context's unread bytes go
  * upstream first. */
 void session_start_relay(struct session *s);
-/* Watch the client (true) or upstream socket for exactly flags. */
+/* Watch the client (true) or upstream socket for exactly flags, level-
+ * triggered (the handshake, the dialer, the HTTP forward proxy). */
 void session_watch(struct session *s, bool client, short flags);
+/* Watch it for reading and writing, edge-triggered: one registration that
+ * stays as it is until the socket closes (the client from accept, both
+ * sockets of a tunnel). What each edge said is kept in s->rdy. */
+void session_watch_et(struct session *s, bool client);
 /* The handshake context for the next request of a connection: a fresh
  * one (deadline armed, driver's on_accept run), or the current one reset
  * with its unread bytes kept. -1 when out of memory. */

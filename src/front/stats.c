@@ -62,6 +62,7 @@ void stats_encode(struct msg_stats *m)
 			    (uint64_t)ts.tv_nsec;
 	if (f->nlat > 0) {
 		memcpy(lat, f->lat, f->nlat * sizeof(lat[0]));
+		memcpy(m->lat, lat, f->nlat * sizeof(lat[0]));
 		u32sort(lat, f->nlat);
 		m->lat_p50_us = lat[(f->nlat - 1) * 50 / 100];
 		m->lat_p90_us = lat[(f->nlat - 1) * 90 / 100];

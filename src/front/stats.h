@@ -7,7 +7,7 @@
 
 #include "common/msg.h"
 
-#define STATS_LAT_N 256 /* dial latencies kept for the percentiles */
+#define STATS_LAT_N MSG_STATS_LAT_N /* dial latencies kept */
 
 /* Sessions and listeners count here as things happen. */
 struct front_stats {

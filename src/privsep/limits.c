@@ -2,6 +2,7 @@
 #include "privsep/limits.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 long limits_raise_nofile(long *raised_from)
@@ -45,4 +46,15 @@ void limits_derive(struct config *c, long nofile, bool m_given,
 	c->startup_limit_full = m / 2;
 	c->startup_limit_start = m / 4;
 	c->startup_limit_rate = 30;
+}
+
+void limits_workers(struct config *c)
+{
+	cpu_set_t set;
+	int n;
+
+	if (c->workers > 0)
+		return;
+	n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	c->workers = n < 1 ? 1 : n > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : n;
 }

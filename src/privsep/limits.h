@@ -31,4 +31,8 @@ int limits_sessions_for(long nofile);
 void limits_derive(struct config *c, long nofile, bool m_given,
 		   bool startups_given);
 
+/* --workers when not given (0): the CPUs this process may run on
+ * (sched_getaffinity), at most CONF_WORKERS_MAX, at least 1. */
+void limits_workers(struct config *c);
+
 #endif

@@ -37,11 +37,21 @@
 #define FILE_MAX_HOSTS (1u << 20)
 #define HEARTBEAT_INTERVAL_MS 2000
 #define HEARTBEAT_TIMEOUT_MS 6000
+#define PARENT_DEFER_ACCEPT_S 1 /* TCP_DEFER_ACCEPT: a silent client waits */
 
 struct parent parent;
 
-static struct child *const children[] = { &parent.front, &parent.ruleset };
-#define NCHILDREN ((int)(sizeof(children) / sizeof(children[0])))
+int parent_children(struct child ***out)
+{
+	static struct child *kids[1 + CONF_WORKERS_MAX];
+	int n = 0;
+
+	kids[n++] = &parent.ruleset;
+	for (int i = 0; i < parent.nfronts; i++)
+		kids[n++] = &parent.fronts[i];
+	*out = kids;
+	return n;
+}
 
 static void parent_read_resolver_files(void)
 {
@@ -96,32 +106,37 @@ static void parent_listen_opts(int fd, int family, int kind)
 	if (parent.conf.tcp_fastopen && kind != LISTENER_API)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen,
 				 sizeof(qlen));
+	/* SOCKS and HTTP clients speak first: the kernel hands over a
+	 * connection once its first bytes are in (or after a second without
+	 * any), so accepting it and reading the request take one wakeup.
+	 * Not for -f, whose clients may wait for the server to speak. */
+	if (kind == LISTENER_SOCKS || kind == LISTENER_HTTP)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT,
+				 &(int){ PARENT_DEFER_ACCEPT_S }, sizeof(int));
 }
 
-int parent_bind(const char *addr, int kind)
+/* One listening socket on ss (its port filled in once the first of a
+ * group is bound on port 0). reuse: one of several for the workers. */
+static int parent_listen_one(struct sockaddr_storage *ss, socklen_t len,
+			     int kind, bool reuse, const char *addr)
 {
-	struct sockaddr_storage ss;
-	int len = addr_parse_listen(addr, &ss);
-	struct plistener *l;
-	int fd;
+	int fd = socket(ss->ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 
-	if (len < 0 || parent.nls == PARENT_MAX_LISTENERS) {
-		LOGF("invalid listen address '%s'", addr);
-		return -1;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    IPPROTO_TCP);
 	if (fd < 0) {
 		LOGF("socket: %s", strerror(errno));
 		return -1;
 	}
-	parent_listen_opts(fd, ss.ss_family, kind);
+	parent_listen_opts(fd, ss->ss_family, kind);
+	if (reuse)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){ 1 },
+				 sizeof(int));
 	/* --tproxy: accept connections to any address that policy routing
 	 * delivers here (needs CAP_NET_ADMIN, now only: not kept) */
 	if (kind == LISTENER_TPROXY &&
-	    setsockopt(fd, ss.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
-		       ss.ss_family == AF_INET6 ? IPV6_TRANSPARENT
-						: IP_TRANSPARENT,
+	    setsockopt(fd, ss->ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP,
+		       ss->ss_family == AF_INET6 ? IPV6_TRANSPARENT
+						 : IP_TRANSPARENT,
 		       &(int){ 1 }, sizeof(int)) < 0) {
 		LOGF("--tproxy: IP_TRANSPARENT on %s: %s (needs "
 		     "CAP_NET_ADMIN)",
@@ -129,8 +144,9 @@ int parent_bind(const char *addr, int kind)
 		close(fd);
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)len) < 0 ||
-	    listen(fd, SOMAXCONN) < 0) {
+	if (bind(fd, (struct sockaddr *)ss, len) < 0 ||
+	    listen(fd, SOMAXCONN) < 0 ||
+	    getsockname(fd, (struct sockaddr *)ss, &len) < 0) {
 		if (errno == EADDRINUSE)
 			LOGF("listen on %s (%s): %s (another program has "
 			     "this port: choose another)",
@@ -141,8 +157,37 @@ int parent_bind(const char *addr, int kind)
 		close(fd);
 		return -1;
 	}
-	l = &parent.ls[parent.nls++];
-	l->fd = fd;
+	return fd;
+}
+
+int parent_bind(const char *addr, int kind)
+{
+	struct sockaddr_storage ss;
+	int len = addr_parse_listen(addr, &ss);
+	/* the workers' copies: one socket each, the kernel spreads new
+	 * connections over them (the API has one process) */
+	int n = kind == LISTENER_API ? 1 : parent.conf.workers;
+	struct plistener *l;
+
+	if (len < 0 || parent.nls == PARENT_MAX_LISTENERS) {
+		LOGF("invalid listen address '%s'", addr);
+		return -1;
+	}
+	if (n < 1)
+		n = 1;
+	l = &parent.ls[parent.nls];
+	for (l->nfd = 0; l->nfd < n; l->nfd++) {
+		int fd = parent_listen_one(&ss, (socklen_t)len, kind, n > 1,
+					   addr);
+
+		if (fd < 0) {
+			while (l->nfd > 0)
+				close(l->fd[--l->nfd]);
+			return -1;
+		}
+		l->fd[l->nfd] = fd;
+	}
+	parent.nls++;
 	l->kind = kind;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
 	LOGN("listen: %s (%s)", addr, listener_kind_name(kind));
@@ -172,44 +217,16 @@ static int parent_bind_all(void)
 static void parent_close_listeners(void)
 {
 	for (int i = 0; i < parent.nls; i++)
-		close(parent.ls[i].fd);
+		for (int k = 0; k < parent.ls[i].nfd; k++)
+			close(parent.ls[i].fd[k]);
 	parent.nls = 0;
 	parent_api_close();
-}
-
-/* A new front<->ruleset channel whenever one side (re)starts. */
-void parent_link_peers(void)
-{
-	int sv[2];
-	bool over;
-
-	if (!parent.front.running || !parent.front.ch.open ||
-	    !parent.ruleset.running || !parent.ruleset.ch.open)
-		return;
-	/* a child that leaves its fds unread gets no more */
-	over = proc_over_cap(&parent.front);
-	if (proc_over_cap(&parent.ruleset) || over)
-		return;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		LOG_RL(LOGL_ERROR, 10, "socketpair: %s", strerror(errno));
-		return;
-	}
-	if (chanev_send(&parent.front.ch, MSG_PEER_CHAN, 0, NULL, 0, sv[0]) < 0)
-		LOG_RL(LOGL_ERROR, 10,
-		       "cannot hand the peer channel to the front: %s",
-		       strerror(errno));
-	if (chanev_send(&parent.ruleset.ch, MSG_R_PEER_CHAN, 0, NULL, 0,
-			sv[1]) < 0)
-		LOG_RL(LOGL_ERROR, 10,
-		       "cannot hand the peer channel to the ruleset "
-		       "process: %s",
-		       strerror(errno));
 }
 
 static void parent_status(void)
 {
 	notify_send("STATUS=serving; restarts: front %u, ruleset %u",
-		    parent.front.restarts, parent.ruleset.restarts);
+		    parent_fronts_restarts(), parent.ruleset.restarts);
 }
 
 static void parent_sandbox_self(void)
@@ -245,7 +262,7 @@ void parent_child_ready(struct child *c)
 {
 	(void)c;
 	parent_api_status();
-	if (!parent.front.ch.ready || !parent.ruleset.ch.ready)
+	if (!parent_fronts_ready() || !parent.ruleset.ch.ready)
 		return;
 	if (!parent.ready_sent) {
 		parent.ready_sent = true;
@@ -263,7 +280,7 @@ void parent_child_ready(struct child *c)
 void parent_reload_done(void)
 {
 	notify_send("READY=1\nSTATUS=serving; restarts: front %u, ruleset %u",
-		    parent.front.restarts, parent.ruleset.restarts);
+		    parent_fronts_restarts(), parent.ruleset.restarts);
 }
 
 bool parent_start_given_up(struct child *c)
@@ -271,16 +288,18 @@ bool parent_start_given_up(struct child *c)
 	if (parent.ready_sent || c->ch.ready ||
 	    c->restarts < PROC_START_ATTEMPTS)
 		return false;
-	LOGF("the %s failed to start %u times",
-	     c->role == ROLE_FRONT ? "front" : "ruleset process",
-	     c->restarts + 1);
+	LOGF("the %s%s failed to start %u times", c->name,
+	     c->role == ROLE_FRONT ? "" : " process", c->restarts + 1);
 	parent_finish(1);
 	return true;
 }
 
 void parent_check_exit(void)
 {
-	for (int i = 0; i < NCHILDREN; i++)
+	struct child **children;
+	int n = parent_children(&children);
+
+	for (int i = 0; i < n; i++)
 		if (children[i]->running)
 			return;
 	LOGN("exiting");
@@ -291,6 +310,8 @@ static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	int64_t now = monotime_ms();
 	bool stalled = now - parent.last_beat_ms > HEARTBEAT_TIMEOUT_MS / 2;
+	struct child **children;
+	int n = parent_children(&children);
 
 	(void)fd;
 	(void)what;
@@ -300,7 +321,7 @@ static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 		     "restart now",
 		     (long long)(now - parent.last_beat_ms));
 	parent.last_beat_ms = now;
-	for (int i = 0; i < NCHILDREN; i++) {
+	for (int i = 0; i < n; i++) {
 		struct child *c = children[i];
 		if (c->running)
 			proc_log_report(c);
@@ -322,11 +343,14 @@ static void parent_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
 static void parent_stop_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct child **children;
+	int n = parent_children(&children);
+
 	(void)fd;
 	(void)what;
 	(void)arg;
 	LOGW("children did not stop in time; killing them");
-	for (int i = 0; i < NCHILDREN; i++)
+	for (int i = 0; i < n; i++)
 		if (children[i]->running)
 			kill(children[i]->pid, SIGKILL);
 }
@@ -335,6 +359,8 @@ static void parent_stop(int sig)
 {
 	struct msg_shutdown sd = { .drain_seconds = parent.drain_seconds };
 	struct timeval tv = { (time_t)parent.drain_seconds + 5, 0 };
+	struct child **children;
+	int n = parent_children(&children);
 
 	if (parent.stopping && sig == 0)
 		return; /* os.exit() while stopping: already on the way */
@@ -356,7 +382,7 @@ static void parent_stop(int sig)
 	notify_send("STOPPING=1");
 	parent_close_listeners();
 	event_del(parent.heartbeat);
-	for (int i = 0; i < NCHILDREN; i++) {
+	for (int i = 0; i < n; i++) {
 		struct child *c = children[i];
 
 		if (c->respawn_ev != NULL)
@@ -379,12 +405,14 @@ static void parent_stop(int sig)
 
 static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
+	struct child **children;
+	int n = parent_children(&children);
+
 	(void)what;
 	(void)arg;
 	switch (sig) {
 	case SIGCHLD:
-		proc_reap((struct child **)children, NCHILDREN,
-			  execute_reaped);
+		proc_reap(children, n, execute_reaped);
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -395,14 +423,7 @@ static void parent_signal_cb(evutil_socket_t sig, short what, void *arg)
 			break;
 		notify_reloading();
 		parent_read_resolver_files();
-		if (parent.front.running && parent.front.ch.open &&
-		    parent.front.ch.ready) {
-			chanev_send(&parent.front.ch, MSG_RESOLVCONF, 0,
-				    parent.resolvconf.data,
-				    parent.resolvconf.len, -1);
-			chanev_send(&parent.front.ch, MSG_HOSTS, 0,
-				    parent.hosts.data, parent.hosts.len, -1);
-		}
+		parent_fronts_resolver();
 		parent_api_reload();
 		parent_tls_reload();
 		parent_ruleset_reload();
@@ -456,8 +477,10 @@ static int parent_parse(int argc, char **argv, int *exit_code)
 		limits_derive(&parent.conf, parent.nofile,
 			      parent.cli.max_sessions_given,
 			      parent.cli.startups_given);
-	} else
+		limits_workers(&parent.conf);
+	} else {
 		parent.cli.help = parent.cli.version = false;
+	}
 	if (err[0] != '\0' ||
 	    (!parent.cli.help && !parent.cli.version &&
 	     !parent.conf.config_file[0] &&
@@ -501,13 +524,16 @@ void parent_exit_request(int code)
 
 void parent_finish(int code)
 {
+	struct child **children;
+	int n = parent_children(&children);
+
 	/* after os.exit(), its status stands (a load it interrupted may
 	 * report a failure on the way down) */
 	if (!parent.exit_requested)
 		parent.exit_code = code;
 	parent.stopping = true;
 	/* quietly: the line that said why the daemon stops was written */
-	for (int i = 0; i < NCHILDREN; i++)
+	for (int i = 0; i < n; i++)
 		if (children[i]->running)
 			proc_kill(children[i], NULL);
 	event_base_loopexit(parent.base, NULL);
@@ -543,7 +569,7 @@ void parent_serve(void)
 		return;
 	}
 	if (parent_bind_all() < 0 || parent_api_bind() < 0 ||
-	    proc_spawn(&parent.front) < 0) {
+	    parent_fronts_start() < 0) {
 		parent_finish(1);
 		return;
 	}
@@ -650,7 +676,6 @@ int parent_main(int argc, char **argv)
 	}
 	proc_setup(parent.base, exe_fd);
 	parent_ruleset_init();
-	parent_front_init();
 	/* the ruleset process first: with -c it decides the settings, and
 	 * nothing is bound before they were checked. Each spawn hands out a
 	 * fresh front<->ruleset channel once both exist. */

@@ -19,8 +19,12 @@
 
 #define PARENT_MAX_LISTENERS 4
 
+/* A listening address: one socket per front worker (all bound with
+ * SO_REUSEPORT to the same address, the kernel spreading connections over
+ * them) when there are several, else one. */
 struct plistener {
-	int fd;
+	int fd[CONF_WORKERS_MAX];
+	int nfd;
 	int kind; /* enum listener_kind */
 	char addr[CONF_ADDR_MAX];
 };
@@ -32,7 +36,9 @@ struct parent {
 	struct plistener ls[PARENT_MAX_LISTENERS];
 	int nls;
 	struct blob resolvconf, hosts;
-	struct child front, ruleset;
+	struct child *fronts; /* the front workers, parent.conf.workers */
+	int nfronts;
+	struct child ruleset;
 	struct msg_sandbox front_sb, ruleset_sb;
 	/* the ruleset (-r) or config (-c) source: the last one that loaded,
 	 * and one on trial */
@@ -75,11 +81,13 @@ void parent_finish(int code);
 /* os.exit(code) from the ruleset: stop as SIGTERM does (draining), then
  * exit with code. */
 void parent_exit_request(int code);
-void parent_link_peers(void);
 /* After SIGHUP's RELOADING=1: tell systemd the reload is over. */
 void parent_reload_done(void);
 
-/* Bind addr for a listener of this kind into parent.ls. 0 or -1 (logged). */
+/* Bind addr for a listener of this kind into parent.ls: one socket per
+ * worker for the front's kinds, one for the API. 0 or -1 (logged). */
 int parent_bind(const char *addr, int kind);
+/* Every child: the ruleset process and the front workers. */
+int parent_children(struct child ***out);
 
 #endif

@@ -24,6 +24,7 @@
 #include "common/monotime.h"
 #include "privsep/parent.h"
 #include "privsep/parent_tls.h"
+#include "privsep/parent_front.h"
 #include "privsep/sandbox.h"
 #include "privsep/state.h"
 
@@ -233,7 +234,7 @@ int parent_api_bind(void)
 		if (parent_bind(parent.conf.restapi, LISTENER_API) < 0)
 			return -1;
 		/* the ruleset process owns it; the front never gets it */
-		parent_api.fd = parent.ls[--parent.nls].fd;
+		parent_api.fd = parent.ls[--parent.nls].fd[0];
 		parent_api_bound_port();
 	}
 	if (parent_api.fd < 0)
@@ -285,10 +286,14 @@ void parent_api_status(void)
 {
 	struct msg_status st = {
 		.started_ns = parent_api.started_ns,
-		.restarts_front = parent.front.restarts,
+		.restarts_front = parent_fronts_restarts(),
 		.restarts_ruleset = parent.ruleset.restarts,
 		.sandbox_parent = sandbox_state(),
+		.workers = (uint32_t)parent.nfronts,
 	};
+
+	for (int i = 0; i < parent.nfronts; i++)
+		st.restarts_worker[i] = parent.fronts[i].restarts;
 
 	if (parent.ruleset.running && parent.ruleset.ch.open)
 		chanev_send(&parent.ruleset.ch, MSG_R_STATUS, 0, &st,

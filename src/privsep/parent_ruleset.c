@@ -12,16 +12,19 @@
 #include "common/log.h"
 #include "common/monotime.h"
 #include "privsep/execute.h"
+#include "privsep/limits.h"
 #include "privsep/modules.h"
 #include "privsep/parent.h"
 #include "privsep/parent_api.h"
 #include "privsep/parent_tls.h"
+#include "privsep/parent_front.h"
 #include "privsep/state.h"
 
 #define PEER_RELINK_MS 1000 /* new channels after R_PEER_FAULT, at most */
 
 static struct event *relink_ev;
 static int64_t relink_last_ms;
+static uint64_t relink_which; /* the workers reported since the last */
 
 static const char *parent_source_path(void)
 {
@@ -86,7 +89,7 @@ static void parent_ruleset_spawned(struct child *c)
 			return;
 		}
 	}
-	parent_link_peers();
+	parent_fronts_link(PARENT_FRONTS_ALL);
 }
 
 static void parent_ruleset_loaded(struct child *c, const struct msg *m)
@@ -177,6 +180,7 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 		return;
 	}
 	parent.conf = merged;
+	limits_workers(&parent.conf); /* "workers = 0": the CPUs */
 	parent.drain_seconds = parent.conf.drain_timeout;
 	log_level = parent.conf.loglevel;
 	parent.configured = true;
@@ -206,22 +210,26 @@ static void parent_ruleset_configured(struct child *c, const struct msg *m)
 static void parent_ruleset_relink_cb(evutil_socket_t fd, short what,
 				     void *arg)
 {
+	uint64_t which = relink_which;
+
 	(void)fd;
 	(void)what;
 	(void)arg;
 	relink_last_ms = monotime_ms();
-	parent_link_peers();
+	relink_which = 0;
+	parent_fronts_link(which);
 }
 
-/* The ruleset process says the front broke the protocol on their channel.
- * It is not trusted enough to get the front killed (which would cut every
- * tunnel): both get a fresh channel instead, at most once a second; the
- * reports in between are merged into the next one. */
-static void parent_ruleset_peer_fault(void)
+/* The ruleset process says a front worker broke the protocol on their
+ * channel. It is not trusted enough to get the worker killed (which would
+ * cut its tunnels): both get a fresh channel instead, at most once a
+ * second; the reports in between are merged into the next one. */
+static void parent_ruleset_peer_fault(uint32_t worker)
 {
 	int64_t wait = relink_last_ms + PEER_RELINK_MS - monotime_ms();
 	struct timeval tv;
 
+	relink_which |= UINT64_C(1) << worker;
 	LOG_RL(LOGL_ERROR, 10, "the ruleset process reports a protocol "
 			       "violation by the front; new channel");
 	if (relink_ev == NULL)
@@ -280,10 +288,15 @@ static void parent_dispatch_ruleset_execute_cancel(struct chanev *ce,
 static void parent_dispatch_ruleset_peer_fault(struct chanev *ce,
 					       struct msg *m, void *arg)
 {
-	(void)ce;
-	(void)m;
+	struct msg_peer p;
+
 	(void)arg;
-	parent_ruleset_peer_fault();
+	memcpy(&p, m->data, sizeof(p));
+	if (p.worker >= (uint32_t)parent.nfronts) {
+		chanev_reject(ce, m, "R_PEER_FAULT for no such worker");
+		return;
+	}
+	parent_ruleset_peer_fault(p.worker);
 }
 
 static void parent_dispatch_ruleset_persist(struct chanev *ce, struct msg *m,
@@ -420,6 +433,8 @@ void parent_ruleset_init(void)
 	parent.ruleset = (struct child){
 		.role = ROLE_RULESET,
 		.kind = CHAN_PARENT_RULESET,
+		.name = "ruleset",
+		.queued_fds_max = proc_fd_cap(ROLE_RULESET, 1),
 		.logfd = -1,
 		.on_spawn = parent_ruleset_spawned,
 		.end = &parent_ruleset_end,

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,7 @@ static int proc_exe_fd = -1;
  * (it keeps at most MSG_PRIV_PENDING_MAX requests open); the ruleset
  * process waits for each module before it asks for the next. */
 #define PROC_QUEUED_MSGS_MAX (MSG_PRIV_PENDING_MAX + PROC_UNASKED_MSGS)
-static unsigned proc_queued_fds_max =
-	MSG_PRIV_PENDING_MAX + PROC_UNASKED_FDS;
+static long proc_nofile = 1024;
 
 void proc_setup(struct event_base *base, int exe_fd)
 {
@@ -44,12 +44,20 @@ void proc_setup(struct event_base *base, int exe_fd)
 
 	proc_base = base;
 	proc_exe_fd = exe_fd;
-	/* a quarter of the descriptors at most for one child's queue, so
-	 * that one child cannot take them all from the parent */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur / 4 < MSG_PRIV_PENDING_MAX)
-		proc_queued_fds_max = (unsigned)(rl.rlim_cur / 4) +
-				      PROC_UNASKED_FDS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		proc_nofile = rl.rlim_cur > INT_MAX ? INT_MAX
+						    : (long)rl.rlim_cur;
+}
+
+/* A quarter of the descriptors at most for what the children leave
+ * unread, shared by the front workers, so that they cannot take them
+ * all from the parent; an honest front keeps its requests below its
+ * share (front_priv.c uses msg_priv_pending_max() too). */
+unsigned proc_fd_cap(enum role role, unsigned workers)
+{
+	return msg_priv_pending_max(proc_nofile,
+				    role == ROLE_FRONT ? workers : 1) +
+	       PROC_UNASKED_FDS;
 }
 
 bool proc_over_cap(struct child *c)
@@ -60,7 +68,7 @@ bool proc_over_cap(struct child *c)
 	if (!c->ch.open)
 		return false;
 	if (msgchan_queued_msgs(ch) < PROC_QUEUED_MSGS_MAX &&
-	    msgchan_queued_fds(ch) < proc_queued_fds_max)
+	    msgchan_queued_fds(ch) < c->queued_fds_max)
 		return false;
 	snprintf(why, sizeof(why),
 		 "it does not read its channel (%u messages, %u fds queued)",
@@ -74,7 +82,7 @@ void proc_log_report(struct child *c)
 	if (c->log_dropped == 0)
 		return;
 	LOGW("%s (pid %d): %llu log lines dropped (more than %d a second)",
-	     role_name(c->role), (int)c->pid,
+	     c->name, (int)c->pid,
 	     (unsigned long long)c->log_dropped, PROC_LOG_RATE);
 	c->log_dropped = 0;
 }
@@ -141,7 +149,7 @@ void proc_chan_err(struct chanev *ce, int err, const char *why, void *arg)
 
 	(void)ce;
 	if (err == 0 && c->stopping) {
-		LOGD("%s channel closed", role_name(c->role));
+		LOGD("%s channel closed", c->name);
 		chanev_close(&c->ch);
 		return;
 	}
@@ -155,7 +163,7 @@ void proc_chan_ready(struct chanev *ce, void *arg)
 	struct child *c = arg;
 
 	chanev_set_state(ce, c->stopping ? PROC_STOPPING : PROC_READY);
-	LOGD("%s ready (pid %d)", role_name(c->role), (int)c->pid);
+	LOGD("%s ready (pid %d)", c->name, (int)c->pid);
 	c->on_ready(c);
 }
 
@@ -169,12 +177,12 @@ void proc_stopping(struct child *c)
 static void proc_exec_child(const struct child *c, int chan, int logw,
 			    pid_t parent)
 {
-	char title[32];
+	char title[48];
 	char *argv[] = { title, NULL };
 	sigset_t none;
 	int devnull, exe;
 
-	snprintf(title, sizeof(title), "neosocksd: %s", role_name(c->role));
+	snprintf(title, sizeof(title), "neosocksd: %s", c->name);
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(127);
@@ -250,11 +258,11 @@ int proc_spawn(struct child *c)
 			PROC_STARTING, c) < 0) {
 		/* it runs: reaped and respawned like any child that died */
 		LOG_RL(LOGL_ERROR, 10, "cannot watch the %s process",
-		       role_name(c->role));
+		       c->name);
 		proc_kill(c, "setup failed");
 		return 0;
 	}
-	LOGD("started %s, pid %d", role_name(c->role), (int)pid);
+	LOGD("started %s, pid %d", c->name, (int)pid);
 	c->on_spawn(c);
 	return 0;
 }
@@ -263,7 +271,7 @@ void proc_kill(struct child *c, const char *why)
 {
 	if (c->running) {
 		if (why != NULL)
-			LOGE("killing %s (pid %d): %s", role_name(c->role),
+			LOGE("killing %s (pid %d): %s", c->name,
 			     (int)c->pid, why);
 		kill(c->pid, SIGKILL);
 	}
@@ -307,11 +315,11 @@ static void proc_arm_respawn(struct child *c)
 		c->respawn_ev = evtimer_new(proc_base, proc_respawn_cb, c);
 	tv.tv_sec = c->backoff_ms / 1000;
 	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
-	LOGN("respawning %s in %d ms (restart %u)", role_name(c->role),
-	     c->backoff_ms, c->restarts);
+	LOGN("respawning %s in %d ms (restart %u)", c->name, c->backoff_ms,
+	     c->restarts);
 	if (c->respawn_ev == NULL || evtimer_add(c->respawn_ev, &tv) < 0)
 		LOG_RL(LOGL_ERROR, 10, "cannot arm the %s's respawn timer",
-		       role_name(c->role));
+		       c->name);
 }
 
 static void proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
@@ -357,14 +365,14 @@ void proc_reap(struct child **children, int n,
 			chanev_close(&c->ch);
 			if (WIFSIGNALED(status))
 				LOGW("%s (pid %d) killed by signal %d%s",
-				     role_name(c->role), (int)pid,
+				     c->name, (int)pid,
 				     WTERMSIG(status),
 				     WTERMSIG(status) == SIGSYS
 					     ? " (sandbox violation)"
 					     : "");
 			else
 				LOGN("%s (pid %d) exited with status %d",
-				     role_name(c->role), (int)pid,
+				     c->name, (int)pid,
 				     WEXITSTATUS(status));
 			c->on_exit(c);
 		}

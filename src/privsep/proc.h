@@ -39,6 +39,10 @@ typedef void (*child_cb)(struct child *c);
 struct child {
 	enum role role;
 	enum chan_kind kind; /* of the parent channel */
+	/* "ruleset", "front", or "front 1".."front N" with several workers:
+	 * in the parent's log lines and the process title */
+	char name[24];
+	unsigned queued_fds_max; /* proc_over_cap()'s fd cap for it */
 	pid_t pid;
 	bool running; /* forked and not yet reaped */
 	bool stopping; /* told to shut down: its channel may close */
@@ -65,6 +69,9 @@ struct child {
 };
 
 void proc_setup(struct event_base *base, int exe_fd);
+/* The fds an honest child of this kind may leave unread: the ruleset
+ * process, or one of `workers` front workers (proc_over_cap()). */
+unsigned proc_fd_cap(enum role role, unsigned workers);
 /* Fork and exec. 0: started (a child that could not be watched is killed
  * at once and respawned when reaped, like any child that died); -1: nothing
  * started (logged, rate-limited). */

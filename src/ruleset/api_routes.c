@@ -354,7 +354,7 @@ static void ep_gc(struct api_req *r)
 
 	if (vm_pcall(gc_fn, NULL) != LUA_OK)
 		lua_pop(vm_state(), 1);
-	stats_fill(&v, NULL);
+	stats_fill(&v);
 	text_gc(&d, &v, (double)vm_memory() - (double)m0,
 		(double)vm_objects() - (double)o0);
 	text_time_cost(&d, ((double)monotime_us() - t0) / 1e6);

@@ -339,6 +339,75 @@ static void metric_ruleset_info(struct growbuf *d)
 			       e[i].name, e[i].applied);
 }
 
+/* The front workers one by one (label worker="1".."N"): what the families
+ * above sum. A worker that did not answer (restarting) has no sample. */
+static void text_metrics_workers(struct growbuf *d,
+				 const struct stats_view *v)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+		bool wide; /* uint64_t, else uint32_t */
+	} fams[] = {
+#define W64(n, t, h, f) { n, t, h, offsetof(struct stats_worker, f), true }
+#define W32(n, t, h, f) { n, t, h, offsetof(struct stats_worker, f), false }
+		W32("worker_sessions_active", "gauge",
+		    "Sessions relaying, by front worker.", active),
+		W32("worker_halfopen_connections", "gauge",
+		    "Connections in their handshake, by front worker.",
+		    halfopen),
+		W64("worker_connections_accepted_total", "counter",
+		    "Connections accepted, by front worker.", accepts),
+		W64("worker_requests_total", "counter",
+		    "Proxy requests, by front worker.", requests),
+		W64("worker_requests_success_total", "counter",
+		    "Proxy requests that got a tunnel, by front worker.",
+		    success),
+		W64("worker_uplink_bytes_total", "counter",
+		    "Bytes relayed upstream, by front worker.", bytes_up),
+		W64("worker_downlink_bytes_total", "counter",
+		    "Bytes relayed downstream, by front worker.", bytes_down),
+#undef W64
+#undef W32
+	};
+
+	for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
+		family(d, fams[k].name, fams[k].type, fams[k].help);
+		for (unsigned i = 0; i < v->nworkers; i++) {
+			const char *p = (const char *)&v->worker[i] +
+					fams[k].off;
+			uint64_t x;
+
+			if (fams[k].wide) {
+				memcpy(&x, p, sizeof(x));
+			} else {
+				uint32_t y;
+				memcpy(&y, p, sizeof(y));
+				x = y;
+			}
+			growbuf_printf(d, "neosocksd_%s{worker=\"%u\"} %llu\n",
+				       fams[k].name, v->worker_id[i] + 1,
+				       (unsigned long long)x);
+		}
+	}
+	family(d, "worker_cpu_seconds_total", "counter",
+	       "CPU seconds, by front worker.");
+	for (unsigned i = 0; i < v->nworkers; i++)
+		growbuf_printf(d,
+			       "neosocksd_worker_cpu_seconds_total{worker=\"%u\"}"
+			       " %.17g\n",
+			       v->worker_id[i] + 1,
+			       (double)v->worker[i].cpu_ns / 1e9);
+	family(d, "worker_restarts_total", "counter",
+	       "Times a front worker was started again after dying.");
+	for (unsigned i = 0;
+	     i < v->status.workers && i < CONF_WORKERS_MAX; i++)
+		growbuf_printf(d,
+			       "neosocksd_worker_restarts_total{worker=\"%u\"} "
+			       "%u\n",
+			       i + 1, v->status.restarts_worker[i]);
+}
+
 void text_metrics(struct growbuf *d, const struct stats_view *v)
 {
 	const struct msg_stats *f = &v->front;
@@ -354,7 +423,7 @@ void text_metrics(struct growbuf *d, const struct stats_view *v)
 	metric(d, "uptime_seconds", "gauge", "Seconds since start.",
 	       v->uptime);
 	metric(d, "process_cpu_seconds_total", "counter",
-	       "CPU seconds of the front and the ruleset process.",
+	       "CPU seconds of the front workers and the ruleset process.",
 	       (double)v->cpu_ns / 1e9);
 	metric(d, "connections_accepted_total", "counter",
 	       "Connections accepted.", (double)f->accepts);
@@ -484,4 +553,5 @@ void text_metrics(struct growbuf *d, const struct stats_view *v)
 	metric(d, "log_lines_dropped_total", "counter",
 	       "Log lines the front dropped because the log was full.",
 	       (double)f->log_dropped);
+	text_metrics_workers(d, v);
 }

@@ -96,6 +96,7 @@ static int await_sleep(lua_State *L)
 
 struct resolve_op {
 	uint32_t qid;
+	unsigned worker; /* the front worker asked */
 	struct aroutine *ar;
 };
 
@@ -135,15 +136,36 @@ static int resolve_push(lua_State *co, void *ud)
 	return 1;
 }
 
-void await_on_resolve_result(const struct msg *m)
+/* The query's routine gets nil (or the address). */
+static void resolve_wake(struct resolve_op *op, const struct resolve_res *r)
+{
+	struct aroutine *ar = op->ar;
+
+	resolve_forget(op);
+	free(op);
+	ar_wake(ar, resolve_push, (void *)r);
+}
+
+void await_front_gone(unsigned worker)
+{
+	static const struct resolve_res none = { NULL, 0 };
+
+	/* the worker asked will not answer: the routines get nil now
+	 * rather than wait out their budget */
+	for (unsigned i = resolve_n; i-- > 0;)
+		if (i < resolve_n && resolve_pending[i]->worker == worker)
+			resolve_wake(resolve_pending[i], &none);
+}
+
+void await_on_resolve_result(const struct msg *m, unsigned worker)
 {
 	struct msg_result res;
 	struct resolve_res r = { NULL, 0 };
 	struct resolve_op *op = NULL;
-	struct aroutine *ar;
 
 	for (unsigned i = 0; i < resolve_n; i++)
-		if (resolve_pending[i]->qid == m->id)
+		if (resolve_pending[i]->qid == m->id &&
+		    resolve_pending[i]->worker == worker)
 			op = resolve_pending[i];
 	if (op == NULL)
 		return; /* its routine is gone */
@@ -152,10 +174,7 @@ void await_on_resolve_result(const struct msg *m)
 		r.addr = (const char *)m->data + sizeof(res);
 		r.len = m->len - sizeof(res);
 	}
-	ar = op->ar;
-	resolve_forget(op);
-	free(op);
-	ar_wake(ar, resolve_push, &r);
+	resolve_wake(op, &r);
 }
 
 uint32_t await_resolve_qid(void)
@@ -176,7 +195,7 @@ int await_resolve_impl(lua_State *L)
 	struct aroutine *ar = await_check(L);
 	size_t len;
 	const char *host = luaL_checklstring(L, 1, &len);
-	struct chanev *front = ruleset_front();
+	int worker = ruleset_front_pick();
 	struct resolve_op *op;
 
 	if (is_ip_literal(host)) {
@@ -184,7 +203,7 @@ int await_resolve_impl(lua_State *L)
 		return 1;
 	}
 	/* no '%' (an IPv6 zone), NUL, empty label, ...: not a name */
-	if (!addr_name_valid(host, len) || front == NULL ||
+	if (!addr_name_valid(host, len) || worker < 0 ||
 	    resolve_n == RESOLVE_PENDING_MAX) {
 		lua_pushnil(L);
 		return 1;
@@ -193,8 +212,10 @@ int await_resolve_impl(lua_State *L)
 	if (op == NULL)
 		return luaL_error(L, "out of memory");
 	op->qid = ++resolve_next;
+	op->worker = (unsigned)worker;
 	op->ar = ar;
-	if (chanev_send(front, MSG_RESOLVE_REQ, op->qid, host, len, -1) < 0) {
+	if (chanev_send(ruleset_front((unsigned)worker), MSG_RESOLVE_REQ,
+			op->qid, host, len, -1) < 0) {
 		free(op);
 		lua_pushnil(L);
 		return 1;

@@ -17,7 +17,10 @@ int await_resolve_impl(lua_State *L);
 uint32_t await_resolve_qid(void);
 /* neosocksd.unpark(key): wake the routines parked on key (await.park). */
 int await_unpark_impl(lua_State *L);
-void await_on_resolve_result(const struct msg *m);
+/* RESOLVE_RES from that front worker. */
+void await_on_resolve_result(const struct msg *m, unsigned worker);
+/* That worker's channel closed: its pending queries fail (nil). */
+void await_front_gone(unsigned worker);
 void await_on_executed(const struct msg *m);
 
 #endif

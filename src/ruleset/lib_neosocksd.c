@@ -154,6 +154,7 @@ static int nsd_resolve(lua_State *L)
 	unsigned char buf[16];
 	char res[sizeof(struct msg_result) + 64 + 1];
 	struct msg_result r;
+	int worker;
 
 	if (ar_current(L) != NULL)
 		return await_resolve_impl(L);
@@ -162,9 +163,12 @@ static int nsd_resolve(lua_State *L)
 		lua_settop(L, 1);
 		return 1;
 	}
-	if (!addr_name_valid(host, len) ||
-	    !ruleset_front_call(MSG_RESOLVE_REQ, await_resolve_qid(), host,
-				len, MSG_RESOLVE_RES, vm_budget_ms(), res,
+	/* any worker resolves as well as another */
+	worker = ruleset_front_pick();
+	if (!addr_name_valid(host, len) || worker < 0 ||
+	    !ruleset_front_call((unsigned)worker, MSG_RESOLVE_REQ,
+				await_resolve_qid(), host, len,
+				MSG_RESOLVE_RES, vm_budget_ms(), res,
 				sizeof(res) - 1, &n) ||
 	    n < sizeof(r)) {
 		luaL_pushfail(L);

@@ -16,8 +16,11 @@
 
 #define REQ_BUCKETS 4096 /* power of two */
 
+/* A request is named by the worker that sent it and that worker's id for
+ * it (each front worker numbers its own sessions). */
 struct request {
 	uint32_t id;
+	uint32_t worker;
 	struct request *next; /* hash chain */
 	struct aroutine *ar;
 	struct route_request in; /* strings point into the copies below */
@@ -36,23 +39,24 @@ unsigned request_pending(void)
 	return req_count;
 }
 
-static struct request **req_slot(uint32_t id)
+static struct request **req_slot(uint32_t worker, uint32_t id)
 {
-	return &req_bucket[id & (REQ_BUCKETS - 1)];
+	/* a session's id is its worker's count: spread the workers */
+	return &req_bucket[(id ^ (worker * 0x9e3779b1u)) & (REQ_BUCKETS - 1)];
 }
 
-static struct request *req_find(uint32_t id)
+static struct request *req_find(uint32_t worker, uint32_t id)
 {
-	struct request *r = *req_slot(id);
+	struct request *r = *req_slot(worker, id);
 
-	while (r != NULL && r->id != id)
+	while (r != NULL && (r->id != id || r->worker != worker))
 		r = r->next;
 	return r;
 }
 
 static void req_remove(struct request *r)
 {
-	for (struct request **pp = req_slot(r->id); *pp != NULL;
+	for (struct request **pp = req_slot(r->worker, r->id); *pp != NULL;
 	     pp = &(*pp)->next) {
 		if (*pp == r) {
 			*pp = r->next;
@@ -69,10 +73,12 @@ static void req_free(struct request *r)
 	free(r);
 }
 
-static void req_reply(uint32_t id, const struct route_decision *d)
+/* The answer goes back on the channel the request came from. */
+static void req_reply(uint32_t worker, uint32_t id,
+		      const struct route_decision *d)
 {
 	char buf[sizeof(struct msg_route) + MSG_ROUTE_STRS_MAX];
-	struct chanev *front = ruleset_front();
+	struct chanev *front = ruleset_front(worker);
 	int n = route_wire_encode(buf, sizeof(buf), d);
 
 	if (n < 0 || front == NULL)
@@ -81,11 +87,11 @@ static void req_reply(uint32_t id, const struct route_decision *d)
 		LOG_RL(LOGL_WARN, 10, "cannot answer the front");
 }
 
-static void req_reply_result(uint32_t id, uint16_t result)
+static void req_reply_result(uint32_t worker, uint32_t id, uint16_t result)
 {
 	struct route_decision d = { .result = result };
 
-	req_reply(id, &d);
+	req_reply(worker, id, &d);
 }
 
 /* Values 1..nres of co: addr [, proxyN, ..., proxy1]. Hops go out first
@@ -96,7 +102,7 @@ static void req_reply_values(struct request *r, lua_State *co, int nres)
 	size_t len;
 
 	if (nres < 1 || !lua_toboolean(co, 1)) {
-		req_reply_result(r->id, ROUTE_REJECT);
+		req_reply_result(r->worker, r->id, ROUTE_REJECT);
 		return;
 	}
 	if (lua_type(co, 1) != LUA_TSTRING || nres - 1 > ROUTE_HOPS_MAX)
@@ -116,12 +122,12 @@ static void req_reply_values(struct request *r, lua_State *co, int nres)
 			goto bad;
 		d.hops[i].len = (uint16_t)len;
 	}
-	req_reply(r->id, &d);
+	req_reply(r->worker, r->id, &d);
 	return;
 bad:
 	LOG_RL(LOGL_WARN, 10, "ruleset: %s returned an unusable route",
 	       r->addr);
-	req_reply_result(r->id, ROUTE_ERROR);
+	req_reply_result(r->worker, r->id, ROUTE_ERROR);
 }
 
 static void req_done(struct aroutine *ar, lua_State *co, int status, int nres)
@@ -131,11 +137,11 @@ static void req_done(struct aroutine *ar, lua_State *co, int status, int nres)
 	r->finished = true;
 	r->ar = NULL;
 	if (r->forwarded) {
-		req_reply_result(r->id, ROUTE_DONE);
+		req_reply_result(r->worker, r->id, ROUTE_DONE);
 	} else if (status != LUA_OK) {
 		LOG_RL(LOGL_WARN, 1, "ruleset error: %s",
 		       lua_isstring(co, -1) ? lua_tostring(co, -1) : "?");
-		req_reply_result(r->id, ROUTE_ERROR);
+		req_reply_result(r->worker, r->id, ROUTE_ERROR);
 	} else {
 		req_reply_values(r, co, nres);
 	}
@@ -164,7 +170,7 @@ static int req_start(lua_State *L)
 	if (lua_getglobal(L, "ruleset") != LUA_TTABLE ||
 	    lua_getfield(L, 1, req_callback(r->in.kind)) != LUA_TFUNCTION) {
 		r->finished = true; /* no such callback: as without a ruleset */
-		req_reply_result(r->id, ROUTE_NO_RULESET);
+		req_reply_result(r->worker, r->id, ROUTE_NO_RULESET);
 		return 0;
 	}
 	lua_pushlstring(L, r->addr, r->in.addr.len);
@@ -187,36 +193,38 @@ void request_set_fail_closed(bool on)
 	req_fail_closed = on;
 }
 
-void request_on_route(const struct msg *m)
+void request_on_route(const struct msg *m, unsigned worker)
 {
 	struct route_request in;
 	struct request *r;
 
 	if (route_wire_decode_req(m->data, m->len, &in) < 0 ||
-	    req_find(m->id) != NULL) {
+	    req_find(worker, m->id) != NULL) {
 		LOGE("malformed route request from the front");
-		req_reply_result(m->id, ROUTE_ERROR);
+		req_reply_result(worker, m->id, ROUTE_ERROR);
 		return;
 	}
 	if (!vm_has_ruleset()) {
 		/* none configured: direct, as the reference; one configured
 		 * that did not load here: fail closed, never direct */
-		req_reply_result(m->id, req_fail_closed ? ROUTE_ERROR
-							: ROUTE_NO_RULESET);
+		req_reply_result(worker, m->id,
+				 req_fail_closed ? ROUTE_ERROR
+						 : ROUTE_NO_RULESET);
 		return;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
-		req_reply_result(m->id, ROUTE_ERROR);
+		req_reply_result(worker, m->id, ROUTE_ERROR);
 		return;
 	}
 	r->id = m->id;
+	r->worker = worker;
 	r->in = in;
 	memcpy(r->addr, in.addr.p, in.addr.len);
 	memcpy(r->user, in.user.p, in.user.len);
 	memcpy(r->pass, in.pass.p, in.pass.len);
-	r->next = *req_slot(r->id);
-	*req_slot(r->id) = r;
+	r->next = *req_slot(worker, r->id);
+	*req_slot(worker, r->id) = r;
 	req_count++;
 	r->in_start = true;
 	if (vm_pcall(req_start, r) != LUA_OK) {
@@ -227,7 +235,7 @@ void request_on_route(const struct msg *m)
 		if (r->ar != NULL && !r->finished)
 			ar_cancel(r->ar);
 		if (!r->finished)
-			req_reply_result(r->id, ROUTE_ERROR);
+			req_reply_result(r->worker, r->id, ROUTE_ERROR);
 		r->finished = true;
 	}
 	r->in_start = false;
@@ -235,9 +243,9 @@ void request_on_route(const struct msg *m)
 		req_free(r);
 }
 
-void request_on_cancel(const struct msg *m)
+void request_on_cancel(const struct msg *m, unsigned worker)
 {
-	struct request *r = req_find(m->id);
+	struct request *r = req_find(worker, m->id);
 
 	if (r == NULL)
 		return;
@@ -246,15 +254,21 @@ void request_on_cancel(const struct msg *m)
 	req_free(r);
 }
 
-void request_drop_all(void)
+void request_drop_worker(unsigned worker)
 {
+	if (req_count == 0)
+		return;
 	for (unsigned i = 0; i < REQ_BUCKETS; i++) {
-		struct request *r;
+		struct request **pp = &req_bucket[i], *r;
 
-		while ((r = req_bucket[i]) != NULL) {
+		while ((r = *pp) != NULL) {
+			if (r->worker != worker) {
+				pp = &r->next;
+				continue;
+			}
 			if (r->ar != NULL)
 				ar_cancel(r->ar);
-			req_free(r);
+			req_free(r); /* unlinks it from *pp */
 		}
 	}
 }
@@ -319,8 +333,9 @@ int request_await_forward(lua_State *L)
 		d.hops[i].len = (uint16_t)sl;
 	}
 	len = route_wire_encode(buf, sizeof(buf), &d);
-	if (len < 0 || ruleset_front() == NULL ||
-	    chanev_send(ruleset_front(), MSG_FORWARD_REQ, r->id, buf,
+	/* the session is the requesting worker's: that worker dials */
+	if (len < 0 || ruleset_front(r->worker) == NULL ||
+	    chanev_send(ruleset_front(r->worker), MSG_FORWARD_REQ, r->id, buf,
 			(size_t)len, -1) < 0) {
 		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "operation cancelled");
@@ -330,9 +345,9 @@ int request_await_forward(lua_State *L)
 	return ar_wait(L, r, fwd_cancel, NULL);
 }
 
-void request_on_forward_result(const struct msg *m)
+void request_on_forward_result(const struct msg *m, unsigned worker)
 {
-	struct request *r = req_find(m->id);
+	struct request *r = req_find(worker, m->id);
 	struct msg_result res;
 	struct forward_res fr;
 

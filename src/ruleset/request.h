@@ -6,11 +6,12 @@
 
 #include "common/msg.h"
 
-void request_on_route(const struct msg *m);
-void request_on_cancel(const struct msg *m);
-void request_on_forward_result(const struct msg *m);
-/* The front went away: every request is dropped. */
-void request_drop_all(void);
+/* A front worker's messages (worker: the channel they came on). */
+void request_on_route(const struct msg *m, unsigned worker);
+void request_on_cancel(const struct msg *m, unsigned worker);
+void request_on_forward_result(const struct msg *m, unsigned worker);
+/* A front worker went away: its requests are dropped. */
+void request_drop_worker(unsigned worker);
 /* await.forward(addr, proxyN, ..., proxy1) */
 int request_await_forward(lua_State *L);
 unsigned request_pending(void);

@@ -62,6 +62,7 @@ enum rpc_state { RPC_DIALING, RPC_SENDING, RPC_RECEIVING };
 struct rpc_call {
 	struct rpc_call *next;
 	uint32_t id;
+	unsigned worker; /* the front worker that dials for it */
 	enum rpc_state state;
 	struct aroutine *ar; /* await.invoke; NULL for neosocksd.invoke */
 	int fd;
@@ -116,9 +117,9 @@ static void rpc_detach(struct rpc_call *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	if (c->state == RPC_DIALING && ruleset_front() != NULL)
-		chanev_send(ruleset_front(), MSG_DIAL_CANCEL, c->id, NULL, 0,
-			    -1);
+	if (c->state == RPC_DIALING && ruleset_front(c->worker) != NULL)
+		chanev_send(ruleset_front(c->worker), MSG_DIAL_CANCEL, c->id,
+			    NULL, 0, -1);
 	c->state = RPC_SENDING;
 }
 
@@ -504,12 +505,13 @@ static void rpc_timeout(evutil_socket_t fd, short what, void *arg)
 	rpc_fail(arg, "timeout");
 }
 
-void rpcall_client_on_dial(const struct msg *m)
+void rpcall_client_on_dial(const struct msg *m, unsigned worker)
 {
 	struct msg_result r;
 	struct rpc_call *c = rpc_client.calls;
 
-	while (c != NULL && !(c->id == m->id && c->state == RPC_DIALING))
+	while (c != NULL && !(c->id == m->id && c->worker == worker &&
+			      c->state == RPC_DIALING))
 		c = c->next;
 	memcpy(&r, m->data, sizeof(r));
 	if (c == NULL || (r.ok != 0) != (m->fd >= 0)) {
@@ -546,14 +548,14 @@ void rpcall_client_on_dial(const struct msg *m)
 	rpc_watch(c, EV_WRITE);
 }
 
-void rpcall_client_front_gone(void)
+void rpcall_client_front_gone(unsigned worker)
 {
 	struct rpc_call *c = rpc_client.calls;
 
 	while (c != NULL) {
 		struct rpc_call *next = c->next;
 
-		if (c->state == RPC_DIALING) {
+		if (c->state == RPC_DIALING && c->worker == worker) {
 			c->state = RPC_SENDING; /* nobody to cancel with */
 			rpc_fail(c, "the front is restarting");
 		}
@@ -661,7 +663,7 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 {
 	struct route_decision d = { .result = ROUTE_GO };
 	char buf[sizeof(struct msg_route) + MSG_ROUTE_STRS_MAX];
-	int top = lua_gettop(L), len;
+	int top = lua_gettop(L), len, worker;
 	size_t codelen, sl;
 	const char *code = luaL_checklstring(L, 1, &codelen);
 	struct rpc_call *c;
@@ -702,7 +704,8 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	if (tok != NULL && (toklen == 0 || toklen > 256 ||
 			    strcspn(tok, "\r\n ") != toklen))
 		luaL_error(L, "rpc_tokens: bad token for %s", host);
-	if (rpc_client.n >= RPC_CALLS_MAX || ruleset_front() == NULL)
+	worker = ruleset_front_pick();
+	if (rpc_client.n >= RPC_CALLS_MAX || worker < 0)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -710,6 +713,7 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	c->fd = -1;
 	c->in = (struct growbuf)GROWBUF_INIT(RPC_RESP_MAX + HTTP1_MAX_HEAD);
 	c->id = ++rpc_client.next_id;
+	c->worker = (unsigned)worker;
 	c->state = RPC_DIALING;
 	c->tls = tls;
 	snprintf(c->host, sizeof(c->host), "%s", host);
@@ -728,7 +732,7 @@ static struct rpc_call *rpc_start(lua_State *L, bool invoke)
 	evtimer_assign(&c->timer, ruleset_base(), rpc_timeout, c);
 	/* nothing below raises: c cannot leak */
 	if (rpc_build(c, invoke, code, codelen, tok, toklen) < 0 ||
-	    chanev_send(ruleset_front(), MSG_DIAL_REQ, c->id, buf,
+	    chanev_send(ruleset_front(c->worker), MSG_DIAL_REQ, c->id, buf,
 			(size_t)len, -1) < 0) {
 		c->state = RPC_SENDING; /* nothing was asked of the front */
 		rpc_free(c);
@@ -751,7 +755,7 @@ int rpcall_client_await_invoke(lua_State *L)
 	c = rpc_start(L, false);
 	if (c == NULL) {
 		lua_pushboolean(L, 0);
-		lua_pushstring(L, ruleset_front() == NULL
+		lua_pushstring(L, ruleset_front_pick() < 0
 					  ? "the front is restarting"
 					  : "too many RPC calls in flight");
 		return 2;
@@ -766,7 +770,7 @@ int rpcall_client_nsd_invoke(lua_State *L)
 	if (rpc_start(L, true) == NULL)
 		LOG_RL(LOGL_WARN, 10, "neosocksd.invoke: %s; the call is "
 				      "dropped",
-		       ruleset_front() == NULL ? "the front is restarting"
+		       ruleset_front_pick() < 0 ? "the front is restarting"
 					       : "too many RPC calls in flight");
 	return 0;
 }

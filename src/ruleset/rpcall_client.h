@@ -9,7 +9,9 @@
 
 int rpcall_client_await_invoke(lua_State *L); /* await.invoke */
 int rpcall_client_nsd_invoke(lua_State *L);   /* neosocksd.invoke */
-void rpcall_client_on_dial(const struct msg *m); /* MSG_DIAL_RES */
-void rpcall_client_front_gone(void);
+/* DIAL_RES from that front worker */
+void rpcall_client_on_dial(const struct msg *m, unsigned worker);
+/* That worker's channel closed: the calls it was dialing for fail. */
+void rpcall_client_front_gone(unsigned worker);
 
 #endif

@@ -294,13 +294,20 @@ static void ruleset_dispatch_parent_update(struct chanev *ce, struct msg *m,
 static void ruleset_dispatch_parent_peer_chan(struct chanev *ce,
 					      struct msg *m, void *arg)
 {
-	(void)ce;
+	struct msg_peer p;
+
 	(void)arg;
-	if (m->fd < 0) {
-		LOGE("front channel lost in transit");
+	memcpy(&p, m->data, sizeof(p));
+	if (p.worker >= CONF_WORKERS_MAX) {
+		chanev_reject(ce, m, "R_PEER_CHAN for no such worker");
 		return;
 	}
-	ruleset_front_attach(m->fd);
+	if (m->fd < 0) {
+		LOGE("front channel (worker %u) lost in transit",
+		     p.worker + 1);
+		return;
+	}
+	(void)ruleset_front_attach(p.worker, m->fd);
 }
 
 static void ruleset_dispatch_parent_shutdown(struct chanev *ce,

@@ -23,8 +23,8 @@ def daemon_factory(tmp_path):
     and a sanitizer report in any daemon's log fails the test."""
     started = []
 
-    def make(*args, env=None, wait_ready=True, binary=None):
-        d = Daemon(args, env=env, binary=binary, tmpdir=str(tmp_path))
+    def make(*args, env=None, wait_ready=True, binary=None, workers=1):
+        d = Daemon(args, env=env, binary=binary, tmpdir=str(tmp_path), workers=workers)
         started.append(d)
         return d.start(wait_ready=wait_ready)
 

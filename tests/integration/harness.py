@@ -42,9 +42,17 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSani
 class Daemon:
     """One neosocksd process tree started by a test."""
 
-    def __init__(self, args, env=None, binary=None, tmpdir=None):
+    def __init__(self, args, env=None, binary=None, tmpdir=None, workers=1):
         self.args = list(args)
         self.binary = binary or BIN
+        # The tests that speak of "the front" run one front worker (the
+        # daemon as it was before --workers); test_workers.py starts
+        # several, and the default (one per CPU) with workers=None. A
+        # wrapper that runs the daemon from a shell script keeps the
+        # default.
+        if (workers is not None and (self.binary == BIN or BIN in self.args)
+                and not any(a.startswith("--workers") for a in self.args)):
+            self.args += ["--workers", str(workers)]
         self.tmp = tempfile.mkdtemp(prefix="nsd-", dir=tmpdir)
         self.logpath = os.path.join(self.tmp, "daemon.log")
         self.notify_path = os.path.join(self.tmp, "notify")

@@ -280,7 +280,7 @@ def test_peer_fault_flood_is_rate_limited(daemon_factory, http_target):
     os.kill(r, signal.SIGSTOP)
     try:
         with FdPeak(d.pid) as fp:
-            ch = flood(r, frame(MSG_R_PEER_FAULT) * 10000)
+            ch = flood(r, frame(MSG_R_PEER_FAULT, struct.pack("=I", 0)) * 10000)
             d.wait_log("reports a protocol violation by the front")
         ch.close()
     finally:
@@ -436,7 +436,10 @@ def test_idle_connections_do_not_exhaust_the_front(daemon_factory, hash_server):
     greeted could not be served (its dial found no descriptor) and new
     connections waited in the kernel. Now, with a soft limit of 256 and a
     hard one of 1,024, the limit is raised and the derived --max-startups
-    drops the excess at once: the front keeps accepting and serves."""
+    drops the excess at once: the front keeps accepting and serves. (The
+    idle clients each send the first byte of a greeting: the listener
+    defers accepting silent ones, TCP_DEFER_ACCEPT, so those would wait in
+    the kernel instead, for a second.)"""
     import resource
     from harness import recv_exact, socks5_read_reply, socks5_target, exchange
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -453,7 +456,9 @@ def test_idle_connections_do_not_exhaust_the_front(daemon_factory, hash_server):
     idle = []
     try:
         for _ in range(1100):
-            idle.append(socket.create_connection(("127.0.0.1", socks), timeout=30))
+            s = socket.create_connection(("127.0.0.1", socks), timeout=30)
+            s.sendall(b"\x05")
+            idle.append(s)
         # every connection was taken from the kernel's queue (kept or dropped)
         wait_until(lambda: listen_backlog(socks) == 0, 30,
                    lambda: f"{listen_backlog(socks)} connections never accepted")

@@ -2,12 +2,15 @@
 stay intact with splice and with buffers."""
 
 import hashlib
+import os
+import signal
 import socket
 import threading
 
 import pytest
 
-from harness import free_ports, pattern_bytes, socks5_connect, wait_until
+from harness import (free_ports, http_connect, pattern_bytes, recv_all, socks5_connect,
+                     wait_until)
 
 
 def _rss_kib(pid):
@@ -119,3 +122,31 @@ def test_many_tunnels_share_small_pools(daemon_factory, hash_server):
     for t in threads:
         t.join(60)
     assert not errors, errors[:3]
+
+
+@pytest.mark.parametrize("kind", ["socks", "http"])
+def test_bytes_and_eof_in_one_edge_reach_the_target(proxy, hash_server, kind):
+    """Regression (edge-triggered tunnels): the front reads a tunnel's
+    sockets on their readiness edges and takes a short read as "empty".
+    When a client's last bytes and its EOF are both in before the front
+    wakes, one edge announces both: the EOF must still be read and passed
+    on (here the target answers only after it), not wait for an edge
+    that never comes. The front is stopped while both arrive."""
+    front = proxy.d.child_by_title("neosocksd: front")
+    assert front
+    if kind == "socks":
+        s, rep = socks5_connect(proxy.socks, "127.0.0.1", hash_server.port)
+        assert rep == 0
+    else:
+        s, status, _ = http_connect(proxy.http, f"127.0.0.1:{hash_server.port}")
+        assert status == 200
+    payload = pattern_bytes(3000, b"last words")
+    with s:
+        os.kill(front, signal.SIGSTOP)
+        try:
+            s.sendall(b"0\n" + payload)
+            s.shutdown(socket.SHUT_WR)
+        finally:
+            os.kill(front, signal.SIGCONT)
+        s.settimeout(20)
+        assert recv_all(s) == hashlib.sha256(payload).digest()
