@@ -323,15 +323,16 @@ function T.test_gc_twice()
 end
 
 function T.test_long_subject()
-	local s = string.rep("ab", 100000) .. "needle" .. string.rep("c", 1000)
+	local s = string.rep("ab", 30000) .. "needle" .. string.rep("c", 1000)
 	local reg = regex.compile("ne+dle")
-	t.eq(all(reg.find, reg, s), { n = 2, 200001, 200006 })
-	-- (kept short: ASan's regexec interceptor scans the whole subject)
+	t.eq(all(reg.find, reg, s), { n = 2, 60001, 60006 })
+	-- (kept short: ASan's regexec interceptor scans the whole subject, so
+	-- this is quadratic; sized for the daemon's CPU budget)
 	local n = 0
-	for _ in regex.compile("ab"):gmatch(s:sub(1, 20000)) do
+	for _ in regex.compile("ab"):gmatch(s:sub(1, 8000)) do
 		n = n + 1
 	end
-	t.eq(n, 10000)
+	t.eq(n, 4000)
 end
 
 return T
