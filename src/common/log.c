@@ -180,7 +180,8 @@ static size_t log_head(char letter, char *buf, size_t cap)
 
 /* -C: a fatal line is the verdict, "neosocksd: <message>", on stderr;
  * nothing else is written. */
-static void log_write_verdict(int level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+log_write_verdict(int level, const char *fmt, va_list ap)
 {
 	char buf[1024];
 	int n;
