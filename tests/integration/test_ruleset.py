@@ -424,7 +424,7 @@ def test_invoke_cancelled_with_its_request(daemon_factory, tmp_path):
         def gone():
             return conn_closed() and \
                 sample(d.api.metrics(), "neosocksd_lua_threads_active") == 0
-        wait_until(gone, 10, "the routine or its connection outlived the request")
+        wait_until(gone, what="the routine or its connection outlived the request")
         assert d.api.rpc('return rawget(_G, "RESUMED")').body == b"return true,nil"
     finally:
         peer.close()
@@ -624,7 +624,7 @@ def test_api_update_survives_respawn(daemon_factory, tmp_path, http_target):
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: d.child_by_title("neosocksd: ruleset") not in (None, victim), 10,
                "ruleset process respawned")
-    wait_until(upd_served, 10, "the update routes again")
+    wait_until(upd_served, what="the update routes again")
 
 
 def test_respawn_that_cannot_load_fails_closed(daemon_factory, tmp_path, http_target):
