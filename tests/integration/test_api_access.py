@@ -315,7 +315,7 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
     assert routed(d, "v2.test") and routed(d, "mod2.test")
     assert not routed(d, "v1.test") and not routed(d, "mod.test")
     assert not routed(d, "invoked.test")
-    assert "replayed a saved update (@v2.lua)" in d.log()
+    d.wait_log("replayed a saved update (@v2.lua)")  # (the log goes through the parent)
 
     # SIGHUP: the file is loaded again and the saved updates are dropped
     d.proc.send_signal(signal.SIGHUP)
@@ -364,6 +364,7 @@ def test_state_dir_replays_in_order(daemon_factory, tmp_path, http_target):
     assert b"old0-base.test" not in saved.read_bytes()  # compacted at the stop
     d = start()
     assert {h: routed(d, h) for h in want} == want
+    d.wait_log("replayed a saved update", count=3)
     assert d.log().count("replayed a saved update") == 3, d.log()
     # the ruleset process respawned: the same again
     old = ruleset_pid(d)
