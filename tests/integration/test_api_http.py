@@ -11,8 +11,8 @@ import zlib
 
 import pytest
 
-from harness import (curl, gzip_members, LIMIT, lua_comment, MIB, parse_prometheus, request, routed,
-                     RPC_MIME, ruleset_pid, ruleset_text, sample, server_socket_queues,
+from harness import (curl, favour, gzip_members, LIMIT, lua_comment, MIB, parse_prometheus, request,
+                     routed, RPC_MIME, ruleset_pid, ruleset_text, sample, server_socket_queues,
                      server_socket_state, start_api, vm_hwm_kib, WAIT, wait_until, zero_bomb)
 
 
@@ -572,6 +572,7 @@ def test_max_conns(daemon_factory, tmp_path, http_target):
 ])
 def test_invoke_bounded(daemon_factory, tmp_path, http_target, code, why):
     d = start_api(daemon_factory, tmp_path, http_target.port, "--memlimit", "32")
+    favour(ruleset_pid(d))
     result = {}
 
     def bad():
