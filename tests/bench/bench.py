@@ -202,6 +202,8 @@ def parse_args(argv):
                     help="Markdown report (raw JSON goes next to it)")
     ap.add_argument("--budget", type=float, default=1800.0,
                     help="wall-clock limit for the whole run in seconds (default 1800)")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="run nothing: print the report of an earlier run's raw results")
     args = ap.parse_args(argv)
     only = []
     for s in args.only.split(","):
@@ -233,8 +235,26 @@ def raise_nofile():
     return hard
 
 
+def report_from_json(args):
+    """The report of an earlier run, from its raw results (the options of
+    that run, not of this command line)."""
+    with open(args.from_json) as f:
+        raw = json.load(f)
+    old = argparse.Namespace(**raw["args"])
+    peers = []
+    for name, st in raw["peers"].items():
+        p = Peer(SPECS[name])
+        p.status, p.available = st["status"], st["available"]
+        peers.append(p)
+    sys.stdout.write(benchreport.build(old, peers, raw["results"], raw["facts"],
+                                       raw["elapsed_seconds"]))
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.from_json:
+        return report_from_json(args)
     hard = raise_nofile()
     if hard != resource.RLIM_INFINITY and 2 * args.idle_conns + 200 > hard:
         log(f"warning: a proxy needs 2 fds per tunnel; {args.idle_conns} tunnels "

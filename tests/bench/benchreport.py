@@ -154,8 +154,8 @@ def section_rules(R, status, names):
                 continue
             row = [m.label, "indexed" if kind == "rules" else "linear",
                    R.value_cell(ours, m, status), R.value_cell(ref, m, status),
-                   R.ratio_cell(ours, ref, m), R.ratio_cell(ours, "neosocksd", m, False),
-                   R.ratio_cell(ref, REF, m, False)]
+                   R.ratio_cell(ours, ref, m), R.ratio_cell(ours, "neosocksd", m),
+                   R.ratio_cell(ref, REF, m)]
             rows.append(row)
     if not rows:
         return []
@@ -176,7 +176,7 @@ def section_goals(R, names, args):
         med = got[0]
         met = med >= goal if op == ">=" else med <= goal
         rows.append([f"{m.label}: {SPECS[ours].label} vs {SPECS[vs].label}",
-                     f"{'≥' if op == '>=' else '≤'} {goal}×", f"{med:.2f}×",
+                     f"{'≥' if op == '>=' else '≤'} {goal}×", R.ratio_cell(ours, vs, m),
                      "met" if met else "**not met**"])
     v = R.median("neosocksd", RSS)
     if v is not None:
