@@ -1375,12 +1375,17 @@ def make_env():
 
 
 def start_api(daemon_factory, tmp_path, port, *extra, name="v1.test", token=None):
+    """A daemon with the API and a ruleset. Its ruleset process, which
+    serves the API, is favour()ed: a pipelined burst or a large body is one
+    round of callbacks, with no heartbeat answer until it ends (a busy
+    machine made that longer than 6 s: test_deep_pipeline)."""
     socks, api = free_ports(2)
     rs = write_ruleset(tmp_path, name, port)
     d = daemon_factory("-l", f"127.0.0.1:{socks}", "--api", f"127.0.0.1:{api}", "-r", rs,
                        "--loglevel", "5", *extra)
     d.socks = socks
     d.api = Api(port=api, token=token)
+    favour(ruleset_pid(d))
     return d
 
 
