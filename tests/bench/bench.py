@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: neosocksd against the reference neosocksd (with
-and without --pipe), microsocks, dante and no proxy at all.
+and without --pipe), microsocks, dante, tinyproxy and no proxy at all.
 
 Usage (normally through `make bench`):
     python3 tests/bench/bench.py --daemon build/neosocksd [options]
@@ -8,7 +8,8 @@ Usage (normally through `make bench`):
 Everything runs on loopback. One run starts benchsrv (sink + echo target
 server) and the peers (benchpeers.PEERS: each on a free 127.0.0.1 port, in
 its own temporary directory), then runs the scenarios (benchscen.SCENARIOS)
-with tests/bench/bin/loadgen:
+with tests/bench/bin/loadgen, and the HTTP ones with bin/httpload (also
+their origin):
 
   idle        memory per idle established tunnel, once per peer
   bulk1       1-stream bulk throughput and the peer's CPU per GB
@@ -19,8 +20,11 @@ with tests/bench/bin/loadgen:
   rate-local  the same, set-up B: target inside loadgen, one address pair
   respawn     neosocksd with the 1,000-rule ruleset only: kill -9 its
               ruleset process (then its front), time until served again
+  http-idle, http-rps, http-download
+              the HTTP forward proxy (benchhttp.py): memory per idle
+              keep-alive connection, requests/s, a 1 GB download
 
-Every scenario but idle runs in every round; rounds interleave scenarios
+Every scenario but idle and http-idle runs in every round; rounds interleave scenarios
 and peers (for each round, for each scenario, for each peer) so that the
 machine's drift hits every peer alike. Medians over --rounds are reported,
 with every figure as a ratio to the reference and per-round ratios. The run
@@ -37,12 +41,14 @@ import resource
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import benchreport
+from benchhttp import HTTPLOAD, OBJECT_SIZE
 from benchpeers import PEERS, SPECS, Peer, peer_log, start_peer, tail
 from benchproc import PROCS
 from benchscen import BY_NAME, HERE, LOADGEN, SCENARIOS, SPREAD
@@ -82,11 +88,12 @@ class Budget:
 
 
 class Context:
-    """What a scenario needs: options, budget, the target's ports."""
+    """What a scenario needs: options, budget, the targets' ports."""
 
-    def __init__(self, args, budget, sink_port, echo_port):
+    def __init__(self, args, budget, sink_port, echo_port, origin_port):
         self.args, self.budget = args, budget
         self.sink_port, self.echo_port = sink_port, echo_port
+        self.origin_port = origin_port
 
 
 def start_benchsrv():
@@ -100,6 +107,23 @@ def start_benchsrv():
     if len(line) != 3 or line[0] != "ready":
         raise RuntimeError(f"benchsrv said {line!r}")
     return int(line[1].split("=")[1]), int(line[2].split("=")[1])
+
+
+def start_origin():
+    """bin/httpload serve: the HTTP scenarios' origin, on a free port."""
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        p = PROCS.start("origin", [HTTPLOAD, "serve", "--port", str(port),
+                                   "--size", str(OBJECT_SIZE)],
+                        stdout=subprocess.PIPE, text=True)
+        sel = selectors.DefaultSelector()
+        sel.register(p.stdout, selectors.EVENT_READ)
+        if sel.select(timeout=10) and p.stdout.readline().strip() == "ready":
+            return port
+        PROCS.stop(p)  # the port was taken meanwhile: another
+    raise RuntimeError("the HTTP origin (httpload serve) did not start")
 
 
 def summary(scen, res):
@@ -116,6 +140,22 @@ def summary(scen, res):
     if scen == "respawn":
         return (f"ruleset back in {res['ruleset_s'] * 1000:.0f} ms, front in "
                 f"{res['front_s'] * 1000:.0f} ms")
+    if scen == "http-rps":
+        cpu = (f", {res['cpu_s_per_10k']:.2f} CPU-s/10k"
+               if res.get("cpu_s_per_10k") is not None else "")
+        return (f"{res['rps']:,.0f} requests/s{cpu}, {res.get('reconnects_per_s', 0):,.0f} "
+                f"reconnects/s, errors {res.get('errors')}")
+    if scen == "http-download":
+        v = f"{res['gbps']:.2f} Gbit/s"
+        if res.get("cpu_s_per_gb") is not None:
+            v += f", {res['cpu_s_per_gb']:.3f} CPU-s/GB"
+        if res.get("connect_gbps") is not None:
+            v += f"; through CONNECT {res['connect_gbps']:.2f} Gbit/s"
+            if res.get("connect_cpu_s_per_gb") is not None:
+                v += f", {res['connect_cpu_s_per_gb']:.3f} CPU-s/GB"
+        return v
+    if scen == "http-idle" and "bytes_per_conn" in res:
+        return f"{res['conns']} connections, {res['bytes_per_conn']:.0f} bytes each"
     if scen == "idle" and "rss_per_tunnel" in res:
         return (f"{res['established']}/{res['requested']} tunnels, RSS "
                 f"{res['rss_per_tunnel'] / 1024:.2f} KiB/tunnel, PSS "
@@ -136,9 +176,20 @@ def run_all(args, ctx, peers, results, tmp):
             log(f"{peer.name}: {peer.status}")
 
     chosen = [s for s in SCENARIOS if s.name in args.only]
+    measured = set()
     for scen in (s for s in chosen if s.once):
         for peer in peers:
             if peer.available and scen.applies(peer):
+                # Memory is measured on a fresh process: one that held
+                # connections before keeps their freed memory for reuse.
+                if peer.name in measured and peer.is_proxy:
+                    log(f"{peer.name}: restarted for {scen.name}")
+                    PROCS.stop(peer.proc)
+                    start_peer(peer, args, tmp, ctx.echo_port, ctx.origin_port)
+                    if not peer.available:
+                        log(f"{peer.name}: {peer.status}")
+                        continue
+                measured.add(peer.name)
                 record(peer, scen, 0, scen.run(ctx, peer))
     for rnd in range(1, args.rounds + 1):
         for scen in (s for s in chosen if not s.once):
@@ -163,7 +214,8 @@ def machine_facts():
             facts["mem_gib"] = int(f.readline().split()[1]) / 2**20
     except OSError:
         pass
-    for name, pkg in (("microsocks", "microsocks"), ("dante", "dante-server")):
+    for name, pkg in (("microsocks", "microsocks"), ("dante", "dante-server"),
+                      ("tinyproxy", "tinyproxy")):
         try:
             v = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
                                capture_output=True, text=True, timeout=10).stdout
@@ -193,6 +245,10 @@ def parse_args(argv):
     ap.add_argument("--seconds", type=float, default=5.0,
                     help="length of each bulk and handshake run (default 5)")
     ap.add_argument("--idle-conns", type=int, default=9000)
+    ap.add_argument("--http-download", type=int, default=1_000_000_000,
+                    help="bytes of the http-download scenario's GET (default 1 GB)")
+    ap.add_argument("--http-idle-conns", type=int, default=2000,
+                    help="keep-alive connections of the http-idle scenario (default 2000)")
     ap.add_argument("--only", default=",".join(s.name for s in SCENARIOS if s.default),
                     help="scenarios: " + ",".join(s.name for s in SCENARIOS)
                          + " (bulk = bulk1,bulk16)")
@@ -223,8 +279,9 @@ def parse_args(argv):
         elif p:
             ap.error(f"unknown peer {p!r}")
     args.peers = [p.name for p in PEERS if p.name in peers]
-    if args.rounds < 1 or args.seconds <= 0 or args.idle_conns < 1:
-        ap.error("--rounds, --seconds and --idle-conns must be positive")
+    if min(args.rounds, args.idle_conns, args.http_download, args.http_idle_conns) < 1 \
+            or args.seconds <= 0:
+        ap.error("--rounds, --seconds, --idle-conns and the --http-* sizes must be positive")
     return args
 
 
@@ -262,7 +319,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGHUP, on_sigterm)
     budget = Budget(args.budget)
-    if not (os.access(LOADGEN, os.X_OK) and os.access(BENCHSRV, os.X_OK)):
+    if not all(os.access(b, os.X_OK) for b in (LOADGEN, BENCHSRV, HTTPLOAD)):
         log("building tests/bench/bin")
         subprocess.run(["make", "-s", "-C", HERE], check=True, timeout=120)
     facts = machine_facts()
@@ -274,11 +331,15 @@ def main(argv):
     try:
         sink_port, echo_port = start_benchsrv()
         log(f"benchsrv: sink={sink_port} echo={echo_port} on 127.0.0.1-{SPREAD}")
+        origin_port = start_origin()
+        log(f"HTTP origin: 127.0.0.1:{origin_port}")
         for peer in peers:
-            start_peer(peer, args, tmp, echo_port)
-            log(f"{peer.name}: {peer.status}"
-                + (f" (127.0.0.1:{peer.port})" if peer.port else ""))
-        run_all(args, Context(args, budget, sink_port, echo_port), peers, results, tmp)
+            start_peer(peer, args, tmp, echo_port, origin_port)
+            ports = ", ".join(f"{k} 127.0.0.1:{v}" for k, v in
+                              (("SOCKS", peer.port), ("HTTP", peer.http_port)) if v)
+            log(f"{peer.name}: {peer.status}" + (f" ({ports})" if ports else ""))
+        run_all(args, Context(args, budget, sink_port, echo_port, origin_port), peers,
+                results, tmp)
     except (KeyboardInterrupt, Interrupted) as e:
         log(f"interrupted ({str(e) or 'SIGINT'}); stopping everything")
         report = "interrupted"

@@ -8,8 +8,10 @@ no proxy, the physical limit). Its group says where the report puts it:
   reference  the reference neosocksd (../shared/peers/neosocksd-ref)
   other      microsocks, dante (Debian packages)
 `protocols` lists what a peer serves, so that a scenario can pick the peers
-it applies to: a later HTTP forward-proxy scenario takes the peers with
-"http" (and a tinyproxy row), a UDP one those with "udp".
+it applies to: the SOCKS scenarios take those with "socks5", the HTTP
+forward-proxy ones those with "http" (ours and the reference with an
+`--http` listener beside their SOCKS one, and tinyproxy); a later UDP
+scenario would take those with "udp".
 
 To add a variant (e.g. `--workers 2`), add a row: PeerSpec("neosocksd-w2",
 "ours", "neosocksd --workers 2", daemon_args=["--workers", "2"]).
@@ -39,15 +41,16 @@ class PeerSpec:
 
 PEERS = [
     PeerSpec("direct", "direct", "direct", protocols=()),
-    PeerSpec("neosocksd", "ours", "neosocksd"),
+    PeerSpec("neosocksd", "ours", "neosocksd", protocols=("socks5", "http")),
     PeerSpec("neosocksd-rules", "ours", "neosocksd, 1,000 rules (indexed)", rules="indexed"),
     PeerSpec("neosocksd-linear", "ours", "neosocksd, 1,000 rules (linear)", rules="linear"),
-    PeerSpec("ref", "reference", "reference"),
+    PeerSpec("ref", "reference", "reference", protocols=("socks5", "http")),
     PeerSpec("ref-pipe", "reference", "reference --pipe", daemon_args=["--pipe"]),
     PeerSpec("ref-rules", "reference", "reference, 1,000 rules (indexed)", rules="indexed"),
     PeerSpec("ref-linear", "reference", "reference, 1,000 rules (linear)", rules="linear"),
     PeerSpec("microsocks", "other", "microsocks"),
     PeerSpec("dante", "other", "dante"),
+    PeerSpec("tinyproxy", "other", "tinyproxy", protocols=("http",)),
 ]
 SPECS = {p.name: p for p in PEERS}
 
@@ -59,13 +62,18 @@ class Peer:
         self.spec = spec
         self.name = spec.name
         self.proc = None
-        self.port = None
+        self.port = None        # SOCKS5
+        self.http_port = None   # HTTP proxy
         self.status = "not started"
         self.available = False
 
     @property
     def is_proxy(self):
         return self.spec.group != "direct"
+
+    def serves(self, protocol):
+        """direct (no proxy) is the baseline of every scenario."""
+        return not self.is_proxy or protocol in self.spec.protocols
 
 
 # ---------------------------------------------------------------- probes
@@ -131,6 +139,17 @@ def socks5_echo_once(port, echo_port, timeout=1.0):
         return False
 
 
+def http_probe(port, origin_port, timeout=1.0):
+    """A real forwarded GET (absolute form) to the origin, answered 200."""
+    target = f"127.0.0.1:{origin_port}"
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET http://{target}/small HTTP/1.1\r\nHost: {target}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        head = s.recv(64)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(f"answered {head[:20]!r}")
+
+
 def rules_check(port):
     """The ruleset is in force: a destination one of the rules rejects
     (10.0.0.1, in the first /24, action reject) is refused at once."""
@@ -144,15 +163,17 @@ def rules_check(port):
     return None
 
 
-def wait_ready(p, port, echo_port, timeout):
-    """Poll with real handshakes until the proxy works or the deadline."""
+def wait_ready(p, probes, timeout):
+    """Poll with real requests (each probe: a callable that raises OSError
+    until the proxy serves) until all pass or the deadline."""
     end = time.monotonic() + timeout
     last = "no attempt"
     while time.monotonic() < end:
         if p.poll() is not None:
             return f"exited with status {p.returncode}"
         try:
-            socks_probe(port, echo_port)
+            for probe in probes:
+                probe()
             return None
         except OSError as e:
             last = str(e) or type(e).__name__
@@ -169,6 +190,12 @@ def tail(path, n=5):
 
 
 # ---------------------------------------------------------------- configs
+
+def tinyproxy_conf(port):
+    return (f"# minimal tinyproxy.conf written by tests/bench/bench.py\n"
+            f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1024\n"
+            "LogLevel Critical\nAllow 127.0.0.1\n")
+
 
 def dante_conf(port):
     return f"""# minimal danted.conf written by tests/bench/bench.py
@@ -228,9 +255,9 @@ def executable(path):
     return bool(path) and os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def peer_command(peer, args, port, wdir):
-    """(argv, extra env) to start peer on port with working directory wdir,
-    or (None, why) when it cannot run here."""
+def peer_command(peer, args, port, http_port, wdir):
+    """(argv, extra env) to start peer on port (SOCKS) and http_port (HTTP)
+    with working directory wdir, or (None, why) when it cannot run here."""
     spec = peer.spec
     env = {}
     if spec.group in ("ours", "reference"):
@@ -238,6 +265,8 @@ def peer_command(peer, args, port, wdir):
         if not executable(binary):
             return None, f"no executable at {binary!r}"
         argv = [binary, "-l", f"127.0.0.1:{port}", "--loglevel", "1"] + spec.daemon_args
+        if http_port:
+            argv += ["--http", f"127.0.0.1:{http_port}"]
         if spec.group == "ours":
             argv += shlex.split(args.daemon_args or "")
         if spec.rules:
@@ -259,22 +288,32 @@ def peer_command(peer, args, port, wdir):
             f.write(dante_conf(port))
         env["TMPDIR"] = wdir  # its lock files and memory-mapped files
         return ["danted", "-f", conf], env
+    if spec.name == "tinyproxy":
+        if shutil.which("tinyproxy") is None:
+            return None, "tinyproxy is not installed (make deps-bench)"
+        conf = os.path.join(wdir, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            f.write(tinyproxy_conf(http_port))
+        return ["tinyproxy", "-d", "-c", conf], env
     return None, f"unknown peer {spec.name!r}"
 
 
-def start_peer(peer, args, tmp, echo_port):
-    """Start peer and wait until it serves a real SOCKS5 CONNECT; a ruleset
-    peer must also refuse what its rules refuse. Sets peer.status."""
+def start_peer(peer, args, tmp, echo_port, origin_port):
+    """Start peer and wait until it serves a real SOCKS5 CONNECT and a
+    forwarded HTTP GET, those of the two it serves; a ruleset peer must also
+    refuse what its rules refuse. Sets peer.status."""
     if peer.spec.group == "direct":
         peer.status, peer.available = "ok", True
         return
+    peer.available, peer.proc, peer.port, peer.http_port = False, None, None, None
     wdir = os.path.join(tmp, peer.name)
     os.makedirs(wdir, exist_ok=True)
     os.chmod(wdir, 0o755)  # dante drops to nobody
     logf = os.path.join(wdir, "log")
     for _ in range(2):
-        port = free_port()
-        argv, env_or_why = peer_command(peer, args, port, wdir)
+        port = free_port() if "socks5" in peer.spec.protocols else None
+        http_port = free_port() if "http" in peer.spec.protocols else None
+        argv, env_or_why = peer_command(peer, args, port, http_port, wdir)
         if argv is None:
             peer.status = f"unavailable: {env_or_why}"
             return
@@ -286,11 +325,16 @@ def start_peer(peer, args, tmp, echo_port):
         except OSError as e:
             peer.status = f"unavailable: cannot start: {e}"
             return
-        why = wait_ready(p, port, echo_port, READY_TIMEOUT)
+        probes = []
+        if port:
+            probes.append(lambda: socks_probe(port, echo_port))
+        if http_port:
+            probes.append(lambda: http_probe(http_port, origin_port))
+        why = wait_ready(p, probes, READY_TIMEOUT)
         if why is None and peer.spec.rules:
             why = rules_check(port)
         if why is None:
-            peer.proc, peer.port = p, port
+            peer.proc, peer.port, peer.http_port = p, port, http_port
             peer.status, peer.available = "ok", True
             return
         PROCS.stop(p)

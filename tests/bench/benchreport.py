@@ -3,6 +3,7 @@ and as a ratio to the reference (both its variants) and to direct loopback,
 with the per-round ratios, because this machine's noise is about +-30%."""
 import statistics
 
+from benchhttp import HTTP_CONCURRENCY, OBJECT_SIZE
 from benchpeers import RULES_COUNT, SPECS
 from benchscen import RATE_CONCURRENCY, SPREAD
 
@@ -37,6 +38,26 @@ P99_A = Metric("rate", "p99_us", "handshake latency p99, set-up A (µs)", False,
 P50_B = Metric("rate-local", "p50_us", "handshake latency p50, set-up B (µs)", False, "{:,.0f}")
 P99_B = Metric("rate-local", "p99_us", "handshake latency p99, set-up B (µs)", False, "{:,.0f}")
 
+HTTP_RPS = Metric("http-rps", "rps", f"requests/s, {HTTP_CONCURRENCY} keep-alive clients, "
+                  f"{OBJECT_SIZE // 1024} KiB objects", True, "{:,.0f}")
+HTTP_RECONN = Metric("http-rps", "reconnects_per_s",
+                     "reconnects/s (the proxy closed the client's connection)", False, "{:,.0f}")
+HTTP_CPU = Metric("http-rps", "cpu_s_per_10k", "CPU s per 10k requests, all processes", False,
+                  "{:.3f}")
+HTTP_GBPS = Metric("http-download", "gbps", "download, one large GET (Gbit/s)", True, "{:.2f}")
+HTTP_CPUGB = Metric("http-download", "cpu_s_per_gb", "CPU s per GB downloaded", False, "{:.3f}")
+HTTP_TUN_GBPS = Metric("http-download", "connect_gbps", "the same download through CONNECT "
+                       "(Gbit/s)", True, "{:.2f}")
+HTTP_TUN_CPUGB = Metric("http-download", "connect_cpu_s_per_gb", "CPU s per GB through CONNECT",
+                        False, "{:.3f}")
+HTTP_VS_TUN = Metric("http-download", "cpu_vs_connect",
+                     "CPU per GB, forwarded ÷ through CONNECT", False, "{:.2f}×")
+HTTP_IDLE = Metric("http-idle", "bytes_per_conn", "memory per idle keep-alive connection (bytes)",
+                   False, "{:,.0f}")
+HTTP_MAIN = [HTTP_RPS, HTTP_RECONN, HTTP_CPU, HTTP_GBPS, HTTP_CPUGB, HTTP_TUN_GBPS,
+             HTTP_TUN_CPUGB]
+HTTP_RATIO = {HTTP_RPS, HTTP_CPU, HTTP_GBPS, HTTP_CPUGB}
+
 MAIN = [HS_A, CPU_A, HS_B, CPU_B, BULK1, CPUGB, BULK16, CPUGB16, RSS, PSS]
 LATENCY = [P50_A, P99_A, P50_B, P99_B]
 RULES_METRICS = [HS_A, CPU_A, HS_B, CPU_B]
@@ -54,6 +75,10 @@ GOALS = [
     (CPUGB, "neosocksd", REF_PIPE, "<=", 0.8),
 ]
 MEMORY_GOAL_KIB = 1.0
+# Issue 11's: requests/s against tinyproxy; a forwarded download's CPU per
+# GB against the same download through a CONNECT tunnel of ours.
+HTTP_RPS_GOAL = 1.5
+HTTP_VS_TUN_GOAL = 1.10
 
 
 class Results:
@@ -188,8 +213,50 @@ def section_goals(R, names, args):
     return table(["goal (issue 14)", "target", "this run", ""], rows)
 
 
+def section_http(R, status, names):
+    """The HTTP forward proxy against the reference's --http and tinyproxy."""
+    if not any(R.ran(m) for m in HTTP_MAIN):
+        return []
+    cols = [p for p in names if p == "direct" or "http" in SPECS[p].protocols]
+    vs = [p for p in cols if p not in ("direct", "neosocksd")]
+    head = ["measure"] + [SPECS[p].label for p in cols]
+    head += [f"neosocksd ÷ {SPECS[p].label}" for p in vs] + ["neosocksd ÷ direct"]
+    rows = []
+    for m in HTTP_MAIN:
+        if not R.ran(m) or not any(R.by_round(p, m) for p in cols):
+            continue
+        row = [m.label] + [R.value_cell(p, m, status) if R.by_round(p, m) or p == "neosocksd"
+                           or not status[p].available else "n/a" for p in cols]
+        ratio = m in HTTP_RATIO
+        row += [R.ratio_cell("neosocksd", p, m) if ratio else "" for p in vs]
+        row.append(R.ratio_cell("neosocksd", "direct", m)
+                   if ratio and m in (HTTP_RPS, HTTP_GBPS) else "")
+        rows.append(row)
+    out = table(head, rows)
+    goals = []
+    if "tinyproxy" in names and R.ratio("neosocksd", "tinyproxy", HTTP_RPS):
+        med = R.ratio("neosocksd", "tinyproxy", HTTP_RPS)[0]
+        goals.append(["requests/s, neosocksd vs tinyproxy", f"≥ {HTTP_RPS_GOAL}×",
+                      R.ratio_cell("neosocksd", "tinyproxy", HTTP_RPS),
+                      "met" if med >= HTTP_RPS_GOAL else "**not met**"])
+    per = R.by_round("neosocksd", HTTP_VS_TUN)
+    if per:
+        med = statistics.median(per.values())
+        goals.append([HTTP_VS_TUN.label + ", neosocksd", f"≤ {HTTP_VS_TUN_GOAL}×",
+                      f"{med:.2f}× (rounds " + ", ".join(f"{per[k]:.2f}" for k in sorted(per))
+                      + ")", "met" if med <= HTTP_VS_TUN_GOAL else "**not met**"])
+    v = R.median("neosocksd", HTTP_IDLE)
+    if v is not None:
+        goals.append([HTTP_IDLE.label + ", neosocksd (an idle tunnel's goal, issue 14)",
+                      f"≤ {MEMORY_GOAL_KIB * 1024:,.0f}",
+                      f"{v:,.0f}", "met" if v <= MEMORY_GOAL_KIB * 1024 else "**not met**"])
+    if goals:
+        out += table(["goal (issue 11)", "target", "this run", ""], goals)
+    return out
+
+
 def section_others(R, status, names):
-    others = [p for p in names if SPECS[p].group == "other"]
+    others = [p for p in names if SPECS[p].group == "other" and "socks5" in SPECS[p].protocols]
     if not others:
         return []
     ref = REF if REF in names else None
@@ -208,6 +275,7 @@ def section_others(R, status, names):
 
 
 def section_latency(R, status, names):
+    names = [p for p in names if p == "direct" or "socks5" in SPECS[p].protocols]
     rows = []
     for m in LATENCY:
         if R.ran(m):
@@ -228,6 +296,17 @@ def round_value(scen, r):
         return v + (f" ({r['errors']} errors)" if r.get("errors") else "")
     if scen == "respawn":
         return f"ruleset {r['ruleset_s'] * 1000:.0f} ms, front {r['front_s'] * 1000:.0f} ms"
+    if scen == "http-rps":
+        v = f"{r['rps']:,.0f}/s"
+        if r.get("cpu_s_per_10k") is not None:
+            v += f" {r['cpu_s_per_10k']:.3f} CPU-s/10k"
+        v += f", {r.get('reconnects_per_s', 0):,.0f} reconnects/s"
+        return v + (f" ({r['errors']} errors)" if r.get("errors") else "")
+    if scen == "http-idle":
+        if "bytes_per_conn" not in r:
+            return "no figure"
+        return (f"{r['conns']} connections; RSS {r['before']['rss'] / 2**20:.1f} → "
+                f"{r['after']['rss'] / 2**20:.1f} MiB, {r['bytes_per_conn']:,.0f} bytes each")
     if scen == "idle":
         if "rss_per_tunnel" not in r:
             return "no figure"
@@ -239,6 +318,10 @@ def round_value(scen, r):
     v = f"{r['gbps']:.2f} Gbit/s"
     if r.get("cpu_s_per_gb") is not None:
         v += f" {r['cpu_s_per_gb']:.3f} CPU-s/GB"
+    if r.get("connect_gbps") is not None:
+        v += f"; CONNECT {r['connect_gbps']:.2f} Gbit/s"
+        if r.get("connect_cpu_s_per_gb") is not None:
+            v += f" {r['connect_cpu_s_per_gb']:.3f} CPU-s/GB"
     if not r.get("drained", True):
         v += " (close not relayed in time)"
     if r.get("warning"):
@@ -250,7 +333,7 @@ def notes_of(name, scen, r):
     notes = []
     if "error" in r:
         notes.append(f"{name} {scen}: {r['error']}")
-    if r.get("errors") and scen in ("rate", "rate-local"):
+    if r.get("errors") and scen in ("rate", "rate-local", "http-rps"):
         notes.append(f"{name} {scen}: {r['errors']} failed operations in a round"
                      + (f" ({r['stderr'].splitlines()[0]})" if r.get("stderr") else ""))
     if r.get("warning"):
@@ -296,6 +379,11 @@ def build(args, peers, results, facts, elapsed):
     out.append(f"- set-up A: the target is benchsrv (a separate process), connections "
                f"spread over {SPREAD} loopback source and target addresses; set-up B: "
                f"the target is inside the load generator, one address pair")
+    if any(x.startswith("http") for x in args.only):
+        out.append(f"- HTTP forward proxy: origin and clients are bin/httpload, "
+                   f"{HTTP_CONCURRENCY} keep-alive clients for {args.seconds:g} s, a "
+                   f"{getattr(args, 'http_download', 1e9) / 1e9:g} GB download, "
+                   f"{getattr(args, 'http_idle_conns', 2000)} idle keep-alive connections")
     for p in peers:
         ver = facts["versions"].get(p.name, "")
         if p.spec.group == "reference":
@@ -315,6 +403,9 @@ def build(args, peers, results, facts, elapsed):
     others = section_others(R, status, names)
     if others:
         out += ["## Other proxies", ""] + others
+    http = section_http(R, status, names)
+    if http:
+        out += ["## HTTP forward proxy", ""] + http
     lat = section_latency(R, status, names)
     if lat:
         out += ["## Latency", ""] + lat

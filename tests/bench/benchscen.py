@@ -13,11 +13,11 @@ Set-ups for the handshake scenario (issue 14 names both):
               --echo-here), one address pair, no rotation: one process
               fewer competing for the two cores.
 
-Later scenarios go here as rows: an HTTP forward-proxy run applies to the
-peers whose protocols include "http" (tinyproxy as a peer of group
-"other"), UDP datagrams to those with "udp" (dante), the API over TLS to
-the peers of group "ours"; a `--workers N` variant is a row in
-benchpeers.PEERS, not a scenario.
+The HTTP forward-proxy scenarios (benchhttp.py) apply to the peers whose
+protocols include "http". Later scenarios go here as rows: UDP datagrams
+to the peers with "udp" (dante), the API over TLS to the peers of group
+"ours"; a `--workers N` variant is a row in benchpeers.PEERS, not a
+scenario.
 """
 import json
 import os
@@ -25,6 +25,7 @@ import signal
 import subprocess
 import time
 
+import benchhttp
 from benchpeers import socks5_echo_once
 from benchproc import child_by_comm, last_json, run_tool, tree_cpu_seconds, tree_memory
 
@@ -180,22 +181,33 @@ class Scenario:
 
 
 def _plain(p):
-    """Proxies without a ruleset, and direct."""
-    return p.spec.rules is None
+    """SOCKS proxies without a ruleset, and direct."""
+    return p.serves("socks5") and p.spec.rules is None
+
+
+def _http(p):
+    """HTTP proxies without a ruleset, and direct."""
+    return p.serves("http") and p.spec.rules is None
 
 
 SCENARIOS = [
     Scenario("idle", "memory per idle tunnel", run_idle, once=True,
-             applies=lambda p: p.is_proxy and p.spec.rules is None),
+             applies=lambda p: p.is_proxy and _plain(p)),
     Scenario("bulk1", "bulk, 1 stream", lambda c, p: run_bulk(c, p, 1), applies=_plain),
     Scenario("bulk16", "bulk, 16 streams", lambda c, p: run_bulk(c, p, 16), applies=_plain,
              default=False),
     Scenario("rate", "handshakes, set-up A (separate target, source rotation)",
-             lambda c, p: run_rate(c, p, local=False), applies=lambda p: True),
+             lambda c, p: run_rate(c, p, local=False), applies=lambda p: p.serves("socks5")),
     Scenario("rate-local", "handshakes, set-up B (target in the load generator)",
              lambda c, p: run_rate(c, p, local=True),
              applies=lambda p: p.spec.group in ("direct", "ours", "reference")),
     Scenario("respawn", "respawn after kill -9", run_respawn,
              applies=lambda p: p.name == "neosocksd-rules"),
+    Scenario("http-idle", "HTTP: memory per idle keep-alive connection", benchhttp.run_idle,
+             once=True, applies=lambda p: p.name == "neosocksd"),
+    Scenario("http-rps", "HTTP forward proxy: requests/s, 64 keep-alive clients",
+             benchhttp.run_rps, applies=_http),
+    Scenario("http-download", "HTTP forward proxy: 1 GB download", benchhttp.run_download,
+             applies=_http),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
