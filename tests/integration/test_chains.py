@@ -13,7 +13,7 @@ import pytest
 from harness import (assert_http_served, assert_socks5_served, AT_ONCE, AuthConnectProxy, connect,
                      cpu_seconds, curl, exchange, free_port, free_ports, http_connect,
                      pattern_bytes, recv_exact, ScriptedServer, socks5_connect, socks5_read_reply,
-                     socks5_target, SplitReplyProxy, start_proxy, wait_port, wait_until)
+                     socks5_target, SplitReplyProxy, start_proxy, WAIT, wait_port, wait_until)
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_three_hop_mixed_chain(daemon_factory, http_target):
     assert out == pattern_bytes(1000)
     # (the hop got the literal as a name; either spelling is fine in its log)
     p = http_target.port
-    wait_until(lambda: any(f"proto=socks4a target={t}:{p} route=direct" in a3.log() for t in ("[::1]", "::1")),
-               10, a3.log)
+    wait_until(lambda: any(f"proto=socks4a target={t}:{p} route=direct" in a3.log()
+                           for t in ("[::1]", "::1")), what=a3.log)
 
     text = (f"socks5://127.0.0.1:{a1_socks}->http://127.0.0.1:{a2_http}"
             f"->socks4a://127.0.0.1:{a3_socks}")
@@ -371,7 +371,7 @@ def _start_split_request(daemon_factory, split_hop_factory, scheme, hash_server)
     s = connect(b_socks)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
     assert recv_exact(s, 2) == b"\x05\x00"
-    assert hop.first_sent.wait(10), "the hop never got the request"
+    assert hop.first_sent.wait(WAIT), "the hop never got the request"
     return b, hop, s
 
 

@@ -14,7 +14,7 @@ import pytest
 from harness import (access_fields, access_line, access_outcome, access_status, assert_http_served,
                      assert_socks5_served, AT_ONCE, connect, free_port, free_ports, http_connect,
                      recv_exact, reply_then_close, SilentServer, socks4_connect, socks5_connect,
-                     socks5_target, SplitReplyProxy, start_proxy, wait_until, watch_closes)
+                     socks5_target, SplitReplyProxy, start_proxy, WAIT, wait_until, watch_closes)
 
 DEADLINE = 5     # -t for the deadline tests (the daemon's minimum)
 
@@ -349,7 +349,7 @@ def test_client_gone_during_dial(daemon_factory, split_hop, hash_server):
     s = connect(socks)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
     assert recv_exact(s, 2) == b"\x05\x00"
-    assert split_hop.first_sent.wait(10)
+    assert split_hop.first_sent.wait(WAIT)
     rst_close(s)
     split_hop.release.set()
     line = access_line(d, f"proto=socks5 target=127.0.0.1:{hash_server.port} ")

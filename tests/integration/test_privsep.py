@@ -143,11 +143,11 @@ def test_kill_front_listeners_stay(daemon_factory, http_target):
     os.kill(old, signal.SIGKILL)
     # a connection made right away is queued on the still-bound listener
     # and served by the new front (how fast: `make bench`, respawn)
-    s = connect(d.socks, timeout=10)
+    s = connect(d.socks)
     s.sendall(b"\x05\x01\x00")
     assert s.recv(2) == b"\x05\x00"
     s.close()
-    wait_until(lambda: front_pid(d) not in (None, old), 10)
+    wait_until(lambda: front_pid(d) not in (None, old))
     assert served(d, http_target.port)
 
 
@@ -165,8 +165,8 @@ def test_kill_ruleset_during_transfer(daemon_factory, hash_server):
     t = threading.Thread(target=transfer)
     t.start()
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: ruleset_pid(d) not in (None, old), 10,
-               "the ruleset process did not come back")
+    wait_until(lambda: ruleset_pid(d) not in (None, old),
+               what="the ruleset process did not come back")
     t.join(60)
     assert done, "the transfer did not complete intact"
     s.close()
@@ -388,9 +388,9 @@ def test_peer_fault_from_ruleset_replaces_it(daemon_factory, http_target, tmp_pa
     ch.sendall(b"\x01\x00\xa0\x00" + b"\xff" * 28)  # ROUTE_REPLY, absurd length
     ch.close()
     d.wait_log("reports a protocol violation on their channel")
-    wait_until(lambda: ruleset_pid(d) not in (None, rpid), 5, "ruleset not replaced")
+    wait_until(lambda: ruleset_pid(d) not in (None, rpid), what="ruleset not replaced")
     assert alive(d.pid)
-    wait_until(lambda: served(d, http_target.port), 5)
+    wait_until(lambda: served(d, http_target.port))
 
 
 def test_decision_for_gone_session_dropped(daemon_factory, http_target, tmp_path):
@@ -428,7 +428,7 @@ def test_peer_fault_from_front_gives_new_channel(daemon_factory, http_target, tm
     ch.sendall(b"\x07\x00" + b"\xff" * 30)  # version 7: not ours
     ch.close()
     d.wait_log("reports a protocol violation by the front")
-    wait_until(lambda: served(d, http_target.port), 5)
+    wait_until(lambda: served(d, http_target.port))
     assert front_pid(d) == fpid and ruleset_pid(d) == rpid
 
 
@@ -457,8 +457,8 @@ def test_fail_closed_while_ruleset_down(daemon_factory, http_target, hash_server
         exchange(tunnel, 1 << 20, 1 << 20)  # the open tunnel still works
     finally:
         os.kill(d.pid, signal.SIGCONT)
-    wait_until(lambda: ruleset_pid(d) not in (None, old), 10, "respawned")
-    wait_until(lambda: served(d, http_target.port), 10, "routing again")
+    wait_until(lambda: ruleset_pid(d) not in (None, old), what="respawned")
+    wait_until(lambda: served(d, http_target.port), what="routing again")
     tunnel.close()
 
 

@@ -342,11 +342,11 @@ def test_bounds_then_fresh_client(spin_router, http_target, host):
 def test_callback_that_never_returns(router, http_target):
     """No decision within -t: SOCKS5 answers 06 (TTL expired), HTTP 504."""
     t0 = time.monotonic()
-    s, rep = socks5_connect(router.socks, "silent.test", 80, timeout=15)
+    s, rep = socks5_connect(router.socks, "silent.test", 80)
     s.close()
     assert rep == 0x06
     assert time.monotonic() - t0 > 4, "answered before the -t deadline"
-    s, status, head = http_connect(router.http, "silent.test:80", timeout=15)
+    s, status, head = http_connect(router.http, "silent.test:80")
     s.close()
     assert status == 504, head
     assert served(router, http_target.port)
@@ -645,8 +645,8 @@ def test_api_update_survives_respawn(daemon_factory, tmp_path, http_target):
     assert upd_served()
     victim = d.child_by_title("neosocksd: ruleset")
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: d.child_by_title("neosocksd: ruleset") not in (None, victim), 10,
-               "ruleset process respawned")
+    wait_until(lambda: d.child_by_title("neosocksd: ruleset") not in (None, victim),
+               what="ruleset process respawned")
     wait_until(upd_served, what="the update routes again")
 
 
@@ -704,21 +704,21 @@ def test_execute_killed_with_its_routine(daemon_factory, tmp_path):
                        "--enable-execute", "-t", "5", "--loglevel", "5")
     s = so.create_connection(("127.0.0.1", socks), timeout=15)
     s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03\x09slow.test\x00\x50")
-    wait_until(lambda: _procs_with_cmdline(marker), 10, "the command runs")
+    wait_until(lambda: _procs_with_cmdline(marker), what="the command runs")
     reply = recv_all(s)
     s.close()
     assert reply[:2] == b"\x05\x00" and reply[3] == 0x06, "the request ends at -t"
-    wait_until(lambda: not _procs_with_cmdline(marker), 10, "the command killed")
+    wait_until(lambda: not _procs_with_cmdline(marker), what="the command killed")
     d.wait_log("cancelled")
     # and at stop: a command started by an rpcall
     body = b"return await.execute('" + marker + b"')"
     c = so.create_connection(("127.0.0.1", api))
     c.sendall(b"POST /ruleset/rpcall HTTP/1.1\r\nContent-Type: " + RPC_MIME.encode() +
               b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    wait_until(lambda: _procs_with_cmdline(marker), 10, "the command runs")
+    wait_until(lambda: _procs_with_cmdline(marker), what="the command runs")
     d.stop()
     c.close()
-    wait_until(lambda: not _procs_with_cmdline(marker), 10, "the command killed at stop")
+    wait_until(lambda: not _procs_with_cmdline(marker), what="the command killed at stop")
 
 
 def test_sighup_reads_modules_again(daemon_factory, tmp_path, http_target):
@@ -737,7 +737,7 @@ def test_sighup_reads_modules_again(daemon_factory, tmp_path, http_target):
     mod.write_text(f'return "127.0.0.1:{http_target.port}"\n')
     os.kill(d.pid, signal.SIGHUP)
     d.wait_notify("READY=1")
-    wait_until(lambda: served(d, http_target.port), 10, "the new module routes")
+    wait_until(lambda: served(d, http_target.port), what="the new module routes")
     # a broken ruleset file: the old ruleset, with the module it loaded
     mod.write_text('return "127.0.0.1:1"\n')
     with open(rs, "a") as f:
