@@ -13,8 +13,10 @@ forward-proxy ones those with "http" (ours and the reference with an
 `--http` listener beside their SOCKS one, and tinyproxy); a later UDP
 scenario would take those with "udp".
 
-To add a variant (e.g. `--workers 2`), add a row: PeerSpec("neosocksd-w2",
-"ours", "neosocksd --workers 2", daemon_args=["--workers", "2"]).
+`neosocksd` runs with the default --workers (one front per CPU the daemon
+may use: 2 on this machine); `neosocksd-w1` with one, the daemon of before
+the workers. Another variant is a row like it: PeerSpec("neosocksd-w4",
+"ours", "neosocksd --workers 4", daemon_args=["--workers", "4"]).
 """
 import os
 import shlex
@@ -42,6 +44,7 @@ class PeerSpec:
 PEERS = [
     PeerSpec("direct", "direct", "direct", protocols=()),
     PeerSpec("neosocksd", "ours", "neosocksd", protocols=("socks5", "http")),
+    PeerSpec("neosocksd-w1", "ours", "neosocksd --workers 1", daemon_args=["--workers", "1"]),
     PeerSpec("neosocksd-rules", "ours", "neosocksd, 1,000 rules (indexed)", rules="indexed"),
     PeerSpec("neosocksd-linear", "ours", "neosocksd, 1,000 rules (linear)", rules="linear"),
     PeerSpec("ref", "reference", "reference", protocols=("socks5", "http")),

@@ -82,16 +82,17 @@ def tree_memory(root):
     return {"rss": rss, "pss": pss, "procs": len(pids)}
 
 
-def child_by_comm(root, comm):
-    """A pid in root's tree whose /proc/PID/comm is comm, or None."""
+def pids_by_comm(root, comm):
+    """The pids in root's tree whose /proc/PID/comm is comm."""
+    out = []
     for pid in tree(root):
         try:
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() == comm:
-                    return pid
+                    out.append(pid)
         except OSError:
             pass
-    return None
+    return sorted(out)
 
 
 class Procs:

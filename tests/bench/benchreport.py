@@ -168,6 +168,26 @@ def section_main(R, status, names):
     return table(head, rows)
 
 
+def section_workers(R, status, names):
+    """The default front workers against one, and one against the reference."""
+    if "neosocksd-w1" not in names or "neosocksd" not in names:
+        return []
+    refs = [p for p in (REF, REF_PIPE) if p in names]
+    head = ["measure", SPECS["neosocksd"].label + " (default workers)",
+            SPECS["neosocksd-w1"].label, "default ÷ 1 worker"]
+    head += [f"1 worker ÷ {SPECS[p].label}" for p in refs]
+    rows = []
+    for m in MAIN:
+        if not R.by_round("neosocksd-w1", m):
+            continue
+        row = [m.label, R.value_cell("neosocksd", m, status),
+               R.value_cell("neosocksd-w1", m, status),
+               R.ratio_cell("neosocksd", "neosocksd-w1", m)]
+        row += [R.ratio_cell("neosocksd-w1", p, m) for p in refs]
+        rows.append(row)
+    return table(head, rows) if rows else []
+
+
 def section_rules(R, status, names):
     rows = []
     for m in RULES_METRICS:
@@ -393,6 +413,9 @@ def build(args, peers, results, facts, elapsed):
         out.append(f"- {p.name} ({p.spec.label}): {p.status}" + (f" ({ver})" if ver else ""))
     out.append("")
     out += ["## Against the reference", ""] + section_main(R, status, names)
+    workers = section_workers(R, status, names)
+    if workers:
+        out += ["## Front workers", ""] + workers
     rules = section_rules(R, status, names)
     if rules:
         out += [f"## With {RULES_COUNT:,} libruleset rules (the same rules file on both daemons)",
