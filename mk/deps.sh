@@ -19,7 +19,8 @@ test_pkgs="$test_pkgs $doc_pkgs systemd groff-base bsdextrautils"
 # SOCKS5 UDP and --tproxy (test_udp.py, test_tproxy_daemon.py): a DNS server
 # and client on loopback, nft tproxy rules in the test's namespaces
 test_pkgs="$test_pkgs dnsmasq-base python3-dnspython nftables"
-bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps openssl"
+# libev4 and libc-ares2: the reference neosocksd's runtime (../shared/peers)
+bench_pkgs="$build_pkgs microsocks dante-server tinyproxy procps openssl libev4 libc-ares2"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev"
 case "${1:-build}" in
 build) want=$build_pkgs ;;

@@ -30,6 +30,10 @@
  *       and exits. Exits 1 without "holding" if none could be established.
  *
  * Common options: --op-timeout S (per connect/handshake/echo, default 10).
+ *   --echo-here: instead of --target, loadgen serves the echo target itself,
+ *   in the same event loop, on 127.0.0.1 (an ephemeral port): the benchmark's
+ *   second set-up, where no separate target process competes for the cores
+ *   (rate and idle modes; do not combine with --spread).
  *   --spread N: connection k binds its source to 127.0.2.(1 + k % N) and goes
  *   to target address + (k % N) (start benchsrv with -a N). Loopback has one
  *   ephemeral port range per address pair and a TIME_WAIT port is reusable
@@ -60,6 +64,7 @@ enum state {
 	S_WRITING,    /* bulk: writing blocks */
 	S_DRAIN,      /* bulk: half-closed, waiting for EOF */
 	S_HOLD,       /* idle: established, held open */
+	S_SERVE,      /* --echo-here: the target's end of a connection */
 };
 
 struct conn {
@@ -90,6 +95,9 @@ static size_t nconns;
 static unsigned long long n_errors, err_printed;
 static unsigned char block[BLOCK];
 static int stdin_marker; /* its address tags stdin in epoll */
+static int echo_marker;  /* its address tags the --echo-here listener */
+static int echo_fd = -1;
+static unsigned long long echo_accepted;
 
 /* bulk */
 static size_t bulk_ready, bulk_done_setup, bulk_drained, bulk_live;
@@ -382,6 +390,69 @@ bulk_drain(struct conn *c)
 	}
 }
 
+/* --echo-here: the target's end. Echo what arrives (small messages: they
+ * fit the fresh socket buffer), close at EOF or error. */
+static void
+echo_serve(struct conn *c)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, c->buf, sizeof(c->buf));
+		if (n > 0) {
+			if (send(c->fd, c->buf, (size_t)n, MSG_NOSIGNAL) == n)
+				continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			return;
+		}
+		close(c->fd);
+		free(c);
+		return;
+	}
+}
+
+static void
+echo_accept(void)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(echo_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			die("echo accept: %s", strerror(errno));
+		}
+		struct conn *c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			die("out of memory");
+		c->fd = fd;
+		c->state = S_SERVE;
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) != 0)
+			die("epoll_ctl add: %s", strerror(errno));
+		echo_accepted++;
+	}
+}
+
+/* Listen on 127.0.0.1:0 and make that the target. */
+static void
+echo_listen(void)
+{
+	echo_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (echo_fd < 0)
+		die("socket: %s", strerror(errno));
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	if (bind(echo_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(echo_fd, 65535) != 0 ||
+	    getsockname(echo_fd, (struct sockaddr *)&sa, &len) != 0)
+		die("echo listener: %s", strerror(errno));
+	target_addr = sa;
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &echo_marker };
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, echo_fd, &e) != 0)
+		die("epoll_ctl add: %s", strerror(errno));
+}
+
 static void
 on_idle_stdin(int *release)
 {
@@ -426,6 +497,7 @@ on_event(struct conn *c, uint32_t ev)
 			n_errors++;
 		}
 		break;
+	case S_SERVE: echo_serve(c); break;
 	case S_FREE: break;
 	}
 }
@@ -475,6 +547,10 @@ poll_once(int timeout_ms, int *release)
 		if (evs[i].data.ptr == &stdin_marker) {
 			if (release)
 				on_idle_stdin(release);
+			continue;
+		}
+		if (evs[i].data.ptr == &echo_marker) {
+			echo_accept();
 			continue;
 		}
 		on_event(evs[i].data.ptr, evs[i].events);
@@ -710,6 +786,7 @@ usage(void)
 	        "         [--streams N] [--seconds S] [--concurrency C] [--max-ops N]\n"
 	        "         [--conns N] [--inflight K] [--timeout S] [--op-timeout S]\n"
 	        "         [--drain-timeout S] [--spread N] [--setup-timeout S]\n"
+	        "       loadgen rate|idle (--socks5 HOST:PORT | --direct) --echo-here [...]\n"
 	        "  all addresses must be IPv4 loopback; see the comment in loadgen.c\n");
 	exit(2);
 }
@@ -743,6 +820,7 @@ main(int argc, char **argv)
 		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "spread", required_argument, NULL, 'S' },
 		{ "setup-timeout", required_argument, NULL, 'U' },
+		{ "echo-here", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -764,16 +842,21 @@ main(int argc, char **argv)
 		case 'U': opt_setup_timeout = parse_double(optarg, 0.1, 86400, "--setup-timeout"); break;
 		case 'S': opt_spread = parse_num(optarg, 1, 254, "--spread"); break;
 		case 'D': opt_drain = parse_double(optarg, 0, 3600, "--drain-timeout"); break;
+		case 'E': have_target = 2; break;
 		default: usage();
 		}
 	}
 	if (optind != argc || use_socks < 0 || !have_target)
 		usage();
+	if (have_target == 2 && (mode == M_BULK || opt_spread > 1))
+		die("--echo-here is for rate and idle modes, without --spread");
 	if ((ntohl(target_addr.sin_addr.s_addr) & 0xffu) + (uint32_t)opt_spread > 255)
 		die("--spread %lld runs past the end of the target's /24", opt_spread);
 	rlim_t lim = raise_nofile();
 	size_t want = mode == M_IDLE ? (size_t)opt_conns
 	            : mode == M_RATE ? (size_t)opt_conc : (size_t)opt_streams;
+	if (have_target == 2)
+		want *= 2; /* the target's ends too */
 	if (lim != RLIM_INFINITY && want + 16 > lim)
 		die("need %zu fds but RLIMIT_NOFILE is %llu", want + 16,
 		    (unsigned long long)lim);
@@ -781,6 +864,8 @@ main(int argc, char **argv)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
 		die("epoll_create1: %s", strerror(errno));
+	if (have_target == 2)
+		echo_listen();
 	int rc;
 	switch (mode) {
 	case M_BULK: rc = run_bulk(); break;

@@ -285,8 +285,8 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
     assert api.invoke("_G.INVOKED = true -- invoked-marker").status == 200
     assert routed(d, "v2.test") and routed(d, "mod2.test") and routed(d, "invoked.test")
     saved = state / "updates"
-    wait_until(lambda: saved.exists() and b"mod2.test" in saved.read_bytes(), 5,
-               "the updates were not saved")
+    wait_until(lambda: saved.exists() and b"mod2.test" in saved.read_bytes(),
+               what="the updates were not saved")
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert b"invoked-marker" not in saved.read_bytes()
 
@@ -302,7 +302,7 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
         except (OSError, EOFError):
             return False
 
-    wait_until(api_back, 10, "the API did not come back after the respawn")
+    wait_until(api_back, what="the API did not come back after the respawn")
     assert routed(d, "v2.test") and routed(d, "mod2.test")
     assert not routed(d, "v1.test") and not routed(d, "invoked.test")
     assert sample(api.metrics(), "neosocksd_process_restarts_total", role="ruleset") == 1
@@ -315,7 +315,7 @@ def test_state_dir(daemon_factory, tmp_path, http_target):
     assert routed(d, "v2.test") and routed(d, "mod2.test")
     assert not routed(d, "v1.test") and not routed(d, "mod.test")
     assert not routed(d, "invoked.test")
-    assert "replayed a saved update (@v2.lua)" in d.log()
+    d.wait_log("replayed a saved update (@v2.lua)")  # (the log goes through the parent)
 
     # SIGHUP: the file is loaded again and the saved updates are dropped
     d.proc.send_signal(signal.SIGHUP)
@@ -359,17 +359,18 @@ def test_state_dir_replays_in_order(daemon_factory, tmp_path, http_target):
             "old0-base.test": False}
     assert {h: routed(d, h) for h in want} == want
     saved = state / "updates"
-    wait_until(lambda: saved.exists() and b"new-base.test" in saved.read_bytes(), 5)
+    wait_until(lambda: saved.exists() and b"new-base.test" in saved.read_bytes())
     assert d.stop() == 0
     assert b"old0-base.test" not in saved.read_bytes()  # compacted at the stop
     d = start()
     assert {h: routed(d, h) for h in want} == want
+    d.wait_log("replayed a saved update", count=3)
     assert d.log().count("replayed a saved update") == 3, d.log()
     # the ruleset process respawned: the same again
     old = ruleset_pid(d)
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: ruleset_pid(d) not in (None, old), 10)
-    wait_until(lambda: routed(d, "own.test"), 10)
+    wait_until(lambda: ruleset_pid(d) not in (None, old))
+    wait_until(lambda: routed(d, "own.test"))
     assert {h: routed(d, h) for h in want} == want
 
 
@@ -402,8 +403,8 @@ def test_token_rotation_on_sighup(daemon_factory, tmp_path, http_target):
         f.write(new + "\n")
     d.proc.send_signal(signal.SIGHUP)
     d.wait_notify("READY=1")
-    wait_until(lambda: d.api.curl("/stats", token=new).status == 200, 5,
-               "the new token is not accepted after SIGHUP")
+    wait_until(lambda: d.api.curl("/stats", token=new).status == 200,
+               what="the new token is not accepted after SIGHUP")
     assert d.api.curl("/stats", token=ADMIN_TOKEN).status == 401
     # a bad file on reload: the previous token stays
     with open(a, "w") as f:

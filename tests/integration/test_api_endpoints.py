@@ -427,7 +427,7 @@ def test_counters_follow_traffic(daemon_factory, tmp_path, http_target):
                 g(m, "downlink_bytes_total") - g(m0, "downlink_bytes_total") >= n * size and
                 g(m, "sessions_active") == 0)
 
-    wait_until(caught_up, 10, "the counters did not follow the traffic")
+    wait_until(caught_up, what="the counters did not follow the traffic")
     m1 = d.api.metrics()
     grew = {name: g(m1, name) - g(m0, name) for name in (
         "requests_total", "requests_success_total", "rejects_ruleset_total",

@@ -1,6 +1,6 @@
 """Malformed, truncated, oversized and pipelined client input on the SOCKS
 and HTTP listeners. Every bad request is answered in the right dialect or
-closed at once (3 s socket timeout, no sleeps), and the same daemon then
+closed at once (harness.AT_ONCE, no sleeps), and the same daemon then
 serves a well-formed client."""
 
 import hashlib
@@ -10,9 +10,10 @@ import struct
 
 import pytest
 
-from harness import (access_fields, access_line, assert_http_served, assert_socks5_served, connect, curl, exchange,
-                     head_status, http_connect, pattern_bytes, read_head, recv_all, recv_exact,
-                     reply_then_close, socks5_read_reply, socks5_target, start_proxy)
+from harness import (access_fields, access_line, assert_http_served, assert_socks5_served, AT_ONCE,
+                     connect, curl, exchange, head_status, http_connect, pattern_bytes, read_head,
+                     recv_all, recv_exact, reply_then_close, socks5_read_reply, socks5_target,
+                     start_proxy)
 
 
 @pytest.fixture
@@ -21,7 +22,6 @@ def proxy(daemon_factory):
     return start_proxy(daemon_factory)
 
 
-AT_ONCE = 3.0
 
 S4_REJECT = b"\x00\x5b" + b"\x00" * 6
 S5_NOMETHOD = b"\x05\xff"
@@ -333,7 +333,7 @@ def test_pipelined_after_error_is_not_relayed(proxy, hash_server):
 def test_http_binary_garbage_refused_at_once(proxy, http_target):
     """Bytes that cannot begin an HTTP request get a 400 as they arrive,
     without a line end, 8 KiB or the deadline."""
-    s = connect(proxy.http, timeout=3)
+    s = connect(proxy.http, timeout=AT_ONCE)
     s.sendall(bytes(range(0x80, 0x90)))
     data = recv_all(s)
     assert data.startswith(b"HTTP/1.1 400 "), data
@@ -342,7 +342,7 @@ def test_http_binary_garbage_refused_at_once(proxy, http_target):
 
 
 def test_http_connect_port_zero(proxy, http_target):
-    s, status, head = http_connect(proxy.http, "127.0.0.1:0", timeout=3)
+    s, status, head = http_connect(proxy.http, "127.0.0.1:0", timeout=AT_ONCE)
     s.close()
     assert status == 400, head
     _fresh_http_client_served(proxy, http_target)

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from harness import (assert_http_served, assert_socks5_served, AuthConnectProxy, connect,
+from harness import (assert_http_served, assert_socks5_served, AT_ONCE, AuthConnectProxy, connect,
                      cpu_seconds, curl, exchange, free_port, free_ports, http_connect,
                      pattern_bytes, recv_exact, ScriptedServer, socks5_connect, socks5_read_reply,
-                     socks5_target, SplitReplyProxy, start_proxy, wait_port, wait_until)
+                     socks5_target, SplitReplyProxy, start_proxy, WAIT, wait_port, wait_until)
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_three_hop_mixed_chain(daemon_factory, http_target):
     assert out == pattern_bytes(1000)
     # (the hop got the literal as a name; either spelling is fine in its log)
     p = http_target.port
-    wait_until(lambda: any(f"proto=socks4a target={t}:{p} route=direct" in a3.log() for t in ("[::1]", "::1")),
-               10, a3.log)
+    wait_until(lambda: any(f"proto=socks4a target={t}:{p} route=direct" in a3.log()
+                           for t in ("[::1]", "::1")), what=a3.log)
 
     text = (f"socks5://127.0.0.1:{a1_socks}->http://127.0.0.1:{a2_http}"
             f"->socks4a://127.0.0.1:{a3_socks}")
@@ -254,10 +254,10 @@ def test_chain_target_refused(daemon_factory, proxy, hash_server, scheme):
     hop_port = proxy.http if scheme == "http" else proxy.socks
     b, b_socks, b_http = start_proxy(daemon_factory, "-x", f"{scheme}://127.0.0.1:{hop_port}")
     dead = free_port()
-    s, rep = socks5_connect(b_socks, "127.0.0.1", dead, timeout=3)
+    s, rep = socks5_connect(b_socks, "127.0.0.1", dead, timeout=AT_ONCE)
     s.close()
     assert rep == (0x02 if scheme == "socks4a" else 0x05), f"REP {rep}"
-    s, status, head = http_connect(b_http, f"127.0.0.1:{dead}", timeout=3)
+    s, status, head = http_connect(b_http, f"127.0.0.1:{dead}", timeout=AT_ONCE)
     s.close()
     assert status == 502, head
     proxy.d.wait_log(f"target=127.0.0.1:{dead} route=direct", count=2)
@@ -270,10 +270,10 @@ def test_chain_unresolvable_at_the_hop(daemon_factory, proxy, hash_server):
     as a failure reply, and a SOCKS5 hop's own REP (04: host unreachable)
     is passed on to the client."""
     b, b_socks, b_http = start_proxy(daemon_factory, "-x", f"socks5://127.0.0.1:{proxy.socks}")
-    s, rep = socks5_connect(b_socks, "nothing.invalid", 80, timeout=3)
+    s, rep = socks5_connect(b_socks, "nothing.invalid", 80, timeout=AT_ONCE)
     s.close()
     assert rep == 0x04
-    s, status, head = http_connect(b_http, "nothing.invalid:80", timeout=3)
+    s, status, head = http_connect(b_http, "nothing.invalid:80", timeout=AT_ONCE)
     s.close()
     assert status == 502, head
     proxy.d.wait_log("nothing.invalid:80 route=direct", count=2)
@@ -287,10 +287,10 @@ def test_chain_unresolvable_at_the_hop(daemon_factory, proxy, hash_server):
 def test_chain_first_hop_down(daemon_factory, hash_server, scheme):
     dead = free_port()
     b, b_socks, b_http = start_proxy(daemon_factory, "-x", f"{scheme}://127.0.0.1:{dead}")
-    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=3)
+    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=AT_ONCE)
     s.close()
     assert rep == 0x05, f"REP {rep}"
-    s, status, head = http_connect(b_http, f"127.0.0.1:{hash_server.port}", timeout=3)
+    s, status, head = http_connect(b_http, f"127.0.0.1:{hash_server.port}", timeout=AT_ONCE)
     s.close()
     assert status == 502, head
     b.wait_log("connection failed: Connection refused", count=1)
@@ -335,14 +335,14 @@ def test_misbehaving_hop(daemon_factory, scripted_factory, hash_server, scheme, 
     reply at once (never a success), and the daemon keeps working."""
     hop = scripted_factory(reply)
     b, b_socks, b_http = start_proxy(daemon_factory, "-x", f"{scheme}://127.0.0.1:{hop.port}")
-    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=3)
+    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=AT_ONCE)
     s.close()
     assert rep != 0, "a failed hop must not be reported as success"
-    s, status, head = http_connect(b_http, f"127.0.0.1:{hash_server.port}", timeout=3)
+    s, status, head = http_connect(b_http, f"127.0.0.1:{hash_server.port}", timeout=AT_ONCE)
     s.close()
     assert status == 502, head
     # the daemon is still up and answers the next client the same way
-    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=3)
+    s, rep = socks5_connect(b_socks, "127.0.0.1", hash_server.port, timeout=AT_ONCE)
     s.close()
     assert rep != 0
     assert b.proc.poll() is None
@@ -371,7 +371,7 @@ def _start_split_request(daemon_factory, split_hop_factory, scheme, hash_server)
     s = connect(b_socks)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
     assert recv_exact(s, 2) == b"\x05\x00"
-    assert hop.first_sent.wait(10), "the hop never got the request"
+    assert hop.first_sent.wait(WAIT), "the hop never got the request"
     return b, hop, s
 
 

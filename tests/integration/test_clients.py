@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from harness import (connect, free_port, http_get_over, pattern_bytes, recv_all, recv_exact,
-                     socks5_read_reply, socks5_target, start_proxy)
+                     socks5_read_reply, socks5_target, start_proxy, WAIT)
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_pysocks(proxy, http_target, ptype, listener, rdns, host, logged):
         # the socket's family is the proxy's (IPv4); the target may be IPv6
         s = socks.socksocket()
         s.set_proxy(getattr(socks, ptype), "127.0.0.1", port, rdns=rdns)
-        s.settimeout(15)
+        s.settimeout(WAIT)
         try:
             s.connect((host, http_target.port))
             body = http_get_over(s, host, http_target.port, f"/size/{size}")
@@ -118,7 +118,7 @@ def test_pysocks_socks5_with_credentials(proxy, http_target):
     s = socks.socksocket()
     s.set_proxy(socks.SOCKS5, "127.0.0.1", proxy.socks, rdns=True,
                 username="user", password="secret")
-    s.settimeout(15)
+    s.settimeout(WAIT)
     with s:
         s.connect(("localhost", http_target.port))
         assert http_get_over(s, "localhost", http_target.port, "/size/5000") == pattern_bytes(5000)
@@ -132,7 +132,7 @@ def test_pysocks_errors(proxy, ptype, listener):
     dead = free_port()
     s = socks.socksocket()
     s.set_proxy(getattr(socks, ptype), "127.0.0.1", port)
-    s.settimeout(10)
+    s.settimeout(WAIT)
     with s, pytest.raises(socks.ProxyError) as ei:
         s.connect(("127.0.0.1", dead))
     # PySocks wraps the protocol error; its text carries the code it got

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from harness import cpu_ticks, curl, free_port, pattern_bytes, read_head
+from harness import cpu_ticks, curl, free_port, pattern_bytes, read_head, WAIT
 
 
 class SplitReplyProxy:
@@ -89,7 +89,7 @@ def test_split_reply_no_spin(daemon_factory, http_target, kind):
     npieces = 5 if kind == "socks5" else 3
     spent = 0
     for _ in range(npieces):
-        assert up.waiting.acquire(timeout=10), "upstream never got to its next piece"
+        assert up.waiting.acquire(timeout=WAIT), "upstream never got to its next piece"
         # the front now holds a partial reply: it must sleep, not spin.
         # Observe it across a fixed number of scheduler ticks.
         t0 = cpu_ticks([front])

@@ -7,16 +7,16 @@ import hashlib
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
-from harness import (access_line, access_outcome, access_status, assert_http_served, assert_socks5_served, connect, free_port,
-                     free_ports, http_connect, recv_exact, reply_then_close, SilentServer,
-                     socks4_connect, socks5_connect, socks5_target, SplitReplyProxy, start_proxy,
-                     wait_until, watch_closes)
+from harness import (access_fields, access_line, access_outcome, access_status, assert_http_served,
+                     assert_socks5_served, AT_ONCE, connect, free_port, free_ports, http_connect,
+                     recv_exact, reply_then_close, SilentServer, socks4_connect, socks5_connect,
+                     socks5_target, SplitReplyProxy, start_proxy, WAIT, wait_until, watch_closes)
 
 DEADLINE = 5     # -t for the deadline tests (the daemon's minimum)
-AT_ONCE = 3.0    # "answers or closes at once"
 
 
 @pytest.fixture
@@ -165,9 +165,11 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     """With -t 5: silent and incomplete clients are closed (408 for an
     incomplete HTTP head), requests whose dial hangs get REP 06 / 504 / 91,
     and so do requests whose name resolution hangs (a DNS server that never
-    answers). All clients run at once; each must end within -t + 4 s and
-    not before -t - 1 s. A tunnel established before the deadline is not
-    affected by it."""
+    answers). All clients run at once. None may end before -t from its own
+    connect; by the daemon's own clock (the access line) each ends within
+    -t + 4 s, and by ours before -t + 15 s (a slow or busy machine delays
+    what we see, not the daemon's timer; the default -t is 60 s). A tunnel
+    established before the deadline is not affected by it."""
     d1, socks1, http1 = start_proxy(daemon_factory, "-t", str(DEADLINE))
     d2, socks2, http2 = start_proxy(daemon_factory, "-t", str(DEADLINE),
                                     "-x", f"socks5://127.0.0.1:{silent_server.port}")
@@ -182,48 +184,56 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     assert rep == 0
     tunnel.sendall(b"1000\n")
     assert len(recv_exact(tunnel, 1000)) == 1000
-    clients = {}
-    clients["socks-silent"] = connect(socks1)
-    clients["http-silent"] = connect(http1)
-    s = connect(http1)
+    clients, born = {}, {}
+
+    def client(port):
+        s = connect(port)
+        born[s] = time.monotonic()
+        return s
+
+    clients["socks-silent"] = client(socks1)
+    clients["http-silent"] = client(http1)
+    s = client(http1)
     s.sendall(b"CONNECT " + target + b" HTTP/1.1\r\nHost: ")
     clients["http-partial-head"] = s
-    s = connect(socks1)
+    s = client(socks1)
     s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f")  # request cut inside DST.ADDR
     clients["socks5-partial-request"] = s
-    s = connect(socks1)
+    s = client(socks1)
     s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01user")  # no USERID terminator
     clients["socks4-partial-request"] = s
 
-    s = connect(socks2)
+    s = client(socks2)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
     clients["socks5-dial-hangs"] = s
-    s = connect(http2)
+    s = client(http2)
     s.sendall(b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n")
     clients["http-dial-hangs"] = s
-    s = connect(socks2)
+    s = client(socks2)
     s.sendall(b"\x04\x01" + hash_server.port.to_bytes(2, "big") + b"\x7f\x00\x00\x01\x00")
     clients["socks4-dial-hangs"] = s
 
-    s = connect(socks3)
+    s = client(socks3)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("hang.test", hash_server.port))
     clients["socks5-resolve-hangs"] = s
-    s = connect(http3)
+    s = client(http3)
     s.sendall(b"CONNECT hang.test:80 HTTP/1.1\r\nHost: hang.test:80\r\n\r\n")
     clients["http-resolve-hangs"] = s
-    s = connect(socks3)
+    s = client(socks3)
     s.sendall(b"\x04\x01\x00\x50\x00\x00\x00\x01\x00hang.test\x00")
     clients["socks4a-resolve-hangs"] = s
 
+    t0 = time.monotonic()
     try:
-        res = watch_closes(clients, DEADLINE + 7)
+        res = watch_closes(clients, DEADLINE + 15)
     finally:
         for s in clients.values():
             s.close()
 
     for name, (t, _) in res.items():
-        assert t is not None, f"{name}: not closed within {DEADLINE + 7}s"
-        assert DEADLINE - 1 <= t <= DEADLINE + 4, f"{name}: closed after {t:.2f}s"
+        assert t is not None, f"{name}: not closed within {DEADLINE + 15}s"
+        lived = t0 + t - born[clients[name]]
+        assert lived >= DEADLINE - 0.2, f"{name}: closed {lived:.2f}s after its connect"
     assert res["socks-silent"][1] == b""
     assert res["http-silent"][1] == b""
     assert res["http-partial-head"][1].startswith(b"HTTP/1.1 408 "), res["http-partial-head"]
@@ -241,7 +251,7 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     # the hung dials reached the silent hop and were abandoned: the daemon
     # closed its upstream connections too
     assert silent_server.accepted == 3
-    wait_until(lambda: silent_server.peer_closed == 3, 5,
+    wait_until(lambda: silent_server.peer_closed == 3, what=
                lambda: f"{silent_server.peer_closed} of 3 upstream connections closed")
     # every one of them is in the access log as a timeout (the front's log
     # lines reach the file through the parent, so poll); the HTTP ones say
@@ -254,6 +264,11 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
         d.wait_log(" outcome=timeout", count=n)
         assert d.log().count(" outcome=timeout") == n, d.log()
         d.wait_log(http_words)
+        # by the daemon's own clock, each ended at its deadline
+        took = [float(access_fields(ln)["dur"]) for ln in d.log().splitlines()
+                if "[#" in ln and (" outcome=timeout" in ln or http_words in ln)]
+        assert len(took) == n + 1, d.log()
+        assert all(DEADLINE - 0.2 <= x <= DEADLINE + 4 for x in took), took
     access_line(d2, f"proto=socks5 target=127.0.0.1:{hash_server.port} route=socks5://")
 
     # the early tunnel is still open and carries data both ways
@@ -271,7 +286,7 @@ def test_handshake_deadline(request, daemon_factory, silent_server, silent_dns, 
     assert_socks5_served(socks3, hash_server.port, host="localhost")
     assert_http_served(http3, hash_server.port)
     # the hanging-chain daemon still runs its handshakes promptly
-    s = connect(socks2, timeout=3)
+    s = connect(socks2, timeout=AT_ONCE)
     s.sendall(b"\x05\x01\x00")
     assert recv_exact(s, 2) == b"\x05\x00"
     s.close()
@@ -288,13 +303,13 @@ def test_max_sessions(request, daemon_factory, hash_server):
     assert len(recv_exact(first, 10)) == 10
 
     # over the limit: closed at once, no reply, on either listener
-    s = connect(socks, timeout=3)
+    s = connect(socks, timeout=AT_ONCE)
     s.sendall(b"\x05\x01\x00")
-    assert reply_then_close(s, 3) == b""
+    assert reply_then_close(s) == b""
     s.close()
-    s = connect(http, timeout=3)
+    s = connect(http, timeout=AT_ONCE)
     s.sendall(b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
-    assert reply_then_close(s, 3) == b""
+    assert reply_then_close(s) == b""
     s.close()
 
     # the held tunnel is unaffected
@@ -334,7 +349,7 @@ def test_client_gone_during_dial(daemon_factory, split_hop, hash_server):
     s = connect(socks)
     s.sendall(b"\x05\x01\x00\x05\x01\x00" + socks5_target("127.0.0.1", hash_server.port))
     assert recv_exact(s, 2) == b"\x05\x00"
-    assert split_hop.first_sent.wait(10)
+    assert split_hop.first_sent.wait(WAIT)
     rst_close(s)
     split_hop.release.set()
     line = access_line(d, f"proto=socks5 target=127.0.0.1:{hash_server.port} ")
@@ -414,7 +429,7 @@ def test_forward_target_down(daemon_factory, hash_server):
     port, dead = free_ports(2)
     d = daemon_factory("-l", f"127.0.0.1:{port}", "-f", f"127.0.0.1:{dead}", "--loglevel", "5")
     for _ in range(3):
-        s = connect(port, timeout=3)
+        s = connect(port, timeout=AT_ONCE)
         assert reply_then_close(s) == b""
         s.close()
     d.wait_log(f"proto=forward target=127.0.0.1:{dead} route=direct", count=3)

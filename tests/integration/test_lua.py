@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness import free_ports, ROOT
+from harness import free_ports, ROOT, WAIT
 
 LUA_DIR = os.path.join(ROOT, "tests", "lua")
 FILES = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(LUA_DIR, "test_*.lua")))
@@ -20,7 +20,7 @@ def test_lua(daemon_factory, tmp_path, mod):
     port, = free_ports(1)
     d = daemon_factory("-l", f"127.0.0.1:{port}", "-r", str(rs), "--lua-path", LUA_DIR,
                        "--loglevel", "5")
-    d.wait_log(f"LUATEST DONE {mod} ", timeout=60)
+    d.wait_log(f"LUATEST DONE {mod} ", timeout=4 * WAIT)
     log = d.log()
     fails = re.findall(r"LUATEST FAIL (.*)", log)
     done = re.search(rf"LUATEST DONE {mod} pass=(\d+) fail=(\d+)", log)

@@ -366,7 +366,7 @@ def test_overlay_example_three_daemons(daemon_factory, http_target, tmp_path):
             env={"OVERLAY_NAME": n, "OVERLAY_SOCKS": f"127.0.0.1:{socks[n]}",
                  "OVERLAY_SERVICES": f"web=127.0.0.1:{http_target.port}",
                  "OVERLAY_SEEDS": seeds[n], "OVERLAY_INTERVAL": "0.2",
-                 "OVERLAY_TTL": "2"})
+                 "OVERLAY_TTL": "5"})
     # discovery: a learns c through b, c learns a from its hello via b
     d["a"].wait_log('overlay: learned peer "c"', timeout=30)
     d["c"].wait_log('overlay: learned peer "a"', timeout=30)

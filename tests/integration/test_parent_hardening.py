@@ -144,7 +144,7 @@ def test_failed_respawn_backs_off(daemon_factory, http_target):
     finally:
         resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (soft, hard))
     wait_until(lambda: front_pid(d) not in (None, f), 30, "the front did not come back")
-    wait_until(lambda: served(d, http_target.port), 10)
+    wait_until(lambda: served(d, http_target.port))
     log = d.log()
     assert log.count("respawning front in 0 ms") == 1, log
     for ms in (100, 200, 400, 800):
@@ -242,8 +242,8 @@ def test_front_that_never_reads_brokered_sockets_is_killed(daemon_factory, http_
         if alive(f):
             os.kill(f, signal.SIGCONT)
     assert fp.peak <= base + CAP_FDS + 32, (base, fp.peak)
-    wait_until(lambda: front_pid(d) not in (None, f), 15, "no new front")
-    wait_until(lambda: served(d, http_target.port), 10)
+    wait_until(lambda: front_pid(d) not in (None, f), what="no new front")
+    wait_until(lambda: served(d, http_target.port))
     assert nfds(d.pid) <= base + 4
 
 
@@ -263,7 +263,7 @@ def test_ruleset_that_never_reads_module_answers_is_killed(daemon_factory, http_
     finally:
         if alive(r):
             os.kill(r, signal.SIGCONT)
-    wait_until(lambda: ruleset_pid(d) not in (None, r), 15, "no new ruleset process")
+    wait_until(lambda: ruleset_pid(d) not in (None, r), what="no new ruleset process")
     assert served(d, http_target.port)
 
 
@@ -287,7 +287,7 @@ def test_peer_fault_flood_is_rate_limited(daemon_factory, http_target):
         os.kill(r, signal.SIGCONT)
     assert fp.peak <= base + 16, (base, fp.peak)
     assert d.log().count("reports a protocol violation by the front") == 1
-    wait_until(lambda: served(d, http_target.port), 10)
+    wait_until(lambda: served(d, http_target.port))
     assert (front_pid(d), ruleset_pid(d)) == (f, r)
 
 
@@ -310,8 +310,7 @@ def test_children_die_with_the_parent_after_the_uid_switch(daemon_factory):
     try:
         os.kill(d.pid, signal.SIGKILL)
         d.proc.wait(10)
-        wait_until(lambda: not any(alive(k) for k in kids), 10,
-                   "children outlived the parent")
+        wait_until(lambda: not any(alive(k) for k in kids), what="children outlived the parent")
     finally:
         for k in kids:
             if alive(k):

@@ -10,7 +10,7 @@ import pytest
 
 from harness import (alive, BIN, caps, comm, connect, Daemon, exchange, fd_targets, free_ports,
                      http_connect, IS_ROOT, recv_all, socket_of, socks5_connect, status, tcp_fd_to,
-                     wait_until)
+                     WAIT, wait_until)
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (CI runs as root)")
 
@@ -143,11 +143,11 @@ def test_kill_front_listeners_stay(daemon_factory, http_target):
     os.kill(old, signal.SIGKILL)
     # a connection made right away is queued on the still-bound listener
     # and served by the new front (how fast: `make bench`, respawn)
-    s = connect(d.socks, timeout=10)
+    s = connect(d.socks)
     s.sendall(b"\x05\x01\x00")
     assert s.recv(2) == b"\x05\x00"
     s.close()
-    wait_until(lambda: front_pid(d) not in (None, old), 10)
+    wait_until(lambda: front_pid(d) not in (None, old))
     assert served(d, http_target.port)
 
 
@@ -165,8 +165,8 @@ def test_kill_ruleset_during_transfer(daemon_factory, hash_server):
     t = threading.Thread(target=transfer)
     t.start()
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: ruleset_pid(d) not in (None, old), 10,
-               "the ruleset process did not come back")
+    wait_until(lambda: ruleset_pid(d) not in (None, old),
+               what="the ruleset process did not come back")
     t.join(60)
     assert done, "the transfer did not complete intact"
     s.close()
@@ -178,9 +178,8 @@ def test_parent_death_takes_children(daemon_factory):
     kids = d.children()
     assert len(kids) == 2
     os.kill(d.pid, signal.SIGKILL)
-    d.proc.wait(5)
-    wait_until(lambda: not any(alive(k) for k in kids), 1.0,
-               "children outlived the parent")
+    d.proc.wait(WAIT)
+    wait_until(lambda: not any(alive(k) for k in kids), what="children outlived the parent")
 
 
 @needs_root
@@ -196,9 +195,9 @@ def test_malformed_message_kills_sender_not_parent(daemon_factory, http_target, 
     ch.close()
     d.wait_log(f"killing {role} (pid {pid})")
     wait_until(lambda: (front_pid(d) if role == "front" else ruleset_pid(d)) not in (None, pid),
-               3, f"{role} not respawned")
+               what=f"{role} not respawned")
     assert alive(d.pid)
-    wait_until(lambda: served(d, http_target.port), 3)
+    wait_until(lambda: served(d, http_target.port))
 
 
 @needs_root
@@ -222,8 +221,8 @@ def test_heartbeat_kills_hung_ruleset(daemon_factory):
     r = ruleset_pid(d)
     os.kill(r, signal.SIGSTOP)
     try:
-        d.wait_log("stopped answering the heartbeat", timeout=15)
-        wait_until(lambda: ruleset_pid(d) not in (None, r), 5)
+        d.wait_log("stopped answering the heartbeat")
+        wait_until(lambda: ruleset_pid(d) not in (None, r))
     finally:
         if alive(r):
             os.kill(r, signal.SIGCONT)
@@ -307,13 +306,17 @@ def test_sigterm_drain_deadline(daemon_factory, hash_server):
 
 def test_log_never_blocks_children(daemon_factory, http_target):
     """With the parent stopped nobody drains the log pipe: the front keeps
-    serving, drops lines, and reports the count once it can log again."""
+    serving, drops lines, and reports the count once it can log again.
+    (Regression, a flake on a loaded machine: the test made one more
+    session after SIGCONT and waited for the report; when the parent had
+    not yet drained the pipe, that session's line was dropped too and no
+    line came after it. Sessions are now made until the report shows.)"""
     d = start(daemon_factory)
     os.kill(d.pid, signal.SIGSTOP)
     try:
         ok = 0
         for _ in range(1500):
-            s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port, timeout=5)
+            s, rep = socks5_connect(d.socks, "127.0.0.1", http_target.port)
             s.close()
             ok += rep == 0
         assert ok == 1500
@@ -351,7 +354,7 @@ def test_runs_without_root(tmp_path, http_target):
             assert st["Uid"].split()[0] == "65534"
             assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
             assert int(st["CapEff"], 16) == 0
-        assert d.log().count("not applied:") >= 1
+        d.wait_log("not applied:")  # (child log lines come through the parent)
         assert served(d, http_target.port)
     finally:
         d.close()
@@ -385,9 +388,9 @@ def test_peer_fault_from_ruleset_replaces_it(daemon_factory, http_target, tmp_pa
     ch.sendall(b"\x01\x00\xa0\x00" + b"\xff" * 28)  # ROUTE_REPLY, absurd length
     ch.close()
     d.wait_log("reports a protocol violation on their channel")
-    wait_until(lambda: ruleset_pid(d) not in (None, rpid), 5, "ruleset not replaced")
+    wait_until(lambda: ruleset_pid(d) not in (None, rpid), what="ruleset not replaced")
     assert alive(d.pid)
-    wait_until(lambda: served(d, http_target.port), 5)
+    wait_until(lambda: served(d, http_target.port))
 
 
 def test_decision_for_gone_session_dropped(daemon_factory, http_target, tmp_path):
@@ -425,7 +428,7 @@ def test_peer_fault_from_front_gives_new_channel(daemon_factory, http_target, tm
     ch.sendall(b"\x07\x00" + b"\xff" * 30)  # version 7: not ours
     ch.close()
     d.wait_log("reports a protocol violation by the front")
-    wait_until(lambda: served(d, http_target.port), 5)
+    wait_until(lambda: served(d, http_target.port))
     assert front_pid(d) == fpid and ruleset_pid(d) == rpid
 
 
@@ -454,8 +457,8 @@ def test_fail_closed_while_ruleset_down(daemon_factory, http_target, hash_server
         exchange(tunnel, 1 << 20, 1 << 20)  # the open tunnel still works
     finally:
         os.kill(d.pid, signal.SIGCONT)
-    wait_until(lambda: ruleset_pid(d) not in (None, old), 10, "respawned")
-    wait_until(lambda: served(d, http_target.port), 10, "routing again")
+    wait_until(lambda: ruleset_pid(d) not in (None, old), what="respawned")
+    wait_until(lambda: served(d, http_target.port), what="routing again")
     tunnel.close()
 
 

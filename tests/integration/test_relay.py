@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness import (free_ports, http_connect, pattern_bytes, recv_all, socks5_connect,
+from harness import (free_ports, http_connect, pattern_bytes, recv_all, socks5_connect, WAIT,
                      wait_until)
 
 
@@ -94,7 +94,7 @@ def test_slow_reader_backpressure(daemon_factory, mode):
     for _ in range(total >> 20):
         want.update(chunk)
     assert h.digest() == want.digest()
-    assert flood.done.wait(10)
+    assert flood.done.wait(WAIT)
     s.close()
     flood.close()
 

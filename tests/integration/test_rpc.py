@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from harness import free_ports, read_head, recv_exact, RPC_MIME, TcpServer, wait_until
+from harness import free_ports, read_head, recv_exact, RPC_MIME, TcpServer, WAIT, wait_until
 
 TOKEN = "b-admin-token-0123456789abcdef"
 
@@ -222,14 +222,14 @@ def test_invoke_and_sendmsg_fire_and_forget(pair):
         st, _, body = post(pair.b_api, "/ruleset/rpcall", b"return _G.from_a and _G.from_a.n",
                            {"Content-Type": RPC_MIME}, token=TOKEN)
         return st == 200 and body == b"return true,7"
-    wait_until(b_has, timeout=10, what="sendmsg reached B")
+    wait_until(b_has, what="sendmsg reached B")
     on_a(pair, f"neosocksd.invoke('_G.direct = 5', {t[1:-1]}) return true")
 
     def b_direct():
         st, _, body = post(pair.b_api, "/ruleset/rpcall", b"return _G.direct",
                            {"Content-Type": RPC_MIME}, token=TOKEN)
         return st == 200 and body == b"return true,5"
-    wait_until(b_direct, timeout=10, what="invoke reached B")
+    wait_until(b_direct, what="invoke reached B")
 
 
 def test_api_client_counters(pair):
@@ -237,7 +237,7 @@ def test_api_client_counters(pair):
     for i in range(3):
         assert on_a(pair, f"return await.rpcall({t}, 'add', {i}, 1)") == f"true,{i + 1}"
     import urllib.request
-    stats = urllib.request.urlopen(f"http://127.0.0.1:{pair.a_api}/stats", timeout=10).read()
+    stats = urllib.request.urlopen(f"http://127.0.0.1:{pair.a_api}/stats", timeout=WAIT).read()
     line = [l for l in stats.decode().splitlines() if l.startswith("API Client")][0]
     assert int(line.split(":")[1].split()[0]) >= 3, line
 

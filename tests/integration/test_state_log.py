@@ -56,12 +56,12 @@ def test_unchanged_update_writes_nothing(daemon_factory, tmp_path, http_target):
     d = start(daemon_factory, write_ruleset(tmp_path, "v1.test", http_target.port), state)
     big = big_module("same")
     update(d, "big", big, tmp_path)
-    wait_until(lambda: b"sameend" in saved(state), 10, "the first update was not saved")
+    wait_until(lambda: b"sameend" in saved(state), what="the first update was not saved")
     before = written(d.pid)
     for _ in range(10):
         update(d, "big", big, tmp_path)
     update(d, "names", names("after.test"), tmp_path)
-    wait_until(lambda: b"after.test" in saved(state), 10)
+    wait_until(lambda: b"after.test" in saved(state))
     assert written(d.pid) - before < MIB // 4, written(d.pid) - before
     assert saved(state).count(b"samexxx") == 1
     assert routed(d, "after.test")
@@ -75,12 +75,12 @@ def test_small_update_appends(daemon_factory, tmp_path, http_target):
     d = start(daemon_factory, write_ruleset(tmp_path, "v1.test", http_target.port), state)
     for i in range(8):
         update(d, f"big{i}", big_module(f"big{i}-"), tmp_path)
-    wait_until(lambda: b"big7-end" in saved(state), 20, "the big updates were not saved")
+    wait_until(lambda: b"big7-end" in saved(state), what="the big updates were not saved")
     ino = (state / "updates").stat().st_ino
     before = written(d.pid)
     for i in range(20):
         update(d, "names", names(f"n{i}.test"), tmp_path)
-    wait_until(lambda: b"n19.test" in saved(state), 10)
+    wait_until(lambda: b"n19.test" in saved(state))
     assert written(d.pid) - before < MIB, written(d.pid) - before
     assert (state / "updates").stat().st_ino == ino, "the log was rewritten"
     assert routed(d, "n19.test") and not routed(d, "n18.test")
