@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@ static bool log_nonblock;
 static bool log_is_socket;
 static char log_role[16] = "main";
 static bool log_syslog;
+static int log_syslog_fd = -1; /* to /dev/log, non-blocking */
 static bool log_journal; /* the fd is journald's stream: "<P>", no time */
 static bool log_verdict; /* -C: fatal lines only, as "neosocksd: ..." */
 static uint64_t log_ndropped;
@@ -108,9 +110,26 @@ void log_set_verdict(bool on)
 	log_verdict = on;
 }
 
+/* Our own /dev/log client, not syslog(3): glibc's send() blocks when the
+ * syslog daemon does not read, and a log line must never stop the parent
+ * (a line that does not fit is dropped and counted, as on a pipe). */
+static void log_syslog_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX,
+				  .sun_path = "/dev/log" };
+
+	if (log_syslog_fd < 0)
+		log_syslog_fd = socket(AF_UNIX,
+				       SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				       0);
+	if (log_syslog_fd >= 0)
+		(void)connect(log_syslog_fd, (struct sockaddr *)&sa,
+			      sizeof(sa));
+}
+
 void log_use_syslog(void)
 {
-	openlog("neosocksd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog_connect();
 	log_syslog = true;
 }
 
@@ -132,6 +151,42 @@ static int log_syslog_prio(char letter)
 	}
 }
 
+/* "<PRI>Mmm dd hh:mm:ss neosocksd[PID]: message" (what syslog(3) sends
+ * to /dev/log), without waiting; once more after a reconnect when the
+ * syslog daemon was restarted. */
+static bool log_emit_syslog(int prio, const char *msg, size_t mlen)
+{
+	char line[2200];
+	char ts[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	int n;
+
+	localtime_r(&now, &tm);
+	if (strftime(ts, sizeof(ts), "%b %e %T", &tm) == 0)
+		ts[0] = '\0';
+	n = snprintf(line, sizeof(line), "<%d>%s neosocksd[%d]: ",
+		     LOG_DAEMON | prio, ts, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return false;
+	if (mlen > sizeof(line) - (size_t)n)
+		mlen = sizeof(line) - (size_t)n; /* cut, as syslog(3) does */
+	memcpy(line + n, msg, mlen);
+	n += (int)mlen;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		ssize_t r = send(log_syslog_fd, line, (size_t)n,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (r == n)
+			return true;
+		if (r < 0 && errno != ECONNREFUSED && errno != ENOTCONN &&
+		    errno != ECONNRESET)
+			return false; /* EAGAIN: full; dropped and counted */
+		log_syslog_connect();
+	}
+	return false;
+}
+
 /* One write per line: lines up to PIPE_BUF never interleave. Sockets get
  * MSG_DONTWAIT so a stalled journal never blocks the parent either. */
 static bool log_emit(const char *buf, size_t len)
@@ -146,11 +201,9 @@ static bool log_emit(const char *buf, size_t len)
 		if (msg == NULL || len == 0)
 			return true;
 		msg++;
-		syslog(log_syslog_prio(buf[0]), "%.*s",
-		       (int)(len - (size_t)(msg - buf) -
-			     (buf[len - 1] == '\n' ? 1 : 0)),
-		       msg);
-		return true;
+		return log_emit_syslog(log_syslog_prio(buf[0]), msg,
+				       len - (size_t)(msg - buf) -
+					       (buf[len - 1] == '\n' ? 1 : 0));
 	}
 	if (log_fd < 0)
 		return true; /* --log discard */

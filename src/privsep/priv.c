@@ -154,8 +154,11 @@ static bool priv_socks_listener_addr(const struct sockaddr *sa)
 		socklen_t len = sizeof(ls);
 		struct netaddr a, b;
 
+		/* a worker's copy: every copy is bound to the same address */
 		if (parent.ls[i].kind != LISTENER_SOCKS ||
-		    getsockname(parent.ls[i].fd[0], (struct sockaddr *)&ls, &len) < 0 ||
+		    parent.ls[i].nfd < 1 ||
+		    getsockname(parent.ls[i].fd[0], (struct sockaddr *)&ls,
+				&len) < 0 ||
 		    addr_from_sockaddr(&a, (struct sockaddr *)&ls) < 0 ||
 		    addr_from_sockaddr(&b, sa) < 0)
 			continue;

@@ -6,7 +6,9 @@
  * prefix of one that fails must not parse. A decoded request target is
  * encoded again by the client-side encoder and parsed back: the same
  * target (encode then decode). Client side: the reply parsers over the
- * same bytes. */
+ * same bytes. UDP: the bytes as a SOCKS5 UDP datagram: a header that
+ * parses fails at every shorter length, and its address encoded again is
+ * the same header (FRAG 0). */
 #include "fuzz.h"
 
 #include "front/socks_proto.h"
@@ -133,11 +135,34 @@ static void fuzz_socks_client(const uint8_t *d, size_t n)
 	}
 }
 
+static void fuzz_socks_udp(const uint8_t *d, size_t n)
+{
+	struct netaddr dst, back;
+	uint8_t frag, again, out[SOCKS_UDP_HDR_MAX];
+	int r = socks_proto_udp_parse(d, n, &frag, &dst);
+	size_t len;
+
+	FUZZ_CHECK(r <= (int)n && r != 0);
+	if (r < 0)
+		return;
+	FUZZ_CHECK(r <= SOCKS_UDP_HDR_MAX);
+	FUZZ_CHECK(frag == d[2]);
+	for (int k = 0; k < r; k++)
+		FUZZ_CHECK(socks_proto_udp_parse(d, (size_t)k, &again,
+						 &back) < 0);
+	len = socks_proto_udp_header(out, sizeof(out), &dst);
+	FUZZ_CHECK(len == (size_t)r);
+	FUZZ_CHECK(out[2] == 0 && memcmp(out + 3, d + 3, len - 3) == 0);
+	FUZZ_CHECK(socks_proto_udp_parse(out, len, &again, &back) == r);
+	FUZZ_CHECK(fuzz_socks_same_target(&dst, &back));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
 		return 0;
 	fuzz_socks_server(data + 1, size - 1, data[0] & 1);
 	fuzz_socks_client(data + 1, size - 1);
+	fuzz_socks_udp(data + 1, size - 1);
 	return 0;
 }

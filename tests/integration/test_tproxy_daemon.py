@@ -265,6 +265,28 @@ def test_daemonize_logs_to_syslog_unless_log_says(tmp_path, hash_server):
         sock.close()
 
 
+@pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
+def test_a_stalled_syslog_never_blocks_the_daemon(tmp_path, hash_server):
+    """Regression: syslog lines went out with glibc's blocking send(), so a
+    syslog daemon that stops reading (here: nobody reads /dev/log, whose
+    queue holds 10 datagrams) blocked the parent in the middle of a line:
+    with -d (syslog by default) it stopped serving signals and did not
+    stop. Lines that do not fit now are dropped and counted."""
+    port = free_ports(1)[0]
+    r, sock = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                                 "--pidfile", "s.pid", "--loglevel", "5")
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        for _ in range(30):  # 30 access lines, nobody reading
+            assert_socks5_served(port, hash_server.port)
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+        lines = syslog_lines(sock)
+        assert any("serving" in ln for ln in lines), lines
+    finally:
+        sock.close()
+
+
 def test_daemonize_from_a_config_file(tmp_path, hash_server):
     """daemonize = true in a -c file: the same, with the ruleset process
     that read the file replaced by the daemon's own."""
