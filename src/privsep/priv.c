@@ -155,7 +155,9 @@ static bool priv_socks_listener_addr(const struct sockaddr *sa)
 		struct netaddr a, b;
 
 		if (parent.ls[i].kind != LISTENER_SOCKS ||
-		    getsockname(parent.ls[i].fd, (struct sockaddr *)&ls, &len) < 0 ||
+		    /* one socket per worker, all on the same address */
+		    getsockname(parent.ls[i].fd[0], (struct sockaddr *)&ls,
+				&len) < 0 ||
 		    addr_from_sockaddr(&a, (struct sockaddr *)&ls) < 0 ||
 		    addr_from_sockaddr(&b, sa) < 0)
 			continue;
