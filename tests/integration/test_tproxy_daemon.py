@@ -197,14 +197,55 @@ def syslog_missing():
     return None
 
 
+class DevLog:
+    """The test's /dev/log: a datagram socket that a thread reads as the
+    daemon writes, as syslogd would. Read only at the end, it would hold
+    net.unix.max_dgram_qlen datagrams (10 by default) and then hold up the
+    daemon's syslog() (seen with two front workers, whose lines are more:
+    "the daemon did not stop")."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.got, self.done = [], False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        while not self.done:
+            try:
+                self.got.append(self.sock.recv(65536).decode(errors="replace"))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def lines(self):
+        """Everything received, once the writer is gone."""
+        self.done = True
+        self.thread.join(5)
+        self.sock.setblocking(False)
+        while True:
+            try:
+                self.got.append(self.sock.recv(65536).decode(errors="replace"))
+            except (BlockingIOError, OSError):
+                return list(self.got)
+
+    def close(self):
+        self.done = True
+        self.thread.join(5)
+        self.sock.close()
+
+
 def run_in_own_dev_log(tmp_path, *argv):
     """Run argv in a mount namespace of its own whose /dev is a tmpfs
     holding the host's null, zero, random and urandom and, as /dev/log, a
-    datagram socket the test reads. Returns (CompletedProcess, socket)."""
-    import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "log"))
-    sock.setblocking(False)
+    datagram socket the test reads. Returns (CompletedProcess, DevLog)."""
+    dev = DevLog(str(tmp_path / "log"))
     old = tmp_path / "olddev"
     old.mkdir()
     script = textwrap.dedent(f"""
@@ -221,16 +262,11 @@ def run_in_own_dev_log(tmp_path, *argv):
     r = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", *argv],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60,
                        env=daemon_env())
-    return r, sock
+    return r, dev
 
 
-def syslog_lines(sock):
-    out = []
-    while True:
-        try:
-            out.append(sock.recv(65536).decode(errors="replace"))
-        except BlockingIOError:
-            return out
+def syslog_lines(dev):
+    return dev.lines()
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
