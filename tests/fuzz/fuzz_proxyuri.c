@@ -32,7 +32,7 @@ static void fuzz_proxyuri_one(const struct proxy_hop *hop)
 	char text[PROXYURI_MAX + 1];
 	int len;
 
-	FUZZ_CHECK(hop->scheme >= PROXY_SOCKS4A && hop->scheme <= PROXY_HTTP);
+	FUZZ_CHECK(hop->scheme >= PROXY_SOCKS4A && hop->scheme <= PROXY_SOCKS4);
 	FUZZ_CHECK(proxyuri_scheme_name(hop->scheme) != NULL);
 	FUZZ_CHECK(strlen(hop->user) <= PROXY_CRED_MAX &&
 		   strlen(hop->pass) <= PROXY_CRED_MAX);

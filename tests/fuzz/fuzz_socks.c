@@ -5,10 +5,10 @@
  * same state: a prefix of a message that parses must need more (0), and a
  * prefix of one that fails must not parse. A decoded request target is
  * encoded again by the client-side encoder and parsed back: the same
- * target (encode then decode). Client side: the reply parsers over the
- * same bytes. UDP: the bytes as a SOCKS5 UDP datagram: a header that
- * parses fails at every shorter length, and its address encoded again is
- * the same header (FRAG 0). */
+ * target and command (encode then decode). Client side: the reply
+ * parsers over the same bytes. UDP: the same bytes as a datagram's SOCKS5
+ * UDP header; one that parses is encoded again to the same bytes (FRAG
+ * aside) and every shorter prefix of it is refused. */
 #include "fuzz.h"
 
 #include "front/socks_proto.h"
@@ -55,7 +55,8 @@ static void fuzz_socks_reencode(const struct socks_msg *m)
 
 	socks_proto_init(&p);
 	if (m->kind == SOCKS_MSG_S5_REQUEST) {
-		n = socks_proto_c5_connect(out, sizeof(out), &m->target);
+		n = socks_proto_c5_request(out, sizeof(out), m->cmd,
+					   &m->target);
 		FUZZ_CHECK(n > 0);
 		p.stage = SOCKS_STAGE_S5_REQUEST;
 	} else {
@@ -66,6 +67,7 @@ static void fuzz_socks_reencode(const struct socks_msg *m)
 	r = socks_proto_parse(&p, out, n, &back);
 	FUZZ_CHECK(r == (int)n);
 	FUZZ_CHECK(fuzz_socks_same_target(&m->target, &back.target));
+	FUZZ_CHECK(m->kind == SOCKS_MSG_S4_REQUEST || back.cmd == m->cmd);
 	if (m->kind == SOCKS_MSG_S4_REQUEST)
 		FUZZ_CHECK(strcmp(back.user, m->user) == 0);
 }
@@ -137,24 +139,27 @@ static void fuzz_socks_client(const uint8_t *d, size_t n)
 
 static void fuzz_socks_udp(const uint8_t *d, size_t n)
 {
+	uint8_t frag, out[SOCKS_UDP_HDR_MAX];
 	struct netaddr dst, back;
-	uint8_t frag, again, out[SOCKS_UDP_HDR_MAX];
 	int r = socks_proto_udp_parse(d, n, &frag, &dst);
 	size_t len;
 
-	FUZZ_CHECK(r <= (int)n && r != 0);
+	FUZZ_CHECK(r != 0 && r <= (int)n);
 	if (r < 0)
 		return;
-	FUZZ_CHECK(r <= SOCKS_UDP_HDR_MAX);
 	FUZZ_CHECK(frag == d[2]);
-	for (int k = 0; k < r; k++)
-		FUZZ_CHECK(socks_proto_udp_parse(d, (size_t)k, &again,
-						 &back) < 0);
+	FUZZ_CHECK(r >= 4 + 2 && (size_t)r <= n && r <= SOCKS_UDP_HDR_MAX);
+	FUZZ_CHECK(dst.type == ADDR_IPV4 || dst.type == ADDR_IPV6 ||
+		   dst.type == ADDR_DOMAIN);
+	if (dst.type == ADDR_DOMAIN)
+		FUZZ_CHECK(dst.namelen > 0 && strlen(dst.u.name) == dst.namelen);
 	len = socks_proto_udp_header(out, sizeof(out), &dst);
-	FUZZ_CHECK(len == (size_t)r);
-	FUZZ_CHECK(out[2] == 0 && memcmp(out + 3, d + 3, len - 3) == 0);
-	FUZZ_CHECK(socks_proto_udp_parse(out, len, &again, &back) == r);
-	FUZZ_CHECK(fuzz_socks_same_target(&dst, &back));
+	FUZZ_CHECK(len == (size_t)r && out[2] == 0);
+	FUZZ_CHECK(memcmp(out + 3, d + 3, len - 3) == 0);
+	FUZZ_CHECK(socks_proto_udp_parse(out, len, &frag, &back) == r &&
+		   frag == 0 && fuzz_socks_same_target(&dst, &back));
+	for (size_t k = 0; k < len; k++)
+		FUZZ_CHECK(socks_proto_udp_parse(d, k, &frag, &back) < 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
