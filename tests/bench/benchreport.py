@@ -58,7 +58,13 @@ HTTP_MAIN = [HTTP_RPS, HTTP_RECONN, HTTP_CPU, HTTP_GBPS, HTTP_CPUGB, HTTP_TUN_GB
              HTTP_TUN_CPUGB]
 HTTP_RATIO = {HTTP_RPS, HTTP_CPU, HTTP_GBPS, HTTP_CPUGB}
 
-MAIN = [HS_A, CPU_A, HS_B, CPU_B, BULK1, CPUGB, BULK16, CPUGB16, RSS, PSS]
+HS_P = Metric("rate-pinned", "ops_per_sec",
+              "SOCKS5 handshakes/s, set-up B, load generator and proxy on one CPU each",
+              True, "{:,.0f}")
+CPU_P = Metric("rate-pinned", "cpu_s_per_10k",
+               "CPU s per 10k handshakes, set-up B, the proxy on a CPU of its own", False,
+               "{:.2f}")
+MAIN = [HS_A, CPU_A, HS_B, CPU_B, HS_P, CPU_P, BULK1, CPUGB, BULK16, CPUGB16, RSS, PSS]
 LATENCY = [P50_A, P99_A, P50_B, P99_B]
 RULES_METRICS = [HS_A, CPU_A, HS_B, CPU_B]
 DIRECT_RATIO = {HS_A, HS_B, BULK1, BULK16}
@@ -308,11 +314,13 @@ def round_value(scen, r):
         return "error"
     if "skipped" in r:
         return "skipped"
-    if scen in ("rate", "rate-local"):
+    if scen in ("rate", "rate-local", "rate-pinned"):
         v = f"{r['ops_per_sec']:,.0f}/s"
         if r.get("cpu_s_per_10k") is not None:
             v += f" {r['cpu_s_per_10k']:.2f} CPU-s/10k"
         v += f" p50 {r['p50_us']} p99 {r['p99_us']} µs"
+        if r.get("core_busy") is not None:
+            v += f", its CPU {r['core_busy'] * 100:.0f}% busy"
         return v + (f" ({r['errors']} errors)" if r.get("errors") else "")
     if scen == "respawn":
         return f"ruleset {r['ruleset_s'] * 1000:.0f} ms, front {r['front_s'] * 1000:.0f} ms"

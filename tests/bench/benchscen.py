@@ -27,7 +27,7 @@ import time
 
 import benchhttp
 from benchpeers import socks5_echo_once
-from benchproc import last_json, pids_by_comm, run_tool, tree_cpu_seconds, tree_memory
+from benchproc import last_json, pids_by_comm, run_tool, tree, tree_cpu_seconds, tree_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOADGEN = os.path.join(HERE, "bin", "loadgen")
@@ -71,11 +71,12 @@ def run_bulk(ctx, peer, streams):
     return res
 
 
-def run_rate(ctx, peer, local):
+def run_rate(ctx, peer, local, pin=None):
     args, budget = ctx.args, ctx.budget
     if not budget.fits(args.seconds + 3):
         return {"skipped": "time budget"}
-    cmd = [LOADGEN, "rate", *target_args(peer, ctx.echo_port, here=local),
+    cmd = ["taskset", "-c", str(pin)] if pin is not None else []
+    cmd += [LOADGEN, "rate", *target_args(peer, ctx.echo_port, here=local),
            "--concurrency", str(RATE_CONCURRENCY), "--seconds", str(args.seconds),
            "--max-ops", "2000000"]
     if not local:
@@ -88,6 +89,48 @@ def run_rate(ctx, peer, local):
         cpu = cpu_after(peer, before)
         res["cpu_seconds"] = cpu
         res["cpu_s_per_10k"] = cpu / res["ops"] * 1e4
+    return res
+
+
+def _pin(pids, cpus):
+    """Set the CPU affinity of every thread of these processes; returns
+    what it was, to give back."""
+    saved = {}
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+    return saved
+
+
+def run_rate_pinned(ctx, peer):
+    """Set-up B with the load generator (and its echo target) on one CPU
+    and every process of the peer on another, for the run: what the proxy
+    does with one core of its own, the load generator no longer competing
+    for it (issue 14 §3: the evidence of scaling a 2-CPU machine allows).
+    core_busy is the share of that core the peer used: under 1, the load
+    generator's core was the limit."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return {"skipped": "needs two CPUs"}
+    saved = _pin(tree(peer.proc.pid), {cpus[1]})
+    try:
+        res = run_rate(ctx, peer, local=True, pin=cpus[0])
+    finally:
+        for tid, cpu_set in saved.items():
+            try:
+                os.sched_setaffinity(tid, cpu_set)
+            except OSError:
+                pass  # that thread is gone
+    if res.get("cpu_s_per_10k") and res.get("ops_per_sec"):
+        res["core_busy"] = res["cpu_s_per_10k"] * res["ops_per_sec"] / 1e4
     return res
 
 
@@ -208,6 +251,9 @@ SCENARIOS = [
     Scenario("rate-local", "handshakes, set-up B (target in the load generator)",
              lambda c, p: run_rate(c, p, local=True),
              applies=lambda p: p.spec.group in ("direct", "ours", "reference")),
+    Scenario("rate-pinned", "handshakes, set-up B, load generator and proxy on one CPU each",
+             run_rate_pinned,
+             applies=lambda p: p.spec.group in ("ours", "reference") and _plain(p)),
     Scenario("respawn", "respawn after kill -9", run_respawn,
              applies=lambda p: p.name == "neosocksd-rules"),
     Scenario("http-idle", "HTTP: memory per idle keep-alive connection", benchhttp.run_idle,
