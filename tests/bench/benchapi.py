@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -35,33 +34,17 @@ import sys
 import tempfile
 import time
 
+from benchpeers import free_port
+from benchproc import PROCS, run_tool, tree_cpu_seconds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 APILOAD = os.path.join(HERE, "bin", "apiload")
 ROOT = os.path.dirname(os.path.dirname(HERE))
-STARTED = []
 MODES = ("keep-alive", "new")
 
 
 def log(msg):
     print(f"[benchapi] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_all():
-    for p in STARTED:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in STARTED:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
 
 def openssl(*args):
@@ -86,32 +69,6 @@ def make_pki(d):
                 p("ca.key"), "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
                 "-days", "2", "-extfile", p(name + ".ext"), "-out", p(name + ".crt"))
         os.chmod(p(name + ".key"), 0o600)
-
-
-def tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
-
-
-def cpu_seconds(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Api:
@@ -143,8 +100,7 @@ def start_api(api, args, pki, tmp):
                  "--api-tls-key", os.path.join(pki, "server.key"),
                  "--api-tls-client-ca", os.path.join(pki, "ca.crt")]
     with open(os.path.join(tmp, api.name + ".log"), "ab") as lf:
-        api.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
-    STARTED.append(api.proc)
+        api.proc = PROCS.start(api.name, argv, stdout=lf, stderr=lf)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if api.proc.poll() is not None:
@@ -166,14 +122,13 @@ def run_load(api, mode, args, pki):
         argv += ["--tls", "--ca", os.path.join(pki, "ca.crt"),
                  "--cert", os.path.join(pki, "client.crt"),
                  "--key", os.path.join(pki, "client.key")]
-    before = cpu_seconds(api.proc.pid)
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 30)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        return {"error": (p.stderr or p.stdout).strip()[-300:]}
-    res = json.loads(lines[-1])
-    if res["requests"]:
-        res["cpu_s_per_10k"] = (cpu_seconds(api.proc.pid) - before) / res["requests"] * 1e4
+    before = tree_cpu_seconds(api.proc.pid)
+    res, err = run_tool(argv, args.seconds + 30)
+    if res is None:
+        return {"error": err}
+    if res.get("requests"):
+        res["cpu_s_per_10k"] = ((tree_cpu_seconds(api.proc.pid) - before)
+                                / res["requests"] * 1e4)
     return res
 
 
@@ -241,7 +196,7 @@ def main(argv):
             with open(args.json, "w") as f:
                 json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, indent=1)
     finally:
-        stop_all()
+        PROCS.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

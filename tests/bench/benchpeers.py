@@ -200,8 +200,11 @@ def tinyproxy_conf(port):
             "LogLevel Critical\nAllow 127.0.0.1\n")
 
 
-def dante_conf(port):
-    return f"""# minimal danted.conf written by tests/bench/bench.py
+def dante_conf(port, commands=None):
+    """danted.conf for a SOCKS server on 127.0.0.1:port; commands, if given,
+    is the socks rule's command list (e.g. "udpassociate udpreply")."""
+    command = f"\tcommand: {commands}\n" if commands else ""
+    return f"""# minimal danted.conf written by tests/bench
 logoutput: stderr
 internal: 127.0.0.1 port = {port}
 external: 127.0.0.1
@@ -214,7 +217,7 @@ client pass {{
 }}
 socks pass {{
 \tfrom: 127.0.0.0/8 to: 0.0.0.0/0
-}}
+{command}}}
 """
 
 

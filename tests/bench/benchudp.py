@@ -29,18 +29,18 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchpeers import dante_conf, free_port
+from benchproc import PROCS, run_tool, tree_cpu_seconds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 UDPLOAD = os.path.join(HERE, "bin", "udpload")
 ROOT = os.path.dirname(os.path.dirname(HERE))
-STARTED = []
 SIZES = (1200, 64)
 
 
@@ -48,86 +48,10 @@ def log(msg):
     print(f"[benchudp] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(argv, **kw):
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kw)
-    STARTED.append(p)
-    return p
-
-
-def stop_all():
-    for p in STARTED:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in STARTED:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-def tree(pid):
-    """pid and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return out
-
-
-def cpu_seconds(pid):
-    tck = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / tck
-
-
-def run_tool(argv, timeout):
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        return {"error": (p.stderr or p.stdout).strip()[-300:]}
-    return json.loads(lines[-1])
-
-
-def dante_conf(port):
-    return f"""# written by tests/bench/benchudp.py
-logoutput: stderr
-internal: 127.0.0.1 port = {port}
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass {{
-\tfrom: 127.0.0.0/8 to: 0.0.0.0/0
-}}
-socks pass {{
-\tfrom: 127.0.0.0/8 to: 0.0.0.0/0
-\tcommand: udpassociate udpreply
-}}
-"""
+def tool(argv, timeout):
+    """A short-lived udpload run: its JSON result, or {"error": why}."""
+    res, err = run_tool(argv, timeout)
+    return res if res is not None else {"error": err}
 
 
 class Peer:
@@ -160,11 +84,12 @@ def start_peer(peer, args, tmp, echo_port):
             return
         conf = os.path.join(wdir, "danted.conf")
         with open(conf, "w") as f:
-            f.write(dante_conf(port))
+            f.write(dante_conf(port, "udpassociate udpreply"))
         env["TMPDIR"] = wdir
         argv = ["danted", "-f", conf]
     with open(os.path.join(wdir, "log"), "ab") as lf:
-        peer.proc = start(argv, stdout=lf, stderr=lf, cwd=wdir, env=env)
+        peer.proc = PROCS.start(peer.name, argv, stdout=lf, stderr=lf, cwd=wdir,
+                                env=env)
     deadline = time.monotonic() + 10
     last = ""
     while time.monotonic() < deadline:
@@ -172,7 +97,7 @@ def start_peer(peer, args, tmp, echo_port):
             peer.status = f"unavailable: exited with {peer.proc.returncode}"
             return
         # a short real association: the peer serves UDP
-        res = run_tool([UDPLOAD, "run", "--socks5", f"127.0.0.1:{port}", "--target",
+        res = tool([UDPLOAD, "run", "--socks5", f"127.0.0.1:{port}", "--target",
                         f"127.0.0.1:{echo_port}", "--seconds", "0.2", "--size", "64"], 10)
         if res.get("received", 0) > 0:
             peer.port, peer.status = port, "ok"
@@ -184,11 +109,11 @@ def start_peer(peer, args, tmp, echo_port):
 
 def run_round_trips(peer, args, echo_port, size):
     via = ["--direct"] if peer.name == "direct" else ["--socks5", f"127.0.0.1:{peer.port}"]
-    before = cpu_seconds(peer.proc.pid) if peer.proc else None
-    res = run_tool([UDPLOAD, "run", *via, "--target", f"127.0.0.1:{echo_port}",
+    before = tree_cpu_seconds(peer.proc.pid) if peer.proc else None
+    res = tool([UDPLOAD, "run", *via, "--target", f"127.0.0.1:{echo_port}",
                     "--size", str(size), "--seconds", str(args.seconds)], args.seconds + 30)
     if before is not None and res.get("received"):
-        res["cpu_s_per_m"] = (cpu_seconds(peer.proc.pid) - before) / res["received"] * 1e6
+        res["cpu_s_per_m"] = (tree_cpu_seconds(peer.proc.pid) - before) / res["received"] * 1e6
     return res
 
 
@@ -262,8 +187,8 @@ def main(argv):
     os.chmod(tmp, 0o755)
     results = {}
     try:
-        echo = start([UDPLOAD, "echo"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                     text=True)
+        echo = PROCS.start("echo", [UDPLOAD, "echo"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
         line = echo.stdout.readline().split("=")
         if len(line) != 2 or line[0] != "ready port":
             sys.exit("the echo server did not start")
@@ -285,7 +210,7 @@ def main(argv):
             with open(args.json, "w") as f:
                 json.dump({f"{k[0]}/{k[1]}": v for k, v in results.items()}, f, indent=1)
     finally:
-        stop_all()
+        PROCS.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
