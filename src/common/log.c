@@ -231,6 +231,26 @@ static size_t log_head(char letter, char *buf, size_t cap)
 	return 2 + log_timestamp(buf + 2, cap - 2);
 }
 
+/* Before a line goes out (this process's own or one it forwards): the
+ * lines dropped since the last report, if any, as a line of their own
+ * at the same level. */
+static void log_report_dropped(char letter)
+{
+	char buf[160];
+	size_t n;
+	int r;
+
+	if (log_ndropped == log_ndropped_reported)
+		return;
+	n = log_head(letter, buf, 64);
+	r = snprintf(buf + n, sizeof(buf) - n,
+		     " %s[%d] log.c:0 (%llu log lines dropped)\n", log_role,
+		     (int)getpid(),
+		     (unsigned long long)(log_ndropped - log_ndropped_reported));
+	if (r > 0 && (size_t)r < sizeof(buf) - n && log_emit(buf, n + (size_t)r))
+		log_ndropped_reported = log_ndropped;
+}
+
 /* -C: a fatal line is the verdict, "neosocksd: <message>", on stderr;
  * nothing else is written. */
 static void __attribute__((format(printf, 2, 0)))
@@ -263,17 +283,8 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 		va_end(ap);
 		goto out;
 	}
+	log_report_dropped(log_letters[level]);
 	n = head = log_head(log_letters[level], buf, 64);
-	if (log_ndropped != log_ndropped_reported) {
-		r = snprintf(buf + n, sizeof(buf) - n,
-			     " %s[%d] log.c:0 (%llu log lines dropped)\n",
-			     log_role, (int)getpid(),
-			     (unsigned long long)(log_ndropped -
-						  log_ndropped_reported));
-		if (r > 0 && (size_t)r < sizeof(buf) - n &&
-		    log_emit(buf, n + (size_t)r))
-			log_ndropped_reported = log_ndropped;
-	}
 	r = snprintf(buf + n, sizeof(buf) - n, " %s[%d] %s:%d ", log_role,
 		     (int)getpid(), file, line);
 	if (r < 0 || (size_t)r >= sizeof(buf) - n)
@@ -364,6 +375,7 @@ void log_forward_child(const char *role, int pid, const char *line,
 	skip = log_child_prefix(line, len, role, pid);
 	if (skip > 0)
 		letter = line[0];
+	log_report_dropped(letter);
 	n = log_head(letter, buf, 64);
 	r = snprintf(buf + n, sizeof(buf) - n, " %s[%d] ", role, pid);
 	if (r < 0 || (size_t)r >= 48)

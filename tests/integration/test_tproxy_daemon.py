@@ -358,6 +358,32 @@ def test_a_stalled_syslog_never_blocks_the_daemon(tmp_path, hash_server):
         dev.close()
 
 
+@pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
+def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, hash_server):
+    """Regression: the parent counted the lines /dev/log refused but told
+    the count only before a line of its own, never before one it forwards
+    from a child: access lines, nearly all a busy daemon writes. Once the
+    syslog daemon read again, it got access lines and no word of the lost
+    ones until the parent's next line of its own (at stop)."""
+    port = free_ports(1)[0]
+    r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                                "--pidfile", "s.pid", "--loglevel", "5",
+                                reading=False)
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        for _ in range(sessions_past_a_full_dev_log()):
+            assert_socks5_served(port, hash_server.port)
+        dev.read()  # the syslog daemon reads again
+        wait_until(dev.empty, WAIT, lambda: "the test's /dev/log was not read")
+        assert_socks5_served(port, hash_server.port)
+        wait_until(lambda: dev.has("log lines dropped)"), WAIT,
+                   lambda: f"no count of the dropped lines: {dev.got[-4:]}")
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+    finally:
+        dev.close()
+
+
 def test_daemonize_from_a_config_file(tmp_path, hash_server):
     """daemonize = true in a -c file: the same, with the ruleset process
     that read the file replaced by the daemon's own."""

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,44 @@ static void test_long_line_cut(void **state)
 			 strlen("E front[42] ") + LOG_FORWARD_MAX);
 }
 
+/* Regression: the parent told the count of the lines its sink refused
+ * only before a line of its own, never before one it forwarded from a
+ * child (access lines: nearly all a busy daemon writes), so a stalled
+ * syslog or journal lost lines without a word until the parent's next
+ * own line. */
+static void test_drop_count_comes_before_a_forwarded_line(void **state)
+{
+	static char out[1 << 17];
+	const char *l = "I t front[42] x.c:1 hello";
+	uint64_t before = log_dropped();
+	int p[2];
+	size_t n = 0;
+	ssize_t r;
+	char *nl;
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	log_set_fd(p[1], true); /* a full pipe drops, as a child's does */
+	for (int i = 0; i < 100000 && log_dropped() == before; i++)
+		log_forward_child("front", 42, l, strlen(l));
+	assert_int_equal(log_dropped(), before + 1);
+	while (read(p[0], out, sizeof(out)) > 0 && n++ < 1000)
+		; /* the sink reads again: all of it, then EAGAIN */
+	log_forward_child("front", 42, l, strlen(l));
+	r = read(p[0], out, sizeof(out) - 1);
+	assert_true(r > 0);
+	out[r] = '\0';
+	nl = strchr(out, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	assert_non_null(strstr(out, " main["));
+	assert_non_null(strstr(out, "(1 log lines dropped)"));
+	assert_non_null(strstr(nl + 1, "front[42] x.c:1 hello\n"));
+	log_set_fd(pipefd[1], false);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* The sink's next line, whole, without its '\n'. */
 static const char *sink_line(void)
 {
@@ -201,6 +240,7 @@ int main(void)
 		cmocka_unit_test(test_long_line_cut),
 		cmocka_unit_test(test_journal_priority_prefix),
 		cmocka_unit_test(test_bucket),
+		cmocka_unit_test(test_drop_count_comes_before_a_forwarded_line),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
