@@ -346,6 +346,7 @@ def test_a_stalled_syslog_never_blocks_the_daemon(tmp_path, hash_server):
     r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
                                 "--pidfile", "s.pid", "--loglevel", "5",
                                 reading=False)
+    pid = None
     try:
         assert r.returncode == 0, r.stderr
         pid = int((tmp_path / "s.pid").read_text())
@@ -355,7 +356,9 @@ def test_a_stalled_syslog_never_blocks_the_daemon(tmp_path, hash_server):
         lines = dev.lines()
         assert any(f"running in the background (pid {pid})" in ln for ln in lines), lines
     finally:
-        dev.close()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        dev.close()  # a daemon blocked on it goes on, and stops
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
@@ -369,6 +372,7 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
     r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
                                 "--pidfile", "s.pid", "--loglevel", "5",
                                 reading=False)
+    pid = None
     try:
         assert r.returncode == 0, r.stderr
         pid = int((tmp_path / "s.pid").read_text())
@@ -381,6 +385,8 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
                    lambda: f"no count of the dropped lines: {dev.got[-4:]}")
         stop_daemon(pid, str(tmp_path / "s.pid"))
     finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
         dev.close()
 
 
