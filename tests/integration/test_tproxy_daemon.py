@@ -2,6 +2,7 @@
 --pidfile, and the rules between the issue-13 options (issue 13)."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,11 +73,14 @@ def tproxy_missing():
 
 
 @pytest.mark.skipif(tproxy_missing() is not None, reason=tproxy_missing() or "")
-def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path, workers):
     """A client in one namespace fetches http://10.200.9.9/ (an address
     that exists nowhere); nft tproxy hands the connection to the daemon's
     transparent listener in the other; its ruleset sees route("10.200.9.9:80")
-    and sends it to a local HTTP server, which answers the client."""
+    and sends it to a local HTTP server, which answers the client. With
+    two workers each has its own transparent copy of the listener (all
+    made before CAP_NET_ADMIN is dropped), and both serve."""
     lport, tport = free_ports(2)
     ns = Namespaces(lport)
     web = None
@@ -97,7 +101,8 @@ def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path):
             return rs
         """))
         d = daemon_factory("netns", "exec", ns.gw, BIN, "-l", f"10.200.0.1:{lport}",
-                           "--tproxy", "-r", str(rs), "--loglevel", "5", binary="ip")
+                           "--tproxy", "-r", str(rs), "--loglevel", "5",
+                           "--workers", str(workers), binary="ip")
         wait_until(lambda: run(*ns.exec(ns.gw, "curl", "-s", "-o", "/dev/null",
                                         f"http://127.0.0.1:{tport}/"),
                                check=False).returncode == 0, 15, "no web server")
@@ -105,6 +110,18 @@ def test_tproxy_routes_the_original_destination(daemon_factory, tmp_path):
                          "http://10.200.9.9/hello.txt"), check=False)
         assert r.returncode == 0, r.stderr
         assert r.stdout == "hello through tproxy\n"
+        # more fetches until every worker has served one (the kernel
+        # spreads connections over the copies by their addresses)
+        def serving():
+            return set(re.findall(r"front\[(\d+)\] \S+ \[#\d+\] client=\S+ proto=tproxy",
+                                  d.log()))
+        for _ in range(60):
+            if len(serving()) == workers:
+                break
+            r = run(*ns.exec(ns.cli, "curl", "-sS", "--max-time", "20",
+                             "http://10.200.9.9/hello.txt"), check=False)
+            assert r.returncode == 0 and r.stdout == "hello through tproxy\n", r.stderr
+        assert len(serving()) == workers, d.log()
         f = access_fields(access_line(d, "proto=tproxy"))
         assert f["client"].startswith("10.200.0.2:"), f
         assert (f["target"], f["route"], f["to"], f["outcome"]) == \

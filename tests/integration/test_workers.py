@@ -8,13 +8,16 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 
 import pytest
 
 from harness import (Api, BIN, comm, connect, exchange, free_ports, IS_ROOT, recv_all,
-                     sample, socks5_connect, status, wait_until)
+                     recv_exact, sample, socks5_connect, socks5_read_reply, socks5_target,
+                     status, udp_associate, udp_client, udp_roundtrip, wait_until)
+from udppeers import UdpEcho
 
 WAIT = 30
 
@@ -381,3 +384,106 @@ def test_sigterm_drains_every_worker(daemon_factory, hash_server):
         exchange(s, 1 << 14, 1 << 14)
         s.close()
     assert d.proc.wait(WAIT) == 0
+
+
+def _udp_inode(port):
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if _port_of(p[1]) == port:
+                    return p[9]
+    return None
+
+
+def _listen_inode(port):
+    found = [ino for local, _, st, ino in _tcp_table() if st == "0A" and _port_of(local) == port]
+    return found[0] if found else None
+
+
+def test_udp_and_bind_sockets_reach_the_worker_that_asked(daemon_factory):
+    """With two workers, a SOCKS5 UDP ASSOCIATE and a BIND on each: the
+    socket the parent brokers lands in the worker that holds the client's
+    connection (its answer goes on that worker's channel), and relays; the
+    UDP counters are summed over the workers. Then one worker is killed
+    with its association open: only that association ends, the other
+    worker's relays on, and the respawned worker brokers UDP again."""
+    echo = UdpEcho()
+    d = start(daemon_factory, 2, "--enable-socks5-udp", "--enable-socks5-bind")
+    try:
+        assocs = {}  # worker title -> (control, relay, client socket)
+        for _ in range(80):
+            c, rep, relay = udp_associate(d.socks)
+            assert rep == 0
+            t = worker_of(d, c)
+            if t is None or t in assocs:
+                c.close()
+                continue
+            assocs[t] = (c, relay, udp_client(relay))
+            if len(assocs) == 2:
+                break
+        assert len(assocs) == 2, "no association landed on one of the workers"
+        for t, (c, relay, u) in assocs.items():
+            assert _udp_inode(relay[1]) in socket_inodes(fronts(d)[t]), t
+            assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, t.encode()) == \
+                ("127.0.0.1", echo.port, b"echo:" + t.encode())
+        fams = d.api.metrics()
+        assert sample(fams, "neosocksd_udp_associations_active") == 2
+        assert sample(fams, "neosocksd_udp_datagrams_total", direction="up") == 2
+        assert sample(fams, "neosocksd_udp_datagrams_total", direction="down") == 2
+        # BIND: the listening socket in the worker that asked
+        binds = set()
+        for _ in range(80):
+            s = connect(d.socks, timeout=20)
+            s.sendall(b"\x05\x01\x00")
+            assert recv_exact(s, 2) == b"\x05\x00"
+            s.sendall(b"\x05\x02\x00" + socks5_target("127.0.0.1", 9))
+            rep, raw = socks5_read_reply(s)
+            assert rep == 0, rep
+            t = worker_of(d, s)
+            port = struct.unpack(">H", raw[8:10])[0]
+            if t is not None and t not in binds:
+                assert _listen_inode(port) in socket_inodes(fronts(d)[t]), t
+                binds.add(t)
+            s.close()
+            if len(binds) == 2:
+                break
+        assert len(binds) == 2, "no BIND landed on one of the workers"
+        # one worker dies with its association open
+        victim, other = "neosocksd: front 1", "neosocksd: front 2"
+        before = fronts(d)
+        os.kill(before[victim], signal.SIGKILL)
+        c, relay, u = assocs[victim]
+        c.settimeout(WAIT)
+        try:
+            assert c.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        c, relay, u = assocs[other]
+        assert udp_roundtrip(u, relay, "127.0.0.1", echo.port, b"still") == \
+            ("127.0.0.1", echo.port, b"echo:still")
+        wait_until(lambda: fronts(d).get(victim) not in (None, before[victim]), WAIT,
+                   lambda: f"{victim} not respawned: {fronts(d)}")
+        wait_until(lambda: sample(d.api.metrics(), "neosocksd_worker_sessions_active",
+                                  worker="1") == 0, WAIT)
+        fams = d.api.metrics()
+        assert sample(fams, "neosocksd_udp_associations_active") == 1
+        # the respawned worker asks the parent for relays again
+        for _ in range(80):
+            c2, rep, relay2 = udp_associate(d.socks)
+            assert rep == 0
+            if worker_of(d, c2) == victim:
+                u2 = udp_client(relay2)
+                assert udp_roundtrip(u2, relay2, "127.0.0.1", echo.port, b"again") == \
+                    ("127.0.0.1", echo.port, b"echo:again")
+                u2.close()
+                c2.close()
+                break
+            c2.close()
+        else:
+            pytest.fail("no association reached the respawned worker")
+    finally:
+        echo.close()
+        for c, _, u in locals().get("assocs", {}).values():
+            c.close()
+            u.close()
