@@ -18,6 +18,10 @@
 int log_level = LOGL_NOTICE;
 
 static int log_fd = 2;
+/* the parent's own non-blocking open of the pipe or terminal log_fd is
+ * (a file description of its own, so the flag is not the shell's), or -1 */
+static int log_wfd = -1;
+static bool log_cut; /* a line went out in part: its '\n' is owed */
 static bool log_nonblock;
 static bool log_is_socket;
 static char log_role[16] = "main";
@@ -47,11 +51,36 @@ static bool log_fd_is_journal(int fd)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+/* A pipe or terminal that fd writes to, opened again without blocking
+ * (through /proc/self/fd: a file description of this process's own, so
+ * the shell or supervisor sharing fd's keeps its flags); -1 for anything
+ * else (a regular file, /dev/null, a socket) or when it cannot be. */
+static int log_open_nonblocking(int fd)
+{
+	char path[32];
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+}
+
+void log_fd_replaced(void)
+{
+	if (log_wfd >= 0)
+		close(log_wfd);
+	log_wfd = -1;
+	log_cut = false;
+}
+
 void log_set_fd(int fd, bool nonblock)
 {
 	int type;
 	socklen_t len = sizeof(type);
 
+	log_fd_replaced();
 	log_fd = fd;
 	log_nonblock = nonblock;
 	log_is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
@@ -62,6 +91,10 @@ void log_set_fd(int fd, bool nonblock)
 		int fl = fcntl(fd, F_GETFL);
 		if (fl != -1)
 			(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	} else if (!log_is_socket) {
+		/* a full pipe (a stalled `| logger`, svlogd, s6-log) or a
+		 * stopped terminal must not stop the parent either */
+		log_wfd = log_open_nonblocking(fd);
 	}
 }
 
@@ -187,10 +220,26 @@ static bool log_emit_syslog(int prio, const char *msg, size_t mlen)
 	return false;
 }
 
-/* One write per line: lines up to PIPE_BUF never interleave. Sockets get
- * MSG_DONTWAIT so a stalled journal never blocks the parent either. */
+/* One write per line: lines up to PIPE_BUF never interleave. Nothing
+ * waits: sockets get MSG_DONTWAIT (a stalled journal), pipes and
+ * terminals are written through log_wfd; a line that does not fit is
+ * dropped, one that fits in part is ended by the next write's '\n'. */
+static ssize_t log_write_fd(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	do {
+		if (log_is_socket)
+			n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			n = write(fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
 static bool log_emit(const char *buf, size_t len)
 {
+	int fd = log_wfd >= 0 ? log_wfd : log_fd;
 	ssize_t n;
 
 	if (log_syslog) {
@@ -207,13 +256,14 @@ static bool log_emit(const char *buf, size_t len)
 	}
 	if (log_fd < 0)
 		return true; /* --log discard */
-
-	do {
-		if (log_is_socket)
-			n = send(log_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(log_fd, buf, len);
-	} while (n < 0 && errno == EINTR);
+	if (log_cut) {
+		if (log_write_fd(fd, "\n", 1) != 1)
+			return false;
+		log_cut = false;
+	}
+	n = log_write_fd(fd, buf, len);
+	if (n > 0 && (size_t)n < len)
+		log_cut = true;
 	return n == (ssize_t)len;
 }
 

@@ -7,7 +7,10 @@
  * journald reads (2 crit for F, 3 err, 4 warning, 5 notice, 6 info, 7
  * debug) and the time is journald's own. Children log into a pipe whose
  * write end is non-blocking: when it is full the line is dropped and
- * counted; the count is reported on the next line that gets through. */
+ * counted; the count is reported on the next line that gets through. The
+ * parent never waits on its sink either: a socket gets MSG_DONTWAIT, a
+ * pipe or terminal is written through a non-blocking open of its own, and
+ * syslog through a non-blocking socket. */
 #ifndef NEOSOCKSD_LOG_H
 #define NEOSOCKSD_LOG_H
 
@@ -33,6 +36,10 @@ extern int log_level;
  * O_NONBLOCK on fd (only for a pipe owned by this process). */
 void log_init(const char *role, int fd, bool nonblock);
 void log_set_fd(int fd, bool nonblock);
+/* The file behind the log's descriptor was replaced (-d: dup2 of
+ * /dev/null): write to it as it is now. Makes no system call but close,
+ * so it is safe under the parent's seccomp filter. */
+void log_fd_replaced(void);
 int log_get_fd(void);
 void log_write(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -183,6 +183,7 @@ int daemon_start(bool use_syslog, pid_t kill_in_original)
 	if (chdir("/") < 0)
 		_exit(1);
 	daemon_stdio_null();
+	log_fd_replaced(); /* --log stderr: to /dev/null now */
 	if (use_syslog)
 		log_use_syslog();
 	daemon_ready_fd = p[1];

@@ -4,6 +4,7 @@ parent's supervision (faults, signals, systemd notify, logging)."""
 import os
 import signal
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -330,6 +331,58 @@ def test_log_never_blocks_children(daemon_factory, http_target):
         assert served(d, http_target.port)
         return "log lines dropped" in d.log()
     wait_until(reported, 30, lambda: d.log()[-3000:], interval=0.2)
+
+
+def test_a_full_stderr_pipe_never_blocks_the_parent(hash_server):
+    """Regression: the parent wrote its log to stderr with a blocking
+    write(), so when stderr is a pipe whose reader stalls (`| logger`,
+    svlogd, s6-log, a paused pager) a full pipe stopped the parent in the
+    middle of a line: it no longer took signals and did not stop. It now
+    writes pipes and terminals through a non-blocking open of its own:
+    lines that do not fit are dropped (and counted: test_log.c), lines
+    that do are whole."""
+    import fcntl
+    socks, = free_ports(1)
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)  # full after a few lines
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    for kv in os.environ.get("NEOSOCKSD_TEST_ENV", "").split():
+        k, _, v = kv.partition("=")
+        env[k] = v
+    p = subprocess.Popen([BIN, "-l", f"127.0.0.1:{socks}", "--workers", "1",
+                          "--loglevel", "5"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=w, env=env)
+    os.close(w)
+
+    def served_now():
+        try:
+            s, rep = socks5_connect(socks, "127.0.0.1", hash_server.port)
+        except OSError:
+            return False
+        s.close()
+        return rep == 0
+    try:
+        wait_until(served_now, WAIT, "the daemon did not serve")
+        for _ in range(100):  # 100 access lines: 20 kB into a 4 kB pipe
+            assert served_now()
+        # nobody has read the pipe: SIGTERM still stops the daemon
+        p.send_signal(signal.SIGTERM)
+        try:
+            assert p.wait(WAIT) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail("the daemon did not stop while its stderr pipe was full")
+        with os.fdopen(r, "rb") as f:
+            r = None
+            lines = f.read().decode(errors="replace").splitlines()
+        assert len(lines) < 100, "the pipe took every line: it was never full"
+        assert all(ln[:2] in ("N ", "I ", "W ", "E ") for ln in lines), lines
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(WAIT)
+        if r is not None:
+            os.close(r)
 
 
 def test_runs_without_root(tmp_path, http_target):

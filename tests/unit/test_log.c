@@ -144,6 +144,45 @@ static void test_drop_count_comes_before_a_forwarded_line(void **state)
 	close(p[1]);
 }
 
+/* Regression: the parent (log_set_fd(fd, false): a descriptor it shares,
+ * its stderr) wrote with a blocking write(), so a pipe whose reader
+ * stalled stopped it in the middle of a line. It writes through a
+ * non-blocking open of its own: the line is dropped and counted, the
+ * shared descriptor keeps its flags. Before the fix the write blocks and
+ * the alarm ends the test. */
+static void test_parent_never_waits_on_a_full_pipe(void **state)
+{
+	static char out[1 << 16];
+	const char *l = "I t front[42] x.c:1 hello";
+	uint64_t before = log_dropped();
+	int p[2], fl;
+	ssize_t r;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	(void)fcntl(p[1], F_SETPIPE_SZ, 4096);
+	alarm(30);
+	log_set_fd(p[1], false);
+	for (int i = 0; i < 100000 && log_dropped() == before; i++)
+		log_forward_child("front", 42, l, strlen(l));
+	assert_int_equal(log_dropped(), before + 1);
+	fl = fcntl(p[1], F_GETFL);
+	assert_true(fl != -1 && !(fl & O_NONBLOCK));
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	while (read(p[0], out, sizeof(out)) > 0)
+		;
+	log_forward_child("front", 42, l, strlen(l));
+	r = read(p[0], out, sizeof(out) - 1);
+	alarm(0);
+	assert_true(r > 0);
+	out[r] = '\0';
+	assert_non_null(strstr(out, "(1 log lines dropped)\n"));
+	assert_non_null(strstr(out, "front[42] x.c:1 hello\n"));
+	log_set_fd(pipefd[1], false);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* The sink's next line, whole, without its '\n'. */
 static const char *sink_line(void)
 {
@@ -241,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_journal_priority_prefix),
 		cmocka_unit_test(test_bucket),
 		cmocka_unit_test(test_drop_count_comes_before_a_forwarded_line),
+		cmocka_unit_test(test_parent_never_waits_on_a_full_pipe),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
