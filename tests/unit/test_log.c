@@ -183,6 +183,37 @@ static void test_parent_never_waits_on_a_full_pipe(void **state)
 	close(p[1]);
 }
 
+/* A line longer than the room in a non-blocking pipe goes out in part;
+ * the next write ends it with its '\n' first, so the line after it
+ * starts a line of its own. */
+static void test_line_cut_by_a_full_pipe_is_ended(void **state)
+{
+	static char big[LOG_FORWARD_MAX], out[1 << 16];
+	const char *l = "I t front[42] x.c:1 after";
+	int p[2];
+	ssize_t r;
+
+	(void)state;
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	(void)fcntl(p[1], F_SETPIPE_SZ, 4096);
+	log_set_fd(p[1], false);
+	memset(big, '\x01', sizeof(big)); /* escaped: 4 x 4096 bytes */
+	log_forward_child("front", 42, big, sizeof(big));
+	r = read(p[0], out, sizeof(out));
+	assert_true(r > 0 && (size_t)r < 4 * sizeof(big));
+	assert_int_not_equal(out[r - 1], '\n'); /* cut */
+	log_forward_child("front", 42, l, strlen(l));
+	r = read(p[0], out, sizeof(out) - 1);
+	assert_true(r > 0);
+	out[r] = '\0';
+	assert_int_equal(out[0], '\n'); /* the cut line ends; it counts */
+	assert_non_null(strstr(out, "(1 log lines dropped)\nI "));
+	assert_non_null(strstr(out, "front[42] x.c:1 after\n"));
+	log_set_fd(pipefd[1], false);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* The sink's next line, whole, without its '\n'. */
 static const char *sink_line(void)
 {
@@ -281,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_bucket),
 		cmocka_unit_test(test_drop_count_comes_before_a_forwarded_line),
 		cmocka_unit_test(test_parent_never_waits_on_a_full_pipe),
+		cmocka_unit_test(test_line_cut_by_a_full_pipe_is_ended),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
