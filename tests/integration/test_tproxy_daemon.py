@@ -277,14 +277,19 @@ class DevLog:
         self.sock.close()
 
 
-def run_in_own_dev_log(tmp_path, *argv, reading=True):
+def run_in_own_dev_log(tmp_path, *argv, reading=True, link=False):
     """Run argv in a mount namespace of its own whose /dev is a tmpfs
     holding the host's null, zero, random and urandom and, as /dev/log, a
     datagram socket the test reads (from the start unless reading is
-    False). Returns (CompletedProcess, DevLog)."""
-    dev = DevLog(str(tmp_path / "log"), reading)
+    False). Returns (CompletedProcess, DevLog). link: /dev/log is a
+    symbolic link to tmp_path/log instead, and no socket is made there:
+    the test makes it (DevLog(path)) when its syslog daemon starts, and
+    again when it restarts. Returns (CompletedProcess, None) then."""
+    dev = None if link else DevLog(str(tmp_path / "log"), reading)
     old = tmp_path / "olddev"
     old.mkdir()
+    devlog = (f"ln -s {tmp_path / 'log'} /dev/log" if link else
+              f"touch /dev/log; mount --bind {tmp_path / 'log'} /dev/log")
     script = textwrap.dedent(f"""
         set -e
         mount --make-rprivate /
@@ -293,7 +298,7 @@ def run_in_own_dev_log(tmp_path, *argv, reading=True):
         for n in null zero random urandom; do
             touch /dev/$n; mount --bind {old}/$n /dev/$n
         done
-        touch /dev/log; mount --bind {tmp_path / "log"} /dev/log
+        {devlog}
         exec "$@"
     """)
     r = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", *argv],
@@ -405,6 +410,37 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGTERM)
         dev.close()
+
+
+@pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
+def test_syslog_that_starts_late_or_restarts_gets_the_lines(tmp_path, hash_server):
+    """No /dev/log when the daemon starts: its lines are dropped and
+    counted, and once a syslog daemon listens there the next lines and the
+    count reach it; when that syslog daemon restarts (a new socket at the
+    same path), the lines reach the new one."""
+    port = free_ports(1)[0]
+    r, _ = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                              "--pidfile", "s.pid", "--loglevel", "5", link=True)
+    pid, devs = None, []
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        assert_socks5_served(port, hash_server.port)  # nobody listens yet
+        for round in range(2):  # the syslog daemon starts, then restarts
+            if devs:
+                devs[-1].close()
+                (tmp_path / "log").unlink()
+            devs.append(DevLog(str(tmp_path / "log")))
+            assert_socks5_served(port, hash_server.port)
+            wait_until(lambda: devs[-1].has("proto=socks5"), WAIT,
+                       lambda: f"round {round}: no access line: {devs[-1].got}")
+        assert devs[0].has("log lines dropped)"), devs[0].got
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+    finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        for dev in devs:
+            dev.close()
 
 
 def test_daemonize_from_a_config_file(tmp_path, hash_server):
