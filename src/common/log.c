@@ -301,6 +301,20 @@ static void log_report_dropped(char letter)
 		log_ndropped_reported = log_ndropped;
 }
 
+/* No control characters from messages reach the log stream or the
+ * terminal: a tab becomes a space, any other one '?'. */
+static void log_sanitize(char *buf, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\t')
+			buf[i] = ' ';
+		else if (c < 0x20 || c == 0x7f)
+			buf[i] = '?';
+	}
+}
+
 /* -C: a fatal line is the verdict, "neosocksd: <message>", on stderr;
  * nothing else is written. */
 static void __attribute__((format(printf, 2, 0)))
@@ -314,6 +328,7 @@ log_write_verdict(int level, const char *fmt, va_list ap)
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (n < 0)
 		return;
+	log_sanitize(buf, 0, strlen(buf));
 	fprintf(stderr, "neosocksd: %s\n", buf);
 }
 
@@ -346,14 +361,7 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 	if (r < 0)
 		goto out;
 	n += (size_t)r < sizeof(buf) - n - 1 ? (size_t)r : sizeof(buf) - n - 2;
-	/* no control characters from messages reach the log stream */
-	for (size_t i = head; i < n; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		if (c == '\t')
-			buf[i] = ' ';
-		else if (c < 0x20 || c == 0x7f)
-			buf[i] = '?';
-	}
+	log_sanitize(buf, head, n);
 	buf[n++] = '\n';
 	if (!log_emit(buf, n))
 		log_ndropped++;

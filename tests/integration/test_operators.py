@@ -117,6 +117,25 @@ def test_check_prints_only_its_verdict(tmp_path):
         f"neosocksd: {conf}: -t: timeout 1 is out of range (5 - 86400)"], p.stderr
 
 
+def test_check_verdict_writes_no_control_bytes(tmp_path):
+    """Regression: -C printed its verdict as it was formatted, so a value
+    from the file it checks (an ESC sequence in a listen address, a Lua
+    error's text) reached the terminal raw, where the log (log_write)
+    writes '?' for such bytes. The verdict now does the same."""
+    conf = tmp_path / "conf.lua"
+    conf.write_text('return { listen = "\\27[2J\\27]0;owned\\7" }\n')
+    p = run("-c", str(conf), "-C")
+    assert p.returncode == 1 and p.stdout == b"", p
+    assert b"\x1b" not in p.stderr and b"\x07" not in p.stderr, p.stderr
+    assert "invalid listen address '?[2J?]0;owned?'" in p.stderr.decode(), p.stderr
+    rs = tmp_path / "rs.lua"
+    rs.write_text('error("a\\27[31mred\\rline")\n')
+    p = run("-l", "127.0.0.1:1", "-r", str(rs), "-C")
+    assert p.returncode == 1, p
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and "a?[31mred?line" in lines[0], p.stderr
+
+
 def test_journald_priority_prefixes(tmp_path):
     """Issue 15: under systemd (stderr is the journal, $JOURNAL_STREAM
     names it) every line starts with its syslog priority, so that
