@@ -233,6 +233,21 @@ bool addr_unmap(struct netaddr *a)
 	return true;
 }
 
+bool addr_equal(const struct netaddr *a, const struct netaddr *b)
+{
+	if (a->type != b->type || a->port != b->port)
+		return false;
+	switch (a->type) {
+	case ADDR_IPV4:
+		return memcmp(a->u.v4, b->u.v4, 4) == 0;
+	case ADDR_IPV6:
+		return memcmp(a->u.v6, b->u.v6, 16) == 0;
+	default:
+		return a->namelen == b->namelen &&
+		       memcmp(a->u.name, b->u.name, a->namelen) == 0;
+	}
+}
+
 static bool is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||

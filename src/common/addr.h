@@ -47,6 +47,11 @@ bool addr_name_valid(const char *name, size_t len);
  * it holds; anything else is left as it is. Returns true if it changed. */
 bool addr_unmap(struct netaddr *a);
 
+/* The same target: type, port and address (a name compared byte for byte,
+ * case included). A mapped IPv6 address is not its IPv4 one: unmap first
+ * where they should be. */
+bool addr_equal(const struct netaddr *a, const struct netaddr *b);
+
 /* Split "host:port", "[v6]:port" or ":port" into host and port strings.
  * Brackets are removed from an IPv6 host. The ':' separator is required,
  * but the host and the port may each be empty (callers decide); the port

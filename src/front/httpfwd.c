@@ -266,33 +266,18 @@ void httpfwd_wake(struct session *s)
 	}
 }
 
-static bool hf_addr_eq(const struct netaddr *a, const struct netaddr *b)
-{
-	if (a->type != b->type || a->port != b->port)
-		return false;
-	switch (a->type) {
-	case ADDR_IPV4:
-		return memcmp(a->u.v4, b->u.v4, 4) == 0;
-	case ADDR_IPV6:
-		return memcmp(a->u.v6, b->u.v6, 16) == 0;
-	default:
-		return a->namelen == b->namelen &&
-		       memcmp(a->u.name, b->u.name, a->namelen) == 0;
-	}
-}
-
 static bool hf_hop_eq(const struct proxy_hop *a, const struct proxy_hop *b)
 {
 	return a->scheme == b->scheme && a->has_user == b->has_user &&
 	       a->has_pass == b->has_pass && strcmp(a->user, b->user) == 0 &&
-	       strcmp(a->pass, b->pass) == 0 && hf_addr_eq(&a->addr, &b->addr);
+	       strcmp(a->pass, b->pass) == 0 && addr_equal(&a->addr, &b->addr);
 }
 
 /* Is the decision in hs the route of the upstream connection kept? The
  * hops' credentials count: another account is another connection. */
 static bool hf_same_route(const struct httpfwd *f, const struct hs *hs)
 {
-	if (!hf_addr_eq(&f->up_target, &hs->target) ||
+	if (!addr_equal(&f->up_target, &hs->target) ||
 	    f->up_nhops != hs->nhops)
 		return false;
 	for (size_t i = 0; i < hs->nhops; i++) {

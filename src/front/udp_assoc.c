@@ -74,27 +74,12 @@ static unsigned udp_hash(const struct netaddr *na)
 	return (h ^ (h >> 15)) & 63;
 }
 
-static bool udp_addr_eq(const struct netaddr *x, const struct netaddr *y)
-{
-	if (x->type != y->type || x->port != y->port)
-		return false;
-	switch (x->type) {
-	case ADDR_IPV4:
-		return memcmp(x->u.v4, y->u.v4, 4) == 0;
-	case ADDR_IPV6:
-		return memcmp(x->u.v6, y->u.v6, 16) == 0;
-	default:
-		return x->namelen == y->namelen &&
-		       memcmp(x->u.name, y->u.name, x->namelen) == 0;
-	}
-}
-
 static struct udp_dest *udp_dest_find(struct udp_assoc *a,
 				      const struct netaddr *na)
 {
 	struct udp_dest *d = a->bucket[udp_hash(na)];
 
-	while (d != NULL && !udp_addr_eq(&d->addr, na))
+	while (d != NULL && !addr_equal(&d->addr, na))
 		d = d->hnext;
 	return d;
 }
@@ -428,7 +413,7 @@ static void udp_dest_route(struct udp_dest *d, const struct netaddr *to,
 	int r;
 
 	d->to = *to;
-	d->redirected = !udp_addr_eq(to, &d->addr);
+	d->redirected = !addr_equal(to, &d->addr);
 	for (size_t i = 0; i < n; i++) {
 		if (hops[i].scheme != PROXY_SOCKS5) {
 			char why[96];
@@ -607,9 +592,9 @@ static bool udp_from_client(struct udp_assoc *a, const struct sockaddr *sa)
 	(void)addr_unmap(&from);
 	(void)addr_unmap(&want);
 	if (a->port_known)
-		return udp_addr_eq(&from, &want);
+		return addr_equal(&from, &want);
 	want.port = from.port; /* the first port seen */
-	if (!udp_addr_eq(&from, &want))
+	if (!addr_equal(&from, &want))
 		return false;
 	memcpy(&a->client, sa, sa->sa_family == AF_INET6
 				       ? sizeof(struct sockaddr_in6)
@@ -784,7 +769,7 @@ static struct udp_dest *udp_reply_dest(struct udp_assoc *a,
 
 	for (struct udp_dest *d = a->rbucket[udp_hash(src)]; d != NULL;
 	     d = d->rnext)
-		if (udp_addr_eq(&d->raddr, src) &&
+		if (addr_equal(&d->raddr, src) &&
 		    (best == NULL || d->seq > best->seq))
 			best = d;
 	return best;

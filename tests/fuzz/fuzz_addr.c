@@ -12,21 +12,6 @@
 
 #include "common/addr.h"
 
-static bool fuzz_addr_same(const struct netaddr *a, const struct netaddr *b)
-{
-	if (a->type != b->type || a->port != b->port)
-		return false;
-	switch (a->type) {
-	case ADDR_IPV4:
-		return memcmp(a->u.v4, b->u.v4, 4) == 0;
-	case ADDR_IPV6:
-		return memcmp(a->u.v6, b->u.v6, 16) == 0;
-	default:
-		return a->namelen == b->namelen &&
-		       strcmp(a->u.name, b->u.name) == 0;
-	}
-}
-
 static void fuzz_addr_netaddr(const struct netaddr *a)
 {
 	struct netaddr back;
@@ -41,18 +26,18 @@ static void fuzz_addr_netaddr(const struct netaddr *a)
 	len = addr_format(a, text, sizeof(text));
 	FUZZ_CHECK(len > 0 && (size_t)len == strlen(text));
 	FUZZ_CHECK(addr_parse(&back, text, (size_t)len, -1) == 0);
-	FUZZ_CHECK(fuzz_addr_same(a, &back));
+	FUZZ_CHECK(addr_equal(a, &back));
 	hlen = addr_format_host(a, host, sizeof(host));
 	FUZZ_CHECK(hlen > 0 && hlen < len);
 	FUZZ_CHECK(addr_set_host(&back, host, (size_t)hlen, a->port) == 0);
-	FUZZ_CHECK(fuzz_addr_same(a, &back));
+	FUZZ_CHECK(addr_equal(a, &back));
 	if (a->type == ADDR_DOMAIN) {
 		FUZZ_CHECK(addr_to_sockaddr(a, &ss) < 0);
 		return;
 	}
 	FUZZ_CHECK(addr_to_sockaddr(a, &ss) > 0);
 	FUZZ_CHECK(addr_from_sockaddr(&back, (struct sockaddr *)&ss) == 0);
-	FUZZ_CHECK(fuzz_addr_same(a, &back));
+	FUZZ_CHECK(addr_equal(a, &back));
 	FUZZ_CHECK(addr_class_name(addr_classify((struct sockaddr *)&ss)) !=
 		   NULL);
 }

@@ -9,22 +9,6 @@
 
 #include "common/proxyuri.h"
 
-static bool fuzz_proxyuri_same_addr(const struct netaddr *a,
-				    const struct netaddr *b)
-{
-	if (a->type != b->type || a->port != b->port)
-		return false;
-	switch (a->type) {
-	case ADDR_IPV4:
-		return memcmp(a->u.v4, b->u.v4, 4) == 0;
-	case ADDR_IPV6:
-		return memcmp(a->u.v6, b->u.v6, 16) == 0;
-	default:
-		return a->namelen == b->namelen &&
-		       strcmp(a->u.name, b->u.name) == 0;
-	}
-}
-
 static void fuzz_proxyuri_one(const struct proxy_hop *hop)
 {
 	struct proxy_hop back;
@@ -50,7 +34,7 @@ static void fuzz_proxyuri_one(const struct proxy_hop *hop)
 	}
 	FUZZ_CHECK(proxyuri_parse(&back, text, (size_t)len, &err) == 0);
 	FUZZ_CHECK(back.scheme == hop->scheme);
-	FUZZ_CHECK(fuzz_proxyuri_same_addr(&back.addr, &hop->addr));
+	FUZZ_CHECK(addr_equal(&back.addr, &hop->addr));
 	FUZZ_CHECK(back.has_user == hop->has_user);
 	if (hop->has_user)
 		FUZZ_CHECK(strcmp(back.user, hop->user) == 0);
@@ -80,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(proxyuri_parse(&one, s + start, i - start,
 						  &err) == 0);
 			FUZZ_CHECK(one.scheme == hops[k].scheme &&
-				   fuzz_proxyuri_same_addr(&one.addr,
+				   addr_equal(&one.addr,
 							   &hops[k].addr));
 			fuzz_proxyuri_one(&hops[k]);
 			k++;

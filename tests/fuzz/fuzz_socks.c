@@ -13,19 +13,6 @@
 
 #include "front/socks_proto.h"
 
-static bool fuzz_socks_same_target(const struct netaddr *a,
-				   const struct netaddr *b)
-{
-	if (a->type != b->type || a->port != b->port)
-		return false;
-	if (a->type == ADDR_IPV4)
-		return memcmp(a->u.v4, b->u.v4, 4) == 0;
-	if (a->type == ADDR_IPV6)
-		return memcmp(a->u.v6, b->u.v6, 16) == 0;
-	return a->namelen == b->namelen &&
-	       memcmp(a->u.name, b->u.name, a->namelen) == 0;
-}
-
 static void fuzz_socks_check_msg(const struct socks_msg *m)
 {
 	FUZZ_CHECK(m->kind >= SOCKS_MSG_S4_REQUEST &&
@@ -66,7 +53,7 @@ static void fuzz_socks_reencode(const struct socks_msg *m)
 	}
 	r = socks_proto_parse(&p, out, n, &back);
 	FUZZ_CHECK(r == (int)n);
-	FUZZ_CHECK(fuzz_socks_same_target(&m->target, &back.target));
+	FUZZ_CHECK(addr_equal(&m->target, &back.target));
 	FUZZ_CHECK(m->kind == SOCKS_MSG_S4_REQUEST || back.cmd == m->cmd);
 	if (m->kind == SOCKS_MSG_S4_REQUEST)
 		FUZZ_CHECK(strcmp(back.user, m->user) == 0);
@@ -157,7 +144,7 @@ static void fuzz_socks_udp(const uint8_t *d, size_t n)
 	FUZZ_CHECK(len == (size_t)r && out[2] == 0);
 	FUZZ_CHECK(memcmp(out + 3, d + 3, len - 3) == 0);
 	FUZZ_CHECK(socks_proto_udp_parse(out, len, &frag, &back) == r &&
-		   frag == 0 && fuzz_socks_same_target(&dst, &back));
+		   frag == 0 && addr_equal(&dst, &back));
 	for (size_t k = 0; k < len; k++)
 		FUZZ_CHECK(socks_proto_udp_parse(d, k, &frag, &back) < 0);
 }

@@ -357,6 +357,36 @@ static void test_unmap(void **state)
 	assert_false(addr_unmap(NULL));
 }
 
+static void test_equal(void **state)
+{
+	struct netaddr a, b;
+
+	(void)state;
+	assert_int_equal(parse(&a, "127.0.0.1:80", -1), 0);
+	assert_int_equal(parse(&b, "127.0.0.1:80", -1), 0);
+	assert_true(addr_equal(&a, &b));
+	b.port = 81;
+	assert_false(addr_equal(&a, &b)); /* the port counts */
+	assert_int_equal(parse(&b, "127.0.0.2:80", -1), 0);
+	assert_false(addr_equal(&a, &b));
+	assert_int_equal(parse(&b, "[::ffff:127.0.0.1]:80", -1), 0);
+	assert_false(addr_equal(&a, &b)); /* mapped is another type... */
+	assert_true(addr_unmap(&b));
+	assert_true(addr_equal(&a, &b)); /* ...until unmapped */
+	assert_int_equal(parse(&a, "[::1]:53", -1), 0);
+	assert_int_equal(parse(&b, "[::1]:53", -1), 0);
+	assert_true(addr_equal(&a, &b));
+	b.u.v6[15] = 2;
+	assert_false(addr_equal(&a, &b));
+	assert_int_equal(parse(&a, "example.com:1", -1), 0);
+	assert_int_equal(parse(&b, "example.com:1", -1), 0);
+	assert_true(addr_equal(&a, &b));
+	assert_int_equal(parse(&b, "example.co:1", -1), 0);
+	assert_false(addr_equal(&a, &b)); /* a prefix is not the name */
+	assert_int_equal(parse(&b, "Example.com:1", -1), 0);
+	assert_false(addr_equal(&a, &b)); /* byte for byte */
+}
+
 static void test_parse_invalid(void **state)
 {
 	static const char *const bad[] = {
@@ -946,6 +976,7 @@ int main(void)
 		cmocka_unit_test(test_parse_name_length),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_unmap),
+		cmocka_unit_test(test_equal),
 		cmocka_unit_test(test_parse_invalid),
 		cmocka_unit_test(test_parse_default_port),
 		cmocka_unit_test(test_parse_bounds),
