@@ -7,6 +7,8 @@
  * Nothing recurses, so nesting costs a frame, not C stack. */
 #include "ruleset/unmarshal.h"
 
+#include "common/hexdigit.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,17 +82,6 @@ static bool unmarshal_isdigit(int c)
 static bool unmarshal_isalpha(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static int unmarshal_hexval(int c)
-{
-	if (unmarshal_isdigit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static int unmarshal_fail(struct unmarshal *u, size_t at, const char *fmt,
@@ -622,7 +613,7 @@ static int unmarshal_numeral(struct unmarshal *u)
 	if (k == u->toklen)
 		t.is_int = false; /* "0x" alone: malformed below */
 	for (; k < u->toklen && t.is_int; k++) {
-		int d = u->hex ? unmarshal_hexval(buf[k])
+		int d = u->hex ? hex_digit(buf[k])
 			       : (unmarshal_isdigit(buf[k]) ? buf[k] - '0'
 							    : -1);
 
@@ -712,7 +703,7 @@ static int unmarshal_lex_num(struct unmarshal *u, int c)
 		u->hex = true;
 	} else if (u->hex ? (c == 'p' || c == 'P') : (c == 'e' || c == 'E')) {
 		u->lx = LX_NUM_SIGN;
-	} else if (unmarshal_hexval(c) < 0 && c != '.') {
+	} else if (hex_digit((char)c) < 0 && c != '.') {
 		if (unmarshal_isalpha(c))
 			return unmarshal_fail(u, u->tokpos,
 					      "malformed number");
@@ -776,7 +767,7 @@ static int unmarshal_lex_dec(struct unmarshal *u, int c)
 
 static int unmarshal_lex_u(struct unmarshal *u, int c)
 {
-	int d = unmarshal_hexval(c);
+	int d = hex_digit((char)c);
 
 	if (u->lx == LX_ESC_U0) {
 		if (c != '{')
@@ -811,7 +802,7 @@ static int unmarshal_lex_str(struct unmarshal *u, int c)
 	case LX_ESC:
 		return unmarshal_lex_esc(u, c);
 	case LX_ESC_X:
-		d = unmarshal_hexval(c);
+		d = hex_digit((char)c);
 		if (d < 0)
 			return unmarshal_fail(u, u->pos,
 					      "hexadecimal digit expected");
