@@ -33,7 +33,10 @@
 #define UDP_DEST_MAX 256        /* destinations per association */
 #define UDP_HELD_MAX (64u << 10) /* bytes held while deciding */
 #define UDP_UPLINK_MAX 8        /* proxy chains per association */
-#define UDP_BATCH 16            /* datagrams per recvmmsg/sendmmsg */
+/* datagrams per recvmmsg/sendmmsg (and per GSO train): chosen by
+ * measurement against 16, 32, 48 and 64 (docs/bench.md, "UDP batch
+ * size"); larger batches cost the front more CPU per datagram */
+#define UDP_BATCH 24
 #define UDP_DGRAM_MAX 65535
 #define UDP_RETRY_MS 5000       /* a failed path is decided again after */
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#define UDP_BATCH_MAX 64        /* datagrams per call (the callers': 16) */
+#define UDP_BATCH_MAX 64        /* datagrams per call (the callers': 24) */
 #define UDP_GSO_SEGS 64         /* the kernel's UDP_MAX_SEGMENTS */
 #define UDP_GSO_BYTES 65000     /* a train's payload: under 64 KiB */
 /* the largest segment: within an Ethernet MTU for IPv4 and IPv6 (a

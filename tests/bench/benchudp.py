@@ -22,6 +22,10 @@ trips. Sizes: 1,200 bytes (a QUIC or game datagram; the goal: at least
 medians over the rounds, each ratio with its per-round values (this
 machine's noise is +-30%).
 
+--also LABEL=PATH adds another build of this daemon as one more peer,
+interleaved with the rest: the A/B of a change, in one run (for example
+`--also before=/tmp/neosocksd-main --only direct`).
+
 A benchmark reports; it passes or fails nothing. Every process it starts
 is stopped by pid; every run is bounded in time."""
 
@@ -55,8 +59,8 @@ def tool(argv, timeout):
 
 
 class Peer:
-    def __init__(self, name, label):
-        self.name, self.label = name, label
+    def __init__(self, name, label, binary=None):
+        self.name, self.label, self.binary = name, label, binary
         self.proc, self.port, self.status = None, None, "not started"
 
 
@@ -69,8 +73,11 @@ def start_peer(peer, args, tmp, echo_port):
     os.makedirs(wdir, exist_ok=True)
     os.chmod(wdir, 0o755)  # dante drops to nobody
     env = dict(os.environ)
-    if peer.name == "neosocksd":
-        argv = [args.daemon, "-l", f"127.0.0.1:{port}", "--enable-socks5-udp",
+    if peer.binary is not None:  # this daemon, or another build of it (--also)
+        if not os.access(peer.binary, os.X_OK):
+            peer.status = f"unavailable: no executable at {peer.binary}"
+            return
+        argv = [peer.binary, "-l", f"127.0.0.1:{port}", "--enable-socks5-udp",
                 "--loglevel", "1"]
     elif peer.name == "reference":
         if not (os.path.isfile(args.reference) and os.access(args.reference, os.X_OK)):
@@ -160,6 +167,14 @@ def report(results, peers, args):
             goal = " (goal >= 0.5)" if size == 1200 else ""
             out.append(f"| {size} B round trips/s, neosocksd / direct{goal} | "
                        f"{ratio('neosocksd', 'direct', size, 'pps')} |")
+            for p in peers:
+                if p.name.startswith("build:") and p.name in names:
+                    out.append(f"| {size} B round trips/s, {p.label} / direct | "
+                               f"{ratio(p.name, 'direct', size, 'pps')} |")
+                    out.append(f"| {size} B round trips/s, neosocksd / {p.label} | "
+                               f"{ratio('neosocksd', p.name, size, 'pps')} |")
+                    out.append(f"| {size} B CPU per round trip, neosocksd / {p.label} | "
+                               f"{ratio('neosocksd', p.name, size, 'cpu_s_per_m')} |")
             for other in ("reference", "dante"):
                 if other in names:
                     out.append(f"| {size} B round trips/s, neosocksd / {other} | "
@@ -179,6 +194,11 @@ def main(argv):
                                                          "peers", "neosocksd-ref"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=PATH",
+                    help="another build of this daemon to run as one more peer, "
+                         "interleaved with the others (an A/B of a change)")
+    ap.add_argument("--only", help="comma-separated peers to run (direct, neosocksd, "
+                                   "reference, dante; --also builds always run)")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args(argv)
     if not os.access(UDPLOAD, os.X_OK):
@@ -193,8 +213,17 @@ def main(argv):
         if len(line) != 2 or line[0] != "ready port":
             sys.exit("the echo server did not start")
         echo_port = int(line[1])
-        peers = [Peer("direct", "direct (no proxy)"), Peer("neosocksd", "neosocksd"),
+        peers = [Peer("direct", "direct (no proxy)"),
+                 Peer("neosocksd", "neosocksd", args.daemon),
                  Peer("reference", "reference"), Peer("dante", "dante")]
+        if args.only:
+            keep = set(args.only.split(",")) | {"direct", "neosocksd"}
+            peers = [p for p in peers if p.name in keep]
+        for spec in args.also:
+            label, sep, path = spec.partition("=")
+            if not sep or not label or not path:
+                sys.exit(f"--also {spec!r}: want LABEL=PATH")
+            peers.append(Peer(f"build:{label}", label, os.path.abspath(path)))
         for p in peers:
             start_peer(p, args, tmp, echo_port)
             log(f"{p.name}: {p.status}")
