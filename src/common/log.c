@@ -184,6 +184,24 @@ static int log_syslog_prio(char letter)
 	}
 }
 
+size_t log_fit_escaped(const char *msg, size_t len, size_t room)
+{
+	size_t i = 0;
+
+	if (len <= room)
+		return len;
+	while (i < room) {
+		size_t tok = 1;
+
+		if (msg[i] == '\\')
+			tok = i + 1 < len && msg[i + 1] == 'x' ? 4 : 2;
+		if (i + tok > room)
+			break;
+		i += tok;
+	}
+	return i;
+}
+
 /* "<PRI>Mmm dd hh:mm:ss neosocksd[PID]: message" (what syslog(3) sends
  * to /dev/log), without waiting; once more after a reconnect when the
  * syslog daemon was restarted. */
@@ -202,8 +220,8 @@ static bool log_emit_syslog(int prio, const char *msg, size_t mlen)
 		     LOG_DAEMON | prio, ts, (int)getpid());
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return false;
-	if (mlen > sizeof(line) - (size_t)n)
-		mlen = sizeof(line) - (size_t)n; /* cut, as syslog(3) does */
+	/* cut, as syslog(3) does, but never inside an escape */
+	mlen = log_fit_escaped(msg, mlen, sizeof(line) - (size_t)n);
 	memcpy(line + n, msg, mlen);
 	n += (int)mlen;
 	for (int attempt = 0; attempt < 2; attempt++) {

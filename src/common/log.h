@@ -54,6 +54,10 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 #define LOG_FORWARD_MAX 4096
 void log_forward_child(const char *role, int pid, const char *line,
 		       size_t len);
+/* How many of an escaped line's first len bytes fit in room without
+ * cutting an escape (\xNN, \\) in two: room, or up to 3 bytes less.
+ * Lines longer than syslog's 2,200 bytes are cut here. */
+size_t log_fit_escaped(const char *msg, size_t len, size_t room);
 /* Send this process's lines (and forwarded ones) to syslog instead. */
 void log_use_syslog(void);
 /* Lines go to journald's stream (with priority prefixes). */

@@ -413,6 +413,38 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
+def test_a_line_cut_for_syslog_ends_on_a_whole_escape(tmp_path, hash_server):
+    """Regression: a line longer than syslog's 2,200 bytes is cut, as
+    syslog(3) cuts it; the cut could fall inside an escape the parent wrote
+    (a child's '\\' is forwarded as '\\\\', a stray byte as \\xNN), leaving
+    half an escape at the end that reads as something else. Two lines of
+    backslashes, the second shifted by one letter, put the cut at both
+    offsets of a doubled backslash."""
+    rs = tmp_path / "rs.lua"
+    rs.write_text('for k = 0, 1 do print(string.rep("a", k) .. string.rep("\\\\", 1500)) end\n'
+                  "return { route = function(a) return a end }\n")
+    port = free_ports(1)[0]
+    r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
+                                "--pidfile", "s.pid", "-r", str(rs))
+    pid = None
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        assert_socks5_served(port, hash_server.port)
+        stop_daemon(pid, str(tmp_path / "s.pid"))
+        cut = [ln for ln in dev.lines() if "\\" * 16 in ln]
+        assert len(cut) == 2, [ln[:100] for ln in dev.got]
+        for ln in cut:
+            assert 2100 < len(ln) < 3000, ln[:100]  # it was cut
+            tail = len(ln) - len(ln.rstrip("\\"))
+            assert tail % 2 == 0, f"ends in half an escape: ...{ln[-8:]}"
+    finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        dev.close()
+
+
+@pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
 def test_syslog_that_starts_late_or_restarts_gets_the_lines(tmp_path, hash_server):
     """No /dev/log when the daemon starts: its lines are dropped and
     counted, and once a syslog daemon listens there the next lines and the

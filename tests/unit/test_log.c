@@ -106,6 +106,47 @@ static void test_long_line_cut(void **state)
 			 strlen("E front[42] ") + LOG_FORWARD_MAX);
 }
 
+/* Regression: a line cut for syslog (2,200 bytes) could end inside an
+ * escape, "\x4" for "\x41"; the cut now falls before the escape. */
+static void test_cut_never_splits_an_escape(void **state)
+{
+	static const char *s = "ab\\x41\\\\c";  /* a b \x41 \\ c */
+
+	(void)state;
+	assert_int_equal(log_fit_escaped(s, strlen(s), 64), strlen(s));
+	assert_int_equal(log_fit_escaped(s, strlen(s), 2), 2);
+	for (size_t room = 3; room < 6; room++) /* inside \x41 */
+		assert_int_equal(log_fit_escaped(s, strlen(s), room), 2);
+	assert_int_equal(log_fit_escaped(s, strlen(s), 6), 6);
+	assert_int_equal(log_fit_escaped(s, strlen(s), 7), 6); /* inside \\ */
+	assert_int_equal(log_fit_escaped(s, strlen(s), 8), 8);
+	assert_int_equal(log_fit_escaped(s, strlen(s), 0), 0);
+}
+
+/* A forwarded line full of escapes, cut for syslog at any room, ends on a
+ * whole escape. */
+static void test_cut_of_a_forwarded_line_ends_whole(void **state)
+{
+	static char l[700];
+	const char *line;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(l); i++)
+		l[i] = (char)(i % 3 ? 1 : 'a'); /* \x01 \x01 a ... */
+	line = forwarded("front", 42, l, sizeof(l));
+	len = strlen(line);
+	for (size_t room = 0; room < len; room++) {
+		size_t k = log_fit_escaped(line, len, room);
+		size_t i = 0;
+
+		assert_true(k <= room && k + 3 >= room);
+		while (i < k) /* walks whole escapes up to exactly k */
+			i += line[i] == '\\' ? (line[i + 1] == 'x' ? 4 : 2) : 1;
+		assert_int_equal(i, k);
+	}
+}
+
 /* Regression: the parent told the count of the lines its sink refused
  * only before a line of its own, never before one it forwarded from a
  * child (access lines: nearly all a busy daemon writes), so a stalled
@@ -308,6 +349,8 @@ int main(void)
 		cmocka_unit_test(test_forged_prefix_is_text),
 		cmocka_unit_test(test_bytes_escaped),
 		cmocka_unit_test(test_long_line_cut),
+		cmocka_unit_test(test_cut_never_splits_an_escape),
+		cmocka_unit_test(test_cut_of_a_forwarded_line_ends_whole),
 		cmocka_unit_test(test_journal_priority_prefix),
 		cmocka_unit_test(test_bucket),
 		cmocka_unit_test(test_drop_count_comes_before_a_forwarded_line),
