@@ -355,20 +355,28 @@ static int rpc_send_tls(struct rpc_call *c)
 	return 0;
 }
 
+/* Room for more of the answer, or NULL when the call failed (and is
+ * freed): out of memory, or the answer over its bound. */
+static char *rpc_in_room(struct rpc_call *c, size_t *room)
+{
+	char *p = growbuf_room(&c->in, 1, room);
+
+	if (p == NULL)
+		rpc_fail(c, c->in.nomem ? "out of memory" : "response too large");
+	return p;
+}
+
 /* The answer until the peer's end. 1 when it is whole, 0 for more, -1
  * when the call failed (and is freed). */
 static int rpc_recv_tls(struct rpc_call *c)
 {
 	for (;;) {
 		size_t room;
-		char *p = growbuf_room(&c->in, 1, &room);
+		char *p = rpc_in_room(c, &room);
 		ssize_t n;
 
-		if (p == NULL) {
-			rpc_fail(c, c->in.nomem ? "out of memory"
-						: "response too large");
+		if (p == NULL)
 			return -1;
-		}
 		n = tlsconn_read(c->tlsc, p, room);
 		if (n > 0) {
 			growbuf_commit(&c->in, (size_t)n);
@@ -465,14 +473,11 @@ static void rpc_io(evutil_socket_t fd, short what, void *arg)
 	}
 	for (;;) {
 		size_t room;
-		char *p = growbuf_room(&c->in, 1, &room);
+		char *p = rpc_in_room(c, &room);
 		ssize_t n;
 
-		if (p == NULL) {
-			rpc_fail(c, c->in.nomem ? "out of memory"
-						: "response too large");
+		if (p == NULL)
 			return;
-		}
 		n = recv(fd, p, room, 0);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -145,3 +145,24 @@ def test_data_answers_still_round_trip(daemon_factory, tmp_path):
         assert st == 200 and out == b"return true,true,3,true,7,8,7,8", out
     finally:
         peer.close()
+
+
+def test_an_answer_over_the_bound_fails_clearly(daemon_factory, tmp_path):
+    """An answer larger than the 4 MiB a body may have (as the API bounds
+    its own) is not buffered on: the call fails with the reason, and the
+    same process goes on answering calls."""
+    d = start(daemon_factory, tmp_path)
+    pid = ruleset_pid(d)
+    big = AnsweringPeer(b"return true,'" + b"a" * (5 << 20) + b"'")
+    try:
+        out = rpcall(d, big.port)
+        assert out == 'false,"response too large"', out[:200]
+    finally:
+        big.close()
+    small = AnsweringPeer(b"return true,'" + b"a" * (1 << 20) + b"'")
+    try:
+        out = rpcall(d, small.port, "r = {r[1], #r[2]}")
+        assert out == "true,1048576", out[:200]
+    finally:
+        small.close()
+    assert ruleset_pid(d) == pid
