@@ -1,6 +1,7 @@
 """--tproxy inside network namespaces the test makes (root), -d and
 --pidfile, and the rules between the issue-13 options (issue 13)."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -311,6 +312,25 @@ def syslog_lines(dev):
     return dev.lines()
 
 
+@contextlib.contextmanager
+def daemon_with_own_dev_log(tmp_path, *args, reading=True):
+    """The daemon with -d --pidfile s.pid and args, in a mount namespace
+    of its own whose /dev/log the test reads (run_in_own_dev_log). Yields
+    (pid, DevLog); afterwards a daemon the test did not stop is stopped
+    and the DevLog closed."""
+    r, dev = run_in_own_dev_log(tmp_path, BIN, "-d", "--pidfile", "s.pid", *args,
+                                reading=reading)
+    pid = None
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int((tmp_path / "s.pid").read_text())
+        yield pid, dev
+    finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        dev.close()  # a daemon blocked on it goes on, and stops
+
+
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
 def test_daemonize_logs_to_syslog_unless_log_says(tmp_path, hash_server):
     """-d without --log: the daemon's lines go to syslog (here /dev/log is
@@ -365,22 +385,13 @@ def test_a_stalled_syslog_never_blocks_the_daemon(tmp_path, hash_server):
     ran with a DevLog that read all along, and so passed with the
     blocking send() too). Lines that do not fit now are dropped."""
     port = free_ports(1)[0]
-    r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
-                                "--pidfile", "s.pid", "--loglevel", "5",
-                                reading=False)
-    pid = None
-    try:
-        assert r.returncode == 0, r.stderr
-        pid = int((tmp_path / "s.pid").read_text())
+    with daemon_with_own_dev_log(tmp_path, "-l", f"127.0.0.1:{port}", "--loglevel", "5",
+                                 reading=False) as (pid, dev):
         for _ in range(sessions_past_a_full_dev_log()):
             assert_socks5_served(port, hash_server.port)
         stop_daemon(pid, str(tmp_path / "s.pid"))
         lines = dev.lines()
         assert any(f"running in the background (pid {pid})" in ln for ln in lines), lines
-    finally:
-        if pid is not None and alive(pid):
-            os.kill(pid, signal.SIGTERM)
-        dev.close()  # a daemon blocked on it goes on, and stops
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
@@ -391,13 +402,8 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
     syslog daemon read again, it got access lines and no word of the lost
     ones until the parent's next line of its own (at stop)."""
     port = free_ports(1)[0]
-    r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
-                                "--pidfile", "s.pid", "--loglevel", "5",
-                                reading=False)
-    pid = None
-    try:
-        assert r.returncode == 0, r.stderr
-        pid = int((tmp_path / "s.pid").read_text())
+    with daemon_with_own_dev_log(tmp_path, "-l", f"127.0.0.1:{port}", "--loglevel", "5",
+                                 reading=False) as (pid, dev):
         for _ in range(sessions_past_a_full_dev_log()):
             assert_socks5_served(port, hash_server.port)
         dev.read()  # the syslog daemon reads again
@@ -406,10 +412,6 @@ def test_syslog_lines_dropped_are_counted_in_the_next_forwarded_line(tmp_path, h
         wait_until(lambda: dev.has("log lines dropped)"), WAIT,
                    lambda: f"no count of the dropped lines: {dev.got[-4:]}")
         stop_daemon(pid, str(tmp_path / "s.pid"))
-    finally:
-        if pid is not None and alive(pid):
-            os.kill(pid, signal.SIGTERM)
-        dev.close()
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
@@ -424,24 +426,16 @@ def test_a_line_cut_for_syslog_ends_on_a_whole_escape(tmp_path, hash_server):
     rs.write_text('for k = 0, 1 do print(string.rep("a", k) .. string.rep("\\\\", 1500)) end\n'
                   "return { route = function(a) return a end }\n")
     port = free_ports(1)[0]
-    r, dev = run_in_own_dev_log(tmp_path, BIN, "-l", f"127.0.0.1:{port}", "-d",
-                                "--pidfile", "s.pid", "-r", str(rs))
-    pid = None
-    try:
-        assert r.returncode == 0, r.stderr
-        pid = int((tmp_path / "s.pid").read_text())
+    with daemon_with_own_dev_log(tmp_path, "-l", f"127.0.0.1:{port}",
+                                 "-r", str(rs)) as (pid, dev):
         assert_socks5_served(port, hash_server.port)
         stop_daemon(pid, str(tmp_path / "s.pid"))
         cut = [ln for ln in dev.lines() if "\\" * 16 in ln]
-        assert len(cut) == 2, [ln[:100] for ln in dev.got]
-        for ln in cut:
-            assert 2100 < len(ln) < 3000, ln[:100]  # it was cut
-            tail = len(ln) - len(ln.rstrip("\\"))
-            assert tail % 2 == 0, f"ends in half an escape: ...{ln[-8:]}"
-    finally:
-        if pid is not None and alive(pid):
-            os.kill(pid, signal.SIGTERM)
-        dev.close()
+    assert len(cut) == 2, [ln[:100] for ln in dev.got]
+    for ln in cut:
+        assert 2100 < len(ln) < 3000, ln[:100]  # it was cut
+        tail = len(ln) - len(ln.rstrip("\\"))
+        assert tail % 2 == 0, f"ends in half an escape: ...{ln[-8:]}"
 
 
 @pytest.mark.skipif(syslog_missing() is not None, reason=syslog_missing() or "")
