@@ -127,40 +127,11 @@ def start_origin():
 
 
 def summary(scen, res):
+    """A run's progress line: the reason when it failed, else what the
+    report's per-round table will show for it."""
     if "error" in res or "skipped" in res:
         return res.get("error") or res.get("skipped")
-    if scen.startswith("rate"):
-        cpu = (f", {res['cpu_s_per_10k']:.2f} CPU-s/10k"
-               if res.get("cpu_s_per_10k") is not None else "")
-        return (f"{res['ops_per_sec']:,.0f} ops/s{cpu} p50 {res['p50_us']} µs "
-                f"p99 {res['p99_us']} µs errors {res['errors']}")
-    if scen.startswith("bulk"):
-        return f"{res['gbps']:.2f} Gbit/s" + (
-            f", {res['cpu_s_per_gb']:.3f} CPU-s/GB" if res.get("cpu_s_per_gb") is not None else "")
-    if scen == "respawn":
-        return (f"ruleset back in {res['ruleset_s'] * 1000:.0f} ms, front in "
-                f"{res['front_s'] * 1000:.0f} ms")
-    if scen == "http-rps":
-        cpu = (f", {res['cpu_s_per_10k']:.2f} CPU-s/10k"
-               if res.get("cpu_s_per_10k") is not None else "")
-        return (f"{res['rps']:,.0f} requests/s{cpu}, {res.get('reconnects_per_s', 0):,.0f} "
-                f"reconnects/s, errors {res.get('errors')}")
-    if scen == "http-download":
-        v = f"{res['gbps']:.2f} Gbit/s"
-        if res.get("cpu_s_per_gb") is not None:
-            v += f", {res['cpu_s_per_gb']:.3f} CPU-s/GB"
-        if res.get("connect_gbps") is not None:
-            v += f"; through CONNECT {res['connect_gbps']:.2f} Gbit/s"
-            if res.get("connect_cpu_s_per_gb") is not None:
-                v += f", {res['connect_cpu_s_per_gb']:.3f} CPU-s/GB"
-        return v
-    if scen == "http-idle" and "bytes_per_conn" in res:
-        return f"{res['conns']} connections, {res['bytes_per_conn']:.0f} bytes each"
-    if scen == "idle" and "rss_per_tunnel" in res:
-        return (f"{res['established']}/{res['requested']} tunnels, RSS "
-                f"{res['rss_per_tunnel'] / 1024:.2f} KiB/tunnel, PSS "
-                f"{res['pss_per_tunnel'] / 1024:.2f} KiB/tunnel")
-    return "done"
+    return benchreport.round_value(scen, res)
 
 
 def run_all(args, ctx, peers, results, tmp):
