@@ -421,25 +421,16 @@ def build(args, peers, results, facts, elapsed):
         out.append(f"- {p.name} ({p.spec.label}): {p.status}" + (f" ({ver})" if ver else ""))
     out.append("")
     out += ["## Against the reference", ""] + section_main(R, status, names)
-    workers = section_workers(R, status, names)
-    if workers:
-        out += ["## Front workers", ""] + workers
-    rules = section_rules(R, status, names)
-    if rules:
-        out += [f"## With {RULES_COUNT:,} libruleset rules (the same rules file on both daemons)",
-                ""] + rules
-    goals = section_goals(R, names, args)
-    if goals:
-        out += ["## Goals", ""] + goals
-    others = section_others(R, status, names)
-    if others:
-        out += ["## Other proxies", ""] + others
-    http = section_http(R, status, names)
-    if http:
-        out += ["## HTTP forward proxy", ""] + http
-    lat = section_latency(R, status, names)
-    if lat:
-        out += ["## Latency", ""] + lat
+    for title, lines in (
+            ("Front workers", section_workers(R, status, names)),
+            (f"With {RULES_COUNT:,} libruleset rules (the same rules file on both daemons)",
+             section_rules(R, status, names)),
+            ("Goals", section_goals(R, names, args)),
+            ("Other proxies", section_others(R, status, names)),
+            ("HTTP forward proxy", section_http(R, status, names)),
+            ("Latency", section_latency(R, status, names))):
+        if lines:
+            out += [f"## {title}", ""] + lines
     resp = R.r.get("neosocksd-rules", {}).get("respawn", [])
     ok = [r for r in resp if "front_s" in r]
     if ok:
